@@ -1,0 +1,76 @@
+//! The one path by which an event leaves the kernel: reserve, fill the common header, submit,
+//! and count a loss by kind when the ring buffer is full.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
+    maps::RingBuf,
+};
+use escapewatch_common::{
+    SCHEMA_VERSION,
+    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NamespaceEvent},
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use super::task::{KPtr, fill_task};
+use crate::{
+    cfg,
+    maps::{LOST_BY_KIND, PROGRAM_ERRORS, count},
+};
+
+/// A record type that starts with the common header.
+pub trait Record: 'static {
+    fn header_mut(&mut self) -> &mut EventHeader;
+}
+
+macro_rules! record {
+    ($($t:ty),+) => {$(
+        impl Record for $t {
+            #[inline(always)]
+            fn header_mut(&mut self) -> &mut EventHeader {
+                &mut self.header
+            }
+        }
+    )+};
+}
+record!(ExecEvent, ForkEvent, ExitEvent, NamespaceEvent);
+
+/// Emit one `T` describing `task` into `ring`; `fill` writes the kind-specific payload in place
+/// (records can exceed the 512-byte eBPF stack, so nothing is built on the stack).
+#[inline(always)]
+pub fn emit<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, fill: impl FnOnce(&mut T)) {
+    let Some(mut entry) = ring.reserve::<T>(0) else {
+        count(&LOST_BY_KIND, kind as u32);
+        return;
+    };
+    // SAFETY: the reserved memory is initialised kernel memory of size_of::<T>() bytes, and
+    // every T here is integers only, so any content is a valid value; every field is written.
+    let ev: &mut T = unsafe { &mut *entry.as_mut_ptr() };
+    let h = ev.header_mut();
+    h.schema_version = SCHEMA_VERSION;
+    h.header_size = core::mem::size_of::<EventHeader>() as u16;
+    h.kind = kind as u32;
+    // SAFETY: plain helpers without arguments.
+    h.ktime_ns = unsafe { bpf_ktime_get_boot_ns() };
+    // For a fork this is the parent's cgroup, which the child inherits (CLONE_INTO_CGROUP aside).
+    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    fill_task(h, task);
+    fill(ev);
+    entry.submit(0);
+}
+
+/// Entry wrapper of every program: a no-op until configured, skips the agent's own activity,
+/// and counts errors of the fallible body by program.
+#[inline(always)]
+pub fn run(id: ProgramId, body: impl FnOnce() -> Result<(), i64>) -> u32 {
+    if cfg!(schema_version) == 0 {
+        return 0;
+    }
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == cfg!(agent_tgid) {
+        return 0;
+    }
+    if body().is_err() {
+        count(&PROGRAM_ERRORS, id as u32);
+    }
+    0
+}

@@ -1,0 +1,2 @@
+pub mod emit;
+pub mod task;

@@ -1,0 +1,101 @@
+//! Reads of `struct task_struct` and what hangs off it, at offsets the agent resolved from the
+//! running kernel's BTF (see `KernelConfig`). No layout is compiled in.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
+use escapewatch_common::{
+    COMM_LEN,
+    config::OFFSET_NONE,
+    event::{EventHeader, HDR_FLAG_CRED_PARTIAL, HDR_FLAG_NS_PARTIAL, NS_COUNT, NsType},
+};
+
+use crate::cfg;
+
+/// Error of a kernel read: the offset is unknown on this kernel or the read faulted.
+pub const ERR_READ: i64 = -14;
+
+/// An opaque kernel pointer (`struct task_struct *` and friends).
+pub type KPtr = *const u8;
+
+/// Read a `T` at `base + off`.
+#[inline(always)]
+pub fn read<T>(base: KPtr, off: u32) -> Result<T, i64> {
+    if base.is_null() || off == OFFSET_NONE {
+        return Err(ERR_READ);
+    }
+    // SAFETY: bpf_probe_read_kernel validates the address; a bad one returns an error.
+    unsafe { bpf_probe_read_kernel(base.add(off as usize).cast::<T>()) }.map_err(|e| e as i64)
+}
+
+/// Read a pointer at `base + off`, failing on NULL.
+#[inline(always)]
+pub fn read_ptr(base: KPtr, off: u32) -> Result<KPtr, i64> {
+    let p: KPtr = read(base, off)?;
+    if p.is_null() { Err(ERR_READ) } else { Ok(p) }
+}
+
+/// Inode number of every namespace of `task`, by `NsType` index. Returns false when any read
+/// failed (that slot stays 0).
+#[inline(always)]
+pub fn read_namespaces(task: KPtr, out: &mut [u32; NS_COUNT]) -> bool {
+    let mut complete = true;
+    let nsproxy = read_ptr(task, cfg!(task_nsproxy)).ok();
+    for ty in NsType::ALL {
+        let i = ty as usize;
+        let ns = if ty == NsType::User {
+            read_ptr(task, cfg!(task_real_cred))
+                .and_then(|cred| read_ptr(cred, cfg!(cred_user_ns)))
+                .ok()
+        } else {
+            nsproxy.and_then(|p| read_ptr(p, cfg!(nsproxy_ns[i])).ok())
+        };
+        out[i] = match ns.map(|ns| read::<u32>(ns, cfg!(ns_inum[i]))) {
+            Some(Ok(inum)) => inum,
+            _ => {
+                // The time namespace is missing on kernels before 5.6: not an error there.
+                if !(ty == NsType::Time && cfg!(nsproxy_ns[i]) == OFFSET_NONE) {
+                    complete = false;
+                }
+                0
+            }
+        };
+    }
+    complete
+}
+
+/// Fill everything of the header that describes `task` (all but kind, time and cgroup).
+#[inline(always)]
+pub fn fill_task(h: &mut EventHeader, task: KPtr) {
+    let mut flags = 0;
+    h.tgid = read(task, cfg!(task_tgid)).unwrap_or(0);
+    h.tid = read(task, cfg!(task_pid)).unwrap_or(0);
+    h.ppid = read_ptr(task, cfg!(task_real_parent))
+        .and_then(|p| read(p, cfg!(task_tgid)))
+        .unwrap_or(0);
+    h.start_time_ns = read_ptr(task, cfg!(task_group_leader))
+        .and_then(|leader| read(leader, cfg!(task_start_boottime)))
+        .unwrap_or(0);
+    match read_ptr(task, cfg!(task_real_cred)) {
+        Ok(cred) => {
+            h.uid = read(cred, cfg!(cred_uid)).unwrap_or(0);
+            h.gid = read(cred, cfg!(cred_gid)).unwrap_or(0);
+            h.cap_effective = read(cred, cfg!(cred_cap_effective)).unwrap_or(0);
+        }
+        Err(_) => {
+            h.uid = 0;
+            h.gid = 0;
+            h.cap_effective = 0;
+            flags |= HDR_FLAG_CRED_PARTIAL;
+        }
+    }
+    if !read_namespaces(task, &mut h.ns) {
+        flags |= HDR_FLAG_NS_PARTIAL;
+    }
+    let comm_off = cfg!(task_comm);
+    if comm_off == OFFSET_NONE
+        // SAFETY: probe read into a buffer of exactly COMM_LEN bytes.
+        || unsafe { bpf_probe_read_kernel_buf(task.add(comm_off as usize), &mut h.comm) }.is_err()
+    {
+        h.comm = [0; COMM_LEN];
+    }
+    h.flags = flags;
+}

@@ -1,0 +1,115 @@
+//! Process lifecycle: every process, its parent, its image, its namespaces and its end. The
+//! agent's process table is built from these. Raw tracepoints: their arguments are the
+//! TP_PROTO, stable across kernels, and the task is read at BTF-resolved offsets.
+
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use escapewatch_common::{
+    ARGS_LEN, PATH_LEN,
+    event::{EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent},
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use crate::{
+    cfg,
+    helpers::{
+        emit::{emit, run},
+        task::{KPtr, read, read_ptr},
+    },
+    maps::EVENTS_LIFECYCLE,
+};
+
+/// `trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`,
+/// raw tracepoint since 4.17 (tracepoint since 3.4). Fires after the new image is in place.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::SchedProcessExec, || {
+        let task: KPtr = ctx.arg(0);
+        let bprm: KPtr = ctx.arg(2);
+        emit::<ExecEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessExec, task, |ev| {
+            ev.flags = 0;
+            ev.filename[0] = 0;
+            if let Ok(name) = read_ptr(bprm, cfg!(binprm_filename)) {
+                // SAFETY: probe read into a fixed buffer; the helper bounds the length.
+                match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.filename) } {
+                    Ok(s) if s.len() + 1 >= PATH_LEN => {
+                        ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED
+                    }
+                    Ok(_) => {}
+                    Err(_) => ev.filename[0] = 0,
+                }
+            }
+            ev.args_len = read_args(task, &mut ev.args, &mut ev.flags);
+        });
+        Ok(())
+    })
+}
+
+/// Copy `mm->arg_start..arg_end` of `task` (the new image's argv, NUL-separated).
+#[inline(always)]
+fn read_args(task: KPtr, out: &mut [u8; ARGS_LEN], flags: &mut u32) -> u32 {
+    let Ok(mm) = read_ptr(task, cfg!(task_mm)) else {
+        return 0;
+    };
+    let (Ok(start), Ok(end)) = (
+        read::<u64>(mm, cfg!(mm_arg_start)),
+        read::<u64>(mm, cfg!(mm_arg_end)),
+    ) else {
+        return 0;
+    };
+    let mut len = end.saturating_sub(start);
+    // One byte short of the buffer so the mask below is a no-op the verifier can follow.
+    if len > (ARGS_LEN - 1) as u64 {
+        len = (ARGS_LEN - 1) as u64;
+        *flags |= EXEC_FLAG_ARGS_TRUNCATED;
+    }
+    let len = (len as u32) & (ARGS_LEN as u32 - 1);
+    // SAFETY: `len` < ARGS_LEN bytes into a buffer of ARGS_LEN; the helper validates `start`.
+    let rc = unsafe { bpf_probe_read_user(out.as_mut_ptr().cast(), len, start as *const _) };
+    if rc == 0 { len } else { 0 }
+}
+
+/// `trace_sched_process_fork(struct task_struct *parent, struct task_struct *child)`, raw
+/// tracepoint since 4.17. Fires in the parent once the child is fully set up; threads skipped.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::SchedProcessFork, || {
+        let parent: KPtr = ctx.arg(0);
+        let child: KPtr = ctx.arg(1);
+        let pid: u32 = read(child, cfg!(task_pid))?;
+        let tgid: u32 = read(child, cfg!(task_tgid))?;
+        if pid != tgid {
+            return Ok(());
+        }
+        let creator_tgid: u32 = read(parent, cfg!(task_tgid))?;
+        emit::<ForkEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessFork, child, |ev| {
+            ev.creator_tgid = creator_tgid;
+            ev._pad = 0;
+        });
+        Ok(())
+    })
+}
+
+/// `trace_sched_process_exit(struct task_struct *p, ...)` (a `bool group_dead` was added in
+/// 6.16; only the first argument is used), raw tracepoint since 4.17. Only leader threads.
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::SchedProcessExit, || {
+        let task: KPtr = ctx.arg(0);
+        let pid: u32 = read(task, cfg!(task_pid))?;
+        let tgid: u32 = read(task, cfg!(task_tgid))?;
+        if pid != tgid {
+            return Ok(());
+        }
+        let exit_code: i32 = read(task, cfg!(task_exit_code)).unwrap_or(0);
+        emit::<ExitEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessExit, task, |ev| {
+            ev.exit_code = exit_code;
+            ev._pad = 0;
+        });
+        Ok(())
+    })
+}
