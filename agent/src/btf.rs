@@ -175,6 +175,7 @@ impl std::fmt::Debug for Btf {
 }
 
 impl Btf {
+    /// Reads and parses a BTF blob, normally `/sys/kernel/btf/vmlinux`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| BtfError::Io {
@@ -184,6 +185,7 @@ impl Btf {
         Btf::parse(&bytes)
     }
 
+    /// Parses raw little-endian BTF; corrupt or truncated input is an error.
     pub fn parse(bytes: &[u8]) -> Result<Btf, BtfError> {
         let trunc = |what, offset| BtfError::Truncated { what, offset };
         let hdr = bytes.get(..HDR_LEN).ok_or(trunc("header", 0))?;
@@ -291,11 +293,14 @@ impl Btf {
         })
     }
 
+    /// `sizeof(struct name)`.
     pub fn struct_size(&self, name: &str) -> Result<u32, BtfError> {
-        let id = self
-            .struct_id(name)
-            .ok_or_else(|| BtfError::NoSuchStruct { name: name.into() })?;
-        Ok(self.ty(id)?.size_or_type)
+        Ok(self.ty(self.struct_or_err(name)?)?.size_or_type)
+    }
+
+    fn struct_or_err(&self, name: &str) -> Result<u32, BtfError> {
+        let no_such = || BtfError::NoSuchStruct { name: name.into() };
+        self.struct_id(name).ok_or_else(no_such)
     }
 
     /// Size in bytes of the member's type (typedefs/qualifiers resolved, pointers = 8).
@@ -305,11 +310,7 @@ impl Btf {
     }
 
     fn resolve(&self, struct_name: &str, path: &str) -> Result<(u32, u32), BtfError> {
-        let sid = self
-            .struct_id(struct_name)
-            .ok_or_else(|| BtfError::NoSuchStruct {
-                name: struct_name.into(),
-            })?;
+        let sid = self.struct_or_err(struct_name)?;
         let (mut container, mut type_id, mut bits, mut prev) = (sid, sid, 0u64, "");
         for (i, step) in path.split('.').enumerate() {
             if i > 0 {
@@ -324,9 +325,13 @@ impl Btf {
                     });
                 }
             }
-            let (found_bits, found_type, bitfield) = self
-                .find_member(container, step.as_bytes(), 0)?
-                .ok_or_else(|| BtfError::NoSuchMember {
+            // An empty step ("a..b") would otherwise match the first anonymous member.
+            let found = match step {
+                "" => None,
+                _ => self.find_member(container, step.as_bytes(), 0)?,
+            };
+            let (found_bits, found_type, bitfield) =
+                found.ok_or_else(|| BtfError::NoSuchMember {
                     struct_name: struct_name.into(),
                     path: path.into(),
                     member: step.into(),
@@ -489,11 +494,11 @@ impl Btf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use BtfError as E;
 
     /// Tiny BTF writer; type ids are handed out in call order starting at 1.
     #[derive(Default)]
     struct W(Vec<u8>, Vec<u8>, u32);
+    type M<'a> = (&'a str, u32, u32);
 
     impl W {
         fn s(&mut self, name: &str) -> u32 {
@@ -507,32 +512,28 @@ mod tests {
             self.1.push(0);
             (self.1.len() - name.len() - 1) as u32
         }
-        /// `info` is `kind << 24`, plus `1 << 31` for kind_flag; vlen comes from `members`.
-        fn ty(
-            &mut self,
-            info: u32,
-            name: &str,
-            st: u32,
-            extra: &[u32],
-            members: &[(&str, u32, u32)],
-        ) -> u32 {
-            let mut words = vec![self.s(name), info | members.len() as u32, st];
-            words.extend(extra);
-            for &(n, t, off) in members {
-                words.extend([self.s(n), t, off]);
+        /// `info` is `kind << 24`, plus `1 << 31` for kind_flag.
+        fn ty(&mut self, info: u32, name: &str, st: u32, extra: &[u32]) -> u32 {
+            for w in [self.s(name), info, st].iter().chain(extra) {
+                self.0.extend(w.to_le_bytes());
             }
-            self.0.extend(words.iter().flat_map(|w| w.to_le_bytes()));
             self.2 += 1;
             self.2
         }
+        /// A struct or union; vlen comes from `members`.
+        fn comp(&mut self, info: u32, name: &str, size: u32, members: &[M]) -> u32 {
+            let words: Vec<u32> = members
+                .iter()
+                .flat_map(|&(n, t, o)| [self.s(n), t, o])
+                .collect();
+            self.ty(info | members.len() as u32, name, size, &words)
+        }
         fn finish(&self) -> Vec<u8> {
-            let (tl, sl) = (self.0.len() as u32, self.1.len() as u32);
             let mut out = vec![0x9f, 0xeb, 1, 0];
-            out.extend(
-                [24, 0, tl, tl, sl]
-                    .iter()
-                    .flat_map(|w: &u32| w.to_le_bytes()),
-            );
+            let (tl, sl) = (self.0.len() as u32, self.1.len() as u32);
+            for w in [24, 0, tl, tl, sl] {
+                out.extend(w.to_le_bytes());
+            }
             out.extend(self.0.iter().chain(&self.1));
             out
         }
@@ -544,14 +545,14 @@ mod tests {
 
     fn fixture() -> Vec<u8> {
         let mut w = W::default();
-        let int = w.ty(k(INT), "int", 4, &[32], &[]);
-        let long = w.ty(k(INT), "long", 8, &[64], &[]);
-        let inner = w.ty(k(STRUCT), "inner", 8, &[], &[("a", int, 0), ("b", int, 32)]);
-        let inner_t = w.ty(k(TYPEDEF), "inner_t", inner, &[], &[]);
-        let un = w.ty(k(UNION), "", 8, &[], &[("x", long, 0), ("y", int, 0)]);
-        let anon = w.ty(k(STRUCT), "", 16, &[], &[("pad", long, 0), ("", un, 64)]);
-        let ptr = w.ty(k(PTR), "", inner, &[], &[]);
-        let arr = w.ty(k(ARRAY), "", 0, &[int, int, 4], &[]);
+        let int = w.ty(k(INT), "int", 4, &[32]);
+        let long = w.ty(k(INT), "long", 8, &[64]);
+        let inner = w.comp(k(STRUCT), "inner", 8, &[("a", int, 0), ("b", int, 32)]);
+        let inner_t = w.ty(k(TYPEDEF), "inner_t", inner, &[]);
+        let un = w.comp(k(UNION), "", 8, &[("x", long, 0), ("y", int, 0)]);
+        let anon = w.comp(k(STRUCT), "", 16, &[("pad", long, 0), ("", un, 64)]);
+        let ptr = w.ty(k(PTR), "", inner, &[]);
+        let arr = w.ty(k(ARRAY), "", 0, &[int, int, 4]);
         let outer = [
             ("first", int, 0),
             ("", anon, 64),
@@ -559,13 +560,21 @@ mod tests {
             ("p", ptr, 256),
             ("arr", arr, 320),
         ];
-        w.ty(k(STRUCT), "outer", 56, &[], &outer);
+        w.comp(k(STRUCT), "outer", 56, &outer);
         let flags = [("a", int, 0), ("bf", int, 3 << 24 | 32), ("c", int, 64)];
-        w.ty(k(STRUCT) | 1 << 31, "flags", 12, &[], &flags);
+        w.comp(k(STRUCT) | 1 << 31, "flags", 12, &flags);
         let looped = w.2 + 1; // a typedef of itself: corrupt, must not hang
-        w.ty(k(TYPEDEF), "loop_t", looped, &[], &[]);
-        w.ty(k(STRUCT), "cyclic", 8, &[], &[("l", looped, 0)]);
+        w.ty(k(TYPEDEF), "loop_t", looped, &[]);
+        w.comp(k(STRUCT), "cyclic", 8, &[("l", looped, 0)]);
         w.finish()
+    }
+
+    /// Asserts that `r` failed with `variant` and a message containing `text`.
+    #[track_caller]
+    fn fails<T: std::fmt::Debug>(r: Result<T, BtfError>, variant: &str, text: &str) {
+        let e = r.unwrap_err();
+        let ok = format!("{e:?}").starts_with(variant) && e.to_string().contains(text);
+        assert!(ok, "expected {variant} containing {text:?}, got {e:?}: {e}");
     }
 
     fn btf() -> Btf {
@@ -595,25 +604,14 @@ mod tests {
         let b = btf();
         assert_eq!(b.member_offset("outer", "nested.b").unwrap(), 28);
         assert_eq!(b.member_size("outer", "nested").unwrap(), 8);
-        let e = b.member_offset("outer", "p.a").unwrap_err();
-        assert!(
-            matches!(
-                e,
-                E::NotAStruct {
-                    kind: "pointer",
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        let e = b.member_offset("outer", "nested.zz").unwrap_err();
-        assert!(matches!(e, E::NoSuchMember { .. }), "{e}");
-        assert!(
-            e.to_string().contains("no member `zz` in struct inner"),
-            "{e}"
-        );
-        let e = b.member_offset("cyclic", "l.x").unwrap_err();
-        assert!(matches!(e, E::Malformed { .. }), "{e}");
+        let r = b.member_offset("outer", "p.a");
+        fails(r, "NotAStruct", "`p` in `p.a` (struct outer) is a pointer");
+        let r = b.member_offset("outer", "nested.zz");
+        fails(r, "NoSuchMember", "no member `zz` in struct inner");
+        let r = b.member_offset("outer", "nested.");
+        fails(r, "NoSuchMember", "no member `` in struct inner");
+        let r = b.member_offset("cyclic", "l.x");
+        fails(r, "Malformed", "chain too long");
     }
 
     #[test]
@@ -621,8 +619,8 @@ mod tests {
         let b = btf();
         assert_eq!(b.member_offset("flags", "a").unwrap(), 0);
         assert_eq!(b.member_offset("flags", "c").unwrap(), 8);
-        let e = b.member_offset("flags", "bf").unwrap_err();
-        assert!(matches!(e, E::Bitfield { bits: 3, .. }), "{e}");
+        let r = b.member_offset("flags", "bf");
+        fails(r, "Bitfield", "is a 3-bit bitfield");
     }
 
     #[test]
@@ -630,61 +628,42 @@ mod tests {
         let b = btf();
         let off = b.member_offset_any("outer", &["gone", "nested.a", "first"]);
         assert_eq!(off.unwrap(), 24);
-        match b.member_offset_any("outer", &["gone", "p.a"]).unwrap_err() {
-            E::NoneOfPaths { tried, .. } => assert_eq!(tried, ["gone", "p.a"]),
-            e => panic!("unexpected {e}"),
-        }
+        let e = b.member_offset_any("outer", &["gone", "p.a"]);
+        fails(
+            e,
+            "NoneOfPaths",
+            "none of the alternative members gone, p.a: kernel BTF has no member `gone`",
+        );
     }
 
     #[test]
     fn corrupt_input_is_an_error() {
         let full = fixture();
         for len in 0..full.len() {
-            assert!(
-                Btf::parse(&full[..len]).is_err(),
-                "{len}-byte prefix parsed"
-            );
+            let r = Btf::parse(&full[..len]);
+            assert!(r.is_err(), "{len}-byte prefix parsed");
         }
-        let e = Btf::parse(&full[..10]).unwrap_err();
-        assert!(matches!(e, E::Truncated { what: "header", .. }), "{e}");
+        fails(Btf::parse(&full[..10]), "Truncated", "header at byte 0");
         // Shrink type_len so the first INT's trailing word is cut off.
         let mut cut = full.clone();
         cut[12..16].copy_from_slice(&14u32.to_le_bytes());
-        let e = Btf::parse(&cut).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                E::Truncated {
-                    what: "type trailing data",
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        let r = Btf::parse(&cut);
+        fails(r, "Truncated", "type trailing data at byte 24");
         let mut swapped = full.clone();
         swapped.swap(0, 1);
-        let e = Btf::parse(&swapped).unwrap_err();
-        assert!(matches!(e, E::BadMagic { found: 0x9feb }), "{e}");
+        fails(Btf::parse(&swapped), "BadMagic", "magic 0x9feb");
         let mut w = W::default();
-        w.ty(25 << 24, "odd", 0, &[], &[]);
-        let e = Btf::parse(&w.finish()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                E::UnknownKind {
-                    kind: 25,
-                    type_id: 1
-                }
-            ),
-            "{e}"
-        );
+        w.ty(25 << 24, "odd", 0, &[]);
+        let r = Btf::parse(&w.finish());
+        fails(r, "UnknownKind", "type id 1 has unknown kind 25");
     }
 
     #[test]
     fn unknown_struct() {
         let b = btf();
-        let e = b.member_offset("nope", "a").unwrap_err();
-        assert!(matches!(e, E::NoSuchStruct { .. }), "{e}");
+        let r = b.member_offset("nope", "a");
+        fails(r, "NoSuchStruct", "no struct named `nope`");
+        fails(b.struct_size("inner_t"), "NoSuchStruct", "`inner_t`");
         assert!(b.struct_id("inner").is_some() && b.struct_id("inner_t").is_none());
     }
 
@@ -696,6 +675,7 @@ mod tests {
         );
         let mut lines = dump.lines().skip_while(|l| !l.contains(&header)).skip(1);
         let line = lines.find(|l| !l.starts_with('\t') || l.trim_start().starts_with(&want))?;
+        let line = line.strip_prefix('\t')?; // else the struct's block ended without it
         let bits = line
             .split("bits_offset=")
             .nth(1)?

@@ -1,4 +1,123 @@
-fn main() {
-    let obj = include_bytes!(concat!(env!("OUT_DIR"), "/escapewatch"));
-    println!("{}", obj.len());
+//! The `escapewatch` command: parse arguments, call the library.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use escapewatch::{
+    config::{Config, DEFAULT_CONFIG_PATH},
+    daemon::{self, RunOptions},
+    detect::rules,
+    replay,
+    sink::JsonLines,
+};
+
+/// Runtime container-escape detector for Linux hosts (eBPF).
+///
+/// Kernel programs watch the ways a process can leave its container; the agent attributes every
+/// event to a container and raises alerts with stable rule ids. Start with `escapewatch run` (as
+/// root); read past activity with `escapewatch replay EVENT-LOG`.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the detector in the foreground (needs root or CAP_BPF+CAP_PERFMON).
+    ///
+    /// Alerts are written as JSON Lines to --alert-log (default: standard output); with
+    /// --event-log every enriched kernel event is recorded for later replay. SIGTERM or SIGINT
+    /// detaches, drains the kernel buffers, flushes both logs and exits 0. Logs go to stderr
+    /// (level from RUST_LOG, default info).
+    Run {
+        /// Config file (TOML). Default: /etc/escapewatch/config.toml if it exists.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Record enriched events (JSON Lines, appended) to PATH. Overrides logs.event_log.
+        #[arg(long, value_name = "PATH")]
+        event_log: Option<PathBuf>,
+        /// Write alerts (JSON Lines, appended) to PATH instead of stdout. Overrides logs.alert_log.
+        #[arg(long, value_name = "PATH")]
+        alert_log: Option<PathBuf>,
+    },
+    /// Run recorded event logs through the detection engine and print the alerts (JSON Lines).
+    ///
+    /// Logs are read in the order given; `-` reads standard input. A corrupt line stops the
+    /// replay with its file and line number.
+    Replay {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List the detection rules: id, severity, MITRE ATT&CK technique and explanation.
+    Rules,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(config: Option<PathBuf>, event_log: Option<PathBuf>, alert_log: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load_or_default(config.as_deref())
+        .with_context(|| format!("loading the configuration (default {DEFAULT_CONFIG_PATH})"))?;
+    let opts = RunOptions {
+        event_log: event_log.or_else(|| config.logs.event_log.clone()),
+        alert_log: alert_log.or_else(|| config.logs.alert_log.clone()),
+        config,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(daemon::run(opts))?;
+    Ok(())
+}
+
+fn print_rules() {
+    for info in rules::infos() {
+        println!("{}", info.id);
+        println!("  severity: {}", info.severity.as_str());
+        println!("  mitre:    {}", info.mitre);
+        println!("  title:    {}", info.title);
+        println!("  events:   {}", info.event_kinds.join(", "));
+        println!("  {}\n", info.explanation);
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            event_log,
+            alert_log,
+        } => run(config, event_log, alert_log),
+        Command::Replay { paths } => JsonLines::open(None)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut out| {
+                let stats = replay::replay(&paths, |alert| out.write(alert))?;
+                out.flush()?;
+                tracing::info!(events = stats.events, alerts = stats.alerts, sessions = stats.sessions, "replay done");
+                Ok(())
+            }),
+        Command::Rules => {
+            print_rules();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("escapewatch: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

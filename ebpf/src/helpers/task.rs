@@ -33,32 +33,46 @@ pub fn read_ptr(base: KPtr, off: u32) -> Result<KPtr, i64> {
     if p.is_null() { Err(ERR_READ) } else { Ok(p) }
 }
 
+/// Inode number of namespace slot `I` of `task` (`nsproxy` already read, or None).
+#[inline(always)]
+fn read_ns<const I: usize>(task: KPtr, nsproxy: Option<KPtr>) -> Result<u32, i64> {
+    let ns = if I == NsType::User as usize {
+        read_ptr(task, cfg!(task_real_cred)).and_then(|cred| read_ptr(cred, cfg!(cred_user_ns)))?
+    } else {
+        read_ptr(nsproxy.ok_or(ERR_READ)?, cfg!(nsproxy_ns[I]))?
+    };
+    read::<u32>(ns, cfg!(ns_inum[I]))
+}
+
 /// Inode number of every namespace of `task`, by `NsType` index. Returns false when any read
-/// failed (that slot stays 0).
+/// failed (that slot stays 0). Unrolled by hand: the verifier must see constant indices.
 #[inline(always)]
 pub fn read_namespaces(task: KPtr, out: &mut [u32; NS_COUNT]) -> bool {
-    let mut complete = true;
     let nsproxy = read_ptr(task, cfg!(task_nsproxy)).ok();
-    for ty in NsType::ALL {
-        let i = ty as usize;
-        let ns = if ty == NsType::User {
-            read_ptr(task, cfg!(task_real_cred))
-                .and_then(|cred| read_ptr(cred, cfg!(cred_user_ns)))
-                .ok()
-        } else {
-            nsproxy.and_then(|p| read_ptr(p, cfg!(nsproxy_ns[i])).ok())
-        };
-        out[i] = match ns.map(|ns| read::<u32>(ns, cfg!(ns_inum[i]))) {
-            Some(Ok(inum)) => inum,
-            _ => {
-                // The time namespace is missing on kernels before 5.6: not an error there.
-                if !(ty == NsType::Time && cfg!(nsproxy_ns[i]) == OFFSET_NONE) {
-                    complete = false;
+    let mut complete = true;
+    macro_rules! slot {
+        ($i:expr) => {
+            out[$i] = match read_ns::<{ $i }>(task, nsproxy) {
+                Ok(inum) => inum,
+                Err(_) => {
+                    // The time namespace is missing on kernels before 5.6: not an error there.
+                    if !($i == NsType::Time as usize && cfg!(nsproxy_ns[$i]) == OFFSET_NONE) {
+                        complete = false;
+                    }
+                    0
                 }
-                0
-            }
+            };
         };
     }
+    slot!(0);
+    slot!(1);
+    slot!(2);
+    slot!(3);
+    slot!(4);
+    slot!(5);
+    slot!(6);
+    slot!(7);
+    const _: () = assert!(NS_COUNT == 8);
     complete
 }
 

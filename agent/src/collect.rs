@@ -1,0 +1,142 @@
+//! Ring buffers → decoded kernel records, in kernel-time order.
+//!
+//! Two ring buffers keep a flood of lifecycle events from crowding out namespace events. Events
+//! of one process can sit in both, so each wake-up drains the critical buffer first and then the
+//! lifecycle buffer, and merges the two by kernel timestamp: every lifecycle event older than a
+//! drained critical event has been submitted before it and is in the same batch.
+
+use std::{collections::BTreeMap, os::fd::AsRawFd};
+
+use aya::{
+    Ebpf,
+    maps::{MapData, MapError, PerCpuArray, RingBuf},
+};
+use escapewatch_common::{
+    kind::KIND_SLOTS,
+    maps::{LOST_BY_KIND, PROGRAM_ERRORS, PROGRAM_SLOTS, RING_CRITICAL, RING_LIFECYCLE},
+    user::{DecodeError, RawEvent, decode},
+};
+use tokio::io::unix::AsyncFd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("map {name} is missing from the eBPF object")]
+    MissingMap { name: &'static str },
+    #[error("map {name} has an unexpected type")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("cannot register ring buffer {name} with the event loop")]
+    Register {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Collector {
+    critical: AsyncFd<RingBuf<MapData>>,
+    lifecycle: AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+    errors: PerCpuArray<MapData, u64>,
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CollectError> {
+    ebpf.take_map(name).ok_or(CollectError::MissingMap { name })
+}
+
+fn ring(ebpf: &mut Ebpf, name: &'static str) -> Result<AsyncFd<RingBuf<MapData>>, CollectError> {
+    let rb = RingBuf::try_from(take(ebpf, name)?).map_err(|source| CollectError::Map { name, source })?;
+    // SAFETY: the RingBuf owns its map fd for its whole life and always reports the same fd;
+    // the AsyncFd owns the RingBuf, so the fd outlives the registration.
+    unsafe { AsyncFd::register_with_interest(rb, tokio::io::Interest::READABLE) }.map_err(|e| {
+        CollectError::Register {
+            name,
+            source: e.into(),
+        }
+    })
+}
+
+/// Decode failures of one drain, by reason (counted, never fatal).
+#[derive(Debug, Default)]
+pub struct DrainStats {
+    pub decode_errors: Vec<DecodeError>,
+}
+
+impl Collector {
+    /// Take the maps out of the loaded object (the programs stay attached while `ebpf` lives).
+    pub fn new(ebpf: &mut Ebpf) -> Result<Self, CollectError> {
+        let critical = ring(ebpf, RING_CRITICAL)?;
+        let lifecycle = ring(ebpf, RING_LIFECYCLE)?;
+        let lost = PerCpuArray::try_from(take(ebpf, LOST_BY_KIND)?).map_err(|source| {
+            CollectError::Map {
+                name: LOST_BY_KIND,
+                source,
+            }
+        })?;
+        let errors = PerCpuArray::try_from(take(ebpf, PROGRAM_ERRORS)?).map_err(|source| {
+            CollectError::Map {
+                name: PROGRAM_ERRORS,
+                source,
+            }
+        })?;
+        tracing::debug!(
+            critical_fd = critical.get_ref().as_raw_fd(),
+            lifecycle_fd = lifecycle.get_ref().as_raw_fd(),
+            "ring buffers registered"
+        );
+        Ok(Collector {
+            critical,
+            lifecycle,
+            lost,
+            errors,
+        })
+    }
+
+    /// Wait until either ring buffer has data.
+    pub async fn readable(&mut self) -> std::io::Result<()> {
+        tokio::select! {
+            guard = self.critical.readable_mut() => guard?.clear_ready(),
+            guard = self.lifecycle.readable_mut() => guard?.clear_ready(),
+        }
+        // Readiness is cleared before draining: data submitted after this point wakes us again.
+        Ok(())
+    }
+
+    /// Move everything available into `out`, ordered by kernel time.
+    pub fn drain(&mut self, out: &mut Vec<RawEvent>) -> DrainStats {
+        let mut stats = DrainStats::default();
+        let start = out.len();
+        for rb in [self.critical.get_mut(), self.lifecycle.get_mut()] {
+            while let Some(item) = rb.next() {
+                match decode(&item) {
+                    Ok(ev) => out.push(ev),
+                    Err(e) => stats.decode_errors.push(e),
+                }
+            }
+        }
+        out[start..].sort_by_key(|e| e.header().ktime_ns);
+        stats
+    }
+
+    fn sum(map: &PerCpuArray<MapData, u64>, slots: u32) -> BTreeMap<u32, u64> {
+        (0..slots)
+            .filter_map(|i| {
+                let total: u64 = map.get(&i, 0).ok()?.iter().sum();
+                (total > 0).then_some((i, total))
+            })
+            .collect()
+    }
+
+    /// Records lost in the kernel since load, by event kind id (only non-zero entries).
+    pub fn lost_by_kind(&self) -> BTreeMap<u32, u64> {
+        Self::sum(&self.lost, KIND_SLOTS)
+    }
+
+    /// Errors inside programs since load, by program id (only non-zero entries).
+    pub fn program_errors(&self) -> BTreeMap<u32, u64> {
+        Self::sum(&self.errors, PROGRAM_SLOTS)
+    }
+}

@@ -1,0 +1,192 @@
+//! `namespace-join-host`: a container process joins, by setns, a namespace of the host or of
+//! another container.
+
+use serde_json::json;
+
+use super::{Rule, RuleInfo, alert};
+use crate::{
+    detect::{Alert, Severity},
+    model::{Event, NsOwner, NsSyscall, Payload},
+};
+
+pub static INFO: RuleInfo = RuleInfo {
+    id: "namespace-join-host",
+    severity: Severity::Critical,
+    mitre: "T1611",
+    title: "Container process joined a host or foreign namespace",
+    explanation: "A process that belongs to a container called setns(2) and now runs in a \
+        namespace owned by the host (or by another container). This is how nsenter-style escapes \
+        work: with CAP_SYS_ADMIN and a handle on a host process's /proc/PID/ns files (host PID \
+        namespace, a mounted host /proc), the process walks out of its isolation, e.g. into the \
+        host's mount namespace where the whole host filesystem is writable. Container runtimes \
+        doing this while they set a container up are not reported. Check the container's \
+        configuration (privileged, shared PID namespace, capabilities), the process tree and \
+        command lines around the event (`escapewatch timeline`), and what the process did after \
+        joining; treat the host as compromised until shown otherwise.",
+    event_kinds: &["setns"],
+};
+
+pub struct NamespaceJoinHost;
+
+impl Rule for NamespaceJoinHost {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn process(&mut self, event: &Event, out: &mut Vec<Alert>) {
+        let Payload::Namespace {
+            syscall: NsSyscall::Setns,
+            ret: 0,
+            joined,
+            fd,
+            ..
+        } = &event.data
+        else {
+            return;
+        };
+        let Some(container) = &event.container else {
+            return;
+        };
+        if event.process.runtime_helper {
+            return;
+        }
+        let foreign: Vec<_> = joined
+            .iter()
+            .filter(|j| match &j.owner {
+                NsOwner::Host => true,
+                NsOwner::Container { id, .. } => *id != container.id,
+                NsOwner::Unknown => false,
+            })
+            .collect();
+        let Some(first) = foreign.first() else {
+            return;
+        };
+        let whose = |owner: &NsOwner| match owner {
+            NsOwner::Host => "host".to_owned(),
+            NsOwner::Container { id, runtime } => {
+                format!("container {} ({})", short(id), runtime.as_str())
+            }
+            NsOwner::Unknown => "unknown".to_owned(),
+        };
+        let types: Vec<&str> = foreign.iter().map(|j| j.ns_type.as_str()).collect();
+        let summary = format!(
+            "Process {comm} (pid {pid}) in {runtime} container {id} joined the {whose}'s {types} \
+             namespace{plural} (inode {inode}) with setns; isolate the container and inspect the host.",
+            comm = event.process.comm,
+            pid = event.process.pid,
+            runtime = container.runtime.as_str(),
+            id = short(&container.id),
+            whose = whose(&first.owner),
+            types = types.join("+"),
+            plural = if types.len() > 1 { "s" } else { "" },
+            inode = first.inode,
+        );
+        let details = json!({
+            "namespace_type": first.ns_type,
+            "inode": first.inode,
+            "owner": whose(&first.owner),
+            "fd": fd,
+            "joined": foreign,
+        });
+        out.push(alert(&INFO, event, summary, details));
+    }
+}
+
+/// First 12 characters of a 64-hex id (as `docker ps` shows); paths stay whole.
+fn short(id: &str) -> &str {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        &id[..12]
+    } else {
+        id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        JoinedNamespace, Runtime,
+        testing::{container_process, setns_event},
+    };
+
+    const HOST_MNT: u32 = 4026531832;
+    const CT_MNT: u32 = 4026532300;
+
+    fn joined(owner: NsOwner) -> Vec<JoinedNamespace> {
+        vec![JoinedNamespace {
+            ns_type: "mnt".into(),
+            inode: HOST_MNT,
+            previous: CT_MNT,
+            owner,
+        }]
+    }
+
+    fn run(event: &Event) -> Vec<Alert> {
+        let mut out = Vec::new();
+        NamespaceJoinHost.process(event, &mut out);
+        out
+    }
+
+    #[test]
+    fn container_joining_host_mount_namespace_alerts_with_every_field() {
+        let ev = setns_event(container_process(), 0, joined(NsOwner::Host));
+        let alerts = run(&ev);
+        assert_eq!(alerts.len(), 1);
+        let a = &alerts[0];
+        assert_eq!(a.rule, "namespace-join-host");
+        assert_eq!(a.severity, Severity::Critical);
+        assert_eq!(a.mitre, "T1611");
+        assert_eq!(a.time, ev.time);
+        let c = a.container.as_ref().expect("container");
+        assert_eq!(c.id, "a".repeat(64));
+        assert_eq!(c.runtime, Runtime::Docker);
+        assert_eq!(a.process.pid, 4242);
+        assert_eq!(a.process.comm, "nsenter");
+        assert_eq!(a.process.exe, "/usr/bin/nsenter");
+        assert_eq!(a.details["namespace_type"], "mnt");
+        assert_eq!(a.details["inode"], HOST_MNT);
+        assert_eq!(a.details["owner"], "host");
+        assert_eq!(a.event_ids, vec![ev.id]);
+        assert!(a.summary.contains("aaaaaaaaaaaa"), "{}", a.summary);
+    }
+
+    #[test]
+    fn joining_another_container_alerts_but_own_or_unknown_does_not() {
+        let other = NsOwner::Container {
+            id: "b".repeat(64),
+            runtime: Runtime::Containerd,
+        };
+        let alerts = run(&setns_event(container_process(), 0, joined(other)));
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].details["owner"]
+            .as_str()
+            .unwrap()
+            .starts_with("container bbbbbbbbbbbb"));
+        let own = NsOwner::Container {
+            id: "a".repeat(64),
+            runtime: Runtime::Docker,
+        };
+        assert!(run(&setns_event(container_process(), 0, joined(own))).is_empty());
+        assert!(run(&setns_event(container_process(), 0, joined(NsOwner::Unknown))).is_empty());
+    }
+
+    #[test]
+    fn host_processes_runtimes_and_failed_calls_do_not_alert() {
+        let mut host = container_process();
+        host.container = None;
+        assert!(run(&setns_event(host, 0, joined(NsOwner::Host))).is_empty());
+
+        let mut runc = container_process();
+        runc.process.runtime_helper = true;
+        assert!(run(&setns_event(runc, 0, joined(NsOwner::Host))).is_empty());
+
+        assert!(run(&setns_event(container_process(), -1, vec![])).is_empty());
+    }
+
+    #[test]
+    fn other_kinds_are_ignored() {
+        let mut ev = setns_event(container_process(), 0, joined(NsOwner::Host));
+        ev.data = Payload::ProcessExit { exit_code: 0 };
+        assert!(run(&ev).is_empty());
+    }
+}

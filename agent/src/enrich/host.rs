@@ -1,0 +1,139 @@
+//! What "the host" is: its namespaces, its boot time and its name.
+
+use std::{fs, path::Path};
+
+use crate::model::Namespaces;
+
+/// Initial namespace inode numbers, fixed by the kernel (include/linux/proc_ns.h).
+pub const PROC_IPC_INIT_INO: u32 = 0xEFFF_FFFF;
+pub const PROC_UTS_INIT_INO: u32 = 0xEFFF_FFFE;
+pub const PROC_USER_INIT_INO: u32 = 0xEFFF_FFFD;
+pub const PROC_PID_INIT_INO: u32 = 0xEFFF_FFFC;
+pub const PROC_CGROUP_INIT_INO: u32 = 0xEFFF_FFFB;
+pub const PROC_TIME_INIT_INO: u32 = 0xEFFF_FFFA;
+
+/// The host's namespaces and a sentence saying where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostNamespaces {
+    pub namespaces: Namespaces,
+    pub source: String,
+}
+
+/// Inode of `/proc/<pid>/ns/<name>` (the link reads `mnt:[4026531840]`).
+pub fn ns_inode(proc_root: &Path, pid: &str, name: &str) -> Option<u32> {
+    let link = fs::read_link(proc_root.join(pid).join("ns").join(name)).ok()?;
+    let s = link.to_str()?;
+    let inner = s.split_once(":[")?.1.strip_suffix(']')?;
+    inner.parse().ok()
+}
+
+/// All namespaces of a process, or None if any of the seven classic ones is unreadable.
+pub fn process_namespaces(proc_root: &Path, pid: &str) -> Option<Namespaces> {
+    Some(Namespaces {
+        mnt: ns_inode(proc_root, pid, "mnt")?,
+        pid: ns_inode(proc_root, pid, "pid_for_children")
+            .or_else(|| ns_inode(proc_root, pid, "pid"))?,
+        net: ns_inode(proc_root, pid, "net")?,
+        uts: ns_inode(proc_root, pid, "uts")?,
+        ipc: ns_inode(proc_root, pid, "ipc")?,
+        user: ns_inode(proc_root, pid, "user")?,
+        cgroup: ns_inode(proc_root, pid, "cgroup")?,
+        time: ns_inode(proc_root, pid, "time").unwrap_or(0),
+    })
+}
+
+/// The host's namespaces: those of PID 1 when readable; otherwise the kernel's fixed initial
+/// inode numbers for pid, uts, ipc, user, cgroup and time, plus the agent's own mount and network
+/// namespaces if the agent itself runs in the initial pid and user namespaces.
+pub fn host_namespaces(proc_root: &Path) -> HostNamespaces {
+    if let Some(ns) = process_namespaces(proc_root, "1") {
+        return HostNamespaces {
+            namespaces: ns,
+            source: "namespaces of PID 1".into(),
+        };
+    }
+    let own = process_namespaces(proc_root, "self");
+    let on_host = own.is_some_and(|o| o.pid == PROC_PID_INIT_INO && o.user == PROC_USER_INIT_INO);
+    let (mnt, net, how) = match own {
+        Some(o) if on_host => (o.mnt, o.net, "the agent's own mount and network namespaces"),
+        _ => (
+            0,
+            0,
+            "no mount or network namespace (the agent does not run in the initial pid and user namespaces: give it the host's PID namespace)",
+        ),
+    };
+    HostNamespaces {
+        namespaces: Namespaces {
+            mnt,
+            pid: PROC_PID_INIT_INO,
+            net,
+            uts: PROC_UTS_INIT_INO,
+            ipc: PROC_IPC_INIT_INO,
+            user: PROC_USER_INIT_INO,
+            cgroup: PROC_CGROUP_INIT_INO,
+            time: PROC_TIME_INIT_INO,
+        },
+        source: format!(
+            "/proc/1/ns is unreadable: the kernel's initial pid/uts/ipc/user/cgroup/time namespaces and {how}"
+        ),
+    }
+}
+
+/// Nanoseconds since the Unix epoch at which CLOCK_BOOTTIME was zero.
+pub fn boot_time_unix_ns() -> i128 {
+    let read = |clock| {
+        nix::time::clock_gettime(clock)
+            .map(|t| i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
+            .unwrap_or(0)
+    };
+    let real = read(nix::time::ClockId::CLOCK_REALTIME);
+    let boot = read(nix::time::ClockId::CLOCK_BOOTTIME);
+    real - boot
+}
+
+/// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T01:02:03.123456789Z`.
+pub fn rfc3339_ns(unix_ns: i128) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(unix_ns) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.nanosecond()
+        ),
+        Err(_) => format!("@{unix_ns}ns"),
+    }
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_with_nanoseconds() {
+        assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_ns(1_795_395_723_123_456_789),
+            "2026-11-23T01:02:03.123456789Z"
+        );
+    }
+
+    #[test]
+    fn host_namespaces_on_this_machine_are_complete() {
+        let host = host_namespaces(Path::new("/proc"));
+        let ns = host.namespaces;
+        assert_ne!(ns.mnt, 0, "{}", host.source);
+        assert_ne!(ns.net, 0, "{}", host.source);
+        assert_eq!(ns.pid, ns_inode(Path::new("/proc"), "self", "pid").unwrap());
+    }
+}

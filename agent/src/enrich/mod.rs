@@ -1,0 +1,351 @@
+//! Raw kernel records → self-contained `model::Event`s: process table, container attribution,
+//! namespace ownership, paths and wall-clock time.
+
+pub mod cgroup;
+pub mod container;
+pub mod host;
+pub mod process;
+pub mod procfs_scan;
+
+use std::collections::HashMap;
+
+use escapewatch_common::{
+    event::{EventHeader, NsType},
+    kind::EventKind,
+    user::{RawEvent, until_nul},
+};
+
+use crate::model::{
+    Event, JoinedNamespace, Namespaces, NsOwner, NsSyscall, Payload, Process,
+};
+use host::{HostNamespaces, rfc3339_ns};
+use process::{Lineage, ProcEntry, ProcSnapshot, classify_unknown, lineage_after_exec};
+
+/// How long (kernel ns) an exited process stays in the table for late events of other buffers.
+const EXITED_GRACE_NS: u64 = 5_000_000_000;
+/// Events between purges of exited processes.
+const PURGE_EVERY: u64 = 4096;
+/// Namespace → container entries kept before the map is rebuilt from new events.
+const NS_OWNER_LIMIT: usize = 65_536;
+
+/// What enrichment asks of the machine it runs on; tests give a fake one.
+pub trait System {
+    /// cgroup path of `pid`, whose kernel cgroup id is `cgroup_id`.
+    fn cgroup_path(&mut self, cgroup_id: u64, pid: u32) -> String;
+    /// The process as /proc shows it now.
+    fn snapshot(&mut self, pid: u32) -> Option<ProcSnapshot>;
+}
+
+/// The live machine: /proc and the cgroup2 hierarchy.
+pub struct LiveSystem {
+    pub proc_root: std::path::PathBuf,
+    pub cgroups: cgroup::CgroupResolver,
+}
+
+impl System for LiveSystem {
+    fn cgroup_path(&mut self, cgroup_id: u64, pid: u32) -> String {
+        self.cgroups.path(cgroup_id, pid)
+    }
+    fn snapshot(&mut self, pid: u32) -> Option<ProcSnapshot> {
+        procfs_scan::snapshot(&self.proc_root, pid)
+    }
+}
+
+pub struct Enricher<S: System> {
+    host: HostNamespaces,
+    boot_unix_ns: i128,
+    system: S,
+    procs: HashMap<u32, ProcEntry>,
+    /// (namespace type index, inode) → the container whose processes live in it.
+    ns_owner: HashMap<(usize, u32), crate::model::Container>,
+    next_id: u64,
+}
+
+impl<S: System> Enricher<S> {
+    pub fn new(host: HostNamespaces, boot_unix_ns: i128, system: S) -> Self {
+        Enricher {
+            host,
+            boot_unix_ns,
+            system,
+            procs: HashMap::new(),
+            ns_owner: HashMap::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn host(&self) -> &HostNamespaces {
+        &self.host
+    }
+
+    pub fn processes_tracked(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Seed the table with the processes that existed before the agent started.
+    pub fn seed(&mut self, snapshots: Vec<ProcSnapshot>) {
+        for s in snapshots {
+            let entry = self.entry_from_snapshot(&s, 0);
+            if let Lineage::Container(c) = &entry.lineage {
+                self.learn_owner(c, &s.namespaces);
+            }
+            self.procs.insert(s.pid, entry);
+        }
+    }
+
+    fn entry_from_snapshot(&self, s: &ProcSnapshot, cgroup_id: u64) -> ProcEntry {
+        ProcEntry {
+            start_time: s.start_time,
+            exe: s.exe.clone(),
+            args: s.args.clone(),
+            cgroup_id,
+            lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
+            cgroup: s.cgroup.clone(),
+            exited_at: None,
+        }
+    }
+
+    /// Enrich one kernel record.
+    pub fn enrich(&mut self, raw: &RawEvent) -> Event {
+        let h = raw.header();
+        let ns = Namespaces::from_wire(&h.ns);
+        let data = match raw {
+            RawEvent::Fork(f) => {
+                self.on_fork(h, f.creator_tgid, &ns);
+                Payload::ProcessFork {
+                    creator_pid: f.creator_tgid,
+                }
+            }
+            RawEvent::Exec(e) => {
+                let filename = String::from_utf8_lossy(until_nul(&e.filename)).into_owned();
+                let args_len = (e.args_len as usize).min(e.args.len());
+                let args = split_args(&e.args[..args_len]);
+                self.on_exec(h, &ns, &filename, args);
+                Payload::ProcessExec {
+                    truncated: e.flags != 0,
+                    filename,
+                }
+            }
+            RawEvent::Exit(e) => {
+                let entry = self.entry(h, &ns);
+                entry.exited_at = Some(h.ktime_ns);
+                Payload::ProcessExit {
+                    exit_code: e.exit_code,
+                }
+            }
+            RawEvent::Namespace(kind, e) => {
+                self.entry(h, &ns);
+                let before = Namespaces::from_wire(&e.ns_before);
+                let syscall = match kind {
+                    EventKind::Setns => NsSyscall::Setns,
+                    EventKind::Unshare => NsSyscall::Unshare,
+                    _ => NsSyscall::Clone,
+                };
+                let joined = if syscall == NsSyscall::Setns {
+                    self.joined(&before, &ns)
+                } else {
+                    Vec::new()
+                };
+                Payload::Namespace {
+                    syscall,
+                    ret: e.ret,
+                    flags: format!("{:#x}", e.flags),
+                    flag_types: flag_types(e.flags),
+                    fd: (syscall == NsSyscall::Setns).then_some(e.fd),
+                    before,
+                    joined,
+                }
+            }
+        };
+        let event = self.build(h, ns, data);
+        self.maintain(h.ktime_ns);
+        event
+    }
+
+    fn build(&mut self, h: &EventHeader, ns: Namespaces, data: Payload) -> Event {
+        let entry = &self.procs[&h.tgid];
+        let runtime_helper = entry.lineage == Lineage::RuntimeHelper;
+        // The cgroup layout, when it names a container, wins over lineage.
+        let container = container::from_cgroup_path(&entry.cgroup).or_else(|| match &entry.lineage {
+            Lineage::Container(c) => Some(c.clone()),
+            _ => None,
+        });
+        let process = Process {
+            pid: h.tgid,
+            tid: h.tid,
+            ppid: h.ppid,
+            start_time: h.start_time_ns,
+            comm: String::from_utf8_lossy(until_nul(&h.comm)).into_owned(),
+            exe: entry.exe.clone(),
+            args: entry.args.clone(),
+            uid: h.uid,
+            gid: h.gid,
+            cap_effective: format!("{:#x}", h.cap_effective),
+            cgroup_id: h.cgroup_id,
+            cgroup: entry.cgroup.clone(),
+            namespaces: ns,
+            runtime_helper,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(c) = &container
+            && !runtime_helper
+        {
+            self.learn_owner(c, &ns);
+        }
+        Event {
+            id,
+            time: rfc3339_ns(self.boot_unix_ns + i128::from(h.ktime_ns)),
+            ktime_ns: h.ktime_ns,
+            process,
+            container,
+            data,
+        }
+    }
+
+    /// The entry of the event's process, created from /proc (or the header alone) if unknown,
+    /// with its cgroup refreshed when the kernel reports a different one.
+    fn entry(&mut self, h: &EventHeader, ns: &Namespaces) -> &mut ProcEntry {
+        let pid = h.tgid;
+        let known = self
+            .procs
+            .get(&pid)
+            .is_some_and(|e| e.start_time == 0 || same_start(e.start_time, h.start_time_ns));
+        if !known {
+            let snap = self.system.snapshot(pid).filter(|s| same_start(s.start_time, h.start_time_ns));
+            let cgroup = self.system.cgroup_path(h.cgroup_id, pid);
+            let (exe, args) = snap.map(|s| (s.exe, s.args)).unwrap_or_default();
+            let lineage = classify_unknown(&cgroup, &exe, ns, &self.host.namespaces);
+            self.procs.insert(
+                pid,
+                ProcEntry {
+                    start_time: h.start_time_ns,
+                    exe,
+                    args,
+                    cgroup_id: h.cgroup_id,
+                    cgroup,
+                    lineage,
+                    exited_at: None,
+                },
+            );
+        }
+        let cgroup_changed = self.procs[&pid].cgroup_id != h.cgroup_id;
+        if cgroup_changed {
+            let path = self.system.cgroup_path(h.cgroup_id, pid);
+            let entry = self.procs.get_mut(&pid).expect("inserted above");
+            entry.cgroup_id = h.cgroup_id;
+            entry.cgroup = path;
+        }
+        self.procs.get_mut(&pid).expect("inserted above")
+    }
+
+    fn on_fork(&mut self, child: &EventHeader, creator: u32, ns: &Namespaces) {
+        let parent = self.procs.get(&creator).cloned();
+        let cgroup = self.system.cgroup_path(child.cgroup_id, child.tgid);
+        let entry = match parent {
+            Some(p) => ProcEntry {
+                start_time: child.start_time_ns,
+                exe: p.exe,
+                args: p.args,
+                cgroup_id: child.cgroup_id,
+                cgroup,
+                lineage: p.lineage,
+                exited_at: None,
+            },
+            None => {
+                let exe = self.system.snapshot(child.tgid).map(|s| s.exe).unwrap_or_default();
+                ProcEntry {
+                    start_time: child.start_time_ns,
+                    lineage: classify_unknown(&cgroup, &exe, ns, &self.host.namespaces),
+                    exe,
+                    args: Vec::new(),
+                    cgroup_id: child.cgroup_id,
+                    cgroup,
+                    exited_at: None,
+                }
+            }
+        };
+        self.procs.insert(child.tgid, entry);
+    }
+
+    fn on_exec(&mut self, h: &EventHeader, ns: &Namespaces, filename: &str, args: Vec<String>) {
+        let host = self.host.namespaces;
+        let entry = self.entry(h, ns);
+        entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
+        entry.exe = filename.to_owned();
+        entry.args = args;
+    }
+
+    /// Remember which container's processes live in which namespaces.
+    fn learn_owner(&mut self, c: &crate::model::Container, ns: &Namespaces) {
+        if self.ns_owner.len() > NS_OWNER_LIMIT {
+            self.ns_owner.clear();
+        }
+        let host = self.host.namespaces.iter();
+        for (i, (_, inode)) in ns.iter().into_iter().enumerate() {
+            if inode != 0 && inode != host[i].1 {
+                self.ns_owner.entry((i, inode)).or_insert_with(|| c.clone());
+            }
+        }
+    }
+
+    fn owner(&self, index: usize, inode: u32) -> NsOwner {
+        if inode == self.host.namespaces.iter()[index].1 {
+            return NsOwner::Host;
+        }
+        match self.ns_owner.get(&(index, inode)) {
+            Some(c) => NsOwner::Container {
+                id: c.id.clone(),
+                runtime: c.runtime,
+            },
+            None => NsOwner::Unknown,
+        }
+    }
+
+    /// Namespaces whose inode changed across a setns.
+    fn joined(&self, before: &Namespaces, after: &Namespaces) -> Vec<JoinedNamespace> {
+        let (b, a) = (before.iter(), after.iter());
+        (0..b.len())
+            .filter(|&i| a[i].1 != 0 && b[i].1 != a[i].1)
+            .map(|i| JoinedNamespace {
+                ns_type: a[i].0.to_owned(),
+                inode: a[i].1,
+                previous: b[i].1,
+                owner: self.owner(i, a[i].1),
+            })
+            .collect()
+    }
+
+    /// Drop processes that exited more than the grace period ago.
+    fn maintain(&mut self, now: u64) {
+        if self.next_id % PURGE_EVERY != 0 {
+            return;
+        }
+        self.procs.retain(|_, e| {
+            e.exited_at
+                .is_none_or(|t| now.saturating_sub(t) < EXITED_GRACE_NS)
+        });
+    }
+}
+
+/// Start times from the kernel (ns) and from /proc (tick resolution) denote the same process.
+fn same_start(a: u64, b: u64) -> bool {
+    a.abs_diff(b) < 20_000_000
+}
+
+/// NUL-separated argv bytes → strings.
+fn split_args(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Names of the namespace types in CLONE_NEW* flags.
+fn flag_types(flags: u64) -> Vec<String> {
+    NsType::ALL
+        .iter()
+        .filter(|t| flags & t.clone_flag() != 0)
+        .map(|t| t.name().to_owned())
+        .collect()
+}

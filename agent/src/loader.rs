@@ -1,0 +1,240 @@
+//! Load the eBPF object, hand it this kernel's offsets, attach every program and report how.
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+};
+use escapewatch_common::{
+    maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE},
+    programs::{Hook, PROGRAMS, ProgramSpec},
+};
+use tracing::{info, warn};
+
+use crate::{
+    btf::{Btf, BtfError},
+    offsets::{OffsetError, kernel_config},
+};
+
+/// The eBPF object, built by build.rs with the pinned nightly.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/escapewatch"));
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Lines kept from the end of a verifier log in an attach error.
+const VERIFIER_TAIL: usize = 8;
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "escapewatch must run as root, or with CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN on kernels before 5.8), to load its eBPF programs; this process has effective capabilities {caps:#x}. Run it with sudo or through the shipped systemd unit"
+    )]
+    NotPrivileged { caps: u64 },
+    #[error(
+        "cannot read the running kernel's BTF at {path}: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y (the default on Debian 11+, Ubuntu 20.10+, RHEL 8.2+), because escapewatch resolves kernel struct offsets from it at load time"
+    )]
+    Btf {
+        path: PathBuf,
+        #[source]
+        source: BtfError,
+    },
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    #[error(
+        "tracefs is not mounted and mounting it at {TRACEFS} failed; mount it by hand (`mount -t tracefs tracefs {TRACEFS}`)"
+    )]
+    Tracefs {
+        #[source]
+        source: nix::Error,
+    },
+    #[error("the kernel refused the eBPF object (maps or BTF)")]
+    Object {
+        #[source]
+        source: aya::EbpfError,
+    },
+    #[error(
+        "required program(s) could not be attached, so escapewatch would be blind:\n  {}",
+        .failed.join("\n  ")
+    )]
+    Required { failed: Vec<String> },
+}
+
+/// Ring buffer sizes in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RingSizes {
+    pub critical: u32,
+    pub lifecycle: u32,
+}
+
+/// How one program fared.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub program: &'static str,
+    pub family: &'static str,
+    pub hook: Hook,
+    /// None when attached; otherwise why not.
+    pub error: Option<String>,
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub attachments: Vec<Attachment>,
+}
+
+impl Loaded {
+    pub fn all_attached(&self) -> bool {
+        self.attachments.iter().all(|a| a.error.is_none())
+    }
+}
+
+/// Effective capabilities of this process.
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn check_privileges() -> Result<(), LoadError> {
+    let caps = effective_caps();
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        Ok(())
+    } else {
+        Err(LoadError::NotPrivileged { caps })
+    }
+}
+
+/// Mount tracefs if no tracefs is reachable (aya looks in these two places).
+fn ensure_tracefs() -> Result<(), LoadError> {
+    let usable = |p: &str| {
+        Path::new(p)
+            .join("events")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    };
+    if usable(TRACEFS) || usable("/sys/kernel/debug/tracing") {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tracefs"),
+        TRACEFS,
+        Some("tracefs"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|source| LoadError::Tracefs { source })?;
+    info!(path = TRACEFS, "tracefs was not mounted; mounted it");
+    Ok(())
+}
+
+fn attach_one(ebpf: &mut Ebpf, btf: &aya::Btf, spec: &ProgramSpec) -> Result<(), String> {
+    let program = ebpf
+        .program_mut(spec.name)
+        .ok_or_else(|| format!("program {} is missing from the eBPF object", spec.name))?;
+    let result = match spec.hook {
+        Hook::Tracepoint { category, name } => {
+            let p: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load().and_then(|()| p.attach(category, name).map(drop))
+        }
+        Hook::RawTracepoint { name } => {
+            let p: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load().and_then(|()| p.attach(name).map(drop))
+        }
+        Hook::BtfTracepoint { name } => {
+            let p: &mut BtfTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load(name, btf).and_then(|()| p.attach().map(drop))
+        }
+    };
+    result.map_err(|e| {
+        // The source chain (errno, verifier log) in one message; of a verifier log only the
+        // end, which says why the program was rejected.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        let lines: Vec<&str> = msg.lines().collect();
+        if lines.len() > VERIFIER_TAIL {
+            format!(
+                "{} [... {} verifier log lines ...] {}",
+                lines[0],
+                lines.len() - VERIFIER_TAIL,
+                lines[lines.len() - VERIFIER_TAIL + 1..].join(" | ")
+            )
+        } else {
+            lines.join(" | ")
+        }
+    })
+}
+
+/// Load and attach everything. A program that fails is reported and skipped, unless the agent
+/// cannot work without it.
+pub fn load(rings: RingSizes) -> Result<Loaded, LoadError> {
+    check_privileges()?;
+    let btf_path = PathBuf::from(VMLINUX_BTF);
+    let btf = Btf::from_file(&btf_path).map_err(|source| LoadError::Btf {
+        path: btf_path.clone(),
+        source,
+    })?;
+    let config = kernel_config(&btf, std::process::id())?;
+    ensure_tracefs()?;
+    let aya_btf = aya::Btf::from_sys_fs().map_err(|source| LoadError::Object {
+        source: aya::EbpfError::BtfError(source),
+    })?;
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&aya_btf))
+        .override_global(CONFIG_GLOBAL, &config, true)
+        .map_max_entries(RING_CRITICAL, rings.critical)
+        .map_max_entries(RING_LIFECYCLE, rings.lifecycle)
+        .load(OBJECT)
+        .map_err(|source| LoadError::Object { source })?;
+    let mut attachments = Vec::new();
+    for spec in &PROGRAMS {
+        let error = attach_one(&mut ebpf, &aya_btf, spec).err();
+        match &error {
+            None => info!(
+                program = spec.name,
+                family = spec.family,
+                hook = spec.hook.kind_name(),
+                target = ?spec.hook,
+                "attached"
+            ),
+            Some(e) => warn!(
+                program = spec.name,
+                family = spec.family,
+                hook = spec.hook.kind_name(),
+                error = %e,
+                "could not attach; the rules that need it will not see these events"
+            ),
+        }
+        attachments.push(Attachment {
+            program: spec.name,
+            family: spec.family,
+            hook: spec.hook,
+            error,
+        });
+    }
+    let failed: Vec<String> = PROGRAMS
+        .iter()
+        .zip(&attachments)
+        .filter(|(spec, a)| spec.required && a.error.is_some())
+        .map(|(spec, a)| format!("{}: {}", spec.name, a.error.as_deref().unwrap_or("")))
+        .collect();
+    if !failed.is_empty() {
+        return Err(LoadError::Required { failed });
+    }
+    Ok(Loaded { ebpf, attachments })
+}

@@ -1,0 +1,305 @@
+//! The enriched, owned event: what the event log stores and what the detection engine reads.
+//!
+//! Everything a rule needs is in here, so a recorded log replays on any machine: the container
+//! a process belongs to, whether it is part of a container runtime, and who owns every namespace
+//! a syscall touched. Enrichment states facts; `detect` makes the judgement.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event-log format (the JSON shape below). Bump on incompatible changes.
+pub const LOG_SCHEMA_VERSION: u32 = 1;
+
+/// First line of every event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogHeader {
+    /// Always "escapewatch-events": tells a header line from an event line.
+    pub format: String,
+    pub schema_version: u32,
+    pub agent_version: String,
+    pub hostname: String,
+    /// Wall-clock time of boot, RFC 3339 (event times are boot time + kernel timestamp).
+    pub boot_time: String,
+    /// The host's namespaces and where they were learned from.
+    pub host_namespaces: Namespaces,
+    pub host_namespaces_source: String,
+}
+
+pub const LOG_FORMAT: &str = "escapewatch-events";
+
+/// Namespace inode numbers; 0 = unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    pub mnt: u32,
+    pub pid: u32,
+    pub net: u32,
+    pub uts: u32,
+    pub ipc: u32,
+    pub user: u32,
+    pub cgroup: u32,
+    pub time: u32,
+}
+
+/// Container runtimes recognised from cgroup paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    Docker,
+    Containerd,
+    CriO,
+    Podman,
+    /// A kubepods cgroup path that names no runtime.
+    Kubernetes,
+    /// Recognised as a container by its namespaces or lineage only.
+    Unknown,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Containerd => "containerd",
+            Runtime::CriO => "cri-o",
+            Runtime::Podman => "podman",
+            Runtime::Kubernetes => "kubernetes",
+            Runtime::Unknown => "unknown",
+        }
+    }
+}
+
+/// A container: the runtime and its id (64 hex characters, or the cgroup path when the path
+/// follows no known runtime layout).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Container {
+    pub id: String,
+    pub runtime: Runtime,
+    /// Kubernetes pod uid when the cgroup path names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
+}
+
+/// The process an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    /// Boot-time ns of the process start; (pid, start_time) identifies a process.
+    pub start_time: u64,
+    pub comm: String,
+    /// Executable as last exec'd (path as seen in the process's mount namespace); empty if the
+    /// process was never seen exec'ing and /proc could not tell.
+    pub exe: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    /// Effective capabilities as a hex mask.
+    pub cap_effective: String,
+    pub cgroup_id: u64,
+    /// cgroup v2 path, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroup: String,
+    pub namespaces: Namespaces,
+    /// Part of a container runtime (runc, crun, containerd-shim, conmon, ...) started on the
+    /// host, doing the runtime's own setns/unshare work.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub runtime_helper: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Whose a namespace is, as far as the agent knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NsOwner {
+    Host,
+    Container { id: String, runtime: Runtime },
+    Unknown,
+}
+
+/// One namespace a setns call moved the process into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinedNamespace {
+    #[serde(rename = "type")]
+    pub ns_type: String,
+    pub inode: u32,
+    /// The inode the process had before.
+    pub previous: u32,
+    pub owner: NsOwner,
+}
+
+/// Which namespace syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NsSyscall {
+    Setns,
+    Unshare,
+    Clone,
+}
+
+/// Kind-specific part of an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Payload {
+    ProcessExec {
+        filename: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        truncated: bool,
+    },
+    ProcessFork {
+        /// The process that called fork/clone.
+        creator_pid: u32,
+    },
+    ProcessExit {
+        exit_code: i32,
+    },
+    Namespace {
+        syscall: NsSyscall,
+        /// Return value (for clone: the child pid; negative: -errno).
+        ret: i64,
+        /// setns nstype / unshare or clone flags, hex.
+        flags: String,
+        /// Namespace types named by the flags.
+        flag_types: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fd: Option<i32>,
+        before: Namespaces,
+        /// For setns: every namespace that changed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<JoinedNamespace>,
+    },
+}
+
+/// One enriched event: a line of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Sequence number, unique within one log; alerts cite it in `event_ids`.
+    pub id: u64,
+    /// Wall-clock time, RFC 3339 with nanoseconds (boot time + kernel timestamp).
+    pub time: String,
+    /// Kernel CLOCK_BOOTTIME timestamp, ns.
+    pub ktime_ns: u64,
+    pub process: Process,
+    /// The container the process belongs to; absent for host processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
+    /// What happened; `data.kind` names the event kind.
+    pub data: Payload,
+}
+
+impl Event {
+    /// The `kind` tag as written in the log.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.data {
+            Payload::ProcessExec { .. } => "process_exec",
+            Payload::ProcessFork { .. } => "process_fork",
+            Payload::ProcessExit { .. } => "process_exit",
+            Payload::Namespace { .. } => "namespace",
+        }
+    }
+}
+
+impl Namespaces {
+    /// Slots in the wire order of `escapewatch_common::event::NsType`.
+    pub fn from_wire(ns: &[u32; escapewatch_common::event::NS_COUNT]) -> Self {
+        Namespaces {
+            mnt: ns[0],
+            pid: ns[1],
+            net: ns[2],
+            uts: ns[3],
+            ipc: ns[4],
+            user: ns[5],
+            cgroup: ns[6],
+            time: ns[7],
+        }
+    }
+
+    /// (type name, inode) pairs, in wire order.
+    pub fn iter(&self) -> [(&'static str, u32); 8] {
+        [
+            ("mnt", self.mnt),
+            ("pid", self.pid),
+            ("net", self.net),
+            ("uts", self.uts),
+            ("ipc", self.ipc),
+            ("user", self.user),
+            ("cgroup", self.cgroup),
+            ("time", self.time),
+        ]
+    }
+
+    pub fn get(&self, ns_type: &str) -> Option<u32> {
+        self.iter()
+            .into_iter()
+            .find(|(name, _)| *name == ns_type)
+            .map(|(_, inode)| inode)
+    }
+}
+
+/// Builders of hand-made events for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A skeleton event of a process in docker container "aaaa…".
+    pub struct Skeleton {
+        pub process: Process,
+        pub container: Option<Container>,
+    }
+
+    pub fn container_process() -> Skeleton {
+        Skeleton {
+            process: Process {
+                pid: 4242,
+                tid: 4242,
+                ppid: 4200,
+                start_time: 1_000_000,
+                comm: "nsenter".into(),
+                exe: "/usr/bin/nsenter".into(),
+                args: vec!["nsenter".into(), "-t".into(), "77".into(), "-m".into()],
+                uid: 0,
+                gid: 0,
+                cap_effective: "0x1ffffffffff".into(),
+                cgroup_id: 5000,
+                cgroup: format!("/docker/{}", "a".repeat(64)),
+                namespaces: Namespaces {
+                    mnt: 4026532300,
+                    ..Namespaces::default()
+                },
+                runtime_helper: false,
+            },
+            container: Some(Container {
+                id: "a".repeat(64),
+                runtime: Runtime::Docker,
+                pod_uid: None,
+            }),
+        }
+    }
+
+    pub fn setns_event(s: Skeleton, ret: i64, joined: Vec<JoinedNamespace>) -> Event {
+        Event {
+            id: 17,
+            time: "2026-11-23T01:02:03.123456789Z".into(),
+            ktime_ns: 5_000_000_000,
+            process: s.process,
+            container: s.container,
+            data: Payload::Namespace {
+                syscall: NsSyscall::Setns,
+                ret,
+                flags: "0x20000".into(),
+                flag_types: vec!["mnt".into()],
+                fd: Some(3),
+                before: Namespaces::default(),
+                joined,
+            },
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Kernel struct offsets for the eBPF programs, from the running kernel's BTF.
+
+use escapewatch_common::{
+    SCHEMA_VERSION,
+    config::{KernelConfig, OFFSET_NONE},
+    event::NsType,
+};
+
+use crate::btf::{Btf, BtfError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    #[error(
+        "the running kernel's BTF lacks {count} struct member(s) escapewatch needs:\n  {}\nthis kernel layout is not supported yet; please report it with `uname -r`",
+        .missing.join("\n  ")
+    )]
+    Missing { count: usize, missing: Vec<String> },
+}
+
+/// Resolves offsets, collecting every missing one instead of stopping at the first.
+struct Resolver<'a> {
+    btf: &'a Btf,
+    missing: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn required(&mut self, st: &str, paths: &[&str]) -> u32 {
+        match self.btf.member_offset_any(st, paths) {
+            Ok(off) => off,
+            Err(e) => {
+                self.missing.push(describe(st, paths, &e));
+                OFFSET_NONE
+            }
+        }
+    }
+
+    fn optional(&self, st: &str, paths: &[&str]) -> u32 {
+        self.btf.member_offset_any(st, paths).unwrap_or(OFFSET_NONE)
+    }
+}
+
+fn describe(st: &str, paths: &[&str], e: &BtfError) -> String {
+    format!("struct {st}.{}: {e}", paths.join(" | "))
+}
+
+/// Namespace struct and nsproxy member of each namespace type (user comes from the cred).
+fn ns_structs(ty: NsType) -> (&'static str, Option<&'static str>) {
+    match ty {
+        NsType::Mnt => ("mnt_namespace", Some("mnt_ns")),
+        NsType::Pid => ("pid_namespace", Some("pid_ns_for_children")),
+        NsType::Net => ("net", Some("net_ns")),
+        NsType::Uts => ("uts_namespace", Some("uts_ns")),
+        NsType::Ipc => ("ipc_namespace", Some("ipc_ns")),
+        NsType::User => ("user_namespace", None),
+        NsType::Cgroup => ("cgroup_namespace", Some("cgroup_ns")),
+        NsType::Time => ("time_namespace", Some("time_ns")),
+    }
+}
+
+/// Build the eBPF-side configuration for this kernel.
+pub fn kernel_config(btf: &Btf, agent_tgid: u32) -> Result<KernelConfig, OffsetError> {
+    let mut r = Resolver {
+        btf,
+        missing: Vec::new(),
+    };
+    let mut cfg = KernelConfig {
+        schema_version: u32::from(SCHEMA_VERSION),
+        agent_tgid,
+        task_pid: r.required("task_struct", &["pid"]),
+        task_tgid: r.required("task_struct", &["tgid"]),
+        task_real_parent: r.required("task_struct", &["real_parent"]),
+        task_group_leader: r.required("task_struct", &["group_leader"]),
+        // Renamed in 5.5.
+        task_start_boottime: r.required("task_struct", &["start_boottime", "real_start_time"]),
+        task_real_cred: r.required("task_struct", &["real_cred"]),
+        task_nsproxy: r.required("task_struct", &["nsproxy"]),
+        task_comm: r.required("task_struct", &["comm"]),
+        task_mm: r.optional("task_struct", &["mm"]),
+        task_exit_code: r.optional("task_struct", &["exit_code"]),
+        cred_uid: r.required("cred", &["uid"]),
+        cred_gid: r.required("cred", &["gid"]),
+        cred_cap_effective: r.required("cred", &["cap_effective"]),
+        cred_user_ns: r.required("cred", &["user_ns"]),
+        binprm_filename: r.required("linux_binprm", &["filename"]),
+        mm_arg_start: r.optional("mm_struct", &["arg_start"]),
+        mm_arg_end: r.optional("mm_struct", &["arg_end"]),
+        ..KernelConfig::UNCONFIGURED
+    };
+    for ty in NsType::ALL {
+        let (st, member) = ns_structs(ty);
+        // The time namespace exists since 5.6 only.
+        let optional = ty == NsType::Time;
+        let i = ty as usize;
+        if optional {
+            cfg.ns_inum[i] = r.optional(st, &["ns.inum"]);
+            cfg.nsproxy_ns[i] = member.map_or(OFFSET_NONE, |m| r.optional("nsproxy", &[m]));
+        } else {
+            cfg.ns_inum[i] = r.required(st, &["ns.inum"]);
+            cfg.nsproxy_ns[i] = member.map_or(OFFSET_NONE, |m| r.required("nsproxy", &[m]));
+        }
+    }
+    if r.missing.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(OffsetError::Missing {
+            count: r.missing.len(),
+            missing: r.missing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_every_offset_on_this_kernel() {
+        let btf = Btf::from_file("/sys/kernel/btf/vmlinux").expect("this machine has kernel BTF");
+        let cfg = kernel_config(&btf, 1).expect("all offsets");
+        assert_eq!(cfg.schema_version, u32::from(SCHEMA_VERSION));
+        assert_eq!(
+            cfg.task_nsproxy,
+            btf.member_offset("task_struct", "nsproxy").unwrap()
+        );
+        for ty in NsType::ALL {
+            assert_ne!(cfg.ns_inum[ty as usize], OFFSET_NONE, "{ty:?}");
+        }
+        assert_eq!(cfg.nsproxy_ns[NsType::User as usize], OFFSET_NONE);
+    }
+}
