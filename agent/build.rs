@@ -16,7 +16,9 @@ fn main() -> anyhow::Result<()> {
         .get("escapewatch")
         .and_then(|m| m.get("ebpf-toolchain"))
         .and_then(|t| t.as_str())
-        .ok_or_else(|| anyhow!("workspace Cargo.toml lacks [workspace.metadata.escapewatch] ebpf-toolchain"))?
+        .ok_or_else(|| {
+            anyhow!("workspace Cargo.toml lacks [workspace.metadata.escapewatch] ebpf-toolchain")
+        })?
         .to_owned();
     let ebpf = metadata
         .packages

@@ -48,7 +48,8 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CollectEr
 }
 
 fn ring(ebpf: &mut Ebpf, name: &'static str) -> Result<AsyncFd<RingBuf<MapData>>, CollectError> {
-    let rb = RingBuf::try_from(take(ebpf, name)?).map_err(|source| CollectError::Map { name, source })?;
+    let rb = RingBuf::try_from(take(ebpf, name)?)
+        .map_err(|source| CollectError::Map { name, source })?;
     // SAFETY: the RingBuf owns its map fd for its whole life and always reports the same fd;
     // the AsyncFd owns the RingBuf, so the fd outlives the registration.
     unsafe { AsyncFd::register_with_interest(rb, tokio::io::Interest::READABLE) }.map_err(|e| {

@@ -103,8 +103,14 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         for (key, v) in [
-            ("ring_buffers.critical_bytes", self.ring_buffers.critical_bytes),
-            ("ring_buffers.lifecycle_bytes", self.ring_buffers.lifecycle_bytes),
+            (
+                "ring_buffers.critical_bytes",
+                self.ring_buffers.critical_bytes,
+            ),
+            (
+                "ring_buffers.lifecycle_bytes",
+                self.ring_buffers.lifecycle_bytes,
+            ),
         ] {
             if !v.is_power_of_two() || v < 4096 {
                 return Err(ConfigError::Invalid {
@@ -124,7 +130,10 @@ mod tests {
 
     #[test]
     fn empty_file_gives_defaults() {
-        assert_eq!(Config::parse("", Path::new("c.toml")).unwrap(), Config::default());
+        assert_eq!(
+            Config::parse("", Path::new("c.toml")).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -134,7 +143,10 @@ mod tests {
             Path::new("c.toml"),
         )
         .unwrap();
-        assert_eq!(c.logs.event_log.as_deref(), Some(Path::new("/var/log/e.jsonl")));
+        assert_eq!(
+            c.logs.event_log.as_deref(),
+            Some(Path::new("/var/log/e.jsonl"))
+        );
         assert_eq!(c.ring_buffers.sizes().critical, 65536);
     }
 
@@ -150,9 +162,12 @@ mod tests {
 
     #[test]
     fn bad_ring_size_names_the_key() {
-        let e = Config::parse("[ring_buffers]\ncritical_bytes = 5000\n", Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            "[ring_buffers]\ncritical_bytes = 5000\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("ring_buffers.critical_bytes"), "{e}");
         assert!(e.contains("5000"), "{e}");
     }

@@ -3,11 +3,7 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use escapewatch_common::{
-    kind::EventKind,
-    programs::PROGRAMS,
-    user::RawEvent,
-};
+use escapewatch_common::{kind::EventKind, programs::PROGRAMS, user::RawEvent};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
@@ -45,6 +41,8 @@ pub struct RunOptions {
     pub config: Config,
     pub event_log: Option<PathBuf>,
     pub alert_log: Option<PathBuf>,
+    /// Kernel BTF to read offsets from instead of /sys/kernel/btf/vmlinux.
+    pub btf: Option<PathBuf>,
 }
 
 /// Everything downstream of the ring buffers, shared by the main loop and the final drain.
@@ -102,7 +100,11 @@ fn kind_name(id: u32) -> String {
 }
 
 /// Report new kernel-side losses and program errors.
-fn report_losses(collector: &Collector, seen: &mut BTreeMap<u32, u64>, seen_err: &mut BTreeMap<u32, u64>) {
+fn report_losses(
+    collector: &Collector,
+    seen: &mut BTreeMap<u32, u64>,
+    seen_err: &mut BTreeMap<u32, u64>,
+) {
     for (kind, total) in collector.lost_by_kind() {
         let before = seen.insert(kind, total).unwrap_or(0);
         if total > before {
@@ -118,7 +120,12 @@ fn report_losses(collector: &Collector, seen: &mut BTreeMap<u32, u64>, seen_err:
         let before = seen_err.insert(prog, total).unwrap_or(0);
         if total > before {
             let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
-            warn!(program = name, errors = total - before, total, "kernel reads failed in program");
+            warn!(
+                program = name,
+                errors = total - before,
+                total,
+                "kernel reads failed in program"
+            );
         }
     }
 }
@@ -139,7 +146,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let boot = host::boot_time_unix_ns();
 
     // Open the logs before loading, so a bad path fails before anything is attached.
-    let mut event_log = opts.event_log.as_deref().map(|p| JsonLines::open(Some(p))).transpose()?;
+    let mut event_log = opts
+        .event_log
+        .as_deref()
+        .map(|p| JsonLines::open(Some(p)))
+        .transpose()?;
     let alerts = JsonLines::open(opts.alert_log.as_deref())?;
     if let Some(log) = &mut event_log {
         log.write(&LogHeader {
@@ -154,7 +165,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         log.flush()?;
     }
 
-    let mut loaded = loader::load(opts.config.ring_buffers.sizes())?;
+    let mut loaded = loader::load(opts.config.ring_buffers.sizes(), opts.btf.as_deref())?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
 
     let system = LiveSystem {
@@ -163,7 +174,10 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     };
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));
-    info!(processes = enricher.processes_tracked(), "process table seeded from /proc");
+    info!(
+        processes = enricher.processes_tracked(),
+        "process table seeded from /proc"
+    );
 
     let mut pipeline = Pipeline {
         enricher,
@@ -173,7 +187,11 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         decode_errors: 0,
     };
 
-    let attached = loaded.attachments.iter().filter(|a| a.error.is_none()).count();
+    let attached = loaded
+        .attachments
+        .iter()
+        .filter(|a| a.error.is_none())
+        .count();
     info!(
         attached,
         total = loaded.attachments.len(),
@@ -210,11 +228,17 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     count_decode_errors(&mut pipeline, stats.decode_errors);
     pipeline.process(&mut batch)?;
     report_losses(&collector, &mut lost_seen, &mut errors_seen);
-    info!(decode_errors = pipeline.decode_errors, "drained and flushed; bye");
+    info!(
+        decode_errors = pipeline.decode_errors,
+        "drained and flushed; bye"
+    );
     Ok(())
 }
 
-fn count_decode_errors(pipeline: &mut Pipeline, errors: Vec<escapewatch_common::user::DecodeError>) {
+fn count_decode_errors(
+    pipeline: &mut Pipeline,
+    errors: Vec<escapewatch_common::user::DecodeError>,
+) {
     for e in errors {
         pipeline.decode_errors += 1;
         if pipeline.decode_errors <= 10 || pipeline.decode_errors.is_power_of_two() {

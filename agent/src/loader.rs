@@ -37,7 +37,7 @@ pub enum LoadError {
     )]
     NotPrivileged { caps: u64 },
     #[error(
-        "cannot read the running kernel's BTF at {path}: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y (the default on Debian 11+, Ubuntu 20.10+, RHEL 8.2+), because escapewatch resolves kernel struct offsets from it at load time"
+        "cannot read the kernel's BTF at {path}: escapewatch resolves kernel struct offsets from it at load time, so the kernel must be built with CONFIG_DEBUG_INFO_BTF=y (the default on Debian 11+, Ubuntu 20.10+, RHEL 8.2+), or give a BTF file for this kernel with --btf"
     )]
     Btf {
         path: PathBuf,
@@ -182,18 +182,21 @@ fn attach_one(ebpf: &mut Ebpf, btf: &aya::Btf, spec: &ProgramSpec) -> Result<(),
 
 /// Load and attach everything. A program that fails is reported and skipped, unless the agent
 /// cannot work without it.
-pub fn load(rings: RingSizes) -> Result<Loaded, LoadError> {
+pub fn load(rings: RingSizes, btf_path: Option<&Path>) -> Result<Loaded, LoadError> {
     check_privileges()?;
-    let btf_path = PathBuf::from(VMLINUX_BTF);
+    let btf_path = btf_path.map_or_else(|| PathBuf::from(VMLINUX_BTF), Path::to_owned);
     let btf = Btf::from_file(&btf_path).map_err(|source| LoadError::Btf {
         path: btf_path.clone(),
         source,
     })?;
     let config = kernel_config(&btf, std::process::id())?;
     ensure_tracefs()?;
-    let aya_btf = aya::Btf::from_sys_fs().map_err(|source| LoadError::Object {
-        source: aya::EbpfError::BtfError(source),
-    })?;
+    let aya_btf =
+        aya::Btf::parse_file(&btf_path, aya::Endianness::default()).map_err(|source| {
+            LoadError::Object {
+                source: aya::EbpfError::BtfError(source),
+            }
+        })?;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&aya_btf))
         .override_global(CONFIG_GLOBAL, &config, true)

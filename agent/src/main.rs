@@ -42,6 +42,10 @@ enum Command {
         /// Write alerts (JSON Lines, appended) to PATH instead of stdout. Overrides logs.alert_log.
         #[arg(long, value_name = "PATH")]
         alert_log: Option<PathBuf>,
+        /// Kernel BTF file to resolve struct offsets from, for kernels without
+        /// /sys/kernel/btf/vmlinux (e.g. a file from btfhub for this exact kernel).
+        #[arg(long, value_name = "FILE")]
+        btf: Option<PathBuf>,
     },
     /// Run recorded event logs through the detection engine and print the alerts (JSON Lines).
     ///
@@ -64,12 +68,18 @@ fn init_logging() {
         .init();
 }
 
-fn run(config: Option<PathBuf>, event_log: Option<PathBuf>, alert_log: Option<PathBuf>) -> anyhow::Result<()> {
+fn run(
+    config: Option<PathBuf>,
+    event_log: Option<PathBuf>,
+    alert_log: Option<PathBuf>,
+    btf: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let config = Config::load_or_default(config.as_deref())
         .with_context(|| format!("loading the configuration (default {DEFAULT_CONFIG_PATH})"))?;
     let opts = RunOptions {
         event_log: event_log.or_else(|| config.logs.event_log.clone()),
         alert_log: alert_log.or_else(|| config.logs.alert_log.clone()),
+        btf,
         config,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -94,25 +104,32 @@ fn print_rules() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result = match cli.command {
-        Command::Run {
-            config,
-            event_log,
-            alert_log,
-        } => run(config, event_log, alert_log),
-        Command::Replay { paths } => JsonLines::open(None)
-            .map_err(anyhow::Error::from)
-            .and_then(|mut out| {
-                let stats = replay::replay(&paths, |alert| out.write(alert))?;
-                out.flush()?;
-                tracing::info!(events = stats.events, alerts = stats.alerts, sessions = stats.sessions, "replay done");
+    let result =
+        match cli.command {
+            Command::Run {
+                config,
+                event_log,
+                alert_log,
+                btf,
+            } => run(config, event_log, alert_log, btf),
+            Command::Replay { paths } => JsonLines::open(None)
+                .map_err(anyhow::Error::from)
+                .and_then(|mut out| {
+                    let stats = replay::replay(&paths, |alert| out.write(alert))?;
+                    out.flush()?;
+                    tracing::info!(
+                        events = stats.events,
+                        alerts = stats.alerts,
+                        sessions = stats.sessions,
+                        "replay done"
+                    );
+                    Ok(())
+                }),
+            Command::Rules => {
+                print_rules();
                 Ok(())
-            }),
-        Command::Rules => {
-            print_rules();
-            Ok(())
-        }
-    };
+            }
+        };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,6 +6,9 @@
 //! compile-time size assertion, so any layout change is a deliberate [`SCHEMA_VERSION`] bump.
 #![no_std]
 
+#[cfg(feature = "user")]
+extern crate alloc;
+
 pub mod config;
 pub mod event;
 pub mod kind;

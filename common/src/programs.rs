@@ -97,7 +97,11 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
         family: "lifecycle",
         required: true,
     },
-    syscall(ProgramId::SysEnterSetns, "sys_enter_setns", "sys_enter_setns"),
+    syscall(
+        ProgramId::SysEnterSetns,
+        "sys_enter_setns",
+        "sys_enter_setns",
+    ),
     syscall(ProgramId::SysExitSetns, "sys_exit_setns", "sys_exit_setns"),
     syscall(
         ProgramId::SysEnterUnshare,
@@ -109,14 +113,22 @@ pub const PROGRAMS: [ProgramSpec; 11] = [
         "sys_exit_unshare",
         "sys_exit_unshare",
     ),
-    syscall(ProgramId::SysEnterClone, "sys_enter_clone", "sys_enter_clone"),
+    syscall(
+        ProgramId::SysEnterClone,
+        "sys_enter_clone",
+        "sys_enter_clone",
+    ),
     syscall(ProgramId::SysExitClone, "sys_exit_clone", "sys_exit_clone"),
     syscall(
         ProgramId::SysEnterClone3,
         "sys_enter_clone3",
         "sys_enter_clone3",
     ),
-    syscall(ProgramId::SysExitClone3, "sys_exit_clone3", "sys_exit_clone3"),
+    syscall(
+        ProgramId::SysExitClone3,
+        "sys_exit_clone3",
+        "sys_exit_clone3",
+    ),
 ];
 
 const _: () = {

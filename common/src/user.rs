@@ -42,7 +42,8 @@ pub enum DecodeError {
 /// One decoded record, copied out of the ring buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawEvent {
-    Exec(ExecEvent),
+    /// Boxed: ten times the size of the other kinds.
+    Exec(alloc::boxed::Box<ExecEvent>),
     Fork(ForkEvent),
     Exit(ExitEvent),
     /// setns, unshare or clone with CLONE_NEW*; the kind tells which.
@@ -114,7 +115,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     let header = decode_header(bytes)?;
     let kind = EventKind::try_from(header.kind).map_err(|e| DecodeError::UnknownKind(e.0))?;
     Ok(match kind {
-        EventKind::ProcessExec => RawEvent::Exec(read_exact(kind, bytes)?),
+        EventKind::ProcessExec => RawEvent::Exec(alloc::boxed::Box::new(read_exact(kind, bytes)?)),
         EventKind::ProcessFork => RawEvent::Fork(read_exact(kind, bytes)?),
         EventKind::ProcessExit => RawEvent::Exit(read_exact(kind, bytes)?),
         EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
@@ -184,7 +185,10 @@ mod tests {
             args_len: 0,
             flags: 0,
         };
-        assert_eq!(decode(as_bytes(&exec)), Ok(RawEvent::Exec(exec)));
+        assert_eq!(
+            decode(as_bytes(&exec)),
+            Ok(RawEvent::Exec(alloc::boxed::Box::new(exec)))
+        );
         let fork = ForkEvent {
             header: header(EventKind::ProcessFork),
             creator_tgid: 5,

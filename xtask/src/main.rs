@@ -1,1 +1,147 @@
-fn main() {}
+//! Developer and CI tasks: `cargo xtask setup|build|run|test`.
+//!
+//! Every task that needs the toolchain runs `setup` first; it is idempotent and quick when
+//! everything is already installed, so the README's two commands work on a fresh Debian machine.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "escapewatch development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (apt packages, the pinned eBPF nightly with
+    /// rust-src, bpf-linker against LLVM 22). Idempotent.
+    Setup,
+    /// Build the agent (eBPF object embedded) at target/release/escapewatch.
+    Build,
+    /// Set up, build and run the agent in the foreground (as root); extra arguments go to
+    /// `escapewatch run`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run everything CI runs: fmt, clippy (host and BPF target), unit tests and the
+    /// privileged integration tests (real eBPF, real runc containers; needs root).
+    Test {
+        /// Only the integration tests whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Run a command in the workspace root, failing with its command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    cmd.current_dir(workspace_root());
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // The eBPF build runs its own cargo with the pinned nightly; never let an outer toolchain
+    // override leak into the host build.
+    c.env_remove("RUSTUP_TOOLCHAIN");
+    c
+}
+
+fn build() -> Result<PathBuf> {
+    run(cargo().args(["build", "--release", "--package", "escapewatch"]))?;
+    let bin = workspace_root().join("target/release/escapewatch");
+    println!("xtask: built {}", bin.display());
+    Ok(bin)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn test(filter: Option<String>) -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    setup::clippy_ebpf()?;
+    // Unit tests, including the #[ignore]d ones that need root (CI runs as root).
+    let mut unit = cargo();
+    unit.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "escapewatch-integration",
+        "--",
+    ]);
+    if is_root() {
+        unit.arg("--include-ignored");
+    } else {
+        println!("xtask: not root: unit tests that need root are left out");
+    }
+    run(&mut unit)?;
+    if !is_root() {
+        bail!(
+            "the privileged integration tests load eBPF programs and start runc containers: run `cargo xtask test` as root"
+        );
+    }
+    let bin = build()?;
+    let mut it = cargo();
+    it.args(["test", "--release", "--package", "escapewatch-integration"])
+        .env("ESCAPEWATCH_BIN", &bin)
+        .arg("--");
+    if let Some(f) = filter {
+        it.arg(f);
+    }
+    // One agent at a time: every agent sees the whole machine, and the "no alert" scenarios
+    // must not see another test's escape.
+    it.arg("--test-threads=1");
+    run(&mut it)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup => setup::setup(),
+        Task::Build => {
+            setup::setup()?;
+            build().map(drop)
+        }
+        Task::Run { args } => {
+            setup::setup()?;
+            let bin = build()?;
+            run(Command::new(bin).arg("run").args(args))
+        }
+        Task::Test { filter } => {
+            setup::setup()?;
+            test(filter)
+        }
+    }
+}

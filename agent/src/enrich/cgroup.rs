@@ -26,7 +26,10 @@ pub struct CgroupResolver {
 impl CgroupResolver {
     pub fn new(proc_root: &Path) -> Self {
         let root = cgroup2_mount(proc_root);
-        let root_id = root.as_ref().and_then(|r| fs::metadata(r).ok()).map(|m| m.ino());
+        let root_id = root
+            .as_ref()
+            .and_then(|r| fs::metadata(r).ok())
+            .map(|m| m.ino());
         let mut resolver = CgroupResolver {
             root,
             root_id,
@@ -155,7 +158,10 @@ mod tests {
     #[ignore = "needs root: creates a cgroup (run by `cargo xtask test`)"]
     fn resolves_a_new_cgroup_by_id_after_a_rewalk() {
         let mut r = CgroupResolver::new(Path::new("/proc"));
-        let root = r.cgroup2_root().expect("this machine has a cgroup2 mount").to_owned();
+        let root = r
+            .cgroup2_root()
+            .expect("this machine has a cgroup2 mount")
+            .to_owned();
         let name = format!("escapewatch-unit-{}", std::process::id());
         let dir = root.join(&name);
         fs::create_dir(&dir).expect("create a cgroup (root needed)");

@@ -67,7 +67,10 @@ fn pod_uid(component: &str) -> Option<String> {
     let name = component.strip_suffix(".slice").unwrap_or(component);
     let idx = name.rfind("pod")?;
     let uid = &name[idx + 3..];
-    let ok = uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
+    let ok = uid.len() == 36
+        && uid
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'_');
     ok.then(|| uid.replace('_', "-"))
 }
 
@@ -89,7 +92,10 @@ mod tests {
             parsed(&format!("/system.slice/docker-{ID}.scope")),
             (ID.into(), Runtime::Docker, None)
         );
-        assert_eq!(parsed(&format!("/docker/{ID}")), (ID.into(), Runtime::Docker, None));
+        assert_eq!(
+            parsed(&format!("/docker/{ID}")),
+            (ID.into(), Runtime::Docker, None)
+        );
         assert_eq!(
             parsed(&format!("/docker/{ID}/sub")).1,
             Runtime::Docker,

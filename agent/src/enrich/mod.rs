@@ -15,9 +15,7 @@ use escapewatch_common::{
     user::{RawEvent, until_nul},
 };
 
-use crate::model::{
-    Event, JoinedNamespace, Namespaces, NsOwner, NsSyscall, Payload, Process,
-};
+use crate::model::{Event, JoinedNamespace, Namespaces, NsOwner, NsSyscall, Payload, Process};
 use host::{HostNamespaces, rfc3339_ns};
 use process::{Lineage, ProcEntry, ProcSnapshot, classify_unknown, lineage_after_exec};
 
@@ -34,6 +32,8 @@ pub trait System {
     fn cgroup_path(&mut self, cgroup_id: u64, pid: u32) -> String;
     /// The process as /proc shows it now.
     fn snapshot(&mut self, pid: u32) -> Option<ProcSnapshot>;
+    /// The executable of a live process (`/proc/PID/exe`).
+    fn exe(&mut self, pid: u32) -> Option<String>;
 }
 
 /// The live machine: /proc and the cgroup2 hierarchy.
@@ -48,6 +48,11 @@ impl System for LiveSystem {
     }
     fn snapshot(&mut self, pid: u32) -> Option<ProcSnapshot> {
         procfs_scan::snapshot(&self.proc_root, pid)
+    }
+    fn exe(&mut self, pid: u32) -> Option<String> {
+        std::fs::read_link(self.proc_root.join(pid.to_string()).join("exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
     }
 }
 
@@ -100,6 +105,7 @@ impl<S: System> Enricher<S> {
             cgroup_id,
             lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
             cgroup: s.cgroup.clone(),
+            namespaces: s.namespaces,
             exited_at: None,
         }
     }
@@ -140,6 +146,9 @@ impl<S: System> Enricher<S> {
                     EventKind::Unshare => NsSyscall::Unshare,
                     _ => NsSyscall::Clone,
                 };
+                if syscall == NsSyscall::Unshare && e.ret == 0 {
+                    self.forget_owners(&before, &ns);
+                }
                 let joined = if syscall == NsSyscall::Setns {
                     self.joined(&before, &ns)
                 } else {
@@ -165,10 +174,11 @@ impl<S: System> Enricher<S> {
         let entry = &self.procs[&h.tgid];
         let runtime_helper = entry.lineage == Lineage::RuntimeHelper;
         // The cgroup layout, when it names a container, wins over lineage.
-        let container = container::from_cgroup_path(&entry.cgroup).or_else(|| match &entry.lineage {
-            Lineage::Container(c) => Some(c.clone()),
-            _ => None,
-        });
+        let container =
+            container::from_cgroup_path(&entry.cgroup).or_else(|| match &entry.lineage {
+                Lineage::Container(c) => Some(c.clone()),
+                _ => None,
+            });
         let process = Process {
             pid: h.tgid,
             tid: h.tid,
@@ -187,6 +197,9 @@ impl<S: System> Enricher<S> {
         };
         let id = self.next_id;
         self.next_id += 1;
+        if let Some(entry) = self.procs.get_mut(&h.tgid) {
+            entry.namespaces = ns;
+        }
         if let Some(c) = &container
             && !runtime_helper
         {
@@ -211,7 +224,10 @@ impl<S: System> Enricher<S> {
             .get(&pid)
             .is_some_and(|e| e.start_time == 0 || same_start(e.start_time, h.start_time_ns));
         if !known {
-            let snap = self.system.snapshot(pid).filter(|s| same_start(s.start_time, h.start_time_ns));
+            let snap = self
+                .system
+                .snapshot(pid)
+                .filter(|s| same_start(s.start_time, h.start_time_ns));
             let cgroup = self.system.cgroup_path(h.cgroup_id, pid);
             let (exe, args) = snap.map(|s| (s.exe, s.args)).unwrap_or_default();
             let lineage = classify_unknown(&cgroup, &exe, ns, &self.host.namespaces);
@@ -224,6 +240,7 @@ impl<S: System> Enricher<S> {
                     cgroup_id: h.cgroup_id,
                     cgroup,
                     lineage,
+                    namespaces: *ns,
                     exited_at: None,
                 },
             );
@@ -240,6 +257,10 @@ impl<S: System> Enricher<S> {
 
     fn on_fork(&mut self, child: &EventHeader, creator: u32, ns: &Namespaces) {
         let parent = self.procs.get(&creator).cloned();
+        if let Some(p) = &parent {
+            // clone(CLONE_NEW*) made fresh namespaces; their inode numbers may be reused ones.
+            self.forget_owners(&p.namespaces, ns);
+        }
         let cgroup = self.system.cgroup_path(child.cgroup_id, child.tgid);
         let entry = match parent {
             Some(p) => ProcEntry {
@@ -249,10 +270,15 @@ impl<S: System> Enricher<S> {
                 cgroup_id: child.cgroup_id,
                 cgroup,
                 lineage: p.lineage,
+                namespaces: *ns,
                 exited_at: None,
             },
             None => {
-                let exe = self.system.snapshot(child.tgid).map(|s| s.exe).unwrap_or_default();
+                let exe = self
+                    .system
+                    .snapshot(child.tgid)
+                    .map(|s| s.exe)
+                    .unwrap_or_default();
                 ProcEntry {
                     start_time: child.start_time_ns,
                     lineage: classify_unknown(&cgroup, &exe, ns, &self.host.namespaces),
@@ -260,6 +286,7 @@ impl<S: System> Enricher<S> {
                     args: Vec::new(),
                     cgroup_id: child.cgroup_id,
                     cgroup,
+                    namespaces: *ns,
                     exited_at: None,
                 }
             }
@@ -269,10 +296,32 @@ impl<S: System> Enricher<S> {
 
     fn on_exec(&mut self, h: &EventHeader, ns: &Namespaces, filename: &str, args: Vec<String>) {
         let host = self.host.namespaces;
+        // fexecve, busybox applets and runc's re-exec pass /proc/self/exe or /dev/fd/N: what
+        // runs is what /proc/PID/exe names.
+        let exe = if is_fd_path(filename) {
+            // An unreachable memfd (runc's cloned binary) reads as "/": keep the name then.
+            self.system
+                .exe(h.tgid)
+                .filter(|e| e.len() > 1)
+                .unwrap_or_else(|| filename.to_owned())
+        } else {
+            filename.to_owned()
+        };
         let entry = self.entry(h, ns);
         entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
-        entry.exe = filename.to_owned();
+        entry.exe = exe;
         entry.args = args;
+    }
+
+    /// Slots that changed from `before` to `after` are namespaces just created: whatever the
+    /// table remembered for a previous namespace with the same (reused) inode is stale.
+    fn forget_owners(&mut self, before: &Namespaces, after: &Namespaces) {
+        let (b, a) = (before.iter(), after.iter());
+        for i in 0..a.len() {
+            if a[i].1 != 0 && a[i].1 != b[i].1 {
+                self.ns_owner.remove(&(i, a[i].1));
+            }
+        }
     }
 
     /// Remember which container's processes live in which namespaces.
@@ -327,6 +376,13 @@ impl<S: System> Enricher<S> {
     }
 }
 
+/// A path that names an open file rather than a program.
+fn is_fd_path(path: &str) -> bool {
+    path.starts_with("/proc/self/")
+        || path.starts_with("/dev/fd/")
+        || path.starts_with("/proc/thread-self/")
+}
+
 /// Start times from the kernel (ns) and from /proc (tick resolution) denote the same process.
 fn same_start(a: u64, b: u64) -> bool {
     a.abs_diff(b) < 20_000_000
@@ -349,3 +405,6 @@ fn flag_types(flags: u64) -> Vec<String> {
         .map(|t| t.name().to_owned())
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

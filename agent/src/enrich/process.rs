@@ -13,7 +13,16 @@ use super::container::from_cgroup_path;
 
 /// Binaries of container runtimes and their monitors (matched on the file name).
 const RUNTIME_BINARIES: [&str; 10] = [
-    "runc", "crun", "youki", "runsc", "containerd", "conmon", "dockerd", "podman", "crio", "cri-o",
+    "runc",
+    "crun",
+    "youki",
+    "runsc",
+    "containerd",
+    "conmon",
+    "dockerd",
+    "podman",
+    "crio",
+    "cri-o",
 ];
 
 /// `containerd-shim`, `containerd-shim-runc-v2`, … are matched by prefix.
@@ -41,6 +50,8 @@ pub struct ProcEntry {
     pub cgroup_id: u64,
     pub cgroup: String,
     pub lineage: Lineage,
+    /// Namespaces as of the last event.
+    pub namespaces: Namespaces,
     /// Kernel time of its exit; kept a little longer for late events of other buffers.
     pub exited_at: Option<u64>,
 }
@@ -67,12 +78,7 @@ pub fn container_for_cgroup(cgroup: &str) -> Container {
 
 /// Lineage of a process whose ancestry was not observed: cgroup layout first, then a runtime
 /// binary in the host mount namespace, then namespaces that differ from the host's.
-pub fn classify_unknown(
-    cgroup: &str,
-    exe: &str,
-    ns: &Namespaces,
-    host: &Namespaces,
-) -> Lineage {
+pub fn classify_unknown(cgroup: &str, exe: &str, ns: &Namespaces, host: &Namespaces) -> Lineage {
     if let Some(c) = from_cgroup_path(cgroup) {
         return Lineage::Container(c);
     }
@@ -80,8 +86,8 @@ pub fn classify_unknown(
     if in_host_mnt && is_runtime_binary(exe) {
         return Lineage::RuntimeHelper;
     }
-    let differs = (host.mnt != 0 && ns.mnt != 0 && ns.mnt != host.mnt)
-        || (ns.pid != 0 && ns.pid != host.pid);
+    let differs =
+        (host.mnt != 0 && ns.mnt != 0 && ns.mnt != host.mnt) || (ns.pid != 0 && ns.pid != host.pid);
     if differs {
         Lineage::Container(container_for_cgroup(cgroup))
     } else {
@@ -149,14 +155,21 @@ mod tests {
     fn unknown_processes_are_classified_by_cgroup_then_runtime_then_namespaces() {
         let id = "c".repeat(64);
         let docker = classify_unknown(&format!("/docker/{id}"), "/bin/sh", &HOST, &HOST);
-        assert!(matches!(docker, Lineage::Container(c) if c.id == id && c.runtime == Runtime::Docker));
+        assert!(
+            matches!(docker, Lineage::Container(c) if c.id == id && c.runtime == Runtime::Docker)
+        );
         assert_eq!(
             classify_unknown("/", "/usr/sbin/runc", &HOST, &HOST),
             Lineage::RuntimeHelper
         );
-        assert_eq!(classify_unknown("/", "/bin/sh", &HOST, &HOST), Lineage::Host);
+        assert_eq!(
+            classify_unknown("/", "/bin/sh", &HOST, &HOST),
+            Lineage::Host
+        );
         let other = classify_unknown("/mybox", "/bin/sh", &ns(101, 200), &HOST);
-        assert!(matches!(other, Lineage::Container(c) if c.id == "/mybox" && c.runtime == Runtime::Unknown));
+        assert!(
+            matches!(other, Lineage::Container(c) if c.id == "/mybox" && c.runtime == Runtime::Unknown)
+        );
         // A runc binary inside a container's mount namespace is not the runtime.
         assert!(matches!(
             classify_unknown("/mybox", "/usr/sbin/runc", &ns(101, 201), &HOST),
@@ -178,7 +191,10 @@ mod tests {
         let ct = lineage_after_exec(&runc, "/bin/sh", 101, &HOST, "/ct1");
         assert!(matches!(&ct, Lineage::Container(c) if c.id == "/ct1"));
         // Container processes stay container processes, whatever they run.
-        assert_eq!(lineage_after_exec(&ct, "/usr/sbin/runc", 100, &HOST, "/ct1"), ct);
+        assert_eq!(
+            lineage_after_exec(&ct, "/usr/sbin/runc", 100, &HOST, "/ct1"),
+            ct
+        );
         // A host shell that unshared its mount namespace stays a host process.
         assert_eq!(
             lineage_after_exec(&Lineage::Host, "/bin/sh", 555, &HOST, "/"),

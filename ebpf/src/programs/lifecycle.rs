@@ -9,7 +9,9 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     ARGS_LEN, PATH_LEN,
-    event::{EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent},
+    event::{
+        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent,
+    },
     kind::EventKind,
     programs::ProgramId,
 };
@@ -36,9 +38,7 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
             if let Ok(name) = read_ptr(bprm, cfg!(binprm_filename)) {
                 // SAFETY: probe read into a fixed buffer; the helper bounds the length.
                 match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.filename) } {
-                    Ok(s) if s.len() + 1 >= PATH_LEN => {
-                        ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED
-                    }
+                    Ok(s) if s.len() + 1 >= PATH_LEN => ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED,
                     Ok(_) => {}
                     Err(_) => ev.filename[0] = 0,
                 }

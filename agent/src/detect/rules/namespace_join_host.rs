@@ -158,16 +158,25 @@ mod tests {
         };
         let alerts = run(&setns_event(container_process(), 0, joined(other)));
         assert_eq!(alerts.len(), 1);
-        assert!(alerts[0].details["owner"]
-            .as_str()
-            .unwrap()
-            .starts_with("container bbbbbbbbbbbb"));
+        assert!(
+            alerts[0].details["owner"]
+                .as_str()
+                .unwrap()
+                .starts_with("container bbbbbbbbbbbb")
+        );
         let own = NsOwner::Container {
             id: "a".repeat(64),
             runtime: Runtime::Docker,
         };
         assert!(run(&setns_event(container_process(), 0, joined(own))).is_empty());
-        assert!(run(&setns_event(container_process(), 0, joined(NsOwner::Unknown))).is_empty());
+        assert!(
+            run(&setns_event(
+                container_process(),
+                0,
+                joined(NsOwner::Unknown)
+            ))
+            .is_empty()
+        );
     }
 
     #[test]

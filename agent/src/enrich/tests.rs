@@ -1,0 +1,245 @@
+//! Enrichment on hand-built kernel records with a fake machine.
+
+use std::collections::HashMap;
+
+use escapewatch_common::{
+    ARGS_LEN, PATH_LEN, SCHEMA_VERSION,
+    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NS_COUNT, NamespaceEvent},
+    kind::EventKind,
+    user::RawEvent,
+};
+
+use super::{Enricher, System, host::HostNamespaces, process::ProcSnapshot};
+use crate::model::{Event, Namespaces, NsOwner, Payload, Runtime};
+
+const HOST: [u32; NS_COUNT] = [100, 200, 300, 400, 500, 600, 700, 800];
+const CT: [u32; NS_COUNT] = [101, 201, 301, 401, 501, 600, 700, 800];
+
+#[derive(Default)]
+struct FakeSystem {
+    cgroups: HashMap<u64, String>,
+    exes: HashMap<u32, String>,
+}
+
+impl System for FakeSystem {
+    fn cgroup_path(&mut self, cgroup_id: u64, _pid: u32) -> String {
+        self.cgroups
+            .get(&cgroup_id)
+            .cloned()
+            .unwrap_or_else(|| "/".into())
+    }
+    fn snapshot(&mut self, _pid: u32) -> Option<ProcSnapshot> {
+        None
+    }
+    fn exe(&mut self, pid: u32) -> Option<String> {
+        self.exes.get(&pid).cloned()
+    }
+}
+
+fn enricher() -> Enricher<FakeSystem> {
+    let mut system = FakeSystem::default();
+    system.cgroups.insert(1, "/".into());
+    system.cgroups.insert(50, "/mybox".into());
+    system
+        .cgroups
+        .insert(60, format!("/docker/{}", "d".repeat(64)));
+    system.exes.insert(12, "/usr/sbin/runc".into());
+    Enricher::new(
+        HostNamespaces {
+            namespaces: Namespaces::from_wire(&HOST),
+            source: "test".into(),
+        },
+        1_000_000_000_000_000_000,
+        system,
+    )
+}
+
+fn header(
+    kind: EventKind,
+    pid: u32,
+    ppid: u32,
+    cgroup_id: u64,
+    ns: [u32; NS_COUNT],
+) -> EventHeader {
+    let mut comm = [0u8; 16];
+    comm[..4].copy_from_slice(b"test");
+    EventHeader {
+        schema_version: SCHEMA_VERSION,
+        header_size: size_of::<EventHeader>() as u16,
+        kind: kind as u32,
+        ktime_ns: u64::from(pid) * 1000,
+        tgid: pid,
+        tid: pid,
+        ppid,
+        uid: 0,
+        gid: 0,
+        flags: 0,
+        start_time_ns: u64::from(pid),
+        cgroup_id,
+        cap_effective: 0,
+        ns,
+        comm,
+    }
+}
+
+fn fork(pid: u32, parent: u32, cgroup_id: u64, ns: [u32; NS_COUNT]) -> RawEvent {
+    RawEvent::Fork(ForkEvent {
+        header: header(EventKind::ProcessFork, pid, parent, cgroup_id, ns),
+        creator_tgid: parent,
+        _pad: 0,
+    })
+}
+
+fn exec(pid: u32, cgroup_id: u64, ns: [u32; NS_COUNT], file: &str) -> RawEvent {
+    let mut filename = [0u8; PATH_LEN];
+    filename[..file.len()].copy_from_slice(file.as_bytes());
+    let mut args = [0u8; ARGS_LEN];
+    args[..file.len()].copy_from_slice(file.as_bytes());
+    RawEvent::Exec(Box::new(ExecEvent {
+        header: header(EventKind::ProcessExec, pid, 1, cgroup_id, ns),
+        filename,
+        args,
+        args_len: file.len() as u32 + 1,
+        flags: 0,
+    }))
+}
+
+fn ns_event(
+    kind: EventKind,
+    pid: u32,
+    cgroup_id: u64,
+    before: [u32; NS_COUNT],
+    after: [u32; NS_COUNT],
+) -> RawEvent {
+    RawEvent::Namespace(
+        kind,
+        NamespaceEvent {
+            header: header(kind, pid, 1, cgroup_id, after),
+            ret: 0,
+            flags: 0x20000,
+            fd: 3,
+            _pad: 0,
+            ns_before: before,
+        },
+    )
+}
+
+fn joined(e: &Event) -> Vec<(String, NsOwner)> {
+    match &e.data {
+        Payload::Namespace { joined, .. } => joined
+            .iter()
+            .map(|j| (j.ns_type.clone(), j.owner.clone()))
+            .collect(),
+        other => panic!("not a namespace event: {other:?}"),
+    }
+}
+
+/// Host shell 10 → runc 11 → runc init 12 (re-exec, setns) → container entrypoint.
+fn start_container(en: &mut Enricher<FakeSystem>) {
+    en.enrich(&fork(11, 10, 1, HOST));
+    let runc = en.enrich(&exec(11, 1, HOST, "/usr/sbin/runc"));
+    assert!(runc.process.runtime_helper);
+    en.enrich(&fork(12, 11, 1, HOST));
+    let reexec = en.enrich(&exec(12, 1, HOST, "/proc/self/exe"));
+    assert!(
+        reexec.process.runtime_helper,
+        "runc's re-exec on the host stays a helper"
+    );
+    assert_eq!(
+        reexec.process.exe, "/usr/sbin/runc",
+        "fd paths resolve to /proc/PID/exe"
+    );
+    let unshare = en.enrich(&ns_event(EventKind::Unshare, 12, 50, HOST, CT));
+    assert!(unshare.process.runtime_helper);
+    let entry = en.enrich(&exec(12, 50, CT, "/bin/sh"));
+    assert!(!entry.process.runtime_helper);
+    let c = entry
+        .container
+        .expect("the entrypoint belongs to a container");
+    assert_eq!((c.id.as_str(), c.runtime), ("/mybox", Runtime::Unknown));
+}
+
+#[test]
+fn runtime_lineage_makes_a_container_and_its_setns_into_the_host_is_seen() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // The container's shell forks; the child setns into the host mount namespace.
+    en.enrich(&fork(13, 12, 50, CT));
+    let mut after = CT;
+    after[0] = HOST[0];
+    let ev = en.enrich(&ns_event(EventKind::Setns, 13, 50, CT, after));
+    assert_eq!(ev.container.as_ref().map(|c| c.id.as_str()), Some("/mybox"));
+    assert!(!ev.process.runtime_helper);
+    assert_eq!(joined(&ev), vec![("mnt".to_owned(), NsOwner::Host)]);
+}
+
+#[test]
+fn host_processes_stay_host_after_unshare_and_nsenter() {
+    let mut en = enricher();
+    en.enrich(&fork(20, 10, 1, HOST));
+    let mut private = HOST;
+    private[0] = 999;
+    let un = en.enrich(&ns_event(EventKind::Unshare, 20, 1, HOST, private));
+    assert_eq!(un.container, None);
+    let sh = en.enrich(&exec(20, 1, private, "/bin/sh"));
+    assert_eq!(
+        sh.container, None,
+        "a host shell in a private mount namespace is no container"
+    );
+    let back = en.enrich(&ns_event(EventKind::Setns, 20, 1, private, HOST));
+    assert_eq!(back.container, None);
+    assert_eq!(joined(&back), vec![("mnt".to_owned(), NsOwner::Host)]);
+}
+
+#[test]
+fn docker_cgroup_wins_and_other_containers_namespaces_are_known() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // A process first seen in a docker cgroup, living in other namespaces.
+    let other: [u32; NS_COUNT] = [102, 202, 302, 402, 502, 600, 700, 800];
+    let d = en.enrich(&exec(30, 60, other, "/bin/sh"));
+    let dc = d.container.expect("docker container");
+    assert_eq!((dc.id.len(), dc.runtime), (64, Runtime::Docker));
+    // It joins /mybox's network namespace.
+    let mut after = other;
+    after[2] = CT[2];
+    let ev = en.enrich(&ns_event(EventKind::Setns, 30, 60, other, after));
+    assert_eq!(
+        joined(&ev),
+        vec![(
+            "net".to_owned(),
+            NsOwner::Container {
+                id: "/mybox".into(),
+                runtime: Runtime::Unknown
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_reused_namespace_inode_forgets_its_previous_owner() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // /mybox is gone; a host process creates a namespace that gets /mybox's old mnt inode.
+    en.enrich(&RawEvent::Exit(ExitEvent {
+        header: header(EventKind::ProcessExit, 12, 11, 50, CT),
+        exit_code: 0,
+        _pad: 0,
+    }));
+    en.enrich(&fork(40, 10, 1, HOST));
+    let mut reused = HOST;
+    reused[0] = CT[0];
+    en.enrich(&ns_event(EventKind::Unshare, 40, 1, HOST, reused));
+    en.enrich(&fork(41, 10, 1, HOST));
+    let ev = en.enrich(&ns_event(EventKind::Setns, 41, 1, HOST, reused));
+    assert_eq!(joined(&ev), vec![("mnt".to_owned(), NsOwner::Unknown)]);
+}
+
+#[test]
+fn event_ids_increase_and_time_is_boot_time_plus_ktime() {
+    let mut en = enricher();
+    let a = en.enrich(&fork(50, 10, 1, HOST));
+    let b = en.enrich(&fork(51, 10, 1, HOST));
+    assert_eq!((a.id, b.id), (1, 2));
+    assert_eq!(a.time, "2001-09-09T01:46:40.000050000Z");
+}

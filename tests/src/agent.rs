@@ -1,0 +1,229 @@
+//! A real `escapewatch run` under test: started with its own event and alert logs, ready once it
+//! says so, stopped with SIGTERM (it must exit 0 after draining), killed on drop.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Where tests keep their files (event logs are kept for inspection and as fixtures).
+pub fn work_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/integration")
+        .join(test);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create the test work dir");
+    dir
+}
+
+/// The agent binary built by `cargo xtask test` (ESCAPEWATCH_BIN).
+pub fn agent_bin() -> PathBuf {
+    let bin = std::env::var_os("ESCAPEWATCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/escapewatch")
+        });
+    assert!(
+        bin.exists(),
+        "agent binary {} missing: run the integration tests through `cargo xtask test`",
+        bin.display()
+    );
+    bin
+}
+
+/// Fail clearly (never skip) when the tests cannot run here.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the integration tests load eBPF programs and run runc containers: run them as root (cargo xtask test)"
+    );
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    pub event_log: PathBuf,
+    pub alert_log: PathBuf,
+    stderr_lines: mpsc::Receiver<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Agent {
+    /// Start the agent and wait until it reports ready.
+    pub fn start(dir: &Path) -> Agent {
+        require_root();
+        let event_log = dir.join("events.jsonl");
+        let alert_log = dir.join("alerts.jsonl");
+        let mut child = Command::new(agent_bin())
+            .arg("run")
+            .arg("--event-log")
+            .arg(&event_log)
+            .arg("--alert-log")
+            .arg(&alert_log)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start escapewatch run");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut agent = Agent {
+            child: Some(child),
+            event_log,
+            alert_log,
+            stderr_lines: rx,
+            stderr: Vec::new(),
+        };
+        agent.wait_for_stderr("escapewatch is ready", Duration::from_secs(30));
+        agent
+    }
+
+    /// Wait for a stderr line containing `needle`; panics with everything seen on timeout.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(l) = self.stderr.iter().find(|l| l.contains(needle)) {
+            return l.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.stderr.push(line.clone());
+                    if hit {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "agent did not log {needle:?} within {timeout:?}; its stderr:\n{}",
+                    self.stderr.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Alerts written so far.
+    pub fn alerts(&self) -> Vec<Value> {
+        read_jsonl(&self.alert_log)
+    }
+
+    /// Poll the alert log until an alert matches `pred` (or panic at the deadline).
+    pub fn wait_for_alert(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(a) = self.alerts().into_iter().find(|a| pred(a)) {
+                return a;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching alert within {timeout:?}; alerts so far: {:#?}",
+                self.alerts()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Poll the event log until an event matches `pred`.
+    pub fn wait_for_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = read_jsonl(&self.event_log)
+                .into_iter()
+                .skip(1)
+                .find(|e| pred(e))
+            {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching event within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then the agent must drain, flush and exit 0.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("agent running");
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait for the agent") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("agent did not exit within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.stderr_lines.recv_timeout(Duration::from_millis(500)) {
+            self.stderr.push(line);
+        }
+        assert!(
+            status.success(),
+            "agent exited with {status} after SIGTERM; stderr:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every line of a JSON Lines file (missing file: none). A line that is not JSON fails the test.
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        // The last line may be half-written while the agent runs.
+        .filter(|l| l.ends_with('}'))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l:?}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// `escapewatch replay PATH` → its stdout.
+pub fn replay(paths: &[&Path]) -> std::process::Output {
+    Command::new(agent_bin())
+        .arg("replay")
+        .args(paths)
+        .output()
+        .expect("run escapewatch replay")
+}
+
+/// Inode of /proc/PID/ns/NAME.
+pub fn ns_inode(pid: u32, name: &str) -> u64 {
+    let link = fs::read_link(format!("/proc/{pid}/ns/{name}")).expect("read ns link");
+    let s = link.to_string_lossy();
+    s.split_once(":[")
+        .and_then(|(_, r)| r.strip_suffix(']'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected ns link {s}"))
+}
