@@ -23,9 +23,15 @@ pub static CONFIG: KernelConfig = KernelConfig::UNCONFIGURED;
 #[macro_export]
 macro_rules! cfg {
     ($($field:tt)+) => {
-        // SAFETY: CONFIG is a plain static; a volatile read of one of its fields is always valid.
-        unsafe { core::ptr::read_volatile(core::ptr::addr_of!($crate::maps::CONFIG.$($field)+)) }
+        $crate::maps::read_config(core::ptr::addr_of!($crate::maps::CONFIG.$($field)+))
     };
+}
+
+/// Volatile read of a field of [`CONFIG`] (see [`cfg!`](crate::cfg)).
+#[inline(always)]
+pub fn read_config<T: Copy>(field: *const T) -> T {
+    // SAFETY: only ever called with a pointer to a field of the CONFIG static.
+    unsafe { core::ptr::read_volatile(field) }
 }
 
 /// Low-volume, security-relevant kinds (namespace changes; later the escape primitives).

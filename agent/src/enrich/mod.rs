@@ -366,7 +366,7 @@ impl<S: System> Enricher<S> {
 
     /// Drop processes that exited more than the grace period ago.
     fn maintain(&mut self, now: u64) {
-        if self.next_id % PURGE_EVERY != 0 {
+        if !self.next_id.is_multiple_of(PURGE_EVERY) {
             return;
         }
         self.procs.retain(|_, e| {

@@ -53,7 +53,7 @@ fn enter(flags: u64, fd: i32) -> Result<(), i64> {
     };
     read_namespaces(current(), &mut pending.ns_before);
     PENDING_SYSCALLS
-        .insert(&tid, &pending, 0)
+        .insert(tid, pending, 0)
         .map_err(|e| e as i64)
 }
 
@@ -63,10 +63,10 @@ fn enter(flags: u64, fd: i32) -> Result<(), i64> {
 fn exit(ctx: &TracePointContext, kind: EventKind) -> Result<(), i64> {
     let tid = bpf_get_current_pid_tgid() as u32;
     // SAFETY: the value is copied out before the entry is removed.
-    let Some(pending) = (unsafe { PENDING_SYSCALLS.get(&tid) }).copied() else {
+    let Some(pending) = (unsafe { PENDING_SYSCALLS.get(tid) }).copied() else {
         return Ok(());
     };
-    let _ = PENDING_SYSCALLS.remove(&tid);
+    let _ = PENDING_SYSCALLS.remove(tid);
     // SAFETY: reads inside the tracepoint record.
     let ret: i64 = unsafe { ctx.read_at::<i64>(RET_OFFSET) }.map_err(|e| e as i64)?;
     emit::<NamespaceEvent>(&EVENTS_CRITICAL, kind, current(), |ev| {
