@@ -61,6 +61,13 @@ impl Agent {
         require_root();
         let event_log = dir.join("events.jsonl");
         let alert_log = dir.join("alerts.jsonl");
+        // Stand in for systemd: the agent must send READY=1 here once attached (Type=notify).
+        let notify_path = dir.join("notify.sock");
+        let notify =
+            std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        notify
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("socket timeout");
         let mut child = Command::new(agent_bin())
             .arg("run")
             .arg("--event-log")
@@ -69,6 +76,7 @@ impl Agent {
             .arg(&alert_log)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env("NOTIFY_SOCKET", &notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -91,6 +99,9 @@ impl Agent {
             stderr: Vec::new(),
         };
         agent.wait_for_stderr("escapewatch is ready", Duration::from_secs(30));
+        let mut buf = [0u8; 64];
+        let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
+        assert_eq!(&buf[..n], b"READY=1");
         agent
     }
 
