@@ -47,7 +47,28 @@ pub fn require_root() {
     );
 }
 
+/// Held while an agent runs: agents see the whole machine, so two test processes (two
+/// developers, or CI and a developer) must not run scenarios at the same time.
+struct MachineLock(fs::File);
+
+impl MachineLock {
+    fn acquire() -> MachineLock {
+        fs::create_dir_all(crate::runc::BASE_DIR).expect("test base dir");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(Path::new(crate::runc::BASE_DIR).join(".agent.lock"))
+            .expect("open the agent lock");
+        // SAFETY: flock on an fd we own; blocks until the other holder is done.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock the agent lock");
+        MachineLock(f)
+    }
+}
+
 pub struct Agent {
+    _lock: MachineLock,
     child: Option<Child>,
     pub event_log: PathBuf,
     pub alert_log: PathBuf,
@@ -59,6 +80,7 @@ impl Agent {
     /// Start the agent and wait until it reports ready.
     pub fn start(dir: &Path) -> Agent {
         require_root();
+        let lock = MachineLock::acquire();
         let event_log = dir.join("events.jsonl");
         let alert_log = dir.join("alerts.jsonl");
         // Stand in for systemd: the agent must send READY=1 here once attached (Type=notify).
@@ -92,6 +114,7 @@ impl Agent {
             }
         });
         let mut agent = Agent {
+            _lock: lock,
             child: Some(child),
             event_log,
             alert_log,
