@@ -49,7 +49,9 @@ pub fn require_root() {
 
 /// Held while an agent runs: agents see the whole machine, so two test processes (two
 /// developers, or CI and a developer) must not run scenarios at the same time.
-struct MachineLock(fs::File);
+struct MachineLock {
+    _file: fs::File,
+}
 
 impl MachineLock {
     fn acquire() -> MachineLock {
@@ -63,7 +65,7 @@ impl MachineLock {
         // SAFETY: flock on an fd we own; blocks until the other holder is done.
         let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
         assert_eq!(rc, 0, "flock the agent lock");
-        MachineLock(f)
+        MachineLock { _file: f }
     }
 }
 
