@@ -34,13 +34,29 @@ pub struct Config {
     pub ring_buffers: RingBuffers,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Logs {
     /// Where enriched events are recorded (JSON Lines). None: not recorded.
     pub event_log: Option<PathBuf>,
     /// Where alerts go (JSON Lines). None: standard output.
     pub alert_log: Option<PathBuf>,
+    /// The event log is rotated when it reaches this size (bytes); rotated segments are
+    /// zstd-compressed.
+    pub event_log_max_bytes: u64,
+    /// Rotated event-log segments kept; older ones are deleted.
+    pub event_log_keep: u32,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs {
+            event_log: None,
+            alert_log: None,
+            event_log_max_bytes: 100 * 1024 * 1024,
+            event_log_keep: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
