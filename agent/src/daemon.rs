@@ -11,7 +11,9 @@ use crate::{
     collect::{CollectError, Collector},
     config::Config,
     detect::Engine,
+    detect::rules,
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
+    eventlog::{self, EventLog, EventLogConfig, EventLogError},
     loader::{self, LoadError},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
     sink::{JsonLines, SinkError},
@@ -25,6 +27,8 @@ pub enum RunError {
     Collect(#[from] CollectError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    EventLog(#[from] EventLogError),
     #[error("cannot install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -49,7 +53,7 @@ pub struct RunOptions {
 struct Pipeline {
     enricher: Enricher<LiveSystem>,
     engine: Engine,
-    event_log: Option<JsonLines>,
+    event_log: Option<EventLog>,
     alerts: JsonLines,
     decode_errors: u64,
 }
@@ -58,15 +62,13 @@ impl Pipeline {
     fn process(&mut self, batch: &mut Vec<RawEvent>) -> Result<(), SinkError> {
         for raw in batch.drain(..) {
             let event = self.enricher.enrich(&raw);
+            // Never fails: write errors are counted and logged by the event log itself.
             if let Some(log) = &mut self.event_log {
-                log.write(&event)?;
+                log.write(&event);
             }
             for alert in self.engine.process(&event) {
                 self.alerts.write(&alert)?;
             }
-        }
-        if let Some(log) = &mut self.event_log {
-            log.flush()?;
         }
         self.alerts.flush()
     }
@@ -146,24 +148,30 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let boot = host::boot_time_unix_ns();
 
     // Open the logs before loading, so a bad path fails before anything is attached.
-    let mut event_log = opts
+    let header = LogHeader {
+        format: LOG_FORMAT.into(),
+        schema_version: LOG_SCHEMA_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        hostname: host::hostname(),
+        boot_time: host::rfc3339_ns(boot),
+        host_namespaces: host_ns.namespaces,
+        host_namespaces_source: host_ns.source.clone(),
+        rule_set_hash: eventlog::rule_set_hash(rules::infos()),
+        segment: 0,
+    };
+    let event_log = opts
         .event_log
-        .as_deref()
-        .map(|p| JsonLines::open(Some(p)))
+        .as_ref()
+        .map(|path| {
+            let cfg = EventLogConfig {
+                path: path.clone(),
+                max_bytes: opts.config.logs.event_log_max_bytes,
+                keep: opts.config.logs.event_log_keep,
+            };
+            EventLog::open(cfg, header)
+        })
         .transpose()?;
     let alerts = JsonLines::open(opts.alert_log.as_deref())?;
-    if let Some(log) = &mut event_log {
-        log.write(&LogHeader {
-            format: LOG_FORMAT.into(),
-            schema_version: LOG_SCHEMA_VERSION,
-            agent_version: env!("CARGO_PKG_VERSION").into(),
-            hostname: host::hostname(),
-            boot_time: host::rfc3339_ns(boot),
-            host_namespaces: host_ns.namespaces,
-            host_namespaces_source: host_ns.source.clone(),
-        })?;
-        log.flush()?;
-    }
 
     let mut loaded = loader::load(opts.config.ring_buffers.sizes(), opts.btf.as_deref())?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
@@ -228,6 +236,19 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     count_decode_errors(&mut pipeline, stats.decode_errors);
     pipeline.process(&mut batch)?;
     report_losses(&collector, &mut lost_seen, &mut errors_seen);
+    if let Some(log) = pipeline.event_log.take() {
+        // Waits for the compression of the last rotated segment.
+        let s = log.close();
+        info!(
+            lines = s.lines,
+            bytes = s.bytes,
+            write_errors = s.write_errors,
+            rotations = s.rotations,
+            compressed = s.compressed,
+            deleted = s.deleted,
+            "event log closed"
+        );
+    }
     info!(
         decode_errors = pipeline.decode_errors,
         "drained and flushed; bye"

@@ -8,9 +8,9 @@ use escapewatch::{
     config::{Config, DEFAULT_CONFIG_PATH},
     daemon::{self, RunOptions},
     detect::rules,
-    replay,
-    sink::JsonLines,
 };
+
+mod incident;
 
 /// Runtime container-escape detector for Linux hosts (eBPF).
 ///
@@ -47,14 +47,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         btf: Option<PathBuf>,
     },
-    /// Run recorded event logs through the detection engine and print the alerts (JSON Lines).
+    /// Run recorded event logs through the detection engine and print the alerts.
     ///
-    /// Logs are read in the order given; `-` reads standard input. A corrupt line stops the
-    /// replay with its file and line number.
-    Replay {
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<PathBuf>,
-    },
+    /// The same engine as `run`: for the same rules the output equals the live alert log byte
+    /// for byte. Plain and zstd logs, `-` for standard input; the rotated segments of a log
+    /// are read oldest first whatever order they are given in (`events.jsonl*` works).
+    /// Damaged lines are reported with file:line and skipped (`--strict`: fatal).
+    Replay(incident::ReplayArgs),
+    /// Show what happened around an alert: the process tree and the ordered events of a
+    /// container (or of an alerted host process tree), in the terminal or as one HTML page.
+    Timeline(incident::TimelineArgs),
     /// List the detection rules: id, severity, MITRE ATT&CK technique and explanation.
     Rules,
 }
@@ -104,32 +106,20 @@ fn print_rules() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let result =
-        match cli.command {
-            Command::Run {
-                config,
-                event_log,
-                alert_log,
-                btf,
-            } => run(config, event_log, alert_log, btf),
-            Command::Replay { paths } => JsonLines::open(None)
-                .map_err(anyhow::Error::from)
-                .and_then(|mut out| {
-                    let stats = replay::replay(&paths, |alert| out.write(alert))?;
-                    out.flush()?;
-                    tracing::info!(
-                        events = stats.events,
-                        alerts = stats.alerts,
-                        sessions = stats.sessions,
-                        "replay done"
-                    );
-                    Ok(())
-                }),
-            Command::Rules => {
-                print_rules();
-                Ok(())
-            }
-        };
+    let result = match cli.command {
+        Command::Run {
+            config,
+            event_log,
+            alert_log,
+            btf,
+        } => run(config, event_log, alert_log, btf),
+        Command::Replay(args) => incident::replay(args),
+        Command::Timeline(args) => incident::timeline(args),
+        Command::Rules => {
+            print_rules();
+            Ok(())
+        }
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -23,6 +23,14 @@ pub struct LogHeader {
     /// The host's namespaces and where they were learned from.
     pub host_namespaces: Namespaces,
     pub host_namespaces_source: String,
+    /// Stable hash of the rule catalogue the agent ran (ids, severities, texts): replay warns
+    /// when today's rules differ. Empty in logs written before it existed.
+    #[serde(default)]
+    pub rule_set_hash: String,
+    /// 0 in the first segment an agent start writes; n in the n-th segment size rotation
+    /// continued it. Replay keeps one engine across continuations, as the live agent did.
+    #[serde(default)]
+    pub segment: u64,
 }
 
 pub const LOG_FORMAT: &str = "escapewatch-events";

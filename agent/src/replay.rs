@@ -1,13 +1,26 @@
 //! Replay recorded event logs through the same engine the daemon runs.
+//!
+//! Exactness: the engine sees every event, in log order, with the session boundaries the live
+//! agent had (a fresh engine at each agent start, one engine across rotated segments), so the
+//! alerts equal the live alert log byte for byte for the same rule set. Filters apply to the
+//! alerts only, never to the events the engine sees.
+//!
+//! Bad input never panics. By default damaged lines are reported (file:line, reason) and
+//! skipped; `strict` makes them fatal. What cannot be skipped is always an error: a file that
+//! is not an event log at all, or a schema version this build does not read.
 
 use std::{
-    fs::File,
-    io::{self, BufRead, BufReader},
+    io,
     path::{Path, PathBuf},
 };
 
+use serde::Deserialize;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tracing::warn;
+
 use crate::{
-    detect::{Alert, Engine},
+    detect::{Alert, Engine, Severity},
+    eventlog::{self, LineReader, MAX_LINE_BYTES, RawLine},
     model::{Event, LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
 };
 
@@ -22,27 +35,33 @@ pub enum ReplayError {
     #[error("{path}:{line}: cannot read: {source}")]
     Read {
         path: String,
-        line: usize,
+        line: u64,
         #[source]
         source: io::Error,
     },
     #[error("{path}: empty file, not an escapewatch event log (it starts with a header line)")]
     Empty { path: String },
-    #[error("{path}:1: not an escapewatch event log: the first line must be its header ({reason})")]
-    NoHeader { path: String, reason: String },
+    #[error(
+        "{path}:{line}: not an escapewatch event log: the first line must be its header ({reason})"
+    )]
+    NoHeader {
+        path: String,
+        line: u64,
+        reason: String,
+    },
     #[error(
         "{path}:{line}: event log schema version {found}, but this escapewatch reads version {expected}; use the escapewatch release that wrote the log"
     )]
     Version {
         path: String,
-        line: usize,
+        line: u64,
         found: u32,
         expected: u32,
     },
     #[error("{path}:{line}: corrupt event line: {reason}")]
     Corrupt {
         path: String,
-        line: usize,
+        line: u64,
         reason: String,
     },
 }
@@ -50,152 +69,347 @@ pub enum ReplayError {
 /// One line of an event log.
 #[derive(Debug)]
 pub enum Record {
-    /// A new agent session starts (a fresh engine in the live daemon too).
+    /// A segment starts: a new agent session (`segment` 0) or a rotation's continuation.
     Header(LogHeader),
     Event(Box<Event>),
 }
 
-/// Parse one line. `Err` holds a human-readable reason.
-pub fn parse_line(line: &str) -> Result<Record, ParseLineError> {
-    if line.starts_with("{\"format\"") {
-        let header: LogHeader =
-            serde_json::from_str(line).map_err(|e| ParseLineError::Corrupt(e.to_string()))?;
-        if header.format != LOG_FORMAT {
-            return Err(ParseLineError::Corrupt(format!(
-                "header format is {:?}, expected {LOG_FORMAT:?}",
-                header.format
-            )));
-        }
-        if header.schema_version != LOG_SCHEMA_VERSION {
-            return Err(ParseLineError::Version(header.schema_version));
-        }
-        return Ok(Record::Header(header));
-    }
-    serde_json::from_str::<Event>(line)
-        .map(|e| Record::Event(Box::new(e)))
-        .map_err(|e| ParseLineError::Corrupt(e.to_string()))
-}
-
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum ParseLineError {
     Corrupt(String),
     Version(u32),
 }
 
-/// Reads one event log: a header first, then events (and later sessions' headers).
-pub struct LogReader {
-    path: String,
-    lines: Box<dyn BufRead>,
-    line_no: usize,
+/// Just enough of a header to check its version before reading the rest: a newer version
+/// may have fields this build does not know.
+#[derive(Deserialize)]
+struct HeaderProbe {
+    format: String,
+    schema_version: u32,
 }
 
-impl LogReader {
-    pub fn open(path: &Path) -> Result<Self, ReplayError> {
-        let lines: Box<dyn BufRead> = if path == Path::new("-") {
-            Box::new(BufReader::new(io::stdin()))
-        } else {
-            let f = File::open(path).map_err(|source| ReplayError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
-            Box::new(BufReader::with_capacity(1 << 16, f))
-        };
-        Ok(LogReader {
-            path: path.display().to_string(),
-            lines,
-            line_no: 0,
-        })
+/// `None` for a blank line.
+fn parse_nonblank(line: &[u8]) -> Option<Result<Record, ParseLineError>> {
+    (!line.iter().all(u8::is_ascii_whitespace)).then(|| parse_line(line))
+}
+
+/// Parse one line (without its newline).
+pub fn parse_line(line: &[u8]) -> Result<Record, ParseLineError> {
+    if line.starts_with(b"{\"format\"") {
+        let probe: HeaderProbe =
+            serde_json::from_slice(line).map_err(|e| ParseLineError::Corrupt(e.to_string()))?;
+        if probe.format != LOG_FORMAT {
+            return Err(ParseLineError::Corrupt(format!(
+                "header format is {:?}, expected {LOG_FORMAT:?}",
+                probe.format
+            )));
+        }
+        if probe.schema_version != LOG_SCHEMA_VERSION {
+            return Err(ParseLineError::Version(probe.schema_version));
+        }
+        return serde_json::from_slice(line)
+            .map(Record::Header)
+            .map_err(|e| ParseLineError::Corrupt(e.to_string()));
+    }
+    serde_json::from_slice::<Event>(line)
+        .map(|e| Record::Event(Box::new(e)))
+        .map_err(|e| ParseLineError::Corrupt(e.to_string()))
+}
+
+/// What reading went through.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReadStats {
+    pub files: u64,
+    pub lines: u64,
+    /// Lines skipped (corrupt, too long, truncated) and files skipped (empty, unreadable).
+    pub warnings: u64,
+    /// The first warnings, for callers that show or test them.
+    pub first_warnings: Vec<String>,
+}
+
+const KEPT_WARNINGS: usize = 100;
+
+struct OpenFile {
+    name: String,
+    lines: LineReader,
+    saw_header: bool,
+    saw_line: bool,
+}
+
+/// Every record of a list of logs, in order (rotated segments oldest first), with bad input
+/// reported or fatal as `strict` says.
+pub struct LogStream {
+    paths: Vec<PathBuf>,
+    next_path: usize,
+    current: Option<OpenFile>,
+    strict: bool,
+    pub stats: ReadStats,
+}
+
+impl LogStream {
+    pub fn new(paths: &[PathBuf], strict: bool) -> Self {
+        LogStream {
+            paths: eventlog::order_paths(paths),
+            next_path: 0,
+            current: None,
+            strict,
+            stats: ReadStats::default(),
+        }
     }
 
-    /// The next record, or None at the end.
+    /// Where the record last returned came from.
+    pub fn position(&self) -> Option<(&str, u64)> {
+        self.current
+            .as_ref()
+            .map(|f| (f.name.as_str(), f.lines.line_no))
+    }
+
+    fn warn(&mut self, message: String) {
+        warn!("{message}");
+        self.stats.warnings += 1;
+        if self.stats.first_warnings.len() < KEPT_WARNINGS {
+            self.stats.first_warnings.push(message);
+        }
+    }
+
+    /// Report a skippable problem; fatal under `strict`.
+    fn skip(&mut self, e: ReplayError) -> Result<(), ReplayError> {
+        if self.strict {
+            return Err(e);
+        }
+        self.warn(format!("{e}; skipped (--strict makes this fatal)"));
+        Ok(())
+    }
+
     pub fn next_record(&mut self) -> Option<Result<Record, ReplayError>> {
-        let mut buf = String::new();
         loop {
-            buf.clear();
-            match self.lines.read_line(&mut buf) {
-                Ok(0) if self.line_no == 0 => {
-                    self.line_no = 1;
-                    return Some(Err(ReplayError::Empty {
-                        path: self.path.clone(),
-                    }));
-                }
-                Ok(0) => return None,
-                Ok(_) => {}
-                Err(source) => {
-                    return Some(Err(ReplayError::Read {
-                        path: self.path.clone(),
-                        line: self.line_no + 1,
-                        source,
-                    }));
+            if self.current.is_none() {
+                let path = self.paths.get(self.next_path)?.clone();
+                self.next_path += 1;
+                match open(&path) {
+                    Ok(f) => {
+                        self.stats.files += 1;
+                        self.current = Some(f);
+                    }
+                    Err(e) => return Some(Err(e)),
                 }
             }
-            self.line_no += 1;
-            let line = buf.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                continue;
+            match self.step() {
+                Ok(Some(r)) => return Some(Ok(r)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.current = None;
+                    self.next_path = self.paths.len();
+                    return Some(Err(e));
+                }
             }
-            let parsed = parse_line(line);
-            let first = self.line_no == 1;
-            return Some(match parsed {
-                Ok(Record::Event(_)) if first => Err(ReplayError::NoHeader {
-                    path: self.path.clone(),
-                    reason: "it is an event".into(),
-                }),
-                Ok(r) => Ok(r),
-                Err(ParseLineError::Version(found)) => Err(ReplayError::Version {
-                    path: self.path.clone(),
-                    line: self.line_no,
-                    found,
-                    expected: LOG_SCHEMA_VERSION,
-                }),
-                Err(ParseLineError::Corrupt(reason)) if first => Err(ReplayError::NoHeader {
-                    path: self.path.clone(),
-                    reason,
-                }),
-                Err(ParseLineError::Corrupt(reason)) => Err(ReplayError::Corrupt {
-                    path: self.path.clone(),
-                    line: self.line_no,
-                    reason,
-                }),
+        }
+    }
+
+    /// One line of the current file: a record, nothing (skipped, or the file ended), or a
+    /// fatal error.
+    fn step(&mut self) -> Result<Option<Record>, ReplayError> {
+        let file = self.current.as_mut().expect("a file is open");
+        let name = file.name.clone();
+        let saw_header = file.saw_header;
+        let saw_line = std::mem::replace(&mut file.saw_line, true);
+        // Parse while the line is borrowed from the reader's buffer (no copy per line).
+        let (parsed, truncated, len) = match file.lines.next_line() {
+            None => {
+                self.current = None;
+                if !saw_line {
+                    self.skip(ReplayError::Empty { path: name })?;
+                }
+                return Ok(None);
+            }
+            Some(Err(source)) => {
+                let line = file.lines.line_no + 1;
+                self.current = None;
+                self.skip(ReplayError::Read {
+                    path: name,
+                    line,
+                    source,
+                })?;
+                return Ok(None);
+            }
+            Some(Ok(RawLine::TooLong { bytes })) => {
+                let line = file.lines.line_no;
+                let reason =
+                    format!("line of {bytes} bytes, longer than the {MAX_LINE_BYTES}-byte limit");
+                return self
+                    .bad_line(&name, line, saw_header, reason)
+                    .map(|()| None);
+            }
+            Some(Ok(RawLine::Line(b))) => (parse_nonblank(b), false, b.len()),
+            Some(Ok(RawLine::Truncated(b))) => (parse_nonblank(b), true, b.len()),
+        };
+        let line_no = file.lines.line_no;
+        self.stats.lines += 1;
+        match parsed {
+            None => Ok(None),
+            Some(Ok(Record::Event(_))) if !saw_header => Err(ReplayError::NoHeader {
+                path: name,
+                line: line_no,
+                reason: "it is an event".into(),
+            }),
+            Some(Ok(r)) => {
+                if matches!(r, Record::Header(_)) {
+                    file.saw_header = true;
+                }
+                Ok(Some(r))
+            }
+            Some(Err(ParseLineError::Version(found))) => Err(ReplayError::Version {
+                path: name,
+                line: line_no,
+                found,
+                expected: LOG_SCHEMA_VERSION,
+            }),
+            Some(Err(ParseLineError::Corrupt(_))) if truncated => {
+                // What a SIGKILL mid-write leaves (or a log still being written): expected,
+                // so a warning even under --strict.
+                self.warn(format!(
+                    "{name}:{line_no}: truncated last line ({len} bytes, no newline): the writer stopped mid-line; skipped"
+                ));
+                Ok(None)
+            }
+            Some(Err(ParseLineError::Corrupt(reason))) => self
+                .bad_line(&name, line_no, saw_header, reason)
+                .map(|()| None),
+        }
+    }
+
+    fn bad_line(
+        &mut self,
+        name: &str,
+        line: u64,
+        saw_header: bool,
+        reason: String,
+    ) -> Result<(), ReplayError> {
+        if !saw_header {
+            // Garbage before any header: this file is not an event log (an alert log given by
+            // mistake, a binary): no point reading on.
+            return Err(ReplayError::NoHeader {
+                path: name.to_owned(),
+                line,
+                reason,
             });
         }
+        self.skip(ReplayError::Corrupt {
+            path: name.to_owned(),
+            line,
+            reason,
+        })
     }
 }
 
-/// Replay `paths` in order, handing every alert to `emit`. Each header starts a fresh engine,
-/// as each agent start does live.
-pub fn replay(
-    paths: &[PathBuf],
-    mut emit: impl FnMut(&Alert) -> Result<(), crate::sink::SinkError>,
-) -> Result<ReplayStats, ReplayRunError> {
-    let mut stats = ReplayStats::default();
-    let mut engine = Engine::new();
-    for path in paths {
-        let mut reader = LogReader::open(path)?;
-        while let Some(record) = reader.next_record() {
-            match record? {
-                Record::Header(_) => {
-                    engine = Engine::new();
-                    stats.sessions += 1;
-                }
-                Record::Event(event) => {
-                    stats.events += 1;
-                    for alert in engine.process(&event) {
-                        stats.alerts += 1;
-                        emit(&alert)?;
-                    }
-                }
+fn open(path: &Path) -> Result<OpenFile, ReplayError> {
+    let src = eventlog::open_input(path).map_err(|source| ReplayError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(OpenFile {
+        name: if path == Path::new("-") {
+            "<stdin>".into()
+        } else {
+            path.display().to_string()
+        },
+        lines: LineReader::new(src),
+        saw_header: false,
+        saw_line: false,
+    })
+}
+
+/// Which alerts to print. Empty lists match everything.
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Container ids or prefixes of them; `host` matches alerts outside any container.
+    pub containers: Vec<String>,
+    pub rules: Vec<String>,
+    /// Minimum severity.
+    pub severity: Option<Severity>,
+}
+
+impl AlertFilter {
+    pub fn matches(&self, alert: &Alert) -> bool {
+        if !self.rules.is_empty() && !self.rules.contains(&alert.rule) {
+            return false;
+        }
+        if self.severity.is_some_and(|min| alert.severity < min) {
+            return false;
+        }
+        if !self.containers.is_empty() {
+            let id = alert.container.as_ref().map(|c| c.id.as_str());
+            if !self
+                .containers
+                .iter()
+                .any(|want| container_matches(want, id))
+            {
+                return false;
             }
         }
+        if self.since.is_some() || self.until.is_some() {
+            // An alert time that does not parse cannot be placed: a time filter drops it.
+            let Ok(t) = OffsetDateTime::parse(&alert.time, &Rfc3339) else {
+                return false;
+            };
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
+                return false;
+            }
+        }
+        true
     }
-    Ok(stats)
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// `want` is a container id, a prefix of one (docker's 12-character short ids), or `host`.
+pub fn container_matches(want: &str, id: Option<&str>) -> bool {
+    match id {
+        None => want == "host",
+        Some(id) => !want.is_empty() && id.starts_with(want),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{value:?} is not a time: give RFC 3339 (2026-11-23T01:02:03Z, with an offset or fraction if you like), 2026-11-23T01:02:03 (UTC) or 2026-11-23"
+)]
+pub struct TimeArgError {
+    pub value: String,
+}
+
+/// A `--since`/`--until` value: RFC 3339, or a UTC date-time / date without an offset.
+pub fn parse_time_arg(value: &str) -> Result<OffsetDateTime, TimeArgError> {
+    let v = value.trim();
+    let candidates = [
+        v.to_owned(),
+        format!("{v}Z"),
+        format!("{v}T00:00:00Z"),
+        format!("{}Z", v.replacen(' ', "T", 1)),
+    ];
+    candidates
+        .iter()
+        .find_map(|c| OffsetDateTime::parse(c, &Rfc3339).ok())
+        .ok_or_else(|| TimeArgError {
+            value: value.to_owned(),
+        })
+}
+
+/// A severity by name (`low`, `medium`, `high`, `critical`).
+pub fn parse_severity(value: &str) -> Result<Severity, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_ascii_lowercase()))
+        .map_err(|_| format!("{value:?} is not a severity (low, medium, high, critical)"))
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayStats {
     pub sessions: u64,
     pub events: u64,
+    /// Alerts the engine raised.
     pub alerts: u64,
+    /// Alerts the filter let through.
+    pub printed: u64,
+    pub read: ReadStats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -204,4 +418,114 @@ pub enum ReplayRunError {
     Log(#[from] ReplayError),
     #[error(transparent)]
     Sink(#[from] crate::sink::SinkError),
+}
+
+/// How to replay.
+pub struct ReplayOptions<'a> {
+    pub strict: bool,
+    pub filter: AlertFilter,
+    /// Builds the engine of each session (today's rules, or the rules of a config file).
+    pub new_engine: &'a dyn Fn() -> Engine,
+}
+
+impl Default for ReplayOptions<'_> {
+    fn default() -> Self {
+        ReplayOptions {
+            strict: false,
+            filter: AlertFilter::default(),
+            new_engine: &Engine::new,
+        }
+    }
+}
+
+/// Replay `paths` in order, handing every alert that passes the filter to `emit`.
+pub fn replay_with(
+    paths: &[PathBuf],
+    opts: &ReplayOptions<'_>,
+    mut emit: impl FnMut(&Alert) -> Result<(), crate::sink::SinkError>,
+) -> Result<ReplayStats, ReplayRunError> {
+    let mut stats = ReplayStats::default();
+    let mut sessions = Sessions::new(opts.new_engine);
+    let mut stream = LogStream::new(paths, opts.strict);
+    while let Some(record) = stream.next_record() {
+        match record? {
+            Record::Header(h) => {
+                if sessions.header(h) {
+                    stats.sessions += 1;
+                }
+            }
+            Record::Event(event) => {
+                stats.events += 1;
+                for alert in sessions.engine.process(&event) {
+                    stats.alerts += 1;
+                    if opts.filter.matches(&alert) {
+                        stats.printed += 1;
+                        emit(&alert)?;
+                    }
+                }
+            }
+        }
+    }
+    stats.read = stream.stats;
+    Ok(stats)
+}
+
+/// Replay with today's rules, no filter, lenient reading.
+pub fn replay(
+    paths: &[PathBuf],
+    emit: impl FnMut(&Alert) -> Result<(), crate::sink::SinkError>,
+) -> Result<ReplayStats, ReplayRunError> {
+    replay_with(paths, &ReplayOptions::default(), emit)
+}
+
+/// The engine and the session boundaries: a fresh engine where the live agent started one.
+pub struct Sessions<'a> {
+    pub engine: Engine,
+    new_engine: &'a dyn Fn() -> Engine,
+    last: Option<LogHeader>,
+    rule_set_hash: String,
+    warned_hashes: Vec<String>,
+}
+
+impl<'a> Sessions<'a> {
+    pub fn new(new_engine: &'a dyn Fn() -> Engine) -> Self {
+        let engine = new_engine();
+        let rule_set_hash = eventlog::rule_set_hash(engine.rules());
+        Sessions {
+            engine,
+            new_engine,
+            last: None,
+            rule_set_hash,
+            warned_hashes: Vec::new(),
+        }
+    }
+
+    /// Returns true when the header starts a new session.
+    pub fn header(&mut self, h: LogHeader) -> bool {
+        if !h.rule_set_hash.is_empty()
+            && h.rule_set_hash != self.rule_set_hash
+            && !self.warned_hashes.contains(&h.rule_set_hash)
+        {
+            warn!(
+                recorded = h.rule_set_hash,
+                replaying = self.rule_set_hash,
+                "the log was recorded with another rule set: alerts may differ from the live ones"
+            );
+            self.warned_hashes.push(h.rule_set_hash.clone());
+        }
+        // A continuation of the session just read keeps its engine (and its state); a
+        // continuation whose start is not in the input starts fresh anyway.
+        let continues = h.segment > 0
+            && self.last.as_ref().is_some_and(|p| {
+                p.hostname == h.hostname
+                    && p.boot_time == h.boot_time
+                    && p.agent_version == h.agent_version
+            });
+        if !continues && self.last.is_some() {
+            self.engine = (self.new_engine)();
+        }
+        let new_session = !continues;
+        self.last = Some(h);
+        new_session
+    }
 }

@@ -1,7 +1,8 @@
-//! JSON Lines writers for the event log and the alert log.
+//! Alert writers: JSON Lines (the alert log, replay's default output) and a terminal table.
+//! The event log has its own writer (`eventlog`: rotation, compression, crash safety).
 //!
-//! Each record is serialised into a buffer first and written with one `write_all`, so a crash
-//! leaves at most the line being written incomplete; buffers are flushed after every batch.
+//! Each record is serialised into a buffer first and written with one `write_all`; buffers are
+//! flushed after every batch.
 
 use std::{
     fs::{File, OpenOptions},
@@ -76,10 +77,110 @@ impl JsonLines {
         Ok(())
     }
 
+    /// Append bytes as they are (text output shares the buffering and error context).
+    pub fn raw(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| SinkError::Write {
+                what: self.what.clone(),
+                source,
+            })?;
+        self.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush().map_err(|source| SinkError::Write {
             what: self.what.clone(),
             source,
         })
     }
+}
+
+/// Alerts as a terminal table: one row per alert, the summary last so it can wrap.
+pub struct AlertTable {
+    inner: JsonLines,
+    header_written: bool,
+}
+
+impl AlertTable {
+    pub fn stdout() -> Result<Self, SinkError> {
+        Ok(AlertTable {
+            inner: JsonLines::open(None)?,
+            header_written: false,
+        })
+    }
+
+    pub fn write(&mut self, alert: &crate::detect::Alert) -> Result<(), SinkError> {
+        if !self.header_written {
+            self.header_written = true;
+            let head = table_row(["TIME (UTC)", "SEVERITY", "RULE", "CONTAINER", "PID", "COMM"]);
+            self.inner.raw(format!("{head}  SUMMARY\n").as_bytes())?;
+        }
+        let container = alert
+            .container
+            .as_ref()
+            .map_or_else(|| "host".to_owned(), |c| short_container(&c.id));
+        let row = table_row([
+            &short_time(&alert.time),
+            alert.severity.as_str(),
+            &alert.rule,
+            &container,
+            &alert.process.pid.to_string(),
+            &alert.process.comm,
+        ]);
+        self.inner
+            .raw(format!("{row}  {}\n", one_line(&alert.summary)).as_bytes())
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.inner.flush()
+    }
+}
+
+const TABLE_WIDTHS: [usize; 6] = [23, 8, 24, 14, 7, 15];
+
+fn table_row(cells: [&str; 6]) -> String {
+    let mut out = String::new();
+    for (i, (cell, width)) in cells.iter().zip(TABLE_WIDTHS).enumerate() {
+        if i > 0 {
+            out.push_str("  ");
+        }
+        let cell = one_line(cell);
+        let shown: String = cell.chars().take(width).collect();
+        out.push_str(&format!("{shown:<width$}"));
+    }
+    out
+}
+
+/// `2026-11-23T01:03:24.701668851Z` → `2026-11-23 01:03:24.701`.
+pub fn short_time(rfc3339: &str) -> String {
+    let t = rfc3339.trim_end_matches('Z').replacen('T', " ", 1);
+    match t.find('.') {
+        Some(dot) => t.chars().take(dot + 4).collect(),
+        None => t,
+    }
+}
+
+/// Docker-style 12-character ids; cgroup paths (no known runtime) stay whole.
+pub fn short_container(id: &str) -> String {
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        id[..12].to_owned()
+    } else {
+        id.to_owned()
+    }
+}
+
+/// Control characters (a comm or argument can hold any byte) would break the row or drive
+/// the terminal: show them escaped.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

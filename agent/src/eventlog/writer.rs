@@ -1,0 +1,481 @@
+//! The rotating event-log writer.
+//!
+//! Crash safety: every line goes to the kernel in one `write_all` on an O_APPEND file, nothing
+//! is buffered in the process, so a SIGKILL loses at most the line being written (and the
+//! next start cuts that partial line off). A failed write (disk full) is cut back to the last
+//! whole line, counted and logged; the agent goes on detecting. Rotation is a rename after an
+//! fsync; compression and retention run on a low-priority thread, away from the event path.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::segments::{rotated_name, segment_of, with_suffix};
+use crate::model::LogHeader;
+
+#[derive(Debug, Clone)]
+pub struct EventLogConfig {
+    /// The active segment; rotated ones are named after it.
+    pub path: PathBuf,
+    /// Rotate when the active segment would grow past this many bytes.
+    pub max_bytes: u64,
+    /// Rotated segments kept; older ones are deleted.
+    pub keep: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    #[error("cannot open the event log {path} for appending")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the header of the event log {path}")]
+    Header {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the event-log compression thread")]
+    Thread(#[source] io::Error),
+}
+
+/// Counters of one writer's life (for logs and metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EventLogStats {
+    pub lines: u64,
+    pub bytes: u64,
+    /// Failed writes; each lost its line.
+    pub write_errors: u64,
+    pub rotations: u64,
+    pub rotation_errors: u64,
+    pub compressed: u64,
+    pub compress_errors: u64,
+    /// Rotated segments deleted by the retention limit.
+    pub deleted: u64,
+}
+
+#[derive(Default)]
+struct WorkerCounters {
+    compressed: AtomicU64,
+    compress_errors: AtomicU64,
+    deleted: AtomicU64,
+}
+
+/// Minimum time between two warnings about failing writes (the count says how many).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+pub struct EventLog {
+    cfg: EventLogConfig,
+    file: File,
+    /// Bytes of whole lines in the active segment.
+    len: u64,
+    header: LogHeader,
+    /// The active segment has no header yet (its write failed): written before the next line.
+    needs_header: bool,
+    /// A failed write may have left part of a line: cut back to `len` before the next one.
+    dirty_tail: bool,
+    /// After a failed rotation, grow this far before trying again (no retry per line).
+    rotate_not_before: u64,
+    next_seq: u64,
+    line: Vec<u8>,
+    stats: EventLogStats,
+    last_warning: Option<Instant>,
+    worker: Worker,
+    counters: Arc<WorkerCounters>,
+}
+
+impl EventLog {
+    /// Open (append to) the active segment and write a session header (`segment` 0).
+    pub fn open(cfg: EventLogConfig, mut header: LogHeader) -> Result<Self, EventLogError> {
+        let open_err = |source| EventLogError::Open {
+            path: cfg.path.clone(),
+            source,
+        };
+        let file = open_append(&cfg.path).map_err(open_err)?;
+        let len = cut_partial_tail(&file, &cfg.path).map_err(open_err)?;
+        let next_seq = existing_segments(&cfg.path)
+            .iter()
+            .filter_map(|(seq, _)| *seq)
+            .max()
+            .map_or(1, |m| m + 1);
+        let counters = Arc::new(WorkerCounters::default());
+        let worker = Worker::start(cfg.path.clone(), cfg.keep, counters.clone())
+            .map_err(EventLogError::Thread)?;
+        header.segment = 0;
+        let mut log = EventLog {
+            cfg,
+            file,
+            len,
+            header,
+            needs_header: true,
+            dirty_tail: false,
+            rotate_not_before: 0,
+            next_seq,
+            line: Vec::with_capacity(4096),
+            stats: EventLogStats::default(),
+            last_warning: None,
+            worker,
+            counters,
+        };
+        if log.len >= log.cfg.max_bytes {
+            log.rotate();
+            // A new agent session starts here, not a continuation of the last one.
+            log.header.segment = 0;
+        }
+        log.write_header().map_err(|source| EventLogError::Header {
+            path: log.cfg.path.clone(),
+            source,
+        })?;
+        // Finish what a crash interrupted: compress leftover segments, apply retention.
+        log.worker.tidy();
+        Ok(log)
+    }
+
+    /// Append one record as one line. Never fails: errors are counted and logged.
+    pub fn write<T: Serialize>(&mut self, record: &T) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        if let Err(e) = serde_json::to_writer(&mut line, record) {
+            self.failed(io::Error::other(e));
+            self.line = line;
+            return;
+        }
+        line.push(b'\n');
+        let grown = self.len + line.len() as u64;
+        if self.len > 0 && grown > self.cfg.max_bytes && self.len >= self.rotate_not_before {
+            self.rotate();
+        }
+        if self.needs_header
+            && let Err(e) = self.write_header()
+        {
+            // Without its header the segment would not be a log: lose this line instead.
+            self.failed(e);
+            self.line = line;
+            return;
+        }
+        if let Err(e) = self.append(&line) {
+            self.failed(e);
+        }
+        self.line = line;
+    }
+
+    pub fn stats(&self) -> EventLogStats {
+        EventLogStats {
+            compressed: self.counters.compressed.load(Ordering::Relaxed),
+            compress_errors: self.counters.compress_errors.load(Ordering::Relaxed),
+            deleted: self.counters.deleted.load(Ordering::Relaxed),
+            ..self.stats
+        }
+    }
+
+    /// Wait for the compression thread to finish and return the final counters.
+    pub fn close(mut self) -> EventLogStats {
+        self.worker.stop();
+        self.stats()
+    }
+
+    fn write_header(&mut self) -> io::Result<()> {
+        let mut line = serde_json::to_vec(&self.header).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.append(&line)?;
+        self.needs_header = false;
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.dirty_tail {
+            self.file.set_len(self.len)?;
+            self.dirty_tail = false;
+        }
+        if let Err(e) = self.file.write_all(bytes) {
+            // Cut what part of the line reached the file, so the log holds whole lines only.
+            self.dirty_tail = self.file.set_len(self.len).is_err();
+            return Err(e);
+        }
+        self.len += bytes.len() as u64;
+        self.stats.lines += 1;
+        self.stats.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn failed(&mut self, e: io::Error) {
+        self.stats.write_errors += 1;
+        let now = Instant::now();
+        if self
+            .last_warning
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
+            self.last_warning = Some(now);
+            warn!(
+                path = %self.cfg.path.display(),
+                error = %e,
+                lines_lost = self.stats.write_errors,
+                "event log write failed: the event is lost from the log (detection goes on)"
+            );
+        }
+    }
+
+    /// Rename the active segment to its rotation number and start a new one with a
+    /// continuation header. On failure the current segment keeps growing.
+    fn rotate(&mut self) {
+        match self.try_rotate() {
+            Ok(seq) => {
+                self.stats.rotations += 1;
+                self.header.segment += 1;
+                self.needs_header = true;
+                self.rotate_not_before = 0;
+                tracing::debug!(seq, "event log rotated");
+                self.worker.tidy();
+            }
+            Err(e) => {
+                self.stats.rotation_errors += 1;
+                self.rotate_not_before = self.len + self.cfg.max_bytes;
+                warn!(path = %self.cfg.path.display(), error = %e, "event log rotation failed; the active segment keeps growing");
+            }
+        }
+    }
+
+    fn try_rotate(&mut self) -> io::Result<u64> {
+        // The segment is complete on disk before its name says it is rotated.
+        self.file.sync_all()?;
+        let seq = self.next_seq;
+        let rotated = rotated_name(&self.cfg.path, seq);
+        fs::rename(&self.cfg.path, &rotated)?;
+        match open_append(&self.cfg.path) {
+            Ok(f) => self.file = f,
+            Err(e) => {
+                // Renaming back needs no new inode, so it works where creating did not.
+                fs::rename(&rotated, &self.cfg.path)?;
+                return Err(e);
+            }
+        }
+        self.next_seq += 1;
+        self.len = 0;
+        sync_dir(&self.cfg.path);
+        Ok(seq)
+    }
+}
+
+/// Read too: reopening looks for a partial last line.
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// A SIGKILL mid-write leaves a partial last line; cut it off so the next header does not
+/// follow garbage. Returns the length of the whole lines.
+fn cut_partial_tail(file: &File, path: &Path) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut reader = file;
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            let whole = start + i as u64 + 1;
+            if whole < len {
+                break_tail(file, path, whole, len)?;
+            }
+            return Ok(whole);
+        }
+        end = start;
+    }
+    if len > 0 {
+        break_tail(file, path, 0, len)?;
+    }
+    Ok(0)
+}
+
+fn break_tail(file: &File, path: &Path, whole: u64, len: u64) -> io::Result<()> {
+    warn!(path = %path.display(), bytes = len - whole, "cutting a partial last line (the agent was killed while writing it)");
+    file.set_len(whole)
+}
+
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // Makes the rename durable; a failure only weakens durability after a power loss.
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(error = %e, "fsync of the log directory failed");
+    }
+}
+
+/// Rotated segments of `base` on disk: (rotation number, path); `.zst.tmp` leftovers have none.
+fn existing_segments(base: &Path) -> Vec<(Option<u64>, PathBuf)> {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(name) = base.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{name}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !file_name.starts_with(&prefix) {
+            continue;
+        }
+        let path = entry.path();
+        if file_name.ends_with(".zst.tmp") {
+            out.push((None, path));
+            continue;
+        }
+        let seg = segment_of(&path);
+        if seg.seq.is_some() && seg.base.file_name() == base.file_name() {
+            out.push((seg.seq, path));
+        }
+    }
+    out
+}
+
+/// The compression thread. Every request means "make the directory right": delete
+/// temp leftovers, apply retention, compress plain rotated segments, oldest first. That is
+/// idempotent, so requests coalesce and a crash at any point is repaired by the next run.
+struct Worker {
+    tx: Option<mpsc::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    fn start(base: PathBuf, keep: u32, counters: Arc<WorkerCounters>) -> io::Result<Worker> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("eventlog-zstd".into())
+            .spawn(move || {
+                lower_priority();
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    tidy(&base, keep, &counters);
+                }
+            })?;
+        Ok(Worker {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    fn tidy(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+
+    fn stop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take()
+            && h.join().is_err()
+        {
+            warn!("the event-log compression thread panicked");
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Compression must never compete with the event path: nice 10 for this thread only (the
+/// nice value is per thread on Linux).
+fn lower_priority() {
+    // SAFETY: setpriority on our own thread id; no memory is passed.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10);
+    }
+}
+
+fn tidy(base: &Path, keep: u32, counters: &WorkerCounters) {
+    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    for (seq, path) in existing_segments(base) {
+        match seq {
+            Some(seq) => segments.push((seq, path)),
+            // Only this thread compresses: a temp file is a crash's leftover.
+            None => drop(fs::remove_file(&path)),
+        }
+    }
+    segments.sort();
+    let mut seqs: Vec<u64> = segments.iter().map(|(s, _)| *s).collect();
+    seqs.dedup();
+    let excess = seqs.len().saturating_sub(keep as usize);
+    let cutoff = seqs.get(excess).copied().unwrap_or(u64::MAX);
+    for (seq, path) in &segments {
+        if *seq < cutoff {
+            match fs::remove_file(path) {
+                Ok(()) => {
+                    counters.deleted.fetch_add(1, Ordering::Relaxed);
+                    info!(path = %path.display(), "event log segment deleted (retention)");
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "cannot delete an old event log segment")
+                }
+            }
+            continue;
+        }
+        if segment_of(path).compressed {
+            continue;
+        }
+        let packed = with_suffix(path, ".zst");
+        if packed.exists() {
+            // Compressed before a crash, not yet deleted: the .zst is complete (renamed last).
+            let _ = fs::remove_file(path);
+            continue;
+        }
+        match compress(path, &packed) {
+            Ok(()) => {
+                counters.compressed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.compress_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(path = %path.display(), error = %e, "cannot compress a rotated event log segment; it stays uncompressed (still readable)");
+            }
+        }
+    }
+}
+
+fn compress(plain: &Path, packed: &Path) -> io::Result<()> {
+    let tmp = with_suffix(plain, ".zst.tmp");
+    let result = (|| {
+        let mut input = File::open(plain)?;
+        let out = File::create(&tmp)?;
+        let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+        // Lets a reader detect a damaged segment instead of replaying wrong bytes.
+        enc.include_checksum(true)?;
+        io::copy(&mut input, &mut enc)?;
+        enc.finish()?.sync_all()?;
+        fs::rename(&tmp, packed)?;
+        sync_dir(packed);
+        fs::remove_file(plain)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,148 @@
+//! Root-free: `escapewatch timeline` on the hand-made two-container fixture, every selector
+//! and both formats; the HTML is self-contained and escapes what the log holds.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/incident-two-containers.events.jsonl")
+}
+
+fn timeline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_escapewatch"))
+        .arg("timeline")
+        .arg(fixture())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run escapewatch")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = timeline(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn by_alert_event_id_shows_the_window_tree_and_the_alert() {
+    let text = ok(&["--alert-event-ids", "84"]);
+    assert!(text.contains("container /ewt-3416-1-43d3d111"), "{text}");
+    // The alert, marked in the event list and in the tree.
+    assert!(text.contains("[1] 2026-11-23 02:15:44.814  CRITICAL  namespace-join-host"));
+    let marked: Vec<&str> = text.lines().filter(|l| l.starts_with(">> ")).collect();
+    assert_eq!(marked.len(), 1, "{text}");
+    assert!(marked[0].contains(" 84 ") && marked[0].contains("setns(mnt) fd=3"));
+    assert!(text.contains("⚠ ALERT [1] namespace-join-host (critical)"));
+    assert!(
+        text.contains("[4458] sh → exe → nsenter → exe → readlink"),
+        "{text}"
+    );
+    assert!(text.contains("⚠ namespace-join-host"));
+    // The runc exec that started it is its parent in the tree.
+    assert!(text.contains("runc exec ewt-3416-1-43d3d111"), "{text}");
+    // Nothing of the other container, nothing from two hours earlier.
+    assert!(
+        !text.contains("c0ffee") && !text.contains("00:15:44"),
+        "{text}"
+    );
+}
+
+#[test]
+fn by_container_prefix_and_by_rule() {
+    let text = ok(&["--container", "c0ffee"]);
+    assert!(text.contains("window whole log"));
+    assert!(text.contains("c0ffee012345"));
+    assert!(!text.contains("/ewt-3416-1-43d3d111  "));
+    assert_eq!(text.lines().filter(|l| l.starts_with(">> ")).count(), 1);
+    let text = ok(&["--rule", "namespace-join-host"]);
+    assert_eq!(text.lines().filter(|l| l.starts_with(">> ")).count(), 2);
+    assert!(text.contains("2 alert(s)"));
+}
+
+#[test]
+fn window_options_narrow_what_is_shown() {
+    let wide = ok(&["--alert-event-ids", "84"]);
+    let narrow = ok(&["--alert-event-ids", "84", "--before", "0s", "--after", "0s"]);
+    let rows = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains("  process_") || l.contains("namespace"))
+            .count()
+    };
+    assert!(rows(&narrow) < rows(&wide), "{narrow}");
+    assert!(narrow.contains(">> "));
+    let capped = ok(&["--container", "c0ffee", "--max-events", "2"]);
+    assert!(capped.contains("more not shown"), "{capped}");
+    let late = ok(&["--container", "c0ffee", "--since", "2026-11-23T01:00:00Z"]);
+    assert!(late.contains("0 shown"), "{late}");
+}
+
+#[test]
+fn html_is_one_self_contained_page_with_the_alert_highlighted() {
+    let html = ok(&["--alert-event-ids", "84", "--format", "html"]);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(html.contains(
+        "<tr class=\"ev alert\" id=\"ev-1-84\" data-alert-rules=\"namespace-join-host\">"
+    ));
+    assert!(html.contains("<span class=\"rule\">namespace-join-host</span>"));
+    // No external asset of any kind.
+    for needle in ["src=", "http://", "https://", "<link", "@import", "url("] {
+        assert!(!html.contains(needle), "external reference {needle:?}");
+    }
+    // The command line in the log is shown, escaped: a log cannot script the page.
+    assert!(!html.contains("<script>alert"));
+    assert!(html.contains("&lt;script&gt;alert(&quot;pwn&quot;)&lt;/script&gt;"));
+    assert_eq!(
+        html.matches("<script>").count(),
+        1,
+        "only our own scroll script"
+    );
+}
+
+#[test]
+fn output_file_and_stdin() {
+    let out = std::env::temp_dir().join(format!("ew-timeline-{}.html", std::process::id()));
+    ok(&[
+        "--rule",
+        "namespace-join-host",
+        "--format",
+        "html",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(html.matches("class=\"ev alert\"").count(), 2);
+    let _ = std::fs::remove_file(out);
+    let child = Command::new(env!("CARGO_BIN_EXE_escapewatch"))
+        .args(["timeline", "-", "--alert-event-ids", "37"])
+        .stdin(std::fs::File::open(fixture()).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(String::from_utf8_lossy(&child.stdout).contains("c0ffee012345"));
+}
+
+#[test]
+fn clear_errors() {
+    let out = timeline(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--container"));
+    let out = timeline(&["--alert-event-ids", "5"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no alert in these logs cites event id(s) [5]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
