@@ -1,13 +1,29 @@
 //! The agent's configuration file (TOML). Unknown keys are errors; CLI flags override it.
+//!
+//! Every error names the file, the line and the key: syntax and type errors through toml's own
+//! message, semantic ones (a ring size that is not a power of two, an unknown rule id, a bad
+//! glob) by looking the key up again in a span-keeping parse of the same text.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use escapewatch_common::maps::{RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES};
 use serde::Deserialize;
 
-use crate::loader::RingSizes;
+use crate::{
+    detect::{
+        self, Policy,
+        policy::{PolicyError, RuleSettings},
+    },
+    loader::RingSizes,
+};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/escapewatch/config.toml";
+/// Loopback by default: exposing the metrics is an explicit choice.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -19,10 +35,11 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config file {path}: `{key}` {problem}")]
+    #[error("config file {path}{}: `{key}` {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        line: Option<usize>,
+        key: String,
         problem: String,
     },
 }
@@ -32,6 +49,27 @@ pub enum ConfigError {
 pub struct Config {
     pub logs: Logs,
     pub ring_buffers: RingBuffers,
+    pub metrics: Metrics,
+    /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
+    pub rules: BTreeMap<String, RuleSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Serve /metrics, /healthz and /readyz.
+    pub enabled: bool,
+    /// Address to listen on. Loopback by default; `0.0.0.0:9464` exposes it to the network.
+    pub listen: SocketAddr,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            enabled: true,
+            listen: DEFAULT_METRICS_ADDR.parse().expect("valid default address"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -94,7 +132,7 @@ impl Config {
             // toml's message names the line, column and key.
             message: e.to_string().trim_end().to_owned(),
         })?;
-        config.validate(path)?;
+        config.validate(text, path)?;
         Ok(config)
     }
 
@@ -117,7 +155,18 @@ impl Config {
         }
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// The compiled rule policy (validated when the file was loaded).
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        Policy::new(&self.rules, &detect::all_rule_infos())
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            line: line_of(text, &key),
+            key,
+            problem,
+        };
         for (key, v) in [
             (
                 "ring_buffers.critical_bytes",
@@ -129,14 +178,80 @@ impl Config {
             ),
         ] {
             if !v.is_power_of_two() || v < 4096 {
-                return Err(ConfigError::Invalid {
-                    path: path.to_owned(),
-                    key,
-                    problem: format!("must be a power of two of at least 4096, not {v}"),
-                });
+                return Err(invalid(
+                    key.to_owned(),
+                    format!("must be a power of two of at least 4096, not {v}"),
+                ));
             }
         }
+        if self.logs.event_log_keep == 0 {
+            return Err(invalid(
+                "logs.event_log_keep".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.logs.event_log_max_bytes < 1 << 20 {
+            return Err(invalid(
+                "logs.event_log_max_bytes".into(),
+                format!(
+                    "must be at least 1048576 (1 MiB), not {}",
+                    self.logs.event_log_max_bytes
+                ),
+            ));
+        }
+        self.policy().map_err(|e| {
+            let (rule, index, field) = e.key();
+            let mut key = format!("rules.{rule}");
+            if let Some(i) = index {
+                key += &format!(".allow[{i}]");
+            }
+            if let Some(f) = field {
+                key += &format!(".{f}");
+            }
+            invalid(key, e.to_string())
+        })?;
         Ok(())
+    }
+}
+
+/// 1-based line of `key` (dotted, `[i]` for array entries) in `text`: the deepest part of the
+/// key that is present, so a missing field points at its table.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let parts: Vec<&str> = key.split('.').collect();
+    let span = find_span(doc.as_table(), &parts, None)?;
+    Some(text[..span.start.min(text.len())].matches('\n').count() + 1)
+}
+
+type Span = Option<std::ops::Range<usize>>;
+
+fn find_span(table: &dyn toml_edit::TableLike, parts: &[&str], best: Span) -> Span {
+    let Some((part, rest)) = parts.split_first() else {
+        return best;
+    };
+    let (name, index) = match part.split_once('[') {
+        Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+        None => (*part, None),
+    };
+    let Some((k, v)) = table.get_key_value(name) else {
+        return best;
+    };
+    let best = k.span().or(best);
+    match (index, v) {
+        (None, v) => match v.as_table_like() {
+            Some(t) if !rest.is_empty() => find_span(t, rest, best),
+            _ => best,
+        },
+        (Some(i), toml_edit::Item::ArrayOfTables(a)) => match a.get(i) {
+            Some(t) => find_span(t, rest, t.span().or(best)),
+            None => best,
+        },
+        (Some(i), toml_edit::Item::Value(toml_edit::Value::Array(a))) => match a.get(i) {
+            Some(toml_edit::Value::InlineTable(t)) => find_span(t, rest, t.span().or(best)),
+            Some(v) => v.span().or(best),
+            None => best,
+        },
+        _ => best,
     }
 }
 
@@ -186,6 +301,103 @@ mod tests {
         .to_string();
         assert!(e.contains("ring_buffers.critical_bytes"), "{e}");
         assert!(e.contains("5000"), "{e}");
+    }
+
+    /// Every error names the file, the line and the key.
+    fn assert_names(text: &str, line: usize, key: &str) {
+        let e = Config::parse(text, Path::new("/etc/escapewatch/x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/escapewatch/x.toml"), "no file in: {e}");
+        assert!(
+            e.contains(&format!("line {line}")),
+            "no line {line} in: {e}"
+        );
+        assert!(e.contains(key), "no key {key} in: {e}");
+    }
+
+    #[test]
+    fn every_error_path_names_file_line_and_key() {
+        // Syntax and types (toml's own message).
+        assert_names("[logs]\nevent_log = \n", 2, "event_log");
+        assert_names(
+            "\n[ring_buffers]\ncritical_bytes = \"big\"\n",
+            3,
+            "critical_bytes",
+        );
+        assert_names("[metrics]\nlisten = \"localhost\"\n", 2, "listen");
+        assert_names("[metrics]\nport = 1\n", 2, "port");
+        assert_names(
+            "[rules.namespace-join-host]\nseverity = \"urgent\"\n",
+            2,
+            "severity",
+        );
+        assert_names(
+            "[[rules.namespace-join-host.allow]]\nruntime = \"lxc\"\nreason = \"x\"\n",
+            2,
+            "runtime",
+        );
+        assert_names(
+            "[[rules.namespace-join-host.allow]]\nimage = \"nginx\"\n",
+            2,
+            "image",
+        );
+        // Semantics (looked up again in the text).
+        assert_names(
+            "[logs]\n\n[ring_buffers]\nlifecycle_bytes = 5000\n",
+            4,
+            "ring_buffers.lifecycle_bytes",
+        );
+        assert_names("[logs]\nevent_log_keep = 0\n", 2, "logs.event_log_keep");
+        assert_names(
+            "[rules.no-such-rule]\nenabled = false\n",
+            1,
+            "rules.no-such-rule",
+        );
+        assert_names(
+            "[rules.namespace-join-host]\nseverity = \"high\"\n\n[[rules.namespace-join-host.allow]]\nexe = \"/bin/sh\"\nreason = \"a\"\n\n[[rules.namespace-join-host.allow]]\nexe = \"/usr/[\"\nreason = \"b\"\n",
+            9,
+            "rules.namespace-join-host.allow[1].exe",
+        );
+        assert_names(
+            "[[rules.detector-overloaded.allow]]\ncgroup = \"/ci/*\"\n",
+            1,
+            "rules.detector-overloaded.allow[0].reason",
+        );
+        assert_names(
+            "[[rules.namespace-join-host.allow]]\nreason = \"everything\"\n",
+            1,
+            "rules.namespace-join-host.allow[0]",
+        );
+    }
+
+    #[test]
+    fn policy_settings_are_read() {
+        let c = Config::parse(
+            "[metrics]\nlisten = \"0.0.0.0:9100\"\n[rules.namespace-join-host]\nseverity = \"high\"\n[[rules.namespace-join-host.allow]]\nruntime = \"docker\"\ncgroup = \"/system.slice/docker-*.scope\"\nreason = \"debug containers\"\n[rules.detector-overloaded]\nenabled = false\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen.port(), 9100);
+        let p = c.policy().unwrap();
+        assert!(!p.enabled("detector-overloaded"));
+        assert!(p.enabled("namespace-join-host"));
+        assert_eq!(
+            p.severity(
+                crate::detect::rules::infos()
+                    .into_iter()
+                    .find(|i| i.id == "namespace-join-host")
+                    .unwrap()
+            ),
+            crate::detect::Severity::High
+        );
+    }
+
+    #[test]
+    fn shipped_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/config.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.metrics.listen.to_string(), DEFAULT_METRICS_ADDR);
     }
 
     #[test]

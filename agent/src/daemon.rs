@@ -1,23 +1,28 @@
-//! `escapewatch run`: the node daemon. Load, collect, enrich, log, detect, alert; drain and
-//! flush on SIGTERM/SIGINT.
+//! `escapewatch run`: the node daemon. Load, collect, enrich, log, detect, alert; serve metrics
+//! and health; reload the policy and reopen the logs on SIGHUP; drain and flush on
+//! SIGTERM/SIGINT.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+mod pipeline;
 
-use escapewatch_common::{kind::EventKind, programs::PROGRAMS, user::RawEvent};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
+
+pub use pipeline::{agent_process, boottime_ns, unix_now_secs};
 
 use crate::{
     collect::{CollectError, Collector},
     config::Config,
-    detect::Engine,
-    detect::rules,
+    detect::{self, Engine, rules},
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
-    loader::{self, LoadError},
+    loader::{self, LoadError, Loaded},
+    metrics::{self, Health, Metrics, MetricsError},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
     sink::{JsonLines, SinkError},
 };
+use pipeline::Pipeline;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -29,6 +34,10 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     EventLog(#[from] EventLogError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("the configuration's rule policy is invalid")]
+    Policy(#[source] detect::policy::PolicyError),
     #[error("cannot install the {signal} handler")]
     Signal {
         signal: &'static str,
@@ -39,43 +48,54 @@ pub enum RunError {
     Poll(#[source] std::io::Error),
 }
 
-/// Paths after CLI flags override the config file.
+/// The config and the CLI flags that override it (kept apart: SIGHUP re-reads the file and the
+/// flags still win).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub config: Config,
+    /// The file `config` was read from. None: no file was given and the default did not exist;
+    /// SIGHUP then looks for the default file again.
+    pub config_path: Option<PathBuf>,
+    /// `--event-log`: overrides logs.event_log.
     pub event_log: Option<PathBuf>,
+    /// `--alert-log`: overrides logs.alert_log.
     pub alert_log: Option<PathBuf>,
+    /// `--metrics-addr`: overrides metrics.listen (and serves even when metrics.enabled=false).
+    pub metrics_addr: Option<SocketAddr>,
     /// Kernel BTF to read offsets from instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
 }
 
-/// Everything downstream of the ring buffers, shared by the main loop and the final drain.
-struct Pipeline {
-    enricher: Enricher<LiveSystem>,
-    engine: Engine,
-    event_log: Option<EventLog>,
-    alerts: JsonLines,
-    decode_errors: u64,
-}
+impl RunOptions {
+    fn event_log_config(&self) -> Option<EventLogConfig> {
+        let path = self
+            .event_log
+            .clone()
+            .or_else(|| self.config.logs.event_log.clone())?;
+        Some(EventLogConfig {
+            path,
+            max_bytes: self.config.logs.event_log_max_bytes,
+            keep: self.config.logs.event_log_keep,
+        })
+    }
 
-impl Pipeline {
-    fn process(&mut self, batch: &mut Vec<RawEvent>) -> Result<(), SinkError> {
-        for raw in batch.drain(..) {
-            let event = self.enricher.enrich(&raw);
-            // Never fails: write errors are counted and logged by the event log itself.
-            if let Some(log) = &mut self.event_log {
-                log.write(&event);
-            }
-            for alert in self.engine.process(&event) {
-                self.alerts.write(&alert)?;
-            }
-        }
-        self.alerts.flush()
+    fn alert_log(&self) -> Option<PathBuf> {
+        self.alert_log
+            .clone()
+            .or_else(|| self.config.logs.alert_log.clone())
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr.or(self
+            .config
+            .metrics
+            .enabled
+            .then_some(self.config.metrics.listen))
     }
 }
 
 /// Tell systemd (Type=notify) that the agent is ready, if it is listening.
-fn sd_notify_ready() {
+fn sd_notify(state: &str) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
@@ -87,60 +107,71 @@ fn sd_notify_ready() {
     let result = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
         std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
-            .and_then(|addr| sock.send_to_addr(b"READY=1", &addr))
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
     } else {
-        sock.send_to(b"READY=1", &path)
+        sock.send_to(state.as_bytes(), &path)
     };
     match result {
-        Ok(_) => info!("notified systemd: READY=1"),
-        Err(e) => warn!(error = %e, socket = ?path, "sd_notify READY=1 failed"),
+        Ok(_) => info!("notified systemd: {state}"),
+        Err(e) => warn!(error = %e, socket = ?path, "sd_notify {state} failed"),
     }
 }
 
-fn kind_name(id: u32) -> String {
-    EventKind::try_from(id).map_or_else(|e| format!("kind-{}", e.0), |k| k.name().to_owned())
+fn signal_stream(
+    kind: SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, RunError> {
+    signal(kind).map_err(|source| RunError::Signal {
+        signal: name,
+        source,
+    })
 }
 
-/// Report new kernel-side losses and program errors.
-fn report_losses(
-    collector: &Collector,
-    seen: &mut BTreeMap<u32, u64>,
-    seen_err: &mut BTreeMap<u32, u64>,
-) {
-    for (kind, total) in collector.lost_by_kind() {
-        let before = seen.insert(kind, total).unwrap_or(0);
-        if total > before {
-            warn!(
-                kind = kind_name(kind),
-                lost = total - before,
-                total,
-                "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
-            );
+/// Programs attached and failed, by hook type, into metrics and the readiness state.
+fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
+    for a in &loaded.attachments {
+        let hook = a.hook.kind_name();
+        metrics.programs_attached.with_label_values(&[hook]).add(0);
+        metrics.programs_failed.with_label_values(&[hook]).add(0);
+        match &a.error {
+            None => metrics.programs_attached.with_label_values(&[hook]).inc(),
+            Some(_) => metrics.programs_failed.with_label_values(&[hook]).inc(),
         }
     }
-    for (prog, total) in collector.program_errors() {
-        let before = seen_err.insert(prog, total).unwrap_or(0);
-        if total > before {
-            let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
-            warn!(
-                program = name,
-                errors = total - before,
-                total,
-                "kernel reads failed in program"
-            );
-        }
-    }
+    let failed: Vec<&str> = loaded
+        .attachments
+        .iter()
+        .filter(|a| a.error.is_some())
+        .map(|a| a.program)
+        .collect();
+    let ready = failed.is_empty();
+    metrics.ready.set(i64::from(ready));
+    health.set_ready(
+        ready,
+        format!("programs not attached: {}", failed.join(", ")),
+    );
 }
 
-pub async fn run(opts: RunOptions) -> Result<(), RunError> {
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|source| RunError::Signal {
-        signal: "SIGTERM",
-        source,
-    })?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|source| RunError::Signal {
-        signal: "SIGINT",
-        source,
-    })?;
+pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
+    let mut sigterm = signal_stream(SignalKind::terminate(), "SIGTERM")?;
+    let mut sigint = signal_stream(SignalKind::interrupt(), "SIGINT")?;
+    let mut sighup = signal_stream(SignalKind::hangup(), "SIGHUP")?;
+
+    let metrics = Arc::new(Metrics::new()?);
+    let health = Arc::new(Health::new());
+    health.beat();
+    let policy = opts.config.policy().map_err(RunError::Policy)?;
+    metrics.init_alert_series(&detect::all_rule_infos(), &policy);
+    metrics.config_last_reload_timestamp.set(unix_now_secs());
+    let sizes = opts.config.ring_buffers.sizes();
+    metrics
+        .ring_buffer_bytes
+        .with_label_values(&["critical"])
+        .set(f64::from(sizes.critical));
+    metrics
+        .ring_buffer_bytes
+        .with_label_values(&["lifecycle"])
+        .set(f64::from(sizes.lifecycle));
 
     let proc_root = PathBuf::from("/proc");
     let host_ns = host::host_namespaces(&proc_root);
@@ -160,21 +191,20 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         segment: 0,
     };
     let event_log = opts
-        .event_log
-        .as_ref()
-        .map(|path| {
-            let cfg = EventLogConfig {
-                path: path.clone(),
-                max_bytes: opts.config.logs.event_log_max_bytes,
-                keep: opts.config.logs.event_log_keep,
-            };
-            EventLog::open(cfg, header)
-        })
+        .event_log_config()
+        .map(|cfg| EventLog::open(cfg, header.clone()))
         .transpose()?;
-    let alerts = JsonLines::open(opts.alert_log.as_deref())?;
+    let alert_log = opts.alert_log();
+    let alerts = JsonLines::open(alert_log.as_deref())?;
 
-    let mut loaded = loader::load(opts.config.ring_buffers.sizes(), opts.btf.as_deref())?;
+    let mut loaded = loader::load(sizes, opts.btf.as_deref())?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
+    // After loading, so privilege and BTF problems are reported as such; a taken port still
+    // fails before READY=1 (the programs detach as the error unwinds).
+    if let Some(addr) = opts.metrics_addr() {
+        let bound = metrics::serve(addr, metrics.clone(), health.clone())?;
+        info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
+    }
 
     let system = LiveSystem {
         cgroups: CgroupResolver::new(&proc_root),
@@ -187,14 +217,20 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         "process table seeded from /proc"
     );
 
-    let mut pipeline = Pipeline {
+    let mut pipeline = Pipeline::new(
         enricher,
-        engine: Engine::new(),
+        Engine::with_policy(policy),
+        metrics.clone(),
         event_log,
+        header,
         alerts,
-        decode_errors: 0,
-    };
+        alert_log,
+        boot,
+    );
 
+    report_attachments(&loaded, &metrics, &health);
+    // A fresh agent is not "silent": the last-event clock starts now.
+    metrics.last_event_timestamp.set(unix_now_secs());
     let attached = loaded
         .attachments
         .iter()
@@ -206,64 +242,99 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         complete = loaded.all_attached(),
         "escapewatch is ready: watching for container escapes"
     );
-    sd_notify_ready();
+    sd_notify("READY=1");
 
     let mut batch = Vec::with_capacity(1024);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut lost_seen = BTreeMap::new();
-    let mut errors_seen = BTreeMap::new();
     loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => {
+                sd_notify("RELOADING=1");
+                reload(&mut opts, &mut pipeline);
+                sd_notify("READY=1");
+                continue;
+            }
             r = collector.readable() => r.map_err(RunError::Poll)?,
             _ = tick.tick() => {
-                report_losses(&collector, &mut lost_seen, &mut errors_seen);
+                health.beat();
+                pipeline.tick(&collector);
                 continue;
             }
         }
         let stats = collector.drain(&mut batch);
-        count_decode_errors(&mut pipeline, stats.decode_errors);
-        if let Err(e) = pipeline.process(&mut batch) {
-            error!(error = %e, "writing failed");
-            return Err(e.into());
-        }
+        pipeline.count_decode_errors(stats.decode_errors);
+        pipeline.process(&mut batch);
     }
 
+    sd_notify("STOPPING=1");
+    health.set_ready(false, "shutting down".into());
     // Detach first so nothing new arrives, then drain what the kernel already submitted.
     drop(loaded);
     let stats = collector.drain(&mut batch);
-    count_decode_errors(&mut pipeline, stats.decode_errors);
-    pipeline.process(&mut batch)?;
-    report_losses(&collector, &mut lost_seen, &mut errors_seen);
-    if let Some(log) = pipeline.event_log.take() {
-        // Waits for the compression of the last rotated segment.
-        let s = log.close();
-        info!(
-            lines = s.lines,
-            bytes = s.bytes,
-            write_errors = s.write_errors,
-            rotations = s.rotations,
-            compressed = s.compressed,
-            deleted = s.deleted,
-            "event log closed"
-        );
-    }
-    info!(
-        decode_errors = pipeline.decode_errors,
-        "drained and flushed; bye"
-    );
+    pipeline.count_decode_errors(stats.decode_errors);
+    pipeline.process(&mut batch);
+    pipeline.tick(&collector);
+    pipeline.close();
     Ok(())
 }
 
-fn count_decode_errors(
-    pipeline: &mut Pipeline,
-    errors: Vec<escapewatch_common::user::DecodeError>,
-) {
-    for e in errors {
-        pipeline.decode_errors += 1;
-        if pipeline.decode_errors <= 10 || pipeline.decode_errors.is_power_of_two() {
-            warn!(error = %e, total = pipeline.decode_errors, "dropped an undecodable kernel record");
+/// SIGHUP: re-read the config; a valid one replaces the policy (rules enabled, severities,
+/// allowlists), an invalid one is rejected with the old one kept. Either way the logs are
+/// reopened, so logrotate works even while someone is fixing the config.
+fn reload(opts: &mut RunOptions, pipeline: &mut Pipeline) {
+    let path = opts
+        .config_path
+        .clone()
+        .or_else(|| Some(PathBuf::from(crate::config::DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+    let result = Config::load_or_default(path.as_deref())
+        .map_err(anyhow_free)
+        .and_then(|c| c.policy().map(|p| (c, p)).map_err(|e| e.to_string()));
+    let metrics = pipeline.metrics.clone();
+    match result {
+        Ok((config, policy)) => {
+            for (what, changed) in [
+                (
+                    "ring_buffers",
+                    config.ring_buffers != opts.config.ring_buffers,
+                ),
+                ("metrics", config.metrics != opts.config.metrics),
+            ] {
+                if changed {
+                    warn!(
+                        section = what,
+                        "config reload: [{what}] changed; it takes effect at the next restart"
+                    );
+                }
+            }
+            metrics.init_alert_series(&detect::all_rule_infos(), &policy);
+            pipeline.engine.set_policy(policy);
+            opts.config = config;
+            opts.config_path = path;
+            metrics.config_reloads.with_label_values(&["success"]).inc();
+            metrics.config_last_reload_successful.set(1);
+            metrics.config_last_reload_timestamp.set(unix_now_secs());
+            info!(config = ?opts.config_path, rules = ?opts.config.rules.keys().collect::<Vec<_>>(), "config reloaded: new rule policy in force");
+        }
+        Err(e) => {
+            metrics.config_reloads.with_label_values(&["failure"]).inc();
+            metrics.config_last_reload_successful.set(0);
+            error!(error = %e, "config reload rejected; the previous config stays in force");
         }
     }
+    pipeline.reopen_alert_log(opts.alert_log());
+    pipeline.reopen_event_log(opts.event_log_config());
+}
+
+/// The full error chain in one line (no anyhow in the library).
+fn anyhow_free(e: crate::config::ConfigError) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }

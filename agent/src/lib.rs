@@ -12,6 +12,7 @@ pub mod detect;
 pub mod enrich;
 pub mod eventlog;
 pub mod loader;
+pub mod metrics;
 pub mod model;
 pub mod offsets;
 pub mod replay;

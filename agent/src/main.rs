@@ -46,6 +46,16 @@ enum Command {
         /// /sys/kernel/btf/vmlinux (e.g. a file from btfhub for this exact kernel).
         #[arg(long, value_name = "FILE")]
         btf: Option<PathBuf>,
+        /// Serve /metrics, /healthz and /readyz on ADDR (default 127.0.0.1:9464, loopback;
+        /// port 0 picks a free one). Overrides metrics.listen.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
+    },
+    /// Check a config file (TOML) and print the policy it gives; exit 1 naming the file, line
+    /// and key of the first error.
+    CheckConfig {
+        #[arg(value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+        path: PathBuf,
     },
     /// Run recorded event logs through the detection engine and print the alerts.
     ///
@@ -75,20 +85,45 @@ fn run(
     event_log: Option<PathBuf>,
     alert_log: Option<PathBuf>,
     btf: Option<PathBuf>,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
-    let config = Config::load_or_default(config.as_deref())
+    let config_path =
+        config.or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+    let config = Config::load_or_default(config_path.as_deref())
         .with_context(|| format!("loading the configuration (default {DEFAULT_CONFIG_PATH})"))?;
     let opts = RunOptions {
-        event_log: event_log.or_else(|| config.logs.event_log.clone()),
-        alert_log: alert_log.or_else(|| config.logs.alert_log.clone()),
-        btf,
         config,
+        config_path,
+        event_log,
+        alert_log,
+        metrics_addr,
+        btf,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(daemon::run(opts))?;
+    Ok(())
+}
+
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    println!("{}: OK", path.display());
+    let policy = config.policy()?;
+    for info in escapewatch::detect::all_rule_infos() {
+        let state = if policy.enabled(info.id) {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        let allow = config.rules.get(info.id).map_or(0, |r| r.allow.len());
+        println!(
+            "  {:<24} {state:<8} severity {:<8} allowlist entries: {allow}",
+            info.id,
+            policy.severity(info).as_str()
+        );
+    }
     Ok(())
 }
 
@@ -112,7 +147,9 @@ fn main() -> ExitCode {
             event_log,
             alert_log,
             btf,
-        } => run(config, event_log, alert_log, btf),
+            metrics_addr,
+        } => run(config, event_log, alert_log, btf, metrics_addr),
+        Command::CheckConfig { path } => check_config(&path),
         Command::Replay(args) => incident::replay(args),
         Command::Timeline(args) => incident::timeline(args),
         Command::Rules => {

@@ -3,6 +3,7 @@
 //! Every task that needs the toolchain runs `setup` first; it is idempotent and quick when
 //! everything is already installed, so the README's two commands work on a fresh Debian machine.
 
+mod deploy;
 mod setup;
 
 use std::{
@@ -35,6 +36,12 @@ enum Task {
     },
     /// Set up, then run everything CI runs: fmt, clippy (host and BPF target), unit tests and the
     /// privileged integration tests (real eBPF, real runc containers; needs root).
+    /// Check deploy/ (promtool rules and tests, DaemonSet, dashboard); with --deb also build
+    /// the .deb, install it, run and verify what it installed, and purge it (root).
+    Deploy {
+        #[arg(long)]
+        deb: bool,
+    },
     Test {
         /// Only the integration tests whose name contains this.
         #[arg(long)]
@@ -107,12 +114,14 @@ fn test(filter: Option<String>) -> Result<()> {
         println!("xtask: not root: unit tests that need root are left out");
     }
     run(&mut unit)?;
+    deploy::check()?;
     if !is_root() {
         bail!(
             "the privileged integration tests load eBPF programs and start runc containers: run `cargo xtask test` as root"
         );
     }
     let bin = build()?;
+    deploy::deb()?;
     let mut it = cargo();
     it.args(["test", "--release", "--package", "escapewatch-integration"])
         .env("ESCAPEWATCH_BIN", &bin)
@@ -138,6 +147,15 @@ fn main() -> Result<()> {
             setup::setup()?;
             let bin = build()?;
             run(Command::new(bin).arg("run").args(args))
+        }
+        Task::Deploy { deb } => {
+            setup::setup()?;
+            deploy::check()?;
+            if deb {
+                build()?;
+                deploy::deb()?;
+            }
+            Ok(())
         }
         Task::Test { filter } => {
             setup::setup()?;

@@ -17,6 +17,8 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "bpftool",
+    // promtool for the alert rules, prometheus for the end-to-end alert test.
+    "prometheus",
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -128,6 +130,27 @@ fn setup_bpf_linker() -> Result<()> {
         .env_remove("RUSTUP_TOOLCHAIN"))
 }
 
+/// cargo-deb packages the agent (3.x builds with the workspace's Rust 1.95).
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
+fn setup_cargo_deb() -> Result<()> {
+    if output(Command::new("cargo").args(["deb", "--version"]))
+        .is_some_and(|v| v.contains(CARGO_DEB_VERSION))
+    {
+        return Ok(());
+    }
+    println!("xtask setup: installing cargo-deb {CARGO_DEB_VERSION}");
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "--locked",
+            "cargo-deb",
+            "--version",
+            CARGO_DEB_VERSION,
+        ])
+        .env_remove("RUSTUP_TOOLCHAIN"))
+}
+
 pub fn setup() -> Result<()> {
     if !quiet_ok(Command::new("rustup").arg("--version")) {
         bail!("rustup is required (https://rustup.rs)");
@@ -136,6 +159,7 @@ pub fn setup() -> Result<()> {
     let toolchain = ebpf_toolchain()?;
     setup_toolchain(&toolchain)?;
     setup_bpf_linker()?;
+    setup_cargo_deb()?;
     Ok(())
 }
 

@@ -1,26 +1,61 @@
-use super::{Alert, Rule, RuleInfo, rules};
+use super::{
+    Alert, Rule, RuleInfo,
+    policy::{Policy, Suppressed},
+    rules,
+};
 use crate::model::Event;
 
-/// The detection engine: every enabled rule, in catalogue order.
+/// The detection engine: every rule of the catalogue, in catalogue order, then the operator's
+/// policy (disabled rules, allowlists, severity overrides) over what they raised.
 pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
+    policy: Policy,
+    suppressed: Vec<Suppressed>,
 }
 
 impl Engine {
-    /// An engine with every rule of the catalogue.
+    /// An engine with every rule of the catalogue and no policy.
     pub fn new() -> Self {
+        Self::with_policy(Policy::default())
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
         Engine {
             rules: rules::catalogue(),
+            policy,
+            suppressed: Vec::new(),
         }
+    }
+
+    /// Swap the policy (SIGHUP). Rule state is kept: disabled rules keep running and only their
+    /// alerts are held back, so re-enabling one does not start it blind.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Feed one event; returns the alerts it triggers, in rule order.
     pub fn process(&mut self, event: &Event) -> Vec<Alert> {
-        let mut out = Vec::new();
+        let mut raised = Vec::new();
         for rule in &mut self.rules {
-            rule.process(event, &mut out);
+            rule.process(event, &mut raised);
+        }
+        let mut out = Vec::with_capacity(raised.len());
+        for alert in raised {
+            match self.policy.apply(alert, Some(event)) {
+                Ok(a) => out.push(a),
+                Err(s) => self.suppressed.push(s),
+            }
         }
         out
+    }
+
+    /// Alerts the policy held back since the last call (for metrics).
+    pub fn take_suppressed(&mut self) -> Vec<Suppressed> {
+        std::mem::take(&mut self.suppressed)
     }
 
     /// The rules this engine runs.

@@ -1,0 +1,400 @@
+//! Everything downstream of the ring buffers: enrich, record, detect, alert, count.
+//!
+//! Nothing here drops an event without counting it. There is no queue between the ring buffers
+//! and the engine: the run loop drains into a batch and this code takes every record of it
+//! through enrichment, the event log and the engine before the loop reads again, so
+//! back-pressure stays in the kernel, where each dropped record is counted per kind
+//! (`escapewatch_events_lost_total`) and raises `detector-overloaded`. Records that cannot be
+//! decoded and writes that fail are counted too.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use escapewatch_common::{kind::EventKind, programs::PROGRAMS, user::RawEvent};
+use prometheus::IntCounter;
+use tracing::{error, info, warn};
+
+use crate::{
+    collect::Collector,
+    detect::{Alert, AlertProcess, Engine, overload::OverloadDetector},
+    enrich::{Enricher, LiveSystem, host},
+    eventlog::{EventLog, EventLogConfig, EventLogStats},
+    metrics::Metrics,
+    model::LogHeader,
+    sink::JsonLines,
+};
+
+/// Containers without an event for this long leave `escapewatch_containers_tracked`.
+const CONTAINER_IDLE_NS: u64 = 300_000_000_000;
+/// Minimum time between two warnings about the same failing log (metrics count every one).
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+pub fn kind_name(id: u32) -> String {
+    EventKind::try_from(id).map_or_else(|e| format!("kind-{}", e.0), |k| k.name().to_owned())
+}
+
+/// CLOCK_BOOTTIME now, in ns: the clock of the kernel's event timestamps.
+pub fn boottime_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+/// Wall-clock seconds since the epoch (for timestamp gauges).
+pub fn unix_now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// This process, as the subject of the alerts the agent raises about itself.
+pub fn agent_process() -> AlertProcess {
+    AlertProcess {
+        pid: std::process::id(),
+        ppid: nix::unistd::getppid().as_raw() as u32,
+        comm: "escapewatch".into(),
+        exe: std::fs::read_link("/proc/self/exe")
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uid: nix::unistd::geteuid().as_raw(),
+    }
+}
+
+/// A log that fails is reported at most every [`WARN_EVERY`].
+#[derive(Default)]
+struct Throttle(Option<Instant>);
+
+impl Throttle {
+    fn ready(&mut self) -> bool {
+        let now = Instant::now();
+        let ok = self.0.is_none_or(|t| now.duration_since(t) >= WARN_EVERY);
+        if ok {
+            self.0 = Some(now);
+        }
+        ok
+    }
+}
+
+pub struct Pipeline {
+    pub enricher: Enricher<LiveSystem>,
+    pub engine: Engine,
+    pub metrics: Arc<Metrics>,
+    overload: OverloadDetector,
+    event_log: Option<EventLog>,
+    /// Configured but not open (a reopen failed): events are counted as write errors.
+    event_log_missing: Option<EventLogConfig>,
+    header: LogHeader,
+    event_log_seen: EventLogStats,
+    alerts: JsonLines,
+    alert_log_path: Option<PathBuf>,
+    alert_bytes_seen: u64,
+    alert_warn: Throttle,
+    reopen_warn: Throttle,
+    boot_unix_ns: i128,
+    agent: AlertProcess,
+    per_kind: BTreeMap<u32, IntCounter>,
+    containers: HashMap<String, u64>,
+    lost_seen: BTreeMap<u32, u64>,
+    errors_seen: BTreeMap<u32, u64>,
+    pub decode_errors: u64,
+}
+
+impl Pipeline {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        enricher: Enricher<LiveSystem>,
+        engine: Engine,
+        metrics: Arc<Metrics>,
+        event_log: Option<EventLog>,
+        header: LogHeader,
+        alerts: JsonLines,
+        alert_log_path: Option<PathBuf>,
+        boot_unix_ns: i128,
+    ) -> Self {
+        Pipeline {
+            enricher,
+            engine,
+            metrics,
+            overload: OverloadDetector::new(),
+            event_log,
+            event_log_missing: None,
+            header,
+            event_log_seen: EventLogStats::default(),
+            alerts,
+            alert_log_path,
+            alert_bytes_seen: 0,
+            alert_warn: Throttle::default(),
+            reopen_warn: Throttle::default(),
+            boot_unix_ns,
+            agent: agent_process(),
+            per_kind: BTreeMap::new(),
+            containers: HashMap::new(),
+            lost_seen: BTreeMap::new(),
+            errors_seen: BTreeMap::new(),
+            decode_errors: 0,
+        }
+    }
+
+    fn wall_ns(&self, ktime_ns: u64) -> i128 {
+        self.boot_unix_ns + ktime_ns as i128
+    }
+
+    /// Take every record of `batch` through the pipeline.
+    pub fn process(&mut self, batch: &mut Vec<RawEvent>) {
+        let mut last_ktime = None;
+        for raw in batch.drain(..) {
+            let kind = raw.header().kind;
+            let metrics = &self.metrics;
+            self.per_kind
+                .entry(kind)
+                .or_insert_with(|| metrics.events.with_label_values(&[&kind_name(kind)]))
+                .inc();
+            let event = self.enricher.enrich(&raw);
+            self.overload.observe(&event);
+            if let Some(c) = &event.container {
+                match self.containers.get_mut(&c.id) {
+                    Some(t) => *t = event.ktime_ns,
+                    None => {
+                        self.containers.insert(c.id.clone(), event.ktime_ns);
+                    }
+                }
+            }
+            match &mut self.event_log {
+                Some(log) => log.write(&event),
+                None if self.event_log_missing.is_some() => {
+                    self.metrics.event_log_write_errors.inc()
+                }
+                None => {}
+            }
+            for alert in self.engine.process(&event) {
+                self.emit(alert, Some(event.ktime_ns));
+            }
+            let latency = boottime_ns().saturating_sub(event.ktime_ns);
+            self.metrics.event_latency.observe(latency as f64 / 1e9);
+            last_ktime = Some(event.ktime_ns);
+        }
+        if let Some(k) = last_ktime {
+            let wall = self.wall_ns(k) as f64 / 1e9;
+            self.metrics.last_event_timestamp.set(wall);
+        }
+        for s in self.engine.take_suppressed() {
+            self.metrics
+                .alerts_suppressed
+                .with_label_values(&[&s.rule, s.reason.as_str()])
+                .inc();
+        }
+        self.flush();
+    }
+
+    /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
+    pub fn emit(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+        if let Err(e) = self.alerts.write(&alert) {
+            self.metrics.alert_log_write_errors.inc();
+            if self.alert_warn.ready() {
+                error!(error = %e, rule = alert.rule, "writing an alert failed (escapewatch_alert_log_write_errors_total counts them)");
+            }
+        }
+        self.metrics
+            .alerts
+            .with_label_values(&[&alert.rule, alert.severity.as_str()])
+            .inc();
+        if let Some(k) = ktime_ns {
+            let latency = boottime_ns().saturating_sub(k);
+            self.metrics.alert_latency.observe(latency as f64 / 1e9);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.alerts.flush() {
+            self.metrics.alert_log_write_errors.inc();
+            if self.alert_warn.ready() {
+                error!(error = %e, "flushing the alert log failed");
+            }
+        }
+        let written = self.alerts.bytes_written;
+        self.metrics
+            .alert_log_bytes
+            .inc_by(written.saturating_sub(self.alert_bytes_seen));
+        self.alert_bytes_seen = written;
+        if let Some(log) = &self.event_log {
+            let s = log.stats();
+            let m = &self.metrics;
+            m.event_log_bytes
+                .inc_by(s.bytes.saturating_sub(self.event_log_seen.bytes));
+            m.event_log_write_errors.inc_by(
+                s.write_errors
+                    .saturating_sub(self.event_log_seen.write_errors),
+            );
+            self.event_log_seen = s;
+        }
+    }
+
+    /// Once a second: kernel loss and error counters, `detector-overloaded`, gauges.
+    pub fn tick(&mut self, collector: &Collector) {
+        let now = boottime_ns();
+        let mut lost_by_name = BTreeMap::new();
+        for (kind, total) in collector.lost_by_kind() {
+            let before = self.lost_seen.insert(kind, total).unwrap_or(0);
+            let name = kind_name(kind);
+            if total > before {
+                self.metrics
+                    .events_lost
+                    .with_label_values(&[&name])
+                    .inc_by(total - before);
+                warn!(
+                    kind = name,
+                    lost = total - before,
+                    total,
+                    "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
+                );
+            }
+            lost_by_name.insert(name, total);
+        }
+        for (prog, total) in collector.program_errors() {
+            let before = self.errors_seen.insert(prog, total).unwrap_or(0);
+            if total > before {
+                let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
+                self.metrics
+                    .program_errors
+                    .with_label_values(&[name])
+                    .inc_by(total - before);
+                warn!(
+                    program = name,
+                    errors = total - before,
+                    total,
+                    "kernel reads failed in program"
+                );
+            }
+        }
+        let time = host::rfc3339_ns(self.wall_ns(now));
+        if let Some(alert) = self.overload.tick(&lost_by_name, now, &time, &self.agent) {
+            match self.engine.policy().apply(alert, None) {
+                Ok(alert) => {
+                    warn!(summary = alert.summary, "detector-overloaded");
+                    self.emit(alert, None);
+                    self.flush();
+                }
+                Err(s) => self
+                    .metrics
+                    .alerts_suppressed
+                    .with_label_values(&[&s.rule, s.reason.as_str()])
+                    .inc(),
+            }
+        }
+        self.containers
+            .retain(|_, last| now.saturating_sub(*last) < CONTAINER_IDLE_NS);
+        self.metrics
+            .containers_tracked
+            .set(self.containers.len() as i64);
+        self.metrics
+            .processes_tracked
+            .set(self.enricher.processes_tracked() as i64);
+        if self.event_log_missing.is_some() {
+            self.reopen_event_log(None);
+        }
+    }
+
+    pub fn count_decode_errors(&mut self, errors: Vec<escapewatch_common::user::DecodeError>) {
+        for e in errors {
+            self.decode_errors += 1;
+            let reason = match &e {
+                escapewatch_common::user::DecodeError::TooShort { .. } => "too_short",
+                escapewatch_common::user::DecodeError::SchemaVersion { .. } => "schema_version",
+                escapewatch_common::user::DecodeError::HeaderSize { .. } => "header_size",
+                escapewatch_common::user::DecodeError::UnknownKind(_) => "unknown_kind",
+                escapewatch_common::user::DecodeError::SizeMismatch { .. } => "size_mismatch",
+                #[allow(unreachable_patterns)]
+                _ => "other",
+            };
+            self.metrics
+                .decode_errors
+                .with_label_values(&[reason])
+                .inc();
+            if self.decode_errors <= 10 || self.decode_errors.is_power_of_two() {
+                warn!(error = %e, total = self.decode_errors, "dropped an undecodable kernel record");
+            }
+        }
+    }
+
+    /// SIGHUP: reopen the alert log (logrotate moved it) at `path`. A failure keeps the old one.
+    pub fn reopen_alert_log(&mut self, path: Option<PathBuf>) {
+        self.flush();
+        match JsonLines::open(path.as_deref()) {
+            Ok(new) => {
+                self.alerts = new;
+                self.alert_bytes_seen = 0;
+                self.alert_log_path = path;
+                info!(path = ?self.alert_log_path, "alert log reopened");
+            }
+            Err(e) => {
+                self.metrics.alert_log_write_errors.inc();
+                error!(error = %e, "reopening the alert log failed; still writing to the old one");
+            }
+        }
+    }
+
+    /// SIGHUP: close the event log and open `cfg` (the same path after logrotate, or a new
+    /// one). The new file starts with a session header, so it can be replayed on its own.
+    /// While it cannot be opened, every event counts as a write error and it is retried.
+    pub fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>) {
+        let cfg = match cfg {
+            Some(c) => Some(c),
+            None => self.event_log_missing.take(),
+        };
+        if let Some(old) = self.event_log.take() {
+            self.flush_event_stats(&old);
+            old.close();
+        }
+        self.event_log_seen = EventLogStats::default();
+        let Some(cfg) = cfg else { return };
+        match EventLog::open(cfg.clone(), self.header.clone()) {
+            Ok(log) => {
+                info!(path = %cfg.path.display(), "event log reopened");
+                self.event_log = Some(log);
+            }
+            Err(e) => {
+                if self.reopen_warn.ready() {
+                    error!(error = %e, "cannot open the event log; events are not recorded until it opens (counted in escapewatch_event_log_write_errors_total), retrying every second");
+                }
+                self.event_log_missing = Some(cfg);
+            }
+        }
+    }
+
+    fn flush_event_stats(&mut self, log: &EventLog) {
+        let s = log.stats();
+        self.metrics
+            .event_log_bytes
+            .inc_by(s.bytes.saturating_sub(self.event_log_seen.bytes));
+        self.metrics.event_log_write_errors.inc_by(
+            s.write_errors
+                .saturating_sub(self.event_log_seen.write_errors),
+        );
+    }
+
+    /// Shutdown: flush, close the event log (waits for its compression thread).
+    pub fn close(mut self) {
+        self.flush();
+        if let Some(log) = self.event_log.take() {
+            self.flush_event_stats(&log);
+            let s = log.close();
+            info!(
+                lines = s.lines,
+                bytes = s.bytes,
+                write_errors = s.write_errors,
+                rotations = s.rotations,
+                compressed = s.compressed,
+                deleted = s.deleted,
+                "event log closed"
+            );
+        }
+        info!(
+            decode_errors = self.decode_errors,
+            "drained and flushed; bye"
+        );
+    }
+}

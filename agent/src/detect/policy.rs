@@ -1,0 +1,362 @@
+//! What the operator decided about the rules: which run, at which severity, and which alerts
+//! are expected (allowlists). Applied to alerts after the rules ran, so the rules stay simple and
+//! the engine stays pure and deterministic: the same events and policy give the same alerts.
+
+use std::collections::BTreeMap;
+
+use glob::Pattern;
+use serde::Deserialize;
+
+use super::{Alert, RuleInfo, Severity};
+use crate::model::{Event, Runtime};
+
+/// One rule's settings as written in the config file (`[rules.<rule-id>]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuleSettings {
+    pub enabled: bool,
+    /// Replaces the rule's own severity in its alerts.
+    pub severity: Option<Severity>,
+    /// Alerts matching any entry are suppressed (and counted).
+    pub allow: Vec<AllowSettings>,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            enabled: true,
+            severity: None,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// One allowlist entry: it matches an alert when every field it sets matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AllowSettings {
+    /// Glob over the container id (64 hex characters, or the cgroup path of an unknown runtime).
+    pub container_id: Option<String>,
+    /// Container runtime: docker, containerd, cri-o, podman, kubernetes, unknown.
+    pub runtime: Option<Runtime>,
+    /// Glob over the process's cgroup path (`*` also matches `/`), e.g. `/kubepods.slice/*`.
+    pub cgroup: Option<String>,
+    /// Glob over the process's executable path.
+    pub exe: Option<String>,
+    /// Why this is expected; required, so a later reader knows whom to ask.
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("is not a rule id (known rules: {known})")]
+    UnknownRule { rule: String, known: String },
+    #[error("is not a valid glob: {message}")]
+    BadGlob {
+        rule: String,
+        index: usize,
+        field: &'static str,
+        message: String,
+    },
+    #[error("matches every alert: give at least one of container_id, runtime, cgroup, exe")]
+    MatchesEverything { rule: String, index: usize },
+    #[error("must say why the entry is allowed (a non-empty string)")]
+    MissingReason { rule: String, index: usize },
+}
+
+impl PolicyError {
+    /// The config key the error is about, e.g. `rules.namespace-join-host.allow[0].cgroup`.
+    pub fn key(&self) -> (String, Option<usize>, Option<&'static str>) {
+        match self {
+            PolicyError::UnknownRule { rule, .. } => (rule.clone(), None, None),
+            PolicyError::BadGlob {
+                rule, index, field, ..
+            } => (rule.clone(), Some(*index), Some(field)),
+            PolicyError::MatchesEverything { rule, index } => (rule.clone(), Some(*index), None),
+            PolicyError::MissingReason { rule, index } => {
+                (rule.clone(), Some(*index), Some("reason"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AllowEntry {
+    container_id: Option<Pattern>,
+    runtime: Option<Runtime>,
+    cgroup: Option<Pattern>,
+    exe: Option<Pattern>,
+}
+
+impl AllowEntry {
+    fn matches(&self, alert: &Alert, cgroup: Option<&str>) -> bool {
+        let container = alert.container.as_ref();
+        let glob = |p: &Option<Pattern>, v: Option<&str>| {
+            p.as_ref().is_none_or(|p| v.is_some_and(|v| p.matches(v)))
+        };
+        glob(&self.container_id, container.map(|c| c.id.as_str()))
+            && self
+                .runtime
+                .is_none_or(|r| container.is_some_and(|c| c.runtime == r))
+            && glob(&self.cgroup, cgroup)
+            && glob(&self.exe, Some(alert.process.exe.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RulePolicy {
+    enabled: bool,
+    severity: Option<Severity>,
+    allow: Vec<AllowEntry>,
+}
+
+/// Why an alert was not emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SuppressReason {
+    Disabled,
+    Allowlisted,
+}
+
+impl SuppressReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressReason::Disabled => "disabled",
+            SuppressReason::Allowlisted => "allowlisted",
+        }
+    }
+}
+
+/// An alert the policy held back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppressed {
+    pub rule: String,
+    pub reason: SuppressReason,
+    /// The allowlist entry that matched.
+    pub entry: Option<usize>,
+}
+
+/// The compiled policy. The default lets every alert through unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    rules: BTreeMap<String, RulePolicy>,
+}
+
+fn compile(
+    rule: &str,
+    index: usize,
+    field: &'static str,
+    glob: &Option<String>,
+) -> Result<Option<Pattern>, PolicyError> {
+    glob.as_deref()
+        .map(|g| {
+            Pattern::new(g).map_err(|e| PolicyError::BadGlob {
+                rule: rule.to_owned(),
+                index,
+                field,
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+impl Policy {
+    /// Check and compile the settings against the rules that exist.
+    pub fn new(
+        settings: &BTreeMap<String, RuleSettings>,
+        known: &[&RuleInfo],
+    ) -> Result<Policy, PolicyError> {
+        let mut rules = BTreeMap::new();
+        for (rule, s) in settings {
+            if !known.iter().any(|i| i.id == rule) {
+                let known: Vec<&str> = known.iter().map(|i| i.id).collect();
+                return Err(PolicyError::UnknownRule {
+                    rule: rule.clone(),
+                    known: known.join(", "),
+                });
+            }
+            let mut allow = Vec::with_capacity(s.allow.len());
+            for (index, a) in s.allow.iter().enumerate() {
+                let entry = AllowEntry {
+                    container_id: compile(rule, index, "container_id", &a.container_id)?,
+                    runtime: a.runtime,
+                    cgroup: compile(rule, index, "cgroup", &a.cgroup)?,
+                    exe: compile(rule, index, "exe", &a.exe)?,
+                };
+                if entry
+                    == (AllowEntry {
+                        container_id: None,
+                        runtime: None,
+                        cgroup: None,
+                        exe: None,
+                    })
+                {
+                    return Err(PolicyError::MatchesEverything {
+                        rule: rule.clone(),
+                        index,
+                    });
+                }
+                if a.reason.trim().is_empty() {
+                    return Err(PolicyError::MissingReason {
+                        rule: rule.clone(),
+                        index,
+                    });
+                }
+                allow.push(entry);
+            }
+            rules.insert(
+                rule.clone(),
+                RulePolicy {
+                    enabled: s.enabled,
+                    severity: s.severity,
+                    allow,
+                },
+            );
+        }
+        Ok(Policy { rules })
+    }
+
+    /// The severity alerts of `rule` get (its own unless overridden).
+    pub fn severity(&self, rule: &RuleInfo) -> Severity {
+        self.rules
+            .get(rule.id)
+            .and_then(|r| r.severity)
+            .unwrap_or(rule.severity)
+    }
+
+    pub fn enabled(&self, rule: &str) -> bool {
+        self.rules.get(rule).is_none_or(|r| r.enabled)
+    }
+
+    /// The alert as the operator wants it, or why it is held back. `event` gives the fields an
+    /// alert does not carry (the cgroup path); alerts the daemon makes itself have none.
+    pub fn apply(&self, mut alert: Alert, event: Option<&Event>) -> Result<Alert, Suppressed> {
+        let Some(rule) = self.rules.get(&alert.rule) else {
+            return Ok(alert);
+        };
+        let suppressed = |reason, entry| Suppressed {
+            rule: alert.rule.clone(),
+            reason,
+            entry,
+        };
+        if !rule.enabled {
+            return Err(suppressed(SuppressReason::Disabled, None));
+        }
+        let cgroup = event
+            .map(|e| e.process.cgroup.as_str())
+            .filter(|c| !c.is_empty());
+        if let Some(i) = rule.allow.iter().position(|a| a.matches(&alert, cgroup)) {
+            return Err(suppressed(SuppressReason::Allowlisted, Some(i)));
+        }
+        if let Some(s) = rule.severity {
+            alert.severity = s;
+        }
+        Ok(alert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        detect::{AlertContainer, AlertProcess},
+        model::testing::{container_process, setns_event},
+    };
+
+    static INFO: RuleInfo = RuleInfo {
+        id: "r1",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "t",
+        explanation: "e",
+        event_kinds: &[],
+    };
+
+    fn alert() -> Alert {
+        Alert {
+            time: "t".into(),
+            rule: "r1".into(),
+            severity: Severity::Critical,
+            summary: "s".into(),
+            mitre: "T1611".into(),
+            container: Some(AlertContainer {
+                id: "a".repeat(64),
+                runtime: Runtime::Docker,
+            }),
+            process: AlertProcess {
+                pid: 1,
+                ppid: 0,
+                comm: "nsenter".into(),
+                exe: "/usr/bin/nsenter".into(),
+                uid: 0,
+            },
+            details: serde_json::Value::Null,
+            event_ids: vec![1],
+            explanation: "e".into(),
+        }
+    }
+
+    fn policy(toml_text: &str) -> Result<Policy, PolicyError> {
+        let settings: BTreeMap<String, RuleSettings> = toml::from_str(toml_text).unwrap();
+        Policy::new(&settings, &[&INFO])
+    }
+
+    #[test]
+    fn default_policy_changes_nothing() {
+        assert_eq!(Policy::default().apply(alert(), None), Ok(alert()));
+    }
+
+    #[test]
+    fn severity_override_and_disable() {
+        let p = policy("[r1]\nseverity = \"low\"\n").unwrap();
+        assert_eq!(p.apply(alert(), None).unwrap().severity, Severity::Low);
+        assert_eq!(p.severity(&INFO), Severity::Low);
+        let p = policy("[r1]\nenabled = false\n").unwrap();
+        assert_eq!(
+            p.apply(alert(), None).unwrap_err().reason,
+            SuppressReason::Disabled
+        );
+    }
+
+    #[test]
+    fn allow_entry_needs_every_field_to_match() {
+        let p = policy(
+            "[[r1.allow]]\nruntime = \"docker\"\nexe = \"/usr/bin/*\"\nreason = \"debug pods\"\n\
+             [[r1.allow]]\ncontainer_id = \"b*\"\nreason = \"x\"\n",
+        )
+        .unwrap();
+        let s = p.apply(alert(), None).unwrap_err();
+        assert_eq!((s.reason, s.entry), (SuppressReason::Allowlisted, Some(0)));
+        let mut other = alert();
+        other.process.exe = "/bin/busybox".into();
+        assert!(p.apply(other, None).is_ok());
+    }
+
+    #[test]
+    fn cgroup_glob_reads_the_event() {
+        let p = policy("[[r1.allow]]\ncgroup = \"/docker/*\"\nreason = \"x\"\n").unwrap();
+        let event = setns_event(container_process(), 0, vec![]);
+        assert!(p.apply(alert(), Some(&event)).is_err());
+        // Without the event (daemon-made alerts) a cgroup entry cannot match.
+        assert!(p.apply(alert(), None).is_ok());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        assert!(matches!(
+            policy("[nope]\nenabled = false\n"),
+            Err(PolicyError::UnknownRule { .. })
+        ));
+        assert!(matches!(
+            policy("[[r1.allow]]\nexe = \"[\"\nreason = \"x\"\n"),
+            Err(PolicyError::BadGlob { field: "exe", .. })
+        ));
+        assert!(matches!(
+            policy("[[r1.allow]]\nreason = \"x\"\n"),
+            Err(PolicyError::MatchesEverything { index: 0, .. })
+        ));
+        assert!(matches!(
+            policy("[[r1.allow]]\nexe = \"/x\"\n"),
+            Err(PolicyError::MissingReason { index: 0, .. })
+        ));
+    }
+}
