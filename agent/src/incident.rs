@@ -9,7 +9,8 @@ use std::{
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use escapewatch::{
-    detect::{Engine, Severity},
+    config::Config,
+    detect::{Engine, Severity, policy::Policy},
     replay::{self, AlertFilter, ReplayOptions},
     sink::{AlertTable, JsonLines},
     timeline::{self, TimelineQuery},
@@ -46,6 +47,10 @@ pub struct ReplayArgs {
     severity: Option<Severity>,
     #[arg(long, value_enum, default_value = "json")]
     format: ReplayFormat,
+    /// Re-run with the rules and allowlists of this config file (today's policy) instead of
+    /// the built-in defaults.
+    #[arg(long, value_name = "CONFIG")]
+    rules_from: Option<PathBuf>,
     /// Make damaged lines and unreadable or empty files fatal instead of warnings.
     #[arg(long)]
     strict: bool,
@@ -79,6 +84,13 @@ fn duration_arg(s: &str) -> Result<time::Duration, String> {
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let policy = match &args.rules_from {
+        Some(path) => Config::load(path)?
+            .policy()
+            .with_context(|| format!("the rules of {}", path.display()))?,
+        None => Policy::default(),
+    };
+    let new_engine = move || Engine::with_policy(policy.clone());
     let opts = ReplayOptions {
         strict: args.strict,
         filter: AlertFilter {
@@ -88,7 +100,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             rules: args.rule,
             severity: args.severity,
         },
-        new_engine: &Engine::new,
+        new_engine: &new_engine,
     };
     let stats = match args.format {
         ReplayFormat::Json => {

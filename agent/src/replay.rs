@@ -456,7 +456,10 @@ pub fn replay_with(
             }
             Record::Event(event) => {
                 stats.events += 1;
-                for alert in sessions.engine.process(&event) {
+                let alerts = sessions.engine.process(&event);
+                // Held-back alerts only feed live metrics; drop them so memory stays flat.
+                drop(sessions.engine.take_suppressed());
+                for alert in alerts {
                     stats.alerts += 1;
                     if opts.filter.matches(&alert) {
                         stats.printed += 1;

@@ -132,3 +132,30 @@ fn severity_is_a_minimum_and_time_filters_drop_unparseable_times() {
     assert!(!f.matches(&alert(Severity::Low, Some("abc"), t)));
     assert!(!f.matches(&alert(Severity::Low, None, "not a time")));
 }
+
+#[test]
+fn rules_from_applies_todays_allowlists_and_severities() {
+    let dir = std::env::temp_dir().join(format!("ew-rules-from-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "[rules.namespace-join-host]\nseverity = \"medium\"\n\
+         [[rules.namespace-join-host.allow]]\nruntime = \"docker\"\nreason = \"CI runners nsenter on purpose\"\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    assert_eq!(
+        pids(&["--rules-from", cfg]),
+        [4458],
+        "the docker one is allowlisted"
+    );
+    assert_eq!(
+        pids(&["--rules-from", cfg, "--severity", "high"]),
+        Vec::<u64>::new()
+    );
+    let out = replay(&["--rules-from", "/nonexistent/config.toml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/config.toml"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -3,7 +3,9 @@
 //! Every task that needs the toolchain runs `setup` first; it is idempotent and quick when
 //! everything is already installed, so the README's two commands work on a fresh Debian machine.
 
+mod bench_replay;
 mod deploy;
+mod fuzz;
 mod setup;
 
 use std::{
@@ -42,6 +44,15 @@ enum Task {
         #[arg(long)]
         deb: bool,
     },
+    /// Run each cargo-fuzz target (event-log line decoder, kernel record decoder) for a
+    /// bounded time with the pinned nightly; a crash fails.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Measure replay speed (events/s, one core) and append a row to BENCHMARKS.md.
+    Bench,
     Test {
         /// Only the integration tests whose name contains this.
         #[arg(long)]
@@ -156,6 +167,12 @@ fn main() -> Result<()> {
                 deploy::deb()?;
             }
             Ok(())
+        }
+        Task::Fuzz { seconds } => fuzz::run(seconds).map(drop),
+        Task::Bench => {
+            setup::setup()?;
+            let bin = build()?;
+            bench_replay::run(&bin).map(drop)
         }
         Task::Test { filter } => {
             setup::setup()?;

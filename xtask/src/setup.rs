@@ -17,6 +17,8 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "bpftool",
+    // Renders the HTML timeline headless in the tests.
+    "chromium",
     // promtool for the alert rules, prometheus for the end-to-end alert test.
     "prometheus",
 ];

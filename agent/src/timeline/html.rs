@@ -52,6 +52,7 @@ h2 { font-size: 16px; margin: 24px 0 8px; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 thead th { position: sticky; top: 0; background: #f3f4f6; text-align: left; font-size: 12px; padding: 6px 8px; border-bottom: 2px solid var(--line); }
 td { padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+td:not(.details) { white-space: nowrap; }
 td.details { white-space: pre-wrap; word-break: break-all; }
 td.num { text-align: right; white-space: nowrap; }
 tr.ev.alert { background: var(--alert-bg); outline: 2px solid var(--alert); }

@@ -170,6 +170,7 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
                 for alert in sessions.engine.process(&e) {
                     found.alerts.push((session, alert, key(session, &e)));
                 }
+                drop(sessions.engine.take_suppressed());
             }
         }
     }
