@@ -20,6 +20,7 @@ use crate::{
     loader::{self, LoadError, Loaded},
     metrics::{self, Health, Metrics, MetricsError},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
+    runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
 use pipeline::Pipeline;
@@ -138,10 +139,12 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
             Some(_) => metrics.programs_failed.with_label_values(&[hook]).inc(),
         }
     }
+    // A hook this kernel does not have (no module tracepoints without CONFIG_MODULES) is not a
+    // failure: there is nothing there to watch.
     let failed: Vec<&str> = loaded
         .attachments
         .iter()
-        .filter(|a| a.error.is_some())
+        .filter(|a| a.error.is_some() && !a.absent)
         .map(|a| a.program)
         .collect();
     let ready = failed.is_empty();
@@ -197,7 +200,12 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let alert_log = opts.alert_log();
     let alerts = JsonLines::open(alert_log.as_deref())?;
 
-    let mut loaded = loader::load(sizes, opts.btf.as_deref())?;
+    let mut loaded = loader::load(&loader::LoadOptions {
+        rings: sizes,
+        btf: opts.btf.clone(),
+        host_mnt_ns: host_ns.namespaces.mnt,
+        cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),
+    })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
     // After loading, so privilege and BTF problems are reported as such; a taken port still
     // fails before READY=1 (the programs detach as the error unwinds).
@@ -205,6 +213,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         let bound = metrics::serve(addr, metrics.clone(), health.clone())?;
         info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
     }
+    let runtime_watch = loader::RuntimeInodes::new(&mut loaded.ebpf).map(RuntimeWatch::new);
 
     let system = LiveSystem {
         cgroups: CgroupResolver::new(&proc_root),
@@ -227,6 +236,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         alert_log,
         boot,
     );
+    pipeline.runtime_watch = runtime_watch;
 
     report_attachments(&loaded, &metrics, &health);
     // A fresh agent is not "silent": the last-event clock starts now.

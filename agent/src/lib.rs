@@ -16,5 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod offsets;
 pub mod replay;
+pub mod rules_report;
+pub mod runtime_watch;
 pub mod sink;
 pub mod timeline;

@@ -4,10 +4,12 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    maps::HashMap as BpfHashMap,
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSysctl, RawTracePoint, TracePoint},
 };
 use escapewatch_common::{
-    maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE},
+    event::InodeKey,
+    maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES},
     programs::{Hook, PROGRAMS, ProgramSpec},
 };
 use tracing::{info, warn};
@@ -72,14 +74,29 @@ pub struct RingSizes {
     pub lifecycle: u32,
 }
 
+/// What loading needs to know about this machine.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub rings: RingSizes,
+    /// Kernel BTF to read offsets from (default /sys/kernel/btf/vmlinux).
+    pub btf: Option<PathBuf>,
+    /// The host's mount namespace inode (0: unknown).
+    pub host_mnt_ns: u32,
+    /// Where the cgroup2 hierarchy is mounted (for cgroup/sysctl).
+    pub cgroup2_root: Option<PathBuf>,
+}
+
 /// How one program fared.
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub program: &'static str,
-    pub family: &'static str,
+    pub group: &'static str,
     pub hook: Hook,
     /// None when attached; otherwise why not.
     pub error: Option<String>,
+    /// The hook does not exist on this kernel (e.g. no init_module tracepoints without
+    /// CONFIG_MODULES): nothing there to watch, so not a failure of the agent.
+    pub absent: bool,
 }
 
 pub struct Loaded {
@@ -88,8 +105,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Every program attached, hooks this kernel does not have aside.
     pub fn all_attached(&self) -> bool {
-        self.attachments.iter().all(|a| a.error.is_none())
+        self.attachments
+            .iter()
+            .all(|a| a.error.is_none() || a.absent)
     }
 }
 
@@ -138,58 +158,120 @@ fn ensure_tracefs() -> Result<(), LoadError> {
     Ok(())
 }
 
-fn attach_one(ebpf: &mut Ebpf, btf: &aya::Btf, spec: &ProgramSpec) -> Result<(), String> {
+fn attach_one(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    spec: &ProgramSpec,
+    cgroup2_root: Option<&Path>,
+) -> Result<(), String> {
     let program = ebpf
         .program_mut(spec.name)
         .ok_or_else(|| format!("program {} is missing from the eBPF object", spec.name))?;
-    let result = match spec.hook {
-        Hook::Tracepoint { category, name } => {
+    match spec.hook {
+        Hook::Tracepoint { category, names } => {
             let p: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            p.load().and_then(|()| p.attach(category, name).map(drop))
+            p.load().map_err(|e| error_chain(&e))?;
+            // One handler may serve several syscall exits: attach it to each that this kernel
+            // has (no init_module tracepoints without CONFIG_MODULES, say).
+            let mut attached = 0;
+            let mut missing = Vec::new();
+            for name in names {
+                match p.attach(category, name) {
+                    Ok(_) => attached += 1,
+                    Err(e) => missing.push(format!("{name}: {}", error_chain(&e))),
+                }
+            }
+            if attached == 0 {
+                return Err(missing.join("; "));
+            }
+
+            if !missing.is_empty() {
+                warn!(
+                    program = spec.name,
+                    missing = %missing.join("; "),
+                    "attached to {attached} of {} tracepoints",
+                    names.len()
+                );
+            }
+            Ok(())
+        }
+        Hook::CgroupSysctl => {
+            let root = cgroup2_root.ok_or("no cgroup2 hierarchy is mounted")?;
+            let cgroup = std::fs::File::open(root)
+                .map_err(|e| format!("cannot open cgroup2 root {}: {e}", root.display()))?;
+            let p: &mut CgroupSysctl = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load()
+                .and_then(|()| p.attach(&cgroup, CgroupAttachMode::Single).map(drop))
+                .map_err(|e| error_chain(&e))
         }
         Hook::RawTracepoint { name } => {
             let p: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            p.load().and_then(|()| p.attach(name).map(drop))
+            p.load()
+                .and_then(|()| p.attach(name).map(drop))
+                .map_err(|e| error_chain(&e))
         }
         Hook::BtfTracepoint { name } => {
             let p: &mut BtfTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            p.load(name, btf).and_then(|()| p.attach().map(drop))
+            p.load(name, btf)
+                .and_then(|()| p.attach().map(drop))
+                .map_err(|e| error_chain(&e))
         }
-    };
-    result.map_err(|e| {
-        // The source chain (errno, verifier log) in one message; of a verifier log only the
-        // end, which says why the program was rejected.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        let lines: Vec<&str> = msg.lines().collect();
-        if lines.len() > VERIFIER_TAIL {
-            format!(
-                "{} [... {} verifier log lines ...] {}",
-                lines[0],
-                lines.len() - VERIFIER_TAIL,
-                lines[lines.len() - VERIFIER_TAIL + 1..].join(" | ")
-            )
-        } else {
-            lines.join(" | ")
-        }
-    })
+    }
+}
+
+/// Whether this kernel lacks the hook altogether (every tracepoint of it missing in tracefs).
+fn hook_absent(hook: &Hook) -> bool {
+    match hook {
+        Hook::Tracepoint { category, names } => names.iter().all(|name| {
+            [TRACEFS, "/sys/kernel/debug/tracing"].iter().all(|root| {
+                !Path::new(root)
+                    .join("events")
+                    .join(category)
+                    .join(name)
+                    .exists()
+            })
+        }),
+        _ => false,
+    }
+}
+
+/// An aya error with its source chain (errno, verifier log) in one message; of a verifier log
+/// only the end, which says why the program was rejected.
+fn error_chain(e: &aya::programs::ProgramError) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    let lines: Vec<&str> = msg.lines().collect();
+    if lines.len() > VERIFIER_TAIL {
+        format!(
+            "{} [... {} verifier log lines ...] {}",
+            lines[0],
+            lines.len() - VERIFIER_TAIL,
+            lines[lines.len() - VERIFIER_TAIL + 1..].join(" | ")
+        )
+    } else {
+        lines.join(" | ")
+    }
 }
 
 /// Load and attach everything. A program that fails is reported and skipped, unless the agent
 /// cannot work without it.
-pub fn load(rings: RingSizes, btf_path: Option<&Path>) -> Result<Loaded, LoadError> {
+pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     check_privileges()?;
-    let btf_path = btf_path.map_or_else(|| PathBuf::from(VMLINUX_BTF), Path::to_owned);
+    let rings = opts.rings;
+    let btf_path = opts
+        .btf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(VMLINUX_BTF));
     let btf = Btf::from_file(&btf_path).map_err(|source| LoadError::Btf {
         path: btf_path.clone(),
         source,
     })?;
-    let config = kernel_config(&btf, std::process::id())?;
+    let config = kernel_config(&btf, std::process::id(), opts.host_mnt_ns)?;
     ensure_tracefs()?;
     let aya_btf =
         aya::Btf::parse_file(&btf_path, aya::Endianness::default()).map_err(|source| {
@@ -205,27 +287,35 @@ pub fn load(rings: RingSizes, btf_path: Option<&Path>) -> Result<Loaded, LoadErr
         .load(OBJECT)
         .map_err(|source| LoadError::Object { source })?;
     let mut attachments = Vec::new();
-    for spec in &PROGRAMS {
-        let error = attach_one(&mut ebpf, &aya_btf, spec).err();
+    for spec in PROGRAMS {
+        let error = attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref()).err();
+        let absent = error.is_some() && hook_absent(&spec.hook);
         match &error {
             None => info!(
                 program = spec.name,
-                family = spec.family,
+                group = spec.group,
                 hook = spec.hook.kind_name(),
                 target = ?spec.hook,
                 "attached"
             ),
+            Some(_) if absent => info!(
+                program = spec.name,
+                group = spec.group,
+                hook = spec.hook.kind_name(),
+                "not attached: this kernel does not have this hook (nothing there to watch)"
+            ),
             Some(e) => warn!(
                 program = spec.name,
-                family = spec.family,
+                group = spec.group,
                 hook = spec.hook.kind_name(),
                 error = %e,
                 "could not attach; the rules that need it will not see these events"
             ),
         }
         attachments.push(Attachment {
+            absent,
             program: spec.name,
-            family: spec.family,
+            group: spec.group,
             hook: spec.hook,
             error,
         });
@@ -240,4 +330,50 @@ pub fn load(rings: RingSizes, btf_path: Option<&Path>) -> Result<Loaded, LoadErr
         return Err(LoadError::Required { failed });
     }
     Ok(Loaded { ebpf, attachments })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register runtime binary {key:?} in the kernel map {RUNTIME_INODES}")]
+pub struct RegisterError {
+    key: InodeKey,
+    #[source]
+    source: aya::maps::MapError,
+}
+
+/// The kernel's set of container runtime binaries (write-opens of them are reported).
+pub struct RuntimeInodes {
+    map: BpfHashMap<aya::maps::MapData, InodeKey, u8>,
+    known: std::collections::HashSet<InodeKey>,
+}
+
+impl RuntimeInodes {
+    pub fn new(ebpf: &mut Ebpf) -> Option<Self> {
+        let map = BpfHashMap::try_from(ebpf.take_map(RUNTIME_INODES)?).ok()?;
+        Some(RuntimeInodes {
+            map,
+            known: std::collections::HashSet::new(),
+        })
+    }
+
+    /// Register the file at `path` (no-op if known or unreadable).
+    pub fn register(&mut self, path: &Path) -> Result<bool, RegisterError> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Ok(false);
+        };
+        let dev = meta.dev();
+        let key = InodeKey {
+            // Kernel encoding (MKDEV): major << 20 | minor.
+            dev: ((libc::major(dev) as u32) << 20) | libc::minor(dev) as u32,
+            _pad: 0,
+            ino: meta.ino(),
+        };
+        if !self.known.insert(key) {
+            return Ok(false);
+        }
+        self.map
+            .insert(key, 1, 0)
+            .map_err(|source| RegisterError { key, source })?;
+        Ok(true)
+    }
 }

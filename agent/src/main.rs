@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 use escapewatch::{
     config::{Config, DEFAULT_CONFIG_PATH},
     daemon::{self, RunOptions},
-    detect::rules,
 };
 
 mod incident;
@@ -128,14 +127,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn print_rules() {
-    for info in rules::infos() {
-        println!("{}", info.id);
-        println!("  severity: {}", info.severity.as_str());
-        println!("  mitre:    {}", info.mitre);
-        println!("  title:    {}", info.title);
-        println!("  events:   {}", info.event_kinds.join(", "));
-        println!("  {}\n", info.explanation);
-    }
+    print!("{}", escapewatch::rules_report::report());
 }
 
 fn main() -> ExitCode {

@@ -160,6 +160,14 @@ pub enum Payload {
         filename: String,
         #[serde(default, skip_serializing_if = "is_false")]
         truncated: bool,
+        /// Started by the kernel itself (parent is a kernel thread): a usermode helper such as a
+        /// core_pattern pipe, a cgroup release_agent or modprobe.
+        #[serde(default, skip_serializing_if = "is_false")]
+        usermode_helper: bool,
+        /// The container whose filesystem holds the executed binary, when it lies in one
+        /// (reached through /proc/PID/root or a container's root directory on the host).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        binary_container: Option<Container>,
     },
     ProcessFork {
         /// The process that called fork/clone.
@@ -167,6 +175,112 @@ pub enum Payload {
     },
     ProcessExit {
         exit_code: i32,
+    },
+    Mount {
+        /// mount, open_tree, move_mount, fsopen or fsconfig.
+        call: String,
+        ret: i64,
+        /// MS_* (mount) or the call's flags, hex.
+        flags: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        source: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        target: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        fstype: String,
+        /// The mounting process shares the host's pid / cgroup namespace (a procfs or cgroup2
+        /// mounted there shows the host's).
+        host_pid_ns: bool,
+        host_cgroup_ns: bool,
+        /// For a source under /proc/PID/root: whose that process is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source_owner: Option<NsOwner>,
+    },
+    FileOpen {
+        /// The fd, or -errno.
+        ret: i64,
+        /// O_* flags, hex.
+        flags: String,
+        /// Opened for writing.
+        write: bool,
+        /// Why the kernel reported it: proc_entry, cgroup_release, debugfs, binfmt_misc,
+        /// block_device, mem_device, runtime_binary, foreign_mnt_ns, uevent_helper,
+        /// userfaultfd_device, failed.
+        classes: Vec<String>,
+        /// Filesystem type by its magic (proc, cgroup, sysfs, …) or the magic in hex.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        fs: String,
+        /// regular, directory, block, char, fifo, socket, symlink.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        file_type: String,
+        /// `major:minor` of a device file.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        rdev: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file: Option<FileRef>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        grandparent: String,
+        /// The path the caller passed.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        path: String,
+        /// For a file reached in another mount namespace: that namespace and its owner.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        foreign_mnt_ns: Option<JoinedNamespace>,
+    },
+    SysctlWrite {
+        /// Dotted name, e.g. kernel.core_pattern.
+        name: String,
+        value: String,
+        /// The sysctl belongs to a namespace the writer has of its own (net.* in its own
+        /// network namespace, kernel.hostname in its own UTS namespace, …): not the host's.
+        #[serde(default, skip_serializing_if = "is_false")]
+        namespaced: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        truncated: bool,
+    },
+    Madvise {
+        start: u64,
+        len: u64,
+        advice: u32,
+        /// The mapping: vm_flags (hex), bounds and file.
+        vm_flags: String,
+        vm_start: u64,
+        vm_end: u64,
+        file: FileRef,
+    },
+    MemWrite {
+        ret: i64,
+        addr: u64,
+        len: u64,
+        target: TargetProcess,
+        /// What lies at `addr` when the writer writes itself: whether a mapping was found,
+        /// file-backed, writable, shared; and its file.
+        vma_found: bool,
+        vma_file_backed: bool,
+        vma_writable: bool,
+        vma_shared: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vma_file: Option<FileRef>,
+    },
+    Syscall {
+        /// ptrace, process_vm_writev, bpf, open_by_handle_at, userfaultfd, init_module,
+        /// finit_module.
+        name: String,
+        ret: i64,
+        args: [u64; 4],
+        /// ptrace / process_vm_writev: the process aimed at.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<TargetProcess>,
+    },
+    PipeWrite {
+        ret: i64,
+        fd: u32,
+        /// The read-only file spliced into this pipe.
+        file: FileRef,
+    },
+    UnixConnect {
+        ret: i64,
+        path: String,
     },
     Namespace {
         syscall: NsSyscall,
@@ -211,8 +325,44 @@ impl Event {
             Payload::ProcessFork { .. } => "process_fork",
             Payload::ProcessExit { .. } => "process_exit",
             Payload::Namespace { .. } => "namespace",
+            Payload::Mount { .. } => "mount",
+            Payload::FileOpen { .. } => "file_open",
+            Payload::SysctlWrite { .. } => "sysctl_write",
+            Payload::Madvise { .. } => "madvise",
+            Payload::MemWrite { .. } => "mem_write",
+            Payload::Syscall { .. } => "syscall",
+            Payload::PipeWrite { .. } => "pipe_write",
+            Payload::UnixConnect { .. } => "unix_connect",
         }
     }
+}
+
+/// A file identified by device and inode, with its dentry name(s).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    pub ino: u64,
+    /// `major:minor` of the filesystem's device.
+    pub dev: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
+}
+
+/// Another process an event is aimed at (ptrace, process_vm_writev, /proc/PID/mem).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetProcess {
+    pub pid: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comm: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exe: String,
+    /// Whose the target is: the host, a container, or not known to the agent.
+    pub owner: NsOwner,
+    /// `pid` is as the writer's pid namespace numbers it (a container's /proc), not the host's.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pid_in_writer_ns: bool,
 }
 
 impl Namespaces {

@@ -58,7 +58,11 @@ fn ns_structs(ty: NsType) -> (&'static str, Option<&'static str>) {
 }
 
 /// Build the eBPF-side configuration for this kernel.
-pub fn kernel_config(btf: &Btf, agent_tgid: u32) -> Result<KernelConfig, OffsetError> {
+pub fn kernel_config(
+    btf: &Btf,
+    agent_tgid: u32,
+    host_mnt_ns: u32,
+) -> Result<KernelConfig, OffsetError> {
     let mut r = Resolver {
         btf,
         missing: Vec::new(),
@@ -66,6 +70,7 @@ pub fn kernel_config(btf: &Btf, agent_tgid: u32) -> Result<KernelConfig, OffsetE
     let mut cfg = KernelConfig {
         schema_version: u32::from(SCHEMA_VERSION),
         agent_tgid,
+        host_mnt_ns,
         task_pid: r.required("task_struct", &["pid"]),
         task_tgid: r.required("task_struct", &["tgid"]),
         task_real_parent: r.required("task_struct", &["real_parent"]),
@@ -84,6 +89,32 @@ pub fn kernel_config(btf: &Btf, agent_tgid: u32) -> Result<KernelConfig, OffsetE
         binprm_filename: r.required("linux_binprm", &["filename"]),
         mm_arg_start: r.optional("mm_struct", &["arg_start"]),
         mm_arg_end: r.optional("mm_struct", &["arg_end"]),
+        // Files, inodes and mounts: the open, mem-write and splice checks.
+        task_flags: r.required("task_struct", &["flags"]),
+        task_files: r.required("task_struct", &["files"]),
+        files_fdt: r.required("files_struct", &["fdt"]),
+        fdt_fd: r.required("fdtable", &["fd"]),
+        fdt_max_fds: r.required("fdtable", &["max_fds"]),
+        file_f_inode: r.required("file", &["f_inode"]),
+        file_path_mnt: r.required("file", &["f_path.mnt"]),
+        file_path_dentry: r.required("file", &["f_path.dentry"]),
+        file_f_mode: r.required("file", &["f_mode"]),
+        file_f_pos: r.required("file", &["f_pos"]),
+        inode_i_mode: r.required("inode", &["i_mode"]),
+        inode_i_rdev: r.required("inode", &["i_rdev"]),
+        inode_i_ino: r.required("inode", &["i_ino"]),
+        inode_i_sb: r.required("inode", &["i_sb"]),
+        sb_s_magic: r.required("super_block", &["s_magic"]),
+        sb_s_dev: r.required("super_block", &["s_dev"]),
+        dentry_name: r.required("dentry", &["d_name.name"]),
+        dentry_parent: r.required("dentry", &["d_parent"]),
+        mount_mnt: r.required("mount", &["mnt"]),
+        mount_mnt_ns: r.required("mount", &["mnt_ns"]),
+        vma_vm_flags: r.required("vm_area_struct", &["vm_flags", "__vm_flags"]),
+        vma_vm_file: r.required("vm_area_struct", &["vm_file"]),
+        vma_vm_start: r.required("vm_area_struct", &["vm_start"]),
+        vma_vm_end: r.required("vm_area_struct", &["vm_end"]),
+        file_private_data: r.required("file", &["private_data"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {
@@ -116,7 +147,9 @@ mod tests {
     #[test]
     fn resolves_every_offset_on_this_kernel() {
         let btf = Btf::from_file("/sys/kernel/btf/vmlinux").expect("this machine has kernel BTF");
-        let cfg = kernel_config(&btf, 1).expect("all offsets");
+        let cfg = kernel_config(&btf, 1, 7).expect("all offsets");
+        assert_eq!(cfg.host_mnt_ns, 7);
+        assert_eq!(cfg.file_path_dentry, cfg.file_path_mnt + 8);
         assert_eq!(cfg.schema_version, u32::from(SCHEMA_VERSION));
         assert_eq!(
             cfg.task_nsproxy,

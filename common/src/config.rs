@@ -43,10 +43,44 @@ pub struct KernelConfig {
     pub binprm_filename: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+
+    /// Mount namespace inode of the host: processes in it are not container candidates and
+    /// skip the costlier checks (0: unknown, everything is a candidate).
+    pub host_mnt_ns: u32,
+
+    pub task_flags: u32,
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    pub file_f_inode: u32,
+    /// `f_path.mnt` and `f_path.dentry`.
+    pub file_path_mnt: u32,
+    pub file_path_dentry: u32,
+    pub file_f_mode: u32,
+    pub file_f_pos: u32,
+    pub inode_i_mode: u32,
+    pub inode_i_rdev: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
+    pub sb_s_magic: u32,
+    pub sb_s_dev: u32,
+    /// `d_name.name` and `d_parent`.
+    pub dentry_name: u32,
+    pub dentry_parent: u32,
+    /// Offset of `struct vfsmount mnt` inside `struct mount` (container_of), and `mnt_ns`.
+    pub mount_mnt: u32,
+    pub mount_mnt_ns: u32,
+    pub vma_vm_flags: u32,
+    pub vma_vm_file: u32,
+    pub vma_vm_start: u32,
+    pub vma_vm_end: u32,
+    /// `file.private_data`: for /proc/PID/mem, the target's mm_struct.
+    pub file_private_data: u32,
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 144);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 248);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -72,6 +106,32 @@ impl KernelConfig {
         binprm_filename: OFFSET_NONE,
         mm_arg_start: OFFSET_NONE,
         mm_arg_end: OFFSET_NONE,
+        host_mnt_ns: 0,
+        task_flags: OFFSET_NONE,
+        task_files: OFFSET_NONE,
+        files_fdt: OFFSET_NONE,
+        fdt_fd: OFFSET_NONE,
+        fdt_max_fds: OFFSET_NONE,
+        file_f_inode: OFFSET_NONE,
+        file_path_mnt: OFFSET_NONE,
+        file_path_dentry: OFFSET_NONE,
+        file_f_mode: OFFSET_NONE,
+        file_f_pos: OFFSET_NONE,
+        inode_i_mode: OFFSET_NONE,
+        inode_i_rdev: OFFSET_NONE,
+        inode_i_ino: OFFSET_NONE,
+        inode_i_sb: OFFSET_NONE,
+        sb_s_magic: OFFSET_NONE,
+        sb_s_dev: OFFSET_NONE,
+        dentry_name: OFFSET_NONE,
+        dentry_parent: OFFSET_NONE,
+        mount_mnt: OFFSET_NONE,
+        mount_mnt_ns: OFFSET_NONE,
+        vma_vm_flags: OFFSET_NONE,
+        vma_vm_file: OFFSET_NONE,
+        vma_vm_start: OFFSET_NONE,
+        vma_vm_end: OFFSET_NONE,
+        file_private_data: OFFSET_NONE,
         _pad: 0,
     };
 }

@@ -129,6 +129,9 @@ pub struct EventHeader {
 pub const EXEC_FLAG_FILENAME_TRUNCATED: u32 = 1 << 0;
 /// Flag of [`ExecEvent::flags`]: the argument vector did not fit.
 pub const EXEC_FLAG_ARGS_TRUNCATED: u32 = 1 << 1;
+/// Flag of [`ExecEvent::flags`]: the parent is a kernel thread: the kernel itself started this
+/// program (a usermode helper: core_pattern pipe, cgroup release_agent, modprobe, uevent helper).
+pub const EXEC_FLAG_KERNEL_PARENT: u32 = 1 << 2;
 
 /// `EventKind::ProcessExec`: the header describes the task after the new image is in place.
 #[repr(C)]
@@ -182,7 +185,237 @@ pub struct NamespaceEvent {
     pub ns_before: [u32; NS_COUNT],
 }
 
+/// Bytes of a dentry name carried in events (longer names are cut).
+pub const NAME_LEN: usize = 64;
+/// Bytes of a filesystem type name.
+pub const FSTYPE_LEN: usize = 32;
+/// Bytes of a Unix socket path (sun_path).
+pub const SUN_PATH_LEN: usize = 108;
+
+/// Which mount-family syscall a [`MountEvent`] is about.
+pub mod mount_call {
+    pub const MOUNT: u32 = 1;
+    pub const OPEN_TREE: u32 = 2;
+    pub const MOVE_MOUNT: u32 = 3;
+    pub const FSOPEN: u32 = 4;
+    /// fsconfig(FSCONFIG_SET_STRING, "source", …).
+    pub const FSCONFIG_SOURCE: u32 = 5;
+}
+
+/// Key of the `RUNTIME_INODES` map: a file by device and inode number (kernel encoding of the
+/// device: major << 20 | minor, as in `super_block.s_dev`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+
+/// Kernel encoding of a device number (include/linux/kdev_t.h MKDEV).
+pub const fn kernel_dev(major: u32, minor: u32) -> u32 {
+    (major << 20) | minor
+}
+
+/// `EventKind::Mount`, emitted when the syscall returns. Strings are what the caller passed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MountEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    /// mount: MS_* flags; open_tree/move_mount/fsopen: their flags.
+    pub flags: u64,
+    /// `mount_call::*`.
+    pub call: u32,
+    pub _pad: u32,
+    pub source: [u8; PATH_LEN],
+    pub target: [u8; PATH_LEN],
+    pub fstype: [u8; FSTYPE_LEN],
+}
+
+/// Why a [`FileOpenEvent`] was emitted (bits of `FileOpenEvent::class`).
+pub mod open_class {
+    /// The open failed with an errno worth reporting; only `path` is valid.
+    pub const FAILED: u32 = 1 << 0;
+    /// A procfs entry by name (sysrq-trigger, kcore, kallsyms, sched_debug, PID/mem).
+    pub const PROC_ENTRY: u32 = 1 << 1;
+    /// A cgroup v1 `release_agent` or `notify_on_release` file.
+    pub const CGROUP_RELEASE: u32 = 1 << 2;
+    /// Anything on debugfs or tracefs.
+    pub const DEBUGFS: u32 = 1 << 3;
+    /// The binfmt_misc filesystem.
+    pub const BINFMT_MISC: u32 = 1 << 4;
+    /// A block device.
+    pub const BLOCK_DEVICE: u32 = 1 << 5;
+    /// /dev/mem, /dev/kmem or /dev/port (char 1:1, 1:2, 1:4).
+    pub const MEM_DEVICE: u32 = 1 << 6;
+    /// An inode the agent registered as a container runtime binary.
+    pub const RUNTIME_BINARY: u32 = 1 << 7;
+    /// The file lives in a mount namespace other than the opener's.
+    pub const FOREIGN_MNT_NS: u32 = 1 << 8;
+    /// sysfs `uevent_helper` (a usermode-helper path).
+    pub const UEVENT_HELPER: u32 = 1 << 9;
+    /// The /dev/userfaultfd device.
+    pub const USERFAULTFD_DEV: u32 = 1 << 10;
+}
+
+/// `EventKind::FileOpen`: an open (openat, openat2, open) of a watched object returned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileOpenEvent {
+    pub header: EventHeader,
+    /// The fd, or -errno.
+    pub ret: i64,
+    /// O_* flags passed.
+    pub open_flags: u32,
+    /// `open_class::*` bits.
+    pub class: u32,
+    /// super_block.s_magic of the opened file's filesystem.
+    pub fs_magic: u32,
+    /// inode.i_mode.
+    pub i_mode: u32,
+    /// inode.i_rdev (kernel encoding: major << 20 | minor).
+    pub rdev: u32,
+    /// file.f_mode (FMODE_* bits).
+    pub f_mode: u32,
+    pub ino: u64,
+    /// super_block.s_dev (kernel encoding).
+    pub dev: u32,
+    /// Mount namespace inode of the mount the file was opened through (0 = none/unknown).
+    pub file_mnt_ns: u32,
+    /// Dentry names of the file, its parent and its grandparent.
+    pub name: [u8; NAME_LEN],
+    pub parent: [u8; NAME_LEN],
+    pub grandparent: [u8; NAME_LEN],
+    /// The path string the caller passed.
+    pub path: [u8; PATH_LEN],
+}
+
+/// `EventKind::SysctlWrite`: a write to /proc/sys seen by the cgroup/sysctl program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysctlEvent {
+    pub header: EventHeader,
+    /// Full name with slashes, e.g. `kernel/core_pattern`.
+    pub name: [u8; NAME_LEN],
+    /// The new value as written (not NUL-terminated when `value_len` = its size).
+    pub value: [u8; 128],
+    pub value_len: u32,
+    pub _pad: u32,
+}
+
+/// `EventKind::Madvise`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MadviseEvent {
+    pub header: EventHeader,
+    pub start: u64,
+    pub len: u64,
+    pub advice: u32,
+    pub _pad: u32,
+    /// The mapping at `start`: vm_flags, bounds and file.
+    pub vm_flags: u64,
+    pub vm_start: u64,
+    pub vm_end: u64,
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub _pad2: u32,
+    pub file_name: [u8; NAME_LEN],
+}
+
+/// Bits of `MemWriteEvent::vma` (only known when the target is the writer itself).
+pub mod vma_bits {
+    pub const FOUND: u32 = 1 << 0;
+    pub const FILE_BACKED: u32 = 1 << 1;
+    pub const WRITABLE: u32 = 1 << 2;
+    pub const SHARED: u32 = 1 << 3;
+}
+
+/// `EventKind::MemWrite`: write/pwrite64 through a /proc/PID/mem file descriptor returned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemWriteEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    /// Address written (the file position).
+    pub addr: u64,
+    pub len: u64,
+    /// Process whose memory is written: the writer's own tgid when the file is its own mem
+    /// (the kernel compares the mm), else the /proc/PID directory name — a pid in the writer's
+    /// pid namespace (`MEMW_PID_IN_WRITER_NS`).
+    pub target_pid: u32,
+    /// `vma_bits::*` of the mapping at `addr` when the target is the writer.
+    pub vma: u32,
+    pub file_ino: u64,
+    pub file_name: [u8; NAME_LEN],
+    /// `MEMW_*`.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Flag of [`MemWriteEvent::flags`]: the target is the writer itself.
+pub const MEMW_SELF: u32 = 1 << 0;
+/// Flag of [`MemWriteEvent::flags`]: `target_pid` is as the writer's pid namespace numbers it.
+pub const MEMW_PID_IN_WRITER_NS: u32 = 1 << 1;
+
+/// Which syscall a [`SyscallEvent`] is about.
+pub mod syscall_id {
+    pub const PTRACE: u32 = 1;
+    pub const PROCESS_VM_WRITEV: u32 = 2;
+    pub const BPF: u32 = 3;
+    pub const OPEN_BY_HANDLE_AT: u32 = 4;
+    pub const USERFAULTFD: u32 = 5;
+    pub const INIT_MODULE: u32 = 6;
+    pub const FINIT_MODULE: u32 = 7;
+}
+
+/// `EventKind::Syscall`: a watched syscall returned; `args` are its first four arguments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    /// `syscall_id::*`.
+    pub id: u32,
+    pub _pad: u32,
+    pub args: [u64; 4],
+}
+
+/// `EventKind::PipeWrite`: a write into a pipe that a read-only regular file was spliced into.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeWriteEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    pub fd: u32,
+    /// f_mode of the spliced file (FMODE_WRITE clear).
+    pub file_f_mode: u32,
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub _pad: u32,
+    pub file_name: [u8; NAME_LEN],
+    pub file_parent: [u8; NAME_LEN],
+}
+
+/// `EventKind::UnixConnect`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    pub path: [u8; SUN_PATH_LEN],
+    pub _pad: u32,
+}
+
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
+const _: () = assert!(core::mem::size_of::<MountEvent>() == 680);
+const _: () = assert!(core::mem::size_of::<FileOpenEvent>() == 608);
+const _: () = assert!(core::mem::size_of::<SysctlEvent>() == 312);
+const _: () = assert!(core::mem::size_of::<MadviseEvent>() == 240);
+const _: () = assert!(core::mem::size_of::<MemWriteEvent>() == 224);
+const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 160);
+const _: () = assert!(core::mem::size_of::<PipeWriteEvent>() == 272);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 232);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 888);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 120);

@@ -11,6 +11,10 @@ pub const LOST_BY_KIND: &str = "LOST_BY_KIND";
 pub const PROGRAM_ERRORS: &str = "PROGRAM_ERRORS";
 /// Per-thread state between a syscall's entry and its exit.
 pub const PENDING_SYSCALLS: &str = "PENDING_SYSCALLS";
+/// Hash of (dev, ino) of container runtime binaries, filled by the agent.
+pub const RUNTIME_INODES: &str = "RUNTIME_INODES";
+/// Capacity of [`RUNTIME_INODES`].
+pub const RUNTIME_INODES_ENTRIES: u32 = 256;
 /// The read-only global holding [`crate::config::KernelConfig`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";
 
@@ -20,4 +24,4 @@ pub const RING_LIFECYCLE_DEFAULT_BYTES: u32 = 4 << 20;
 /// Threads that can be inside a watched syscall at once before the oldest entry is evicted.
 pub const PENDING_SYSCALLS_ENTRIES: u32 = 16384;
 /// Slots of [`PROGRAM_ERRORS`].
-pub const PROGRAM_SLOTS: u32 = 32;
+pub const PROGRAM_SLOTS: u32 = 64;

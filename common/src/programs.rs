@@ -1,36 +1,72 @@
-//! The programs in the eBPF object: their ids (for the error counters), ELF names and the hook
-//! each attaches to. The loader walks [`PROGRAMS`]; the eBPF side counts errors by [`ProgramId`].
+//! The programs in the eBPF object: their ids (for the error counters), ELF names, the hook each
+//! attaches to and the event kinds it produces. The loader walks [`PROGRAMS`]; the eBPF side
+//! counts errors by [`ProgramId`]; `escapewatch rules` maps rules to hooks through `kinds`.
 
-/// Index of a program in the `PROGRAM_ERRORS` array.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ProgramId {
+use crate::kind::EventKind;
+
+macro_rules! program_ids {
+    ($($name:ident = $id:literal,)+) => {
+        /// Index of a program in the `PROGRAM_ERRORS` array.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum ProgramId {
+            $($name = $id,)+
+        }
+    };
+}
+
+program_ids! {
     SchedProcessExec = 0,
     SchedProcessFork = 1,
     SchedProcessExit = 2,
     SysEnterSetns = 3,
-    SysExitSetns = 4,
-    SysEnterUnshare = 5,
-    SysExitUnshare = 6,
-    SysEnterClone = 7,
-    SysExitClone = 8,
-    SysEnterClone3 = 9,
-    SysExitClone3 = 10,
+    SysEnterUnshare = 4,
+    SysEnterClone = 5,
+    SysEnterClone3 = 6,
+    SysExitPending = 7,
+    SysEnterMount = 8,
+    SysEnterOpenTree = 9,
+    SysEnterMoveMount = 10,
+    SysEnterFsopen = 11,
+    SysEnterFsconfig = 12,
+    SysExitMount = 13,
+    SysEnterOpenat = 14,
+    SysEnterOpenat2 = 15,
+    SysEnterOpen = 16,
+    SysExitOpen = 17,
+    SysctlWrite = 18,
+    SysEnterMadvise = 19,
+    SysEnterWrite = 20,
+    SysEnterPwrite64 = 21,
+    SysExitWrite = 22,
+    SysEnterSplice = 23,
+    SysEnterPtrace = 24,
+    SysEnterProcessVmWritev = 25,
+    SysEnterBpf = 26,
+    SysEnterOpenByHandleAt = 27,
+    SysEnterUserfaultfd = 28,
+    SysEnterInitModule = 29,
+    SysEnterFinitModule = 30,
+    SysEnterConnect = 31,
+    SysExitConnect = 32,
 }
 
-/// Where a program attaches. The variants are ordered from most to least precise; families
-/// that have alternatives list several candidates and the loader keeps the first that attaches.
+/// Where a program attaches. Families with alternatives list several programs in preference
+/// order under one `group`; the loader keeps the first that attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     /// BTF-typed raw tracepoint (tp_btf), 5.5+.
     BtfTracepoint { name: &'static str },
     /// Raw tracepoint, 4.17+.
     RawTracepoint { name: &'static str },
-    /// Classic tracepoint under tracefs `events/<category>/<name>`.
+    /// Classic tracepoints under tracefs `events/<category>/<name>`; one program may serve
+    /// several (the same handler for many syscall exits).
     Tracepoint {
         category: &'static str,
-        name: &'static str,
+        names: &'static [&'static str],
     },
+    /// cgroup/sysctl on the cgroup2 root, 5.2+: every sysctl access with its new value.
+    CgroupSysctl,
 }
 
 impl Hook {
@@ -40,94 +76,296 @@ impl Hook {
             Hook::BtfTracepoint { .. } => "tp_btf",
             Hook::RawTracepoint { .. } => "raw_tracepoint",
             Hook::Tracepoint { .. } => "tracepoint",
+            Hook::CgroupSysctl => "cgroup_sysctl",
         }
     }
 }
 
-/// A program of the object: its id, its function (ELF symbol) name and its hook.
+/// A program of the object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProgramSpec {
     pub id: ProgramId,
+    /// Function (ELF symbol) name.
     pub name: &'static str,
     pub hook: Hook,
-    /// What the program contributes, for the operator reading the attach report.
-    pub family: &'static str,
+    /// The capability it serves; alternatives share a group.
+    pub group: &'static str,
+    /// Event kinds this program (or the exit program of its group) produces.
+    pub kinds: &'static [EventKind],
     /// Whether the agent can do its job without it (false: loading fails if it cannot attach).
     pub required: bool,
 }
 
-const fn syscall(id: ProgramId, name: &'static str, tp: &'static str) -> ProgramSpec {
+const fn tp(
+    id: ProgramId,
+    name: &'static str,
+    names: &'static [&'static str],
+    group: &'static str,
+    kinds: &'static [EventKind],
+) -> ProgramSpec {
     ProgramSpec {
         id,
         name,
         hook: Hook::Tracepoint {
             category: "syscalls",
-            name: tp,
+            names,
         },
-        family: "namespace",
+        group,
+        kinds,
         required: false,
     }
 }
 
-pub const PROGRAMS: [ProgramSpec; 11] = [
+const fn raw(id: ProgramId, name: &'static str, kind: &'static [EventKind]) -> ProgramSpec {
     ProgramSpec {
-        id: ProgramId::SchedProcessExec,
-        name: "sched_process_exec",
-        hook: Hook::RawTracepoint {
-            name: "sched_process_exec",
-        },
-        family: "lifecycle",
+        id,
+        name,
+        hook: Hook::RawTracepoint { name },
+        group: name,
+        kinds: kind,
         required: true,
-    },
-    ProgramSpec {
-        id: ProgramId::SchedProcessFork,
-        name: "sched_process_fork",
-        hook: Hook::RawTracepoint {
-            name: "sched_process_fork",
-        },
-        family: "lifecycle",
-        required: true,
-    },
-    ProgramSpec {
-        id: ProgramId::SchedProcessExit,
-        name: "sched_process_exit",
-        hook: Hook::RawTracepoint {
-            name: "sched_process_exit",
-        },
-        family: "lifecycle",
-        required: true,
-    },
-    syscall(
-        ProgramId::SysEnterSetns,
+    }
+}
+
+use EventKind as K;
+use ProgramId as P;
+
+const NS: &[EventKind] = &[K::Setns, K::Unshare, K::CloneNewNamespace];
+const SYSCALL: &[EventKind] = &[K::Syscall];
+const MOUNT: &[EventKind] = &[K::Mount];
+
+pub const PROGRAMS: &[ProgramSpec] = &[
+    raw(P::SchedProcessExec, "sched_process_exec", &[K::ProcessExec]),
+    raw(P::SchedProcessFork, "sched_process_fork", &[K::ProcessFork]),
+    raw(P::SchedProcessExit, "sched_process_exit", &[K::ProcessExit]),
+    tp(
+        P::SysEnterSetns,
         "sys_enter_setns",
-        "sys_enter_setns",
+        &["sys_enter_setns"],
+        "setns",
+        &[K::Setns],
     ),
-    syscall(ProgramId::SysExitSetns, "sys_exit_setns", "sys_exit_setns"),
-    syscall(
-        ProgramId::SysEnterUnshare,
+    tp(
+        P::SysEnterUnshare,
         "sys_enter_unshare",
-        "sys_enter_unshare",
+        &["sys_enter_unshare"],
+        "unshare",
+        &[K::Unshare],
     ),
-    syscall(
-        ProgramId::SysExitUnshare,
-        "sys_exit_unshare",
-        "sys_exit_unshare",
-    ),
-    syscall(
-        ProgramId::SysEnterClone,
+    tp(
+        P::SysEnterClone,
         "sys_enter_clone",
-        "sys_enter_clone",
+        &["sys_enter_clone"],
+        "clone",
+        &[K::CloneNewNamespace],
     ),
-    syscall(ProgramId::SysExitClone, "sys_exit_clone", "sys_exit_clone"),
-    syscall(
-        ProgramId::SysEnterClone3,
+    tp(
+        P::SysEnterClone3,
         "sys_enter_clone3",
-        "sys_enter_clone3",
+        &["sys_enter_clone3"],
+        "clone3",
+        &[K::CloneNewNamespace],
     ),
-    syscall(
-        ProgramId::SysExitClone3,
-        "sys_exit_clone3",
-        "sys_exit_clone3",
+    tp(
+        P::SysExitPending,
+        "sys_exit_pending",
+        &[
+            "sys_exit_setns",
+            "sys_exit_unshare",
+            "sys_exit_clone",
+            "sys_exit_clone3",
+            "sys_exit_ptrace",
+            "sys_exit_process_vm_writev",
+            "sys_exit_bpf",
+            "sys_exit_open_by_handle_at",
+            "sys_exit_userfaultfd",
+            "sys_exit_init_module",
+            "sys_exit_finit_module",
+        ],
+        "syscall-exit",
+        NS,
+    ),
+    tp(
+        P::SysEnterMount,
+        "sys_enter_mount",
+        &["sys_enter_mount"],
+        "mount",
+        MOUNT,
+    ),
+    tp(
+        P::SysEnterOpenTree,
+        "sys_enter_open_tree",
+        &["sys_enter_open_tree"],
+        "open_tree",
+        MOUNT,
+    ),
+    tp(
+        P::SysEnterMoveMount,
+        "sys_enter_move_mount",
+        &["sys_enter_move_mount"],
+        "move_mount",
+        MOUNT,
+    ),
+    tp(
+        P::SysEnterFsopen,
+        "sys_enter_fsopen",
+        &["sys_enter_fsopen"],
+        "fsopen",
+        MOUNT,
+    ),
+    tp(
+        P::SysEnterFsconfig,
+        "sys_enter_fsconfig",
+        &["sys_enter_fsconfig"],
+        "fsconfig",
+        MOUNT,
+    ),
+    tp(
+        P::SysExitMount,
+        "sys_exit_mount_family",
+        &[
+            "sys_exit_mount",
+            "sys_exit_open_tree",
+            "sys_exit_move_mount",
+            "sys_exit_fsopen",
+            "sys_exit_fsconfig",
+        ],
+        "mount-exit",
+        MOUNT,
+    ),
+    tp(
+        P::SysEnterOpenat,
+        "sys_enter_openat",
+        &["sys_enter_openat"],
+        "openat",
+        &[K::FileOpen],
+    ),
+    tp(
+        P::SysEnterOpenat2,
+        "sys_enter_openat2",
+        &["sys_enter_openat2"],
+        "openat2",
+        &[K::FileOpen],
+    ),
+    tp(
+        P::SysEnterOpen,
+        "sys_enter_open",
+        &["sys_enter_open"],
+        "open",
+        &[K::FileOpen],
+    ),
+    tp(
+        P::SysExitOpen,
+        "sys_exit_open_family",
+        &["sys_exit_openat", "sys_exit_openat2", "sys_exit_open"],
+        "open-exit",
+        &[K::FileOpen],
+    ),
+    ProgramSpec {
+        id: P::SysctlWrite,
+        name: "sysctl_write",
+        hook: Hook::CgroupSysctl,
+        group: "sysctl",
+        kinds: &[K::SysctlWrite],
+        required: false,
+    },
+    tp(
+        P::SysEnterMadvise,
+        "sys_enter_madvise",
+        &["sys_enter_madvise"],
+        "madvise",
+        &[K::Madvise],
+    ),
+    tp(
+        P::SysEnterWrite,
+        "sys_enter_write",
+        &["sys_enter_write"],
+        "write",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPwrite64,
+        "sys_enter_pwrite64",
+        &["sys_enter_pwrite64"],
+        "pwrite64",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysExitWrite,
+        "sys_exit_write_family",
+        &["sys_exit_write", "sys_exit_pwrite64"],
+        "write-exit",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterSplice,
+        "sys_enter_splice",
+        &["sys_enter_splice"],
+        "splice",
+        &[K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPtrace,
+        "sys_enter_ptrace",
+        &["sys_enter_ptrace"],
+        "ptrace",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterProcessVmWritev,
+        "sys_enter_process_vm_writev",
+        &["sys_enter_process_vm_writev"],
+        "process_vm_writev",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterBpf,
+        "sys_enter_bpf",
+        &["sys_enter_bpf"],
+        "bpf",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterOpenByHandleAt,
+        "sys_enter_open_by_handle_at",
+        &["sys_enter_open_by_handle_at"],
+        "open_by_handle_at",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterUserfaultfd,
+        "sys_enter_userfaultfd",
+        &["sys_enter_userfaultfd"],
+        "userfaultfd",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterInitModule,
+        "sys_enter_init_module",
+        &["sys_enter_init_module"],
+        "init_module",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterFinitModule,
+        "sys_enter_finit_module",
+        &["sys_enter_finit_module"],
+        "finit_module",
+        SYSCALL,
+    ),
+    tp(
+        P::SysEnterConnect,
+        "sys_enter_connect",
+        &["sys_enter_connect"],
+        "connect",
+        &[K::UnixConnect],
+    ),
+    tp(
+        P::SysExitConnect,
+        "sys_exit_connect",
+        &["sys_exit_connect"],
+        "connect-exit",
+        &[K::UnixConnect],
     ),
 ];
 

@@ -1,11 +1,15 @@
 //! Userspace side: `aya::Pod` impls and checked decoding of ring-buffer records.
 
+use alloc::boxed::Box;
 use core::mem::size_of;
 
 use crate::{
     SCHEMA_VERSION,
     config::KernelConfig,
-    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NamespaceEvent},
+    event::{
+        ConnectEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent, MadviseEvent,
+        MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent, SysctlEvent,
+    },
     kind::EventKind,
 };
 
@@ -17,6 +21,15 @@ unsafe impl aya::Pod for ExecEvent {}
 unsafe impl aya::Pod for ForkEvent {}
 unsafe impl aya::Pod for ExitEvent {}
 unsafe impl aya::Pod for NamespaceEvent {}
+unsafe impl aya::Pod for MountEvent {}
+unsafe impl aya::Pod for FileOpenEvent {}
+unsafe impl aya::Pod for SysctlEvent {}
+unsafe impl aya::Pod for MadviseEvent {}
+unsafe impl aya::Pod for MemWriteEvent {}
+unsafe impl aya::Pod for SyscallEvent {}
+unsafe impl aya::Pod for PipeWriteEvent {}
+unsafe impl aya::Pod for ConnectEvent {}
+unsafe impl aya::Pod for crate::event::InodeKey {}
 
 /// Why a ring-buffer record was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,11 +56,19 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawEvent {
     /// Boxed: ten times the size of the other kinds.
-    Exec(alloc::boxed::Box<ExecEvent>),
+    Exec(Box<ExecEvent>),
     Fork(ForkEvent),
     Exit(ExitEvent),
     /// setns, unshare or clone with CLONE_NEW*; the kind tells which.
     Namespace(EventKind, NamespaceEvent),
+    Mount(Box<MountEvent>),
+    FileOpen(Box<FileOpenEvent>),
+    Sysctl(Box<SysctlEvent>),
+    Madvise(Box<MadviseEvent>),
+    MemWrite(Box<MemWriteEvent>),
+    Syscall(SyscallEvent),
+    PipeWrite(Box<PipeWriteEvent>),
+    Connect(Box<ConnectEvent>),
 }
 
 impl RawEvent {
@@ -57,6 +78,14 @@ impl RawEvent {
             RawEvent::Fork(e) => &e.header,
             RawEvent::Exit(e) => &e.header,
             RawEvent::Namespace(_, e) => &e.header,
+            RawEvent::Mount(e) => &e.header,
+            RawEvent::FileOpen(e) => &e.header,
+            RawEvent::Sysctl(e) => &e.header,
+            RawEvent::Madvise(e) => &e.header,
+            RawEvent::MemWrite(e) => &e.header,
+            RawEvent::Syscall(e) => &e.header,
+            RawEvent::PipeWrite(e) => &e.header,
+            RawEvent::Connect(e) => &e.header,
         }
     }
 
@@ -66,6 +95,14 @@ impl RawEvent {
             RawEvent::Fork(_) => EventKind::ProcessFork,
             RawEvent::Exit(_) => EventKind::ProcessExit,
             RawEvent::Namespace(kind, _) => *kind,
+            RawEvent::Mount(_) => EventKind::Mount,
+            RawEvent::FileOpen(_) => EventKind::FileOpen,
+            RawEvent::Sysctl(_) => EventKind::SysctlWrite,
+            RawEvent::Madvise(_) => EventKind::Madvise,
+            RawEvent::MemWrite(_) => EventKind::MemWrite,
+            RawEvent::Syscall(_) => EventKind::Syscall,
+            RawEvent::PipeWrite(_) => EventKind::PipeWrite,
+            RawEvent::Connect(_) => EventKind::UnixConnect,
         }
     }
 }
@@ -115,12 +152,20 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     let header = decode_header(bytes)?;
     let kind = EventKind::try_from(header.kind).map_err(|e| DecodeError::UnknownKind(e.0))?;
     Ok(match kind {
-        EventKind::ProcessExec => RawEvent::Exec(alloc::boxed::Box::new(read_exact(kind, bytes)?)),
+        EventKind::ProcessExec => RawEvent::Exec(Box::new(read_exact(kind, bytes)?)),
         EventKind::ProcessFork => RawEvent::Fork(read_exact(kind, bytes)?),
         EventKind::ProcessExit => RawEvent::Exit(read_exact(kind, bytes)?),
         EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
             RawEvent::Namespace(kind, read_exact(kind, bytes)?)
         }
+        EventKind::Mount => RawEvent::Mount(Box::new(read_exact(kind, bytes)?)),
+        EventKind::FileOpen => RawEvent::FileOpen(Box::new(read_exact(kind, bytes)?)),
+        EventKind::SysctlWrite => RawEvent::Sysctl(Box::new(read_exact(kind, bytes)?)),
+        EventKind::Madvise => RawEvent::Madvise(Box::new(read_exact(kind, bytes)?)),
+        EventKind::MemWrite => RawEvent::MemWrite(Box::new(read_exact(kind, bytes)?)),
+        EventKind::Syscall => RawEvent::Syscall(read_exact(kind, bytes)?),
+        EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
+        EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
     })
 }
 
@@ -213,7 +258,7 @@ mod tests {
 
     #[test]
     fn kind_ids_are_stable_and_unknown_ids_rejected() {
-        for kind in EventKind::ALL {
+        for &kind in EventKind::ALL {
             assert_eq!(EventKind::try_from(kind as u32), Ok(kind));
         }
         assert_eq!(EventKind::Setns as u32, 16);

@@ -2,15 +2,15 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use escapewatch_common::{
     config::KernelConfig,
-    event::NS_COUNT,
+    event::{ConnectEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT},
     kind::KIND_SLOTS,
     maps::{
         PENDING_SYSCALLS_ENTRIES, PROGRAM_SLOTS, RING_CRITICAL_DEFAULT_BYTES,
-        RING_LIFECYCLE_DEFAULT_BYTES,
+        RING_LIFECYCLE_DEFAULT_BYTES, RUNTIME_INODES_ENTRIES,
     },
 };
 
@@ -34,7 +34,7 @@ pub fn read_config<T: Copy>(field: *const T) -> T {
     unsafe { core::ptr::read_volatile(field) }
 }
 
-/// Low-volume, security-relevant kinds (namespace changes; later the escape primitives).
+/// Low-volume, security-relevant kinds (namespace changes, escape primitives).
 #[map]
 pub static EVENTS_CRITICAL: RingBuf = RingBuf::with_byte_size(RING_CRITICAL_DEFAULT_BYTES, 0);
 
@@ -50,20 +50,75 @@ pub static LOST_BY_KIND: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_S
 #[map]
 pub static PROGRAM_ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(PROGRAM_SLOTS, 0);
 
-/// What a thread passed into a watched namespace syscall, kept until the syscall returns.
+/// What a thread passed into a watched syscall, kept until the syscall returns.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct PendingNs {
-    pub flags: u64,
-    pub fd: i32,
-    pub _pad: u32,
+pub struct Pending {
+    /// The `EventKind` to emit at exit.
+    pub kind: u32,
+    /// For `EventKind::Syscall`: the `syscall_id`.
+    pub id: u32,
+    pub args: [u64; 4],
+    /// Namespaces at entry (namespace kinds).
     pub ns_before: [u32; NS_COUNT],
 }
 
 /// Keyed by thread id. LRU so a thread killed inside the syscall cannot leak an entry forever.
 #[map]
-pub static PENDING_SYSCALLS: LruHashMap<u32, PendingNs> =
+pub static PENDING_SYSCALLS: LruHashMap<u32, Pending> =
     LruHashMap::with_max_entries(PENDING_SYSCALLS_ENTRIES, 0);
+
+/// Mount-family arguments (strings read at entry, where the kernel reads them too).
+#[map]
+pub static PENDING_MOUNT: LruHashMap<u32, MountEvent> = LruHashMap::with_max_entries(1024, 0);
+
+/// connect(2) socket paths read at entry.
+#[map]
+pub static PENDING_CONNECT: LruHashMap<u32, ConnectEvent> = LruHashMap::with_max_entries(1024, 0);
+
+/// Per-CPU scratch space for records too large for the 512-byte stack.
+#[map]
+pub static SCRATCH_MOUNT: PerCpuArray<MountEvent> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static SCRATCH_CONNECT: PerCpuArray<ConnectEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// What a marked file descriptor is.
+pub const MARK_PROC_MEM: u32 = 1;
+pub const MARK_PIPE_SPLICED: u32 = 2;
+
+/// A file descriptor the write path must look at: a /proc/PID/mem file, or a pipe a read-only
+/// file was spliced into (with that file's identity).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Mark {
+    pub kind: u32,
+    pub target_pid: u32,
+    /// `MEMW_*` for /proc/PID/mem marks.
+    pub flags: u32,
+    pub _pad: u32,
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub file_f_mode: u32,
+    pub file_name: [u8; NAME_LEN],
+    pub file_parent: [u8; NAME_LEN],
+}
+
+/// Key: (tgid << 32) | fd.
+#[map]
+pub static MARKED_FDS: LruHashMap<u64, Mark> = LruHashMap::with_max_entries(4096, 0);
+#[map]
+pub static SCRATCH_MARK: PerCpuArray<Mark> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0 becomes 1 once any fd was ever marked: until then the write path, the hottest
+/// syscall there is, returns after one array read.
+#[map]
+pub static MARKS_PRESENT: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Container runtime binaries (filled by the agent): a write-open of one is an attack on the
+/// runtime (CVE-2019-5736 pattern).
+#[map]
+pub static RUNTIME_INODES: HashMap<InodeKey, u8> =
+    HashMap::with_max_entries(RUNTIME_INODES_ENTRIES, 0);
 
 /// Add one to slot `index` of a per-CPU counter array.
 #[inline(always)]

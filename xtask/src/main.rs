@@ -99,6 +99,29 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The escape primitives the integration tests run inside busybox containers: a static binary
+/// (no libc in the container). An explicit --target keeps these RUSTFLAGS away from the host
+/// build's artifacts.
+fn build_primitives() -> Result<PathBuf> {
+    const TARGET: &str = "x86_64-unknown-linux-gnu";
+    run(cargo()
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "escapewatch-integration",
+            "--bin",
+            "primitives",
+            "--target",
+            TARGET,
+        ])
+        .env("RUSTFLAGS", "-C target-feature=+crt-static"))?;
+    Ok(workspace_root()
+        .join("target")
+        .join(TARGET)
+        .join("release/primitives"))
+}
+
 fn test(filter: Option<String>) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     run(cargo().args([
@@ -125,6 +148,12 @@ fn test(filter: Option<String>) -> Result<()> {
         println!("xtask: not root: unit tests that need root are left out");
     }
     run(&mut unit)?;
+    // Both decoders of untrusted input under libFuzzer for a bounded time (a crash fails).
+    let fuzz_seconds = std::env::var("ESCAPEWATCH_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    fuzz::run(fuzz_seconds)?;
     deploy::check()?;
     if !is_root() {
         bail!(
@@ -133,9 +162,11 @@ fn test(filter: Option<String>) -> Result<()> {
     }
     let bin = build()?;
     deploy::deb()?;
+    let primitives = build_primitives()?;
     let mut it = cargo();
     it.args(["test", "--release", "--package", "escapewatch-integration"])
         .env("ESCAPEWATCH_BIN", &bin)
+        .env("ESCAPEWATCH_PRIMITIVES", &primitives)
         .arg("--");
     if let Some(f) = filter {
         it.arg(f);

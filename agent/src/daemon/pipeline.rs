@@ -25,6 +25,7 @@ use crate::{
     eventlog::{EventLog, EventLogConfig, EventLogStats},
     metrics::Metrics,
     model::LogHeader,
+    runtime_watch::RuntimeWatch,
     sink::JsonLines,
 };
 
@@ -83,6 +84,8 @@ pub struct Pipeline {
     pub enricher: Enricher<LiveSystem>,
     pub engine: Engine,
     pub metrics: Arc<Metrics>,
+    /// Keeps the kernel's list of runtime binaries current (loader-owned).
+    pub runtime_watch: Option<RuntimeWatch>,
     overload: OverloadDetector,
     event_log: Option<EventLog>,
     /// Configured but not open (a reopen failed): events are counted as write errors.
@@ -119,6 +122,7 @@ impl Pipeline {
             enricher,
             engine,
             metrics,
+            runtime_watch: None,
             overload: OverloadDetector::new(),
             event_log,
             event_log_missing: None,
@@ -154,6 +158,9 @@ impl Pipeline {
                 .or_insert_with(|| metrics.events.with_label_values(&[&kind_name(kind)]))
                 .inc();
             let event = self.enricher.enrich(&raw);
+            if let Some(watch) = &mut self.runtime_watch {
+                watch.observe(&event);
+            }
             self.overload.observe(&event);
             if let Some(c) = &event.container {
                 match self.containers.get_mut(&c.id) {

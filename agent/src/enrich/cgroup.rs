@@ -88,7 +88,7 @@ impl CgroupResolver {
 }
 
 /// Mount point of the cgroup2 filesystem from /proc/self/mountinfo.
-fn cgroup2_mount(proc_root: &Path) -> Option<PathBuf> {
+pub fn cgroup2_mount(proc_root: &Path) -> Option<PathBuf> {
     let info = fs::read_to_string(proc_root.join("self/mountinfo")).ok()?;
     info.lines().find_map(|line| {
         let (pre, post) = line.split_once(" - ")?;

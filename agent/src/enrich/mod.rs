@@ -4,13 +4,17 @@
 pub mod cgroup;
 pub mod container;
 pub mod host;
+mod payload;
 pub mod process;
 pub mod procfs_scan;
 
 use std::collections::HashMap;
 
 use escapewatch_common::{
-    event::{EventHeader, NsType},
+    event::{
+        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, EXEC_FLAG_KERNEL_PARENT,
+        EventHeader, NsType,
+    },
     kind::EventKind,
     user::{RawEvent, until_nul},
 };
@@ -34,6 +38,11 @@ pub trait System {
     fn snapshot(&mut self, pid: u32) -> Option<ProcSnapshot>;
     /// The executable of a live process (`/proc/PID/exe`).
     fn exe(&mut self, pid: u32) -> Option<String>;
+    /// Host paths of the root filesystem of the container `pid` lives in (the source of its
+    /// `/` mount, an overlay's upper directory).
+    fn container_roots(&mut self, pid: u32) -> Vec<String>;
+    /// Mode and kernel-encoded device number of `path` inside the root of `pid`.
+    fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)>;
 }
 
 /// The live machine: /proc and the cgroup2 hierarchy.
@@ -54,6 +63,51 @@ impl System for LiveSystem {
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
     }
+    fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(
+            self.proc_root
+                .join(pid.to_string())
+                .join("root")
+                .join(path.trim_start_matches('/')),
+        )
+        .ok()?;
+        let rdev = meta.rdev();
+        Some((
+            meta.mode(),
+            ((libc::major(rdev) as u32) << 20) | libc::minor(rdev) as u32,
+        ))
+    }
+    fn container_roots(&mut self, pid: u32) -> Vec<String> {
+        std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("mountinfo"))
+            .map(|text| root_sources(&text))
+            .unwrap_or_default()
+    }
+}
+
+/// From a container's mountinfo, where its `/` comes from on the host: the mount's root
+/// within its source filesystem (a bind-mounted directory) and an overlay's upperdir.
+pub fn root_sources(mountinfo: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = pre.split_whitespace().collect();
+        if fields.get(4) != Some(&"/") {
+            continue;
+        }
+        if let Some(root) = fields.get(3).filter(|r| **r != "/") {
+            out.push((*root).to_owned());
+        }
+        let opts = post.split_whitespace().nth(2).unwrap_or("");
+        for opt in opts.split(',') {
+            if let Some(dir) = opt.strip_prefix("upperdir=") {
+                out.push(dir.to_owned());
+            }
+        }
+    }
+    out
 }
 
 pub struct Enricher<S: System> {
@@ -63,6 +117,9 @@ pub struct Enricher<S: System> {
     procs: HashMap<u32, ProcEntry>,
     /// (namespace type index, inode) → the container whose processes live in it.
     ns_owner: HashMap<(usize, u32), crate::model::Container>,
+    /// Host paths of containers' root filesystems, learned when a container is first seen.
+    container_roots: Vec<(String, crate::model::Container)>,
+    roots_learned: std::collections::HashSet<String>,
     next_id: u64,
 }
 
@@ -74,6 +131,8 @@ impl<S: System> Enricher<S> {
             system,
             procs: HashMap::new(),
             ns_owner: HashMap::new(),
+            container_roots: Vec::new(),
+            roots_learned: std::collections::HashSet::new(),
             next_id: 1,
         }
     }
@@ -106,6 +165,7 @@ impl<S: System> Enricher<S> {
             lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
             cgroup: s.cgroup.clone(),
             namespaces: s.namespaces,
+            comm: String::new(),
             exited_at: None,
         }
     }
@@ -126,8 +186,16 @@ impl<S: System> Enricher<S> {
                 let args_len = (e.args_len as usize).min(e.args.len());
                 let args = split_args(&e.args[..args_len]);
                 self.on_exec(h, &ns, &filename, args);
+                let usermode_helper = e.flags & EXEC_FLAG_KERNEL_PARENT != 0;
                 Payload::ProcessExec {
-                    truncated: e.flags != 0,
+                    truncated: e.flags & (EXEC_FLAG_FILENAME_TRUNCATED | EXEC_FLAG_ARGS_TRUNCATED)
+                        != 0,
+                    usermode_helper,
+                    binary_container: if usermode_helper {
+                        self.binary_container(&filename)
+                    } else {
+                        None
+                    },
                     filename,
                 }
             }
@@ -163,6 +231,38 @@ impl<S: System> Enricher<S> {
                     before,
                     joined,
                 }
+            }
+            RawEvent::Mount(e) => {
+                self.entry(h, &ns);
+                self.mount(e)
+            }
+            RawEvent::FileOpen(e) => {
+                self.entry(h, &ns);
+                self.file_open(e)
+            }
+            RawEvent::Sysctl(e) => {
+                self.entry(h, &ns);
+                self.sysctl(e)
+            }
+            RawEvent::Madvise(e) => {
+                self.entry(h, &ns);
+                payload::madvise(e)
+            }
+            RawEvent::MemWrite(e) => {
+                self.entry(h, &ns);
+                self.mem_write(e)
+            }
+            RawEvent::Syscall(e) => {
+                self.entry(h, &ns);
+                self.syscall(e)
+            }
+            RawEvent::PipeWrite(e) => {
+                self.entry(h, &ns);
+                payload::pipe_write(e)
+            }
+            RawEvent::Connect(e) => {
+                self.entry(h, &ns);
+                payload::connect(e)
             }
         };
         let event = self.build(h, ns, data);
@@ -204,6 +304,14 @@ impl<S: System> Enricher<S> {
             && !runtime_helper
         {
             self.learn_owner(c, &ns);
+            if self.roots_learned.insert(c.id.clone()) {
+                for root in self.system.container_roots(h.tgid) {
+                    self.container_roots.push((root, c.clone()));
+                }
+            }
+        }
+        if let Some(entry) = self.procs.get_mut(&h.tgid) {
+            entry.comm = process.comm.clone();
         }
         Event {
             id,
@@ -241,6 +349,7 @@ impl<S: System> Enricher<S> {
                     cgroup,
                     lineage,
                     namespaces: *ns,
+                    comm: String::new(),
                     exited_at: None,
                 },
             );
@@ -271,6 +380,7 @@ impl<S: System> Enricher<S> {
                 cgroup,
                 lineage: p.lineage,
                 namespaces: *ns,
+                comm: p.comm,
                 exited_at: None,
             },
             None => {
@@ -287,6 +397,7 @@ impl<S: System> Enricher<S> {
                     cgroup_id: child.cgroup_id,
                     cgroup,
                     namespaces: *ns,
+                    comm: String::new(),
                     exited_at: None,
                 }
             }

@@ -52,6 +52,7 @@ pub struct ProcEntry {
     pub lineage: Lineage,
     /// Namespaces as of the last event.
     pub namespaces: Namespaces,
+    pub comm: String,
     /// Kernel time of its exit; kept a little longer for late events of other buffers.
     pub exited_at: Option<u64>,
 }

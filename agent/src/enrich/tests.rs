@@ -34,6 +34,12 @@ impl System for FakeSystem {
     fn exe(&mut self, pid: u32) -> Option<String> {
         self.exes.get(&pid).cloned()
     }
+    fn device_at(&mut self, _pid: u32, _path: &str) -> Option<(u32, u32)> {
+        None
+    }
+    fn container_roots(&mut self, _pid: u32) -> Vec<String> {
+        vec!["/srv/boxes/mybox/rootfs".into()]
+    }
 }
 
 fn enricher() -> Enricher<FakeSystem> {

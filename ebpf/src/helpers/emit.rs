@@ -7,7 +7,10 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     SCHEMA_VERSION,
-    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NamespaceEvent},
+    event::{
+        ConnectEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent, MadviseEvent,
+        MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent, SysctlEvent,
+    },
     kind::EventKind,
     programs::ProgramId,
 };
@@ -33,7 +36,45 @@ macro_rules! record {
         }
     )+};
 }
-record!(ExecEvent, ForkEvent, ExitEvent, NamespaceEvent);
+record!(
+    ExecEvent,
+    ForkEvent,
+    ExitEvent,
+    NamespaceEvent,
+    MountEvent,
+    FileOpenEvent,
+    SysctlEvent,
+    MadviseEvent,
+    MemWriteEvent,
+    SyscallEvent,
+    PipeWriteEvent,
+    ConnectEvent
+);
+
+/// Fill the common header of a record describing `task`.
+#[inline(always)]
+fn stamp(h: &mut EventHeader, kind: EventKind, task: KPtr) {
+    h.schema_version = SCHEMA_VERSION;
+    h.header_size = core::mem::size_of::<EventHeader>() as u16;
+    h.kind = kind as u32;
+    // SAFETY: plain helpers without arguments.
+    h.ktime_ns = unsafe { bpf_ktime_get_boot_ns() };
+    // For a fork this is the parent's cgroup, which the child inherits (CLONE_INTO_CGROUP aside).
+    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    fill_task(h, task);
+}
+
+/// Emit a record that was assembled in map memory (per-thread pending state, too large for
+/// the stack): stamp its header in place, then copy it into `ring`.
+#[inline(always)]
+pub fn output_in_place<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, record: *mut T) {
+    // SAFETY: `record` points to a live map value of type T, written only by this thread.
+    let rec = unsafe { &mut *record };
+    stamp(rec.header_mut(), kind, task);
+    if ring.output::<T>(&*rec, 0).is_err() {
+        count(&LOST_BY_KIND, kind as u32);
+    }
+}
 
 /// Emit one `T` describing `task` into `ring`; `fill` writes the kind-specific payload in place
 /// (records can exceed the 512-byte eBPF stack, so nothing is built on the stack).
@@ -46,15 +87,7 @@ pub fn emit<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, fill: impl F
     // SAFETY: the reserved memory is initialised kernel memory of size_of::<T>() bytes, and
     // every T here is integers only, so any content is a valid value; every field is written.
     let ev: &mut T = unsafe { &mut *entry.as_mut_ptr() };
-    let h = ev.header_mut();
-    h.schema_version = SCHEMA_VERSION;
-    h.header_size = core::mem::size_of::<EventHeader>() as u16;
-    h.kind = kind as u32;
-    // SAFETY: plain helpers without arguments.
-    h.ktime_ns = unsafe { bpf_ktime_get_boot_ns() };
-    // For a fork this is the parent's cgroup, which the child inherits (CLONE_INTO_CGROUP aside).
-    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    fill_task(h, task);
+    stamp(ev.header_mut(), kind, task);
     fill(ev);
     entry.submit(0);
 }

@@ -1,2 +1,4 @@
 pub mod emit;
+pub mod files;
+pub mod pending;
 pub mod task;

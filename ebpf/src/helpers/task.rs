@@ -113,3 +113,29 @@ pub fn fill_task(h: &mut EventHeader, task: KPtr) {
     }
     h.flags = flags;
 }
+
+/// The current task.
+#[inline(always)]
+pub fn current() -> KPtr {
+    // SAFETY: helper without arguments.
+    unsafe { aya_ebpf::helpers::bpf_get_current_task() as KPtr }
+}
+
+/// Mount namespace inode of `task` (0 if unreadable).
+#[inline(always)]
+pub fn mnt_ns(task: KPtr) -> u32 {
+    const MNT: usize = NsType::Mnt as usize;
+    read_ptr(task, cfg!(task_nsproxy))
+        .and_then(|p| read_ptr(p, cfg!(nsproxy_ns[MNT])))
+        .and_then(|ns| read::<u32>(ns, cfg!(ns_inum[MNT])))
+        .unwrap_or(0)
+}
+
+/// Whether the current task may be in a container: its mount namespace is not the host's.
+/// Every container has its own mount namespace (runc refuses to share the host's), so the
+/// escape-primitive programs do their costlier work only for these tasks.
+#[inline(always)]
+pub fn is_candidate() -> bool {
+    let host = cfg!(host_mnt_ns);
+    host == 0 || mnt_ns(current()) != host
+}

@@ -10,7 +10,8 @@ use aya_ebpf::{
 use escapewatch_common::{
     ARGS_LEN, PATH_LEN,
     event::{
-        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, ExecEvent, ExitEvent, ForkEvent,
+        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, EXEC_FLAG_KERNEL_PARENT, ExecEvent,
+        ExitEvent, ForkEvent,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -24,6 +25,9 @@ use crate::{
     },
     maps::EVENTS_LIFECYCLE,
 };
+
+/// include/linux/sched.h
+const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`,
 /// raw tracepoint since 4.17 (tracepoint since 3.4). Fires after the new image is in place.
@@ -44,6 +48,14 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
                 }
             }
             ev.args_len = read_args(task, &mut ev.args, &mut ev.flags);
+            // Usermode helpers (core_pattern pipes, release_agent, modprobe) are started by
+            // the kernel: their parent is a kernel thread (kthreadd or a kworker).
+            let parent_flags = read_ptr(task, cfg!(task_real_parent))
+                .and_then(|p| read::<u32>(p, cfg!(task_flags)))
+                .unwrap_or(0);
+            if parent_flags & PF_KTHREAD != 0 {
+                ev.flags |= EXEC_FLAG_KERNEL_PARENT;
+            }
         });
         Ok(())
     })

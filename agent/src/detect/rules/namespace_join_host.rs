@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Rule, RuleInfo, alert};
+use super::{Rule, RuleInfo, alert, simple::short};
 use crate::{
     detect::{Alert, Severity},
     model::{Event, NsOwner, NsSyscall, Payload},
@@ -89,15 +89,6 @@ impl Rule for NamespaceJoinHost {
             "joined": foreign,
         });
         out.push(alert(&INFO, event, summary, details));
-    }
-}
-
-/// First 12 characters of a 64-hex id (as `docker ps` shows); paths stay whole.
-fn short(id: &str) -> &str {
-    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        &id[..12]
-    } else {
-        id
     }
 }
 

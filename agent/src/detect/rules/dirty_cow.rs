@@ -1,0 +1,247 @@
+//! `dirty-cow`: madvise(MADV_DONTNEED) racing forced writes into a read-only private file
+//! mapping (CVE-2016-5195). Neither half is rare alone — allocators discard pages, debuggers
+//! poke memory — but both, many times, on the same read-only file mapping of one process within
+//! a short window is the race itself, vulnerable kernel or not.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::json;
+
+use super::{
+    Rule, RuleInfo, alert,
+    simple::{who, workload},
+};
+use crate::{
+    detect::{Alert, Severity},
+    model::{Event, Payload},
+};
+
+pub static INFO: RuleInfo = RuleInfo {
+    id: "dirty-cow",
+    severity: Severity::Critical,
+    mitre: "T1068",
+    title: "Dirty COW race: madvise(MADV_DONTNEED) racing forced writes to a read-only mapping",
+    explanation: "A process in a container repeatedly discarded the pages of a read-only, \
+        private file mapping with madvise(MADV_DONTNEED) while forcing writes into the same \
+        mapping through /proc/self/mem (or ptrace). That is the Dirty COW race \
+        (CVE-2016-5195): on an unpatched kernel the forced write lands in the file's page cache, \
+        so any file the process can read — /etc/passwd, setuid binaries, runc — is changed for \
+        the whole host. On a patched kernel the write harmlessly goes to a private copy, but \
+        the attempt is the signal. Check the file named in details and the kernel version.",
+    event_kinds: &["madvise", "mem_write", "syscall:ptrace"],
+};
+
+/// Both halves must be seen this often within [`WINDOW_NS`].
+const THRESHOLD: usize = 3;
+const WINDOW_NS: u64 = 2_000_000_000;
+/// Per-process samples kept (the race runs millions of iterations; a few suffice).
+const SAMPLES: usize = 32;
+/// Processes tracked at once; the least recently active is dropped beyond that.
+const PROCESSES: usize = 4096;
+
+const PTRACE_POKETEXT: u64 = 4;
+const PTRACE_POKEDATA: u64 = 5;
+
+#[derive(Clone)]
+struct Sample {
+    ktime: u64,
+    event_id: u64,
+    /// madvise: the mapping's range; write: [addr, addr + 1).
+    start: u64,
+    end: u64,
+    ino: u64,
+    file: String,
+}
+
+#[derive(Default)]
+struct Track {
+    discards: VecDeque<Sample>,
+    writes: VecDeque<Sample>,
+    last_seen: u64,
+    /// No second alert for this process before this time.
+    quiet_until: u64,
+}
+
+impl Track {
+    fn push(list: &mut VecDeque<Sample>, s: Sample) {
+        if list.len() == SAMPLES {
+            list.pop_front();
+        }
+        list.push_back(s);
+    }
+
+    fn expire(&mut self, now: u64) {
+        let old = |s: &Sample| now.saturating_sub(s.ktime) > WINDOW_NS;
+        while self.discards.front().is_some_and(old) {
+            self.discards.pop_front();
+        }
+        while self.writes.front().is_some_and(old) {
+            self.writes.pop_front();
+        }
+    }
+
+    /// Writes that land in a discarded mapping (ptrace pokes carry no file: their address decides).
+    fn racing(&self) -> (Vec<&Sample>, Vec<&Sample>) {
+        let writes: Vec<&Sample> = self
+            .writes
+            .iter()
+            .filter(|w| {
+                self.discards.iter().any(|d| {
+                    w.start >= d.start && w.start < d.end && (w.ino == 0 || w.ino == d.ino)
+                })
+            })
+            .collect();
+        let discards: Vec<&Sample> = self
+            .discards
+            .iter()
+            .filter(|d| writes.iter().any(|w| w.start >= d.start && w.start < d.end))
+            .collect();
+        (discards, writes)
+    }
+}
+
+#[derive(Default)]
+pub struct DirtyCow {
+    /// By (pid, process start time): survives pid reuse.
+    procs: HashMap<(u32, u64), Track>,
+}
+
+impl DirtyCow {
+    fn track(&mut self, pid: u32, start: u64, now: u64) -> &mut Track {
+        if !self.procs.contains_key(&(pid, start)) && self.procs.len() >= PROCESSES {
+            // Deterministic eviction: least recently active, ties by key.
+            if let Some(key) = self
+                .procs
+                .iter()
+                .min_by_key(|(k, t)| (t.last_seen, **k))
+                .map(|(k, _)| *k)
+            {
+                self.procs.remove(&key);
+            }
+        }
+        let t = self.procs.entry((pid, start)).or_default();
+        t.last_seen = now;
+        t
+    }
+}
+
+impl Rule for DirtyCow {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn process(&mut self, e: &Event, out: &mut Vec<Alert>) {
+        if let Payload::ProcessExit { .. } = e.data {
+            self.procs.remove(&(e.process.pid, e.process.start_time));
+            return;
+        }
+        let Some(container) = workload(e) else {
+            return;
+        };
+        let now = e.ktime_ns;
+        let sample = |start, end, ino, file: &str| Sample {
+            ktime: now,
+            event_id: e.id,
+            start,
+            end,
+            ino,
+            file: file.to_owned(),
+        };
+        let (pid, start_time, discard, write) = match &e.data {
+            Payload::Madvise {
+                vm_start,
+                vm_end,
+                file,
+                ..
+            } => (
+                e.process.pid,
+                e.process.start_time,
+                Some(sample(*vm_start, *vm_end, file.ino, &file.name)),
+                None,
+            ),
+            Payload::MemWrite {
+                addr,
+                target,
+                vma_found: true,
+                vma_file_backed: true,
+                vma_writable: false,
+                vma_shared: false,
+                vma_file,
+                ..
+            } if target.pid == e.process.pid => {
+                let (ino, name) = vma_file
+                    .as_ref()
+                    .map_or((0, ""), |f| (f.ino, f.name.as_str()));
+                (
+                    e.process.pid,
+                    e.process.start_time,
+                    None,
+                    Some(sample(*addr, *addr + 1, ino, name)),
+                )
+            }
+            // ptrace variant: the tracer pokes a child that does the discarding; the child's
+            // track gets the write. Its start time is unknown here: match it by pid.
+            Payload::Syscall {
+                name,
+                ret: 0,
+                args,
+                target: Some(target),
+            } if name == "ptrace" && (args[0] == PTRACE_POKETEXT || args[0] == PTRACE_POKEDATA) => {
+                let key = self
+                    .procs
+                    .keys()
+                    .filter(|(p, _)| *p == target.pid)
+                    .max()
+                    .copied();
+                let Some((p, s)) = key else {
+                    return;
+                };
+                (p, s, None, Some(sample(args[2], args[2] + 1, 0, "")))
+            }
+            _ => return,
+        };
+        let t = self.track(pid, start_time, now);
+        if let Some(d) = discard {
+            Track::push(&mut t.discards, d);
+        }
+        if let Some(w) = write {
+            Track::push(&mut t.writes, w);
+        }
+        t.expire(now);
+        if now < t.quiet_until {
+            return;
+        }
+        let (discards, writes) = t.racing();
+        if discards.len() < THRESHOLD || writes.len() < THRESHOLD {
+            return;
+        }
+        let target = discards[0];
+        let mut ids: Vec<u64> = discards
+            .iter()
+            .chain(writes.iter())
+            .map(|s| s.event_id)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let summary = format!(
+            "{} raced madvise(MADV_DONTNEED) against forced writes into read-only mapping of {} ({} discards, {} writes in {} ms): Dirty COW; verify that file on the host.",
+            who(e, container),
+            target.file,
+            discards.len(),
+            writes.len(),
+            WINDOW_NS / 1_000_000
+        );
+        let details = json!({
+            "file": target.file,
+            "ino": target.ino,
+            "range": [target.start, target.end],
+            "discards": discards.len(),
+            "forced_writes": writes.len(),
+            "window_ms": WINDOW_NS / 1_000_000,
+        });
+        t.quiet_until = now + WINDOW_NS;
+        let mut a = alert(&INFO, e, summary, details);
+        a.event_ids = ids;
+        out.push(a);
+    }
+}

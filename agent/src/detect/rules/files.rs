@@ -1,0 +1,333 @@
+//! Rules on opens of kernel objects a container should never touch.
+
+use serde_json::{Value, json};
+
+use super::{
+    RuleInfo,
+    simple::{Finding, who, workload},
+};
+use crate::{
+    detect::Severity,
+    model::{Container, Event, FileRef, JoinedNamespace, NsOwner, Payload},
+};
+
+/// The parts of a file-open event the rules look at.
+struct Open<'a> {
+    ret: i64,
+    write: bool,
+    classes: &'a [String],
+    file: Option<&'a FileRef>,
+    path: &'a str,
+    rdev: &'a str,
+    fs: &'a str,
+    foreign: Option<&'a JoinedNamespace>,
+}
+
+impl Open<'_> {
+    fn has(&self, class: &str) -> bool {
+        self.classes.iter().any(|c| c == class)
+    }
+    fn name(&self) -> &str {
+        self.file.map_or("", |f| f.name.as_str())
+    }
+    /// The path the caller gave, else `parent/name`.
+    fn shown(&self) -> String {
+        if !self.path.is_empty() {
+            return self.path.to_owned();
+        }
+        match self.file {
+            Some(f) if !f.parent.is_empty() => format!("{}/{}", f.parent, f.name),
+            Some(f) => f.name.clone(),
+            None => String::new(),
+        }
+    }
+    fn details(&self) -> Value {
+        json!({
+            "path": self.shown(),
+            "ret": self.ret,
+            "write": self.write,
+            "fs": self.fs,
+            "rdev": self.rdev,
+            "file": self.file,
+            "classes": self.classes,
+        })
+    }
+}
+
+/// A workload's file-open event.
+fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
+    let Payload::FileOpen {
+        ret,
+        write,
+        classes,
+        file,
+        path,
+        rdev,
+        fs,
+        foreign_mnt_ns,
+        ..
+    } = &e.data
+    else {
+        return None;
+    };
+    let c = workload(e)?;
+    Some((
+        c,
+        Open {
+            ret: *ret,
+            write: *write,
+            classes,
+            file: file.as_ref(),
+            path,
+            rdev,
+            fs,
+            foreign: foreign_mnt_ns.as_ref(),
+        },
+    ))
+}
+
+pub static RELEASE_AGENT: RuleInfo = RuleInfo {
+    id: "cgroup-release-agent-write",
+    severity: Severity::Critical,
+    mitre: "T1611",
+    title: "Container wrote to a cgroup v1 release_agent or notify_on_release",
+    explanation: "A process in a container opened a cgroup v1 `release_agent` or \
+        `notify_on_release` file for writing. The kernel runs the program named in \
+        release_agent as root on the host whenever a cgroup with notify_on_release empties: \
+        writing it from a container (after mounting cgroupfs, CVE-2022-0492) is a complete \
+        escape. Check the value now in release_agent on the host, whether a usermode-helper \
+        alert followed, and restore it; the container must not keep CAP_SYS_ADMIN.",
+    event_kinds: &["file_open"],
+};
+
+pub fn release_agent(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    if !o.has("cgroup_release") || o.ret < 0 {
+        return None;
+    }
+    Some(Finding::new(
+        format!(
+            "{} opened cgroup {} for writing: the host kernel runs release_agent as root; check and restore it.",
+            who(e, c),
+            o.name()
+        ),
+        o.details(),
+    ))
+}
+
+pub static SYSRQ: RuleInfo = RuleInfo {
+    id: "sysrq-trigger-write",
+    severity: Severity::High,
+    mitre: "T1529",
+    title: "Container opened /proc/sysrq-trigger for writing",
+    explanation: "Writing a letter to /proc/sysrq-trigger makes the host kernel act at once: \
+        reboot (b), crash (c), kill every process (i), remount read-only (u). It is not \
+        namespaced, so from a container it is a host-wide denial of service, or a way to force \
+        a crash dump. Check which command was written and whether the host rebooted; the \
+        container should not see a writable /proc.",
+    event_kinds: &["file_open"],
+};
+
+pub fn sysrq(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let opened = o.has("proc_entry") && o.name() == "sysrq-trigger";
+    // A kernel without CONFIG_MAGIC_SYSRQ has no such file: the attempt is still reported.
+    let tried = o.has("failed") && o.path == "/proc/sysrq-trigger";
+    if !(o.write && (opened || tried)) {
+        return None;
+    }
+    let outcome = if opened { "opened" } else { "tried to open" };
+    Some(Finding::new(
+        format!(
+            "{} {outcome} /proc/sysrq-trigger for writing (host reboot, crash or kill-all); find out why it has a writable /proc.",
+            who(e, c)
+        ),
+        o.details(),
+    ))
+}
+
+pub static KERNEL_MEMORY: RuleInfo = RuleInfo {
+    id: "kernel-memory-access",
+    severity: Severity::Critical,
+    mitre: "T1611",
+    title: "Container opened /dev/mem, /dev/kmem, /dev/port or /proc/kcore",
+    explanation: "These files expose physical memory, kernel memory or I/O ports of the host. \
+        Reading them leaks every secret on the machine; writing them rewrites the running \
+        kernel. Attempts count too (a /dev/mem that refuses with ENXIO or EPERM still shows \
+        intent). Check the device list and capabilities of the container (CAP_SYS_RAWIO, \
+        privileged) and what it read.",
+    event_kinds: &["file_open"],
+};
+
+const KERNEL_MEMORY_PATHS: [&str; 4] = ["/dev/mem", "/dev/kmem", "/dev/port", "/proc/kcore"];
+
+pub fn kernel_memory(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let hit = o.has("mem_device")
+        || (o.has("proc_entry") && o.name() == "kcore" && o.ret >= 0)
+        || (o.has("failed") && KERNEL_MEMORY_PATHS.contains(&o.path));
+    if !hit {
+        return None;
+    }
+    let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
+    Some(Finding::new(
+        format!(
+            "{} {outcome} {} (host kernel memory); check the container's devices and capabilities.",
+            who(e, c),
+            o.shown()
+        ),
+        o.details(),
+    ))
+}
+
+pub static BLOCK_DEVICE: RuleInfo = RuleInfo {
+    id: "raw-block-device-open",
+    severity: Severity::High,
+    mitre: "T1006",
+    title: "Container opened a raw block device",
+    explanation: "A process in a container opened a block device. With the host's disk as a \
+        raw device, a filesystem can be read or written around every permission (debugfs, \
+        dd), which reaches all host data. Check the devices given to the container and \
+        whether it was opened for writing.",
+    event_kinds: &["file_open"],
+};
+
+pub fn block_device(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    if !o.has("block_device") {
+        return None;
+    }
+    let mode = if o.write { "read-write" } else { "read-only" };
+    // A refused open (device cgroup, LSM) still shows the intent.
+    let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
+    Some(Finding::new(
+        format!(
+            "{} {outcome} block device {} ({}) {mode}; check which devices the container was given.",
+            who(e, c),
+            o.shown(),
+            o.rdev
+        ),
+        o.details(),
+    ))
+}
+
+pub static PROC_ROOT: RuleInfo = RuleInfo {
+    id: "host-fs-via-proc-root",
+    severity: Severity::High,
+    mitre: "T1611",
+    title: "Container reached the host filesystem through /proc/PID/root",
+    explanation: "A process in a container opened a file that lives in the mount namespace of \
+        the host (or of another container), typically through /proc/PID/root of a process \
+        outside its own — possible when the container shares the host's PID namespace. It can \
+        read and write the host's files as if it were there. Check the file (details) and why \
+        the container sees host processes.",
+    event_kinds: &["file_open"],
+};
+
+pub fn proc_root(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let foreign = o.foreign?;
+    let whose = match &foreign.owner {
+        NsOwner::Host => "the host".to_owned(),
+        NsOwner::Container { id, .. } if *id != c.id => format!("container {id}"),
+        _ => return None,
+    };
+    Some(Finding::new(
+        format!(
+            "{} opened {} in the mount namespace of {whose}; check what it read or wrote there.",
+            who(e, c),
+            o.shown()
+        ),
+        json!({ "path": o.shown(), "write": o.write, "mnt_ns": foreign.inode, "owner": whose, "file": o.file }),
+    ))
+}
+
+pub static RUNTIME_BINARY: RuleInfo = RuleInfo {
+    id: "runtime-binary-overwrite",
+    severity: Severity::Critical,
+    mitre: "T1611",
+    title: "Container opened a container runtime binary for writing",
+    explanation: "A process in a container opened the binary of a container runtime (runc, \
+        crun, containerd-shim, …) for writing, or /proc/PID/exe of one. Overwriting runc \
+        through /proc/self/exe while it execs into the container is CVE-2019-5736: the next \
+        runtime call runs the attacker's code as root on the host. Check the runtime binary's \
+        checksum against the package, and the runtime version.",
+    event_kinds: &["file_open"],
+};
+
+/// `/proc/<pid or self>/exe`.
+fn is_proc_exe(path: &str) -> bool {
+    path.strip_prefix("/proc/")
+        .and_then(|r| r.strip_suffix("/exe"))
+        .is_some_and(|pid| pid == "self" || pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+pub fn runtime_binary(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let hit = o.has("runtime_binary") || (o.write && is_proc_exe(o.path));
+    if !hit {
+        return None;
+    }
+    Some(Finding::new(
+        format!(
+            "{} opened {} for writing (runtime binary overwrite, CVE-2019-5736 pattern); verify the runtime binary on the host.",
+            who(e, c),
+            o.shown()
+        ),
+        o.details(),
+    ))
+}
+
+pub static DEBUG_RECON: RuleInfo = RuleInfo {
+    id: "kernel-debug-recon",
+    severity: Severity::Low,
+    mitre: "T1082",
+    title: "Container read kernel debugging interfaces",
+    explanation: "A process in a container opened /proc/kallsyms, /proc/sched_debug or a file \
+        on debugfs/tracefs. These reveal kernel addresses and host-wide scheduling and process \
+        details used to prepare kernel exploits (defeating KASLR). Low severity on its own; \
+        raise attention if an exploit-like alert from the same container follows.",
+    event_kinds: &["file_open"],
+};
+
+pub fn debug_recon(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let hit =
+        o.has("debugfs") || (o.has("proc_entry") && matches!(o.name(), "kallsyms" | "sched_debug"));
+    if !hit || o.ret < 0 {
+        return None;
+    }
+    Some(Finding::new(
+        format!("{} read kernel debug interface {}.", who(e, c), o.shown()),
+        o.details(),
+    ))
+}
+
+/// binfmt_misc and uevent_helper writes count as host kernel settings written from a container.
+pub fn kernel_setting_file(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    let hit = o.write && (o.has("binfmt_misc") || o.has("uevent_helper")) && o.ret >= 0;
+    if !hit {
+        return None;
+    }
+    Some(Finding::new(
+        format!(
+            "{} opened {} for writing: a host-wide kernel setting that can make the kernel run a program as root; check its value on the host.",
+            who(e, c),
+            o.shown()
+        ),
+        o.details(),
+    ))
+}
+
+/// Opening /dev/userfaultfd (the device form of the syscall).
+pub fn userfaultfd_device(e: &Event) -> Option<Finding> {
+    let (c, o) = open(e)?;
+    if !o.has("userfaultfd_device") || o.ret < 0 {
+        return None;
+    }
+    Some(Finding::new(
+        format!("{} opened /dev/userfaultfd.", who(e, c)),
+        o.details(),
+    ))
+}

@@ -1,0 +1,379 @@
+//! Kernel records of the escape-primitive families → model payloads, with the facts rules need
+//! (whose a target process or a foreign namespace is, which container holds a helper binary).
+
+use escapewatch_common::{
+    event::{
+        ConnectEvent, FileOpenEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent,
+        PipeWriteEvent, SyscallEvent, SysctlEvent, mount_call, open_class, syscall_id, vma_bits,
+    },
+    user::until_nul,
+};
+
+use super::{Enricher, System, process::Lineage};
+use crate::model::{Container, FileRef, JoinedNamespace, NsOwner, Payload, TargetProcess};
+
+pub fn text(buf: &[u8]) -> String {
+    String::from_utf8_lossy(until_nul(buf)).into_owned()
+}
+
+/// `major:minor` of a kernel-encoded device number.
+pub fn dev(kdev: u32) -> String {
+    format!("{}:{}", kdev >> 20, kdev & 0xf_ffff)
+}
+
+fn fs_name(magic: u32) -> String {
+    match magic {
+        0 => String::new(),
+        0x9fa0 => "proc".into(),
+        0x0027_e0eb => "cgroup".into(),
+        0x6367_7270 => "cgroup2".into(),
+        0x6265_6572 => "sysfs".into(),
+        0x6462_6720 => "debugfs".into(),
+        0x7472_6163 => "tracefs".into(),
+        0x4249_4e4d => "binfmt_misc".into(),
+        0x0102_1994 => "tmpfs".into(),
+        0x0000_ef53 => "ext4".into(),
+        0x794c_7630 => "overlay".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683e => "btrfs".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+fn file_type(mode: u32) -> &'static str {
+    match mode & 0o170000 {
+        0o100000 => "regular",
+        0o040000 => "directory",
+        0o060000 => "block",
+        0o020000 => "char",
+        0o010000 => "fifo",
+        0o140000 => "socket",
+        0o120000 => "symlink",
+        _ => "",
+    }
+}
+
+const CLASS_NAMES: [(u32, &str); 11] = [
+    (open_class::FAILED, "failed"),
+    (open_class::PROC_ENTRY, "proc_entry"),
+    (open_class::CGROUP_RELEASE, "cgroup_release"),
+    (open_class::DEBUGFS, "debugfs"),
+    (open_class::BINFMT_MISC, "binfmt_misc"),
+    (open_class::BLOCK_DEVICE, "block_device"),
+    (open_class::MEM_DEVICE, "mem_device"),
+    (open_class::RUNTIME_BINARY, "runtime_binary"),
+    (open_class::FOREIGN_MNT_NS, "foreign_mnt_ns"),
+    (open_class::UEVENT_HELPER, "uevent_helper"),
+    (open_class::USERFAULTFD_DEV, "userfaultfd_device"),
+];
+
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+const O_TRUNC: u32 = 0o1000;
+const FMODE_WRITE: u32 = 0x2;
+
+/// Sysctl name prefixes that belong to a namespace, with that namespace's type.
+const NAMESPACED_SYSCTLS: [(&str, &str); 8] = [
+    ("net.", "net"),
+    ("kernel.hostname", "uts"),
+    ("kernel.domainname", "uts"),
+    ("kernel.shm", "ipc"),
+    ("kernel.msg", "ipc"),
+    ("kernel.sem", "ipc"),
+    ("fs.mqueue.", "ipc"),
+    ("user.", "user"),
+];
+
+fn mount(e: &MountEvent) -> Payload {
+    let call = match e.call {
+        mount_call::MOUNT => "mount",
+        mount_call::OPEN_TREE => "open_tree",
+        mount_call::MOVE_MOUNT => "move_mount",
+        mount_call::FSOPEN => "fsopen",
+        mount_call::FSCONFIG_SOURCE => "fsconfig",
+        _ => "unknown",
+    };
+    Payload::Mount {
+        call: call.into(),
+        ret: e.ret,
+        flags: format!("{:#x}", e.flags),
+        source: text(&e.source),
+        target: text(&e.target),
+        fstype: text(&e.fstype),
+        host_pid_ns: false,
+        host_cgroup_ns: false,
+        source_owner: None,
+    }
+}
+
+pub fn madvise(e: &MadviseEvent) -> Payload {
+    Payload::Madvise {
+        start: e.start,
+        len: e.len,
+        advice: e.advice,
+        vm_flags: format!("{:#x}", e.vm_flags),
+        vm_start: e.vm_start,
+        vm_end: e.vm_end,
+        file: FileRef {
+            ino: e.file_ino,
+            dev: dev(e.file_dev),
+            name: text(&e.file_name),
+            parent: String::new(),
+        },
+    }
+}
+
+pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
+    Payload::PipeWrite {
+        ret: e.ret,
+        fd: e.fd,
+        file: FileRef {
+            ino: e.file_ino,
+            dev: dev(e.file_dev),
+            name: text(&e.file_name),
+            parent: text(&e.file_parent),
+        },
+    }
+}
+
+pub fn connect(e: &ConnectEvent) -> Payload {
+    Payload::UnixConnect {
+        ret: e.ret,
+        path: text(&e.path),
+    }
+}
+
+impl<S: System> Enricher<S> {
+    pub(super) fn mount(&self, e: &MountEvent) -> Payload {
+        let mut payload = mount(e);
+        if let Payload::Mount {
+            host_pid_ns,
+            host_cgroup_ns,
+            source_owner,
+            source,
+            ..
+        } = &mut payload
+        {
+            let host = &self.host.namespaces;
+            *host_pid_ns = e.header.ns[1] == host.pid;
+            *host_cgroup_ns = e.header.ns[6] == host.cgroup;
+            *source_owner = proc_root_pid(source).map(|pid| self.target(pid).owner);
+        }
+        payload
+    }
+
+    pub(super) fn sysctl(&self, e: &SysctlEvent) -> Payload {
+        let len = (e.value_len as usize).min(e.value.len());
+        let value = String::from_utf8_lossy(until_nul(&e.value[..len]));
+        let name = text(&e.name).replace('/', ".");
+        let own = crate::model::Namespaces::from_wire(&e.header.ns);
+        let namespaced = NAMESPACED_SYSCTLS.iter().any(|(prefix, ns)| {
+            name.starts_with(prefix)
+                && own
+                    .get(ns)
+                    .is_some_and(|inode| Some(inode) != self.host.namespaces.get(ns))
+        });
+        Payload::SysctlWrite {
+            namespaced,
+            value: value.trim_end_matches('\n').to_owned(),
+            truncated: e.value_len as usize >= e.value.len(),
+            name,
+        }
+    }
+
+    /// The container of a process-table entry: its cgroup layout, else its lineage.
+    pub(super) fn container_of(&self, pid: u32) -> Option<Container> {
+        let entry = self.procs.get(&pid)?;
+        super::container::from_cgroup_path(&entry.cgroup).or_else(|| match &entry.lineage {
+            Lineage::Container(c) => Some(c.clone()),
+            _ => None,
+        })
+    }
+
+    pub(super) fn target(&self, pid: u32) -> TargetProcess {
+        let Some(entry) = self.procs.get(&pid) else {
+            return TargetProcess {
+                pid,
+                comm: String::new(),
+                exe: String::new(),
+                owner: NsOwner::Unknown,
+                pid_in_writer_ns: false,
+            };
+        };
+        let owner = match self.container_of(pid) {
+            Some(c) => NsOwner::Container {
+                id: c.id,
+                runtime: c.runtime,
+            },
+            None if entry.lineage == Lineage::Host || entry.lineage == Lineage::RuntimeHelper => {
+                NsOwner::Host
+            }
+            None => NsOwner::Unknown,
+        };
+        TargetProcess {
+            pid,
+            comm: entry.comm.clone(),
+            exe: entry.exe.clone(),
+            owner,
+            pid_in_writer_ns: false,
+        }
+    }
+
+    pub(super) fn file_open(&mut self, e: &FileOpenEvent) -> Payload {
+        let flags = e.open_flags;
+        let write = flags & (O_WRONLY | O_RDWR | O_TRUNC) != 0 || e.f_mode & FMODE_WRITE != 0;
+        let failed = e.class & open_class::FAILED != 0;
+        let mut class = e.class;
+        let (mut mode, mut rdev) = (e.i_mode, e.rdev);
+        let path = text(&e.path);
+        // A refused open of a device node names no file: look at the node itself, through the
+        // root of a live process of the same container.
+        if failed
+            && path.starts_with("/dev/")
+            && let Some((m, r)) = self.device_in_container(e.header.tgid, &path)
+        {
+            (mode, rdev) = (m, r);
+            match m & 0o170000 {
+                0o060000 => class |= open_class::BLOCK_DEVICE,
+                0o020000 if [(1, 1), (1, 2), (1, 4)].contains(&(r >> 20, r & 0xf_ffff)) => {
+                    class |= open_class::MEM_DEVICE
+                }
+                _ => {}
+            }
+        }
+        let kind = file_type(mode);
+        let foreign = (e.class & open_class::FOREIGN_MNT_NS != 0).then(|| JoinedNamespace {
+            ns_type: "mnt".into(),
+            inode: e.file_mnt_ns,
+            previous: e.header.ns[0],
+            owner: self.owner(0, e.file_mnt_ns),
+        });
+        Payload::FileOpen {
+            ret: e.ret,
+            flags: format!("{flags:#o}"),
+            write,
+            classes: CLASS_NAMES
+                .iter()
+                .filter(|(bit, _)| class & bit != 0)
+                .map(|(_, name)| (*name).to_owned())
+                .collect(),
+            fs: fs_name(e.fs_magic),
+            file_type: kind.into(),
+            rdev: if kind == "block" || kind == "char" {
+                dev(rdev)
+            } else {
+                String::new()
+            },
+            file: (!failed).then(|| FileRef {
+                ino: e.ino,
+                dev: dev(e.dev),
+                name: text(&e.name),
+                parent: text(&e.parent),
+            }),
+            grandparent: text(&e.grandparent),
+            path,
+            foreign_mnt_ns: foreign,
+        }
+    }
+
+    /// Mode and kernel-encoded rdev of `path` as the container of `pid` sees it.
+    fn device_in_container(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
+        let container = self.container_of(pid)?;
+        let mut pids = vec![pid];
+        pids.extend(
+            self.procs
+                .iter()
+                .filter(|(p, e)| **p != pid && e.exited_at.is_none())
+                .map(|(p, _)| *p)
+                .filter(|p| self.container_of(*p).is_some_and(|c| c.id == container.id))
+                .take(3),
+        );
+        pids.into_iter()
+            .find_map(|p| self.system.device_at(p, path))
+    }
+
+    pub(super) fn mem_write(&self, e: &MemWriteEvent) -> Payload {
+        let found = e.vma & vma_bits::FOUND != 0;
+        let writer = e.header.tgid;
+        let target = if e.flags & MEMW_SELF != 0 {
+            self.target(writer)
+        } else if e.header.ns[1] == self.host.namespaces.pid {
+            // The writer numbers pids as the host does.
+            self.target(e.target_pid)
+        } else {
+            // A pid of the writer's own pid namespace: a process of its own container.
+            TargetProcess {
+                pid: e.target_pid,
+                comm: String::new(),
+                exe: String::new(),
+                owner: self
+                    .container_of(writer)
+                    .map_or(NsOwner::Unknown, |c| NsOwner::Container {
+                        id: c.id,
+                        runtime: c.runtime,
+                    }),
+                pid_in_writer_ns: true,
+            }
+        };
+        Payload::MemWrite {
+            ret: e.ret,
+            addr: e.addr,
+            len: e.len,
+            target,
+            vma_found: found,
+            vma_file_backed: e.vma & vma_bits::FILE_BACKED != 0,
+            vma_writable: e.vma & vma_bits::WRITABLE != 0,
+            vma_shared: e.vma & vma_bits::SHARED != 0,
+            vma_file: (e.vma & vma_bits::FILE_BACKED != 0).then(|| FileRef {
+                ino: e.file_ino,
+                dev: String::new(),
+                name: text(&e.file_name),
+                parent: String::new(),
+            }),
+        }
+    }
+
+    pub(super) fn syscall(&self, e: &SyscallEvent) -> Payload {
+        let (name, target_pid) = match e.id {
+            syscall_id::PTRACE => ("ptrace", Some(e.args[1] as u32)),
+            syscall_id::PROCESS_VM_WRITEV => ("process_vm_writev", Some(e.args[0] as u32)),
+            syscall_id::BPF => ("bpf", None),
+            syscall_id::OPEN_BY_HANDLE_AT => ("open_by_handle_at", None),
+            syscall_id::USERFAULTFD => ("userfaultfd", None),
+            syscall_id::INIT_MODULE => ("init_module", None),
+            syscall_id::FINIT_MODULE => ("finit_module", None),
+            _ => ("unknown", None),
+        };
+        Payload::Syscall {
+            name: name.into(),
+            ret: e.ret,
+            args: e.args,
+            target: target_pid.map(|pid| self.target(pid)),
+        }
+    }
+
+    /// The container whose filesystem holds `filename` (an exec'd usermode helper): a path
+    /// through /proc/PID/root of a container process, or under a container's root directory.
+    pub(super) fn binary_container(&self, filename: &str) -> Option<Container> {
+        if let Some(pid) = proc_root_pid(filename) {
+            return self.container_of(pid);
+        }
+        self.container_roots
+            .iter()
+            .find(|(root, _)| {
+                filename
+                    .strip_prefix(root.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .map(|(_, c)| c.clone())
+    }
+}
+
+/// The PID of a `/proc/PID/root[/...]` path.
+pub fn proc_root_pid(path: &str) -> Option<u32> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    (tail == "root" || tail.starts_with("root/"))
+        .then(|| pid.parse().ok())
+        .flatten()
+}

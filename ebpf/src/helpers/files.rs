@@ -1,0 +1,127 @@
+//! Files behind file descriptors, and what kind of kernel object they are.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
+use escapewatch_common::event::{NAME_LEN, NsType};
+
+use super::task::{ERR_READ, KPtr, mnt_ns, read, read_ptr};
+use crate::cfg;
+
+/// `struct file *` of `fd` in `task`'s descriptor table.
+#[inline(always)]
+pub fn fd_file(task: KPtr, fd: u64) -> Result<KPtr, i64> {
+    let files = read_ptr(task, cfg!(task_files))?;
+    let fdt = read_ptr(files, cfg!(files_fdt))?;
+    let max: u32 = read(fdt, cfg!(fdt_max_fds))?;
+    if fd >= u64::from(max) {
+        return Err(ERR_READ);
+    }
+    let array = read_ptr(fdt, cfg!(fdt_fd))?;
+    // SAFETY: pointer arithmetic only; the read below is a probe read.
+    read_ptr(unsafe { array.add(fd as usize * 8) }, 0)
+}
+
+/// The identity and type of an open file.
+#[derive(Clone, Copy)]
+pub struct FileInfo {
+    pub magic: u32,
+    pub mode: u16,
+    pub rdev: u32,
+    pub ino: u64,
+    pub dev: u32,
+    pub f_mode: u32,
+    pub dentry: KPtr,
+}
+
+pub const S_IFMT: u16 = 0o170000;
+pub const S_IFBLK: u16 = 0o060000;
+pub const S_IFCHR: u16 = 0o020000;
+pub const S_IFREG: u16 = 0o100000;
+pub const S_IFIFO: u16 = 0o010000;
+/// include/linux/fs.h
+pub const FMODE_WRITE: u32 = 0x2;
+
+#[inline(always)]
+pub fn file_info(file: KPtr) -> Result<FileInfo, i64> {
+    let inode = read_ptr(file, cfg!(file_f_inode))?;
+    let sb = read_ptr(inode, cfg!(inode_i_sb))?;
+    Ok(FileInfo {
+        magic: read::<u64>(sb, cfg!(sb_s_magic))? as u32,
+        mode: read(inode, cfg!(inode_i_mode))?,
+        rdev: read(inode, cfg!(inode_i_rdev)).unwrap_or(0),
+        ino: read(inode, cfg!(inode_i_ino))?,
+        dev: read(sb, cfg!(sb_s_dev)).unwrap_or(0),
+        f_mode: read(file, cfg!(file_f_mode)).unwrap_or(0),
+        dentry: read_ptr(file, cfg!(file_path_dentry))?,
+    })
+}
+
+/// Copy the name of `dentry` into `out` (NUL-terminated, cut to fit).
+#[inline(always)]
+pub fn dentry_name(dentry: KPtr, out: &mut [u8; NAME_LEN]) {
+    out[0] = 0;
+    if let Ok(name) = read_ptr(dentry, cfg!(dentry_name)) {
+        // SAFETY: probe read into a fixed buffer.
+        if unsafe { bpf_probe_read_kernel_str_bytes(name, out) }.is_err() {
+            out[0] = 0;
+        }
+    }
+}
+
+#[inline(always)]
+pub fn dentry_parent(dentry: KPtr) -> Result<KPtr, i64> {
+    read_ptr(dentry, cfg!(dentry_parent))
+}
+
+/// Whether the NUL-terminated `buf` holds exactly `lit`.
+#[inline(always)]
+pub fn name_is(buf: &[u8; NAME_LEN], lit: &[u8]) -> bool {
+    if lit.len() >= NAME_LEN {
+        return false;
+    }
+    let mut i = 0;
+    while i < lit.len() {
+        if buf[i] != lit[i] {
+            return false;
+        }
+        i += 1;
+    }
+    buf[lit.len()] == 0
+}
+
+/// Decimal number at the start of `buf` (a /proc/<pid> directory name), 0 if none.
+#[inline(always)]
+pub fn parse_pid(buf: &[u8; NAME_LEN]) -> u32 {
+    let mut pid: u32 = 0;
+    let mut i = 0;
+    while i < 10 {
+        let c = buf[i];
+        if !c.is_ascii_digit() {
+            break;
+        }
+        pid = pid.wrapping_mul(10).wrapping_add(u32::from(c - b'0'));
+        i += 1;
+    }
+    pid
+}
+
+/// Mount namespace inode of the mount `file` was opened through (0 if none, e.g. a detached
+/// mount): `container_of(f_path.mnt, struct mount, mnt)->mnt_ns->ns.inum`.
+#[inline(always)]
+pub fn file_mnt_ns(file: KPtr) -> u32 {
+    const MNT: usize = NsType::Mnt as usize;
+    let Ok(vfsmount) = read_ptr(file, cfg!(file_path_mnt)) else {
+        return 0;
+    };
+    let off = cfg!(mount_mnt);
+    // SAFETY: container_of arithmetic; every dereference is a probe read.
+    let mount = unsafe { vfsmount.sub(off as usize) };
+    read_ptr(mount, cfg!(mount_mnt_ns))
+        .and_then(|ns| read::<u32>(ns, cfg!(ns_inum[MNT])))
+        .unwrap_or(0)
+}
+
+/// The current task's mount namespace (re-exported for the open checks).
+#[inline(always)]
+pub fn own_mnt_ns(task: KPtr) -> u32 {
+    mnt_ns(task)
+}

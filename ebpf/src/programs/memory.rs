@@ -1,0 +1,295 @@
+//! Copy-on-write abuse: the Dirty COW race (madvise(MADV_DONTNEED) on a read-only private file
+//! mapping racing forced writes through /proc/PID/mem) and Dirty Pipe (a read-only file spliced
+//! into a pipe, then the pipe written).
+//!
+//! Only what a rule needs crosses to userspace: madvise with MADV_DONTNEED whose mapping is
+//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes only to descriptors
+//! the open and splice programs marked. The write path is the hottest syscall there is: until
+//! some descriptor was marked it costs one array read.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::generated::{bpf_find_vma, bpf_get_current_task_btf},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use escapewatch_common::{
+    event::{MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN, NS_COUNT, PipeWriteEvent, vma_bits},
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use super::{arg, ret};
+use crate::{
+    cfg,
+    helpers::{
+        emit::{emit, run},
+        files::{
+            FMODE_WRITE, S_IFIFO, S_IFMT, S_IFREG, dentry_name, dentry_parent, fd_file, file_info,
+        },
+        pending::{self, tgid},
+        task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
+    },
+    maps::{
+        EVENTS_CRITICAL, MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, SCRATCH_MARK,
+    },
+};
+
+const MADV_DONTNEED: u64 = 4;
+const VM_WRITE: u64 = 0x2;
+const VM_SHARED: u64 = 0x8;
+
+/// What bpf_find_vma's callback copies out of the vm_area_struct.
+#[repr(C)]
+#[derive(Default)]
+struct Vma {
+    flags: u64,
+    start: u64,
+    end: u64,
+    file: u64,
+}
+
+extern "C" fn vma_callback(_task: *mut c_void, vma: *mut c_void, data: *mut c_void) -> i64 {
+    let vma = vma as KPtr;
+    // SAFETY: `data` is the &mut Vma passed to bpf_find_vma below.
+    let out = unsafe { &mut *(data as *mut Vma) };
+    out.flags = read(vma, cfg!(vma_vm_flags)).unwrap_or(0);
+    out.start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
+    out.end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
+    out.file = read_ptr(vma, cfg!(vma_vm_file)).map_or(0, |f| f as u64);
+    0
+}
+
+/// The current task's mapping at `addr`, if any.
+#[inline(always)]
+fn find_vma(addr: u64) -> Option<Vma> {
+    let mut vma = Vma::default();
+    // SAFETY: the BTF task pointer of the current task, a static callback and a stack context.
+    let rc = unsafe {
+        bpf_find_vma(
+            bpf_get_current_task_btf(),
+            addr,
+            vma_callback as *mut c_void,
+            (&mut vma as *mut Vma).cast(),
+            0,
+        )
+    };
+    (rc == 0).then_some(vma)
+}
+
+/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED on a read-only
+/// file-backed mapping only — the Dirty COW discard half.
+#[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
+pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterMadvise, || {
+        if arg(&ctx, 2)? != MADV_DONTNEED || !is_candidate() {
+            return Ok(());
+        }
+        let start = arg(&ctx, 0)?;
+        let len = arg(&ctx, 1)?;
+        let Some(vma) = find_vma(start) else {
+            return Ok(());
+        };
+        if vma.file == 0 || vma.flags & VM_WRITE != 0 {
+            return Ok(());
+        }
+        let info = file_info(vma.file as KPtr).ok();
+        emit::<MadviseEvent>(&EVENTS_CRITICAL, EventKind::Madvise, current(), |ev| {
+            ev.start = start;
+            ev.len = len;
+            ev.advice = MADV_DONTNEED as u32;
+            ev._pad = 0;
+            ev.vm_flags = vma.flags;
+            ev.vm_start = vma.start;
+            ev.vm_end = vma.end;
+            ev._pad2 = 0;
+            ev.file_name[0] = 0;
+            match info {
+                Some(i) => {
+                    ev.file_ino = i.ino;
+                    ev.file_dev = i.dev;
+                    dentry_name(i.dentry, &mut ev.file_name);
+                }
+                None => {
+                    ev.file_ino = 0;
+                    ev.file_dev = 0;
+                }
+            }
+        });
+        Ok(())
+    })
+}
+
+#[inline(always)]
+fn marks_present() -> bool {
+    MARKS_PRESENT.get(0).is_some_and(|v| *v != 0)
+}
+
+#[inline(always)]
+fn mark_key(fd: u64) -> u64 {
+    (u64::from(tgid()) << 32) | (fd & 0xffff_ffff)
+}
+
+/// A write to a marked fd: remember what the exit needs. `pos` is pwrite64's offset.
+#[inline(always)]
+fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
+    if !marks_present() {
+        return Ok(());
+    }
+    // SAFETY: the mark is copied out immediately.
+    let Some(mark) = (unsafe { MARKED_FDS.get(mark_key(fd)) }).copied() else {
+        return Ok(());
+    };
+    let file = fd_file(current(), fd)?;
+    let info = file_info(file)?;
+    // The fd number may have been closed and reused since it was marked.
+    if info.ino != mark.file_ino && mark.kind == MARK_PROC_MEM {
+        return Ok(());
+    }
+    match mark.kind {
+        MARK_PROC_MEM => {
+            let addr = match pos {
+                Some(p) => p,
+                None => read::<u64>(file, cfg!(file_f_pos))?,
+            };
+            pending::put(
+                EventKind::MemWrite,
+                0,
+                [
+                    fd,
+                    addr,
+                    count,
+                    u64::from(mark.target_pid) | (u64::from(mark.flags) << 32),
+                ],
+                [0; NS_COUNT],
+            )
+        }
+        MARK_PIPE_SPLICED if info.mode & S_IFMT == S_IFIFO => {
+            pending::put(EventKind::PipeWrite, 0, [fd, 0, count, 0], [0; NS_COUNT])
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `write(unsigned int fd, const char *buf, size_t count)`.
+#[tracepoint(category = "syscalls", name = "sys_enter_write")]
+pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterWrite, || {
+        write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, None)
+    })
+}
+
+/// `pwrite64(unsigned int fd, const char *buf, size_t count, loff_t pos)`.
+#[tracepoint(category = "syscalls", name = "sys_enter_pwrite64")]
+pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterPwrite64, || {
+        write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, Some(arg(&ctx, 3)?))
+    })
+}
+
+/// Attached to sys_exit_write and sys_exit_pwrite64.
+#[tracepoint(category = "syscalls", name = "sys_exit_write_family")]
+pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysExitWrite, || {
+        if !marks_present() {
+            return Ok(());
+        }
+        let Some(p) = pending::take() else {
+            return Ok(());
+        };
+        let rc = ret(&ctx)?;
+        let [fd, addr, count, target] = p.args;
+        // SAFETY: the mark is copied out immediately.
+        let Some(mark) = (unsafe { MARKED_FDS.get(mark_key(fd)) }).copied() else {
+            return Ok(());
+        };
+        if p.kind == EventKind::MemWrite as u32 {
+            let mut bits = 0;
+            let mut file_ino = 0;
+            let mut file_name = [0u8; NAME_LEN];
+            let flags = (target >> 32) as u32;
+            if flags & MEMW_SELF != 0
+                && let Some(vma) = find_vma(addr)
+            {
+                bits |= vma_bits::FOUND;
+                if vma.flags & VM_WRITE != 0 {
+                    bits |= vma_bits::WRITABLE;
+                }
+                if vma.flags & VM_SHARED != 0 {
+                    bits |= vma_bits::SHARED;
+                }
+                if vma.file != 0 {
+                    bits |= vma_bits::FILE_BACKED;
+                    if let Ok(i) = file_info(vma.file as KPtr) {
+                        file_ino = i.ino;
+                        dentry_name(i.dentry, &mut file_name);
+                    }
+                }
+            }
+            emit::<MemWriteEvent>(&EVENTS_CRITICAL, EventKind::MemWrite, current(), |ev| {
+                ev.ret = rc;
+                ev.addr = addr;
+                ev.len = count;
+                ev.target_pid = target as u32;
+                ev.vma = bits;
+                ev.file_ino = file_ino;
+                ev.file_name = file_name;
+                ev.flags = flags;
+                ev._pad = 0;
+            });
+        } else if p.kind == EventKind::PipeWrite as u32 {
+            emit::<PipeWriteEvent>(&EVENTS_CRITICAL, EventKind::PipeWrite, current(), |ev| {
+                ev.ret = rc;
+                ev.fd = fd as u32;
+                ev.file_f_mode = mark.file_f_mode;
+                ev.file_ino = mark.file_ino;
+                ev.file_dev = mark.file_dev;
+                ev._pad = 0;
+                ev.file_name = mark.file_name;
+                ev.file_parent = mark.file_parent;
+            });
+        }
+        Ok(())
+    })
+}
+
+/// `splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned
+/// flags)`: a regular file opened read-only spliced into a pipe marks the pipe.
+#[tracepoint(category = "syscalls", name = "sys_enter_splice")]
+pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterSplice, || {
+        if !is_candidate() {
+            return Ok(());
+        }
+        let task = current();
+        let fd_out = arg(&ctx, 2)?;
+        let input = file_info(fd_file(task, arg(&ctx, 0)?)?)?;
+        if input.mode & S_IFMT != S_IFREG || input.f_mode & FMODE_WRITE != 0 {
+            return Ok(());
+        }
+        let output = file_info(fd_file(task, fd_out)?)?;
+        if output.mode & S_IFMT != S_IFIFO {
+            return Ok(());
+        }
+        let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+        // SAFETY: this CPU's scratch slot.
+        let mark = unsafe { &mut *scratch };
+        mark.kind = MARK_PIPE_SPLICED;
+        mark.target_pid = 0;
+        mark.flags = 0;
+        mark._pad = 0;
+        mark.file_ino = input.ino;
+        mark.file_dev = input.dev;
+        mark.file_f_mode = input.f_mode;
+        dentry_name(input.dentry, &mut mark.file_name);
+        mark.file_parent[0] = 0;
+        if let Ok(parent) = dentry_parent(input.dentry) {
+            dentry_name(parent, &mut mark.file_parent);
+        }
+        MARKED_FDS
+            .insert(mark_key(fd_out), &*mark, 0)
+            .map_err(|e| e as i64)?;
+        MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+    })
+}

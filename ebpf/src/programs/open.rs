@@ -1,0 +1,305 @@
+//! File opens from container candidates that reach kernel objects a container should not touch.
+//!
+//! The exit looks at what was actually opened — the struct file behind the returned fd: its
+//! filesystem magic, inode type and device, dentry names, mount namespace — instead of matching
+//! the path string the caller passed, so symlinks, relative paths, `..` and /proc/PID/root
+//! detours cannot hide the target. Failed opens with a telling errno (ENXIO from /dev/mem,
+//! EPERM, EACCES, ETXTBSY) carry the caller's path instead.
+//! On kernels with BPF LSM, `lsm/file_open` would see the same struct file for every open path
+//! (io_uring included); this machine's kernel refuses LSM programs, so syscall exits serve.
+
+use aya_ebpf::{
+    helpers::{bpf_probe_read_user, bpf_probe_read_user_str_bytes},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use escapewatch_common::{
+    event::{
+        FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, kernel_dev,
+        open_class,
+    },
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use super::{arg, ret};
+use crate::{
+    cfg,
+    helpers::{
+        emit::{emit, run},
+        files::{
+            FMODE_WRITE, FileInfo, S_IFBLK, S_IFCHR, S_IFMT, dentry_name, dentry_parent, fd_file,
+            file_info, file_mnt_ns, name_is, own_mnt_ns, parse_pid,
+        },
+        pending::{self, tgid},
+        task::{ERR_READ, KPtr, current, is_candidate, read_ptr},
+    },
+    maps::{
+        EVENTS_CRITICAL, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, RUNTIME_INODES, SCRATCH_MARK,
+    },
+};
+
+const O_WRONLY: u64 = 0o1;
+const O_RDWR: u64 = 0o2;
+const O_TRUNC: u64 = 0o1000;
+
+const PROC_SUPER_MAGIC: u32 = 0x9fa0;
+const CGROUP_SUPER_MAGIC: u32 = 0x0027_e0eb;
+const DEBUGFS_MAGIC: u32 = 0x6462_6720;
+const TRACEFS_MAGIC: u32 = 0x7472_6163;
+const BINFMTFS_MAGIC: u32 = 0x4249_4e4d;
+const SYSFS_MAGIC: u32 = 0x6265_6572;
+
+/// errnos of a failed open worth reporting: the object exists but refused (or is absent in
+/// the way /dev/mem is on kernels without CONFIG_DEVMEM).
+const ENXIO: i64 = 6;
+const EPERM: i64 = 1;
+const EACCES: i64 = 13;
+const ETXTBSY: i64 = 26;
+const EIO: i64 = 5;
+const ENODEV: i64 = 19;
+const ENOENT: i64 = 2;
+
+/// Paths whose absence (ENOENT) is still worth reporting: a kernel without them makes the
+/// attempt harmless, not innocent.
+#[inline(always)]
+fn watched_missing_path(path: u64) -> bool {
+    let mut buf = [0u8; 24];
+    // SAFETY: the helper validates the user pointer and bounds the copy.
+    if unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut buf) }.is_err() {
+        return false;
+    }
+    let is = |lit: &[u8]| lit.len() < buf.len() && buf[..lit.len()] == *lit && buf[lit.len()] == 0;
+    is(b"/proc/sysrq-trigger") || is(b"/dev/mem") || is(b"/dev/kmem") || is(b"/dev/port")
+}
+
+#[inline(always)]
+fn enter(flags: u64, path: u64) -> Result<(), i64> {
+    if !is_candidate() {
+        return Ok(());
+    }
+    pending::put(EventKind::FileOpen, 0, [flags, path, 0, 0], [0; NS_COUNT])
+}
+
+/// `openat(int dfd, const char *filename, int flags, umode_t mode)`.
+#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
+pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterOpenat, || {
+        enter(arg(&ctx, 2)?, arg(&ctx, 1)?)
+    })
+}
+
+/// `openat2(int dfd, const char *filename, struct open_how *how, size_t size)`, 5.6+; the
+/// flags are the first u64 of open_how.
+#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
+pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterOpenat2, || {
+        let how = arg(&ctx, 2)? as *const u64;
+        // SAFETY: user pointer validated by the helper.
+        let flags = unsafe { bpf_probe_read_user(how) }.map_err(|_| ERR_READ)?;
+        enter(flags, arg(&ctx, 1)?)
+    })
+}
+
+/// `open(const char *filename, int flags, umode_t mode)` (x86_64 still has it).
+#[tracepoint(category = "syscalls", name = "sys_enter_open")]
+pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterOpen, || {
+        enter(arg(&ctx, 1)?, arg(&ctx, 0)?)
+    })
+}
+
+/// Which watched object `info` (named `name`) is, as `open_class` bits.
+#[inline(always)]
+fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
+    let mut class = 0;
+    match info.magic {
+        PROC_SUPER_MAGIC => {
+            if name_is(name, b"sysrq-trigger")
+                || name_is(name, b"kcore")
+                || name_is(name, b"kallsyms")
+                || name_is(name, b"sched_debug")
+                || name_is(name, b"mem")
+            {
+                class |= open_class::PROC_ENTRY;
+            }
+        }
+        CGROUP_SUPER_MAGIC => {
+            if write && (name_is(name, b"release_agent") || name_is(name, b"notify_on_release")) {
+                class |= open_class::CGROUP_RELEASE;
+            }
+        }
+        DEBUGFS_MAGIC | TRACEFS_MAGIC => class |= open_class::DEBUGFS,
+        BINFMTFS_MAGIC => class |= open_class::BINFMT_MISC,
+        SYSFS_MAGIC => {
+            if name_is(name, b"uevent_helper") {
+                class |= open_class::UEVENT_HELPER;
+            }
+        }
+        _ => {}
+    }
+    match info.mode & S_IFMT {
+        S_IFBLK => class |= open_class::BLOCK_DEVICE,
+        S_IFCHR => {
+            let r = info.rdev;
+            if r == kernel_dev(1, 1) || r == kernel_dev(1, 2) || r == kernel_dev(1, 4) {
+                class |= open_class::MEM_DEVICE;
+            }
+            if name_is(name, b"userfaultfd") {
+                class |= open_class::USERFAULTFD_DEV;
+            }
+        }
+        _ => {}
+    }
+    if write {
+        let key = InodeKey {
+            dev: info.dev,
+            _pad: 0,
+            ino: info.ino,
+        };
+        // SAFETY: read-only lookup of a plain value.
+        if unsafe { RUNTIME_INODES.get(&key) }.is_some() {
+            class |= open_class::RUNTIME_BINARY;
+        }
+    }
+    class
+}
+
+/// Mark a /proc/PID/mem fd so the write path reports writes through it.
+#[inline(always)]
+fn mark_proc_mem(
+    fd: u64,
+    file: KPtr,
+    info: &FileInfo,
+    name: &[u8; NAME_LEN],
+    dir_pid: u32,
+) -> Result<(), i64> {
+    let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+    // SAFETY: this CPU's scratch slot.
+    let mark = unsafe { &mut *scratch };
+    mark.kind = MARK_PROC_MEM;
+    mark._pad = 0;
+    // mem_open keeps the target's mm in private_data: the same as ours means our own memory,
+    // whatever pid namespace numbered the /proc directory.
+    let target_mm = read_ptr(file, cfg!(file_private_data)).ok();
+    let own_mm = read_ptr(current(), cfg!(task_mm)).ok();
+    if target_mm.is_some() && target_mm == own_mm {
+        mark.target_pid = tgid();
+        mark.flags = MEMW_SELF;
+    } else {
+        mark.target_pid = dir_pid;
+        mark.flags = MEMW_PID_IN_WRITER_NS;
+    }
+    mark.file_ino = info.ino;
+    mark.file_dev = info.dev;
+    mark.file_f_mode = info.f_mode;
+    mark.file_name = *name;
+    mark.file_parent[0] = 0;
+    MARKED_FDS
+        .insert((u64::from(tgid()) << 32) | fd, &*mark, 0)
+        .map_err(|e| e as i64)?;
+    MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+}
+
+#[inline(always)]
+fn emit_open(
+    rc: i64,
+    flags: u64,
+    path: u64,
+    class: u32,
+    file: Option<(KPtr, FileInfo)>,
+    mnt_ns: u32,
+    name: &[u8; NAME_LEN],
+) {
+    emit::<FileOpenEvent>(&EVENTS_CRITICAL, EventKind::FileOpen, current(), |ev| {
+        ev.ret = rc;
+        ev.open_flags = flags as u32;
+        ev.class = class;
+        ev.file_mnt_ns = mnt_ns;
+        ev.name = *name;
+        ev.parent[0] = 0;
+        ev.grandparent[0] = 0;
+        match file {
+            Some((_, info)) => {
+                ev.fs_magic = info.magic;
+                ev.i_mode = u32::from(info.mode);
+                ev.rdev = info.rdev;
+                ev.f_mode = info.f_mode;
+                ev.ino = info.ino;
+                ev.dev = info.dev;
+                if let Ok(parent) = dentry_parent(info.dentry) {
+                    dentry_name(parent, &mut ev.parent);
+                    if let Ok(gp) = dentry_parent(parent) {
+                        dentry_name(gp, &mut ev.grandparent);
+                    }
+                }
+            }
+            None => {
+                ev.fs_magic = 0;
+                ev.i_mode = 0;
+                ev.rdev = 0;
+                ev.f_mode = 0;
+                ev.ino = 0;
+                ev.dev = 0;
+            }
+        }
+        ev.path[0] = 0;
+        // SAFETY: the helper validates the user pointer and bounds the copy.
+        if unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut ev.path) }.is_err() {
+            ev.path[0] = 0;
+        }
+    });
+}
+
+/// Attached to sys_exit_openat, sys_exit_openat2 and sys_exit_open.
+#[tracepoint(category = "syscalls", name = "sys_exit_open_family")]
+pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysExitOpen, || {
+        let Some(p) = pending::take() else {
+            return Ok(());
+        };
+        if p.kind != EventKind::FileOpen as u32 {
+            return Ok(());
+        }
+        let (flags, path) = (p.args[0], p.args[1]);
+        let rc = ret(&ctx)?;
+        let mut name = [0u8; NAME_LEN];
+        if rc < 0 {
+            let errno = -rc;
+            if errno == ENXIO
+                || errno == EPERM
+                || errno == EACCES
+                || errno == ETXTBSY
+                || errno == EIO
+                || errno == ENODEV
+                || (errno == ENOENT && watched_missing_path(path))
+            {
+                emit_open(rc, flags, path, open_class::FAILED, None, 0, &name);
+            }
+            return Ok(());
+        }
+        let task = current();
+        let file = fd_file(task, rc as u64)?;
+        let info = file_info(file)?;
+        dentry_name(info.dentry, &mut name);
+        let write = flags & (O_WRONLY | O_RDWR | O_TRUNC) != 0 || info.f_mode & FMODE_WRITE != 0;
+        let mut class = classify(&info, &name, write);
+        let fns = file_mnt_ns(file);
+        let own = own_mnt_ns(task);
+        if fns != 0 && own != 0 && fns != own {
+            class |= open_class::FOREIGN_MNT_NS;
+        }
+        if class == 0 {
+            return Ok(());
+        }
+        if class & open_class::PROC_ENTRY != 0 && name_is(&name, b"mem") {
+            let mut pid_dir = [0u8; NAME_LEN];
+            if let Ok(parent) = dentry_parent(info.dentry) {
+                dentry_name(parent, &mut pid_dir);
+            }
+            mark_proc_mem(rc as u64, file, &info, &name, parse_pid(&pid_dir))?;
+        }
+        emit_open(rc, flags, path, class, Some((file, info)), fns, &name);
+        Ok(())
+    })
+}

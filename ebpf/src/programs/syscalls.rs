@@ -1,0 +1,142 @@
+//! Watched single syscalls from container candidates (ptrace, process_vm_writev, bpf,
+//! open_by_handle_at, userfaultfd, init_module, finit_module) and the one exit program that
+//! emits every syscall recorded at entry in `PENDING_SYSCALLS`.
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use escapewatch_common::{
+    event::{NS_COUNT, NamespaceEvent, SyscallEvent, syscall_id},
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use super::{arg, ret};
+use crate::{
+    helpers::{
+        emit::{emit, run},
+        pending,
+        task::{current, is_candidate},
+    },
+    maps::EVENTS_CRITICAL,
+};
+
+const PTRACE_POKETEXT: u64 = 4;
+const PTRACE_POKEDATA: u64 = 5;
+const PTRACE_POKEUSER: u64 = 6;
+const PTRACE_ATTACH: u64 = 16;
+const PTRACE_SEIZE: u64 = 0x4206;
+
+const BPF_PROG_LOAD: u64 = 5;
+const BPF_PROG_ATTACH: u64 = 8;
+const BPF_RAW_TRACEPOINT_OPEN: u64 = 17;
+const BPF_LINK_CREATE: u64 = 28;
+
+/// Record the first four arguments of this syscall for the exit, from candidates only.
+#[inline(always)]
+fn watch(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
+    if !is_candidate() {
+        return Ok(());
+    }
+    let args = [arg(ctx, 0)?, arg(ctx, 1)?, arg(ctx, 2)?, arg(ctx, 3)?];
+    pending::put(EventKind::Syscall, id, args, [0; NS_COUNT])
+}
+
+/// `ptrace(long request, long pid, unsigned long addr, unsigned long data)`: attaching and
+/// poking only.
+#[tracepoint(category = "syscalls", name = "sys_enter_ptrace")]
+pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterPtrace, || match arg(&ctx, 0)? {
+        PTRACE_ATTACH | PTRACE_SEIZE | PTRACE_POKETEXT | PTRACE_POKEDATA | PTRACE_POKEUSER => {
+            watch(&ctx, syscall_id::PTRACE)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, ...)`, 3.2+.
+#[tracepoint(category = "syscalls", name = "sys_enter_process_vm_writev")]
+pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterProcessVmWritev, || {
+        watch(&ctx, syscall_id::PROCESS_VM_WRITEV)
+    })
+}
+
+/// `bpf(int cmd, union bpf_attr *attr, unsigned int size)`: loading and attaching programs.
+#[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
+pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterBpf, || match arg(&ctx, 0)? {
+        BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE => {
+            watch(&ctx, syscall_id::BPF)
+        }
+        _ => Ok(()),
+    })
+}
+
+/// `open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)`, 2.6.39+.
+#[tracepoint(category = "syscalls", name = "sys_enter_open_by_handle_at")]
+pub fn sys_enter_open_by_handle_at(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterOpenByHandleAt, || {
+        watch(&ctx, syscall_id::OPEN_BY_HANDLE_AT)
+    })
+}
+
+/// `userfaultfd(int flags)`, 4.3+.
+#[tracepoint(category = "syscalls", name = "sys_enter_userfaultfd")]
+pub fn sys_enter_userfaultfd(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterUserfaultfd, || {
+        watch(&ctx, syscall_id::USERFAULTFD)
+    })
+}
+
+/// `init_module(void *umod, unsigned long len, const char *uargs)`; absent without
+/// CONFIG_MODULES (then this program does not attach and the rule says so).
+#[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
+pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterInitModule, || {
+        watch(&ctx, syscall_id::INIT_MODULE)
+    })
+}
+
+/// `finit_module(int fd, const char *uargs, int flags)`, 3.8+; absent without CONFIG_MODULES.
+#[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
+pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterFinitModule, || {
+        watch(&ctx, syscall_id::FINIT_MODULE)
+    })
+}
+
+/// Attached to the sys_exit tracepoint of every syscall above and of setns, unshare, clone and
+/// clone3: emits what the entry recorded, with the return value. A clone child also passes
+/// through sys_exit_clone, but has no entry.
+#[tracepoint(category = "syscalls", name = "sys_exit_pending")]
+pub fn sys_exit_pending(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysExitPending, || {
+        let Some(p) = pending::take() else {
+            return Ok(());
+        };
+        let rc = ret(&ctx)?;
+        let Ok(kind) = EventKind::try_from(p.kind) else {
+            return Ok(());
+        };
+        match kind {
+            EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
+                emit::<NamespaceEvent>(&EVENTS_CRITICAL, kind, current(), |ev| {
+                    ev.ret = rc;
+                    ev.flags = p.args[0];
+                    ev.fd = p.args[1] as i32;
+                    ev._pad = 0;
+                    ev.ns_before = p.ns_before;
+                });
+            }
+            EventKind::Syscall => {
+                emit::<SyscallEvent>(&EVENTS_CRITICAL, kind, current(), |ev| {
+                    ev.ret = rc;
+                    ev.id = p.id;
+                    ev._pad = 0;
+                    ev.args = p.args;
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+}

