@@ -61,8 +61,57 @@ fn scenario(
         a["rule"] == rule && a["container"]["id"] == cgroup
     });
     check_alert(&alert, rule, severity(rule), &cgroup, "unknown");
+    record_latency(rule, &alert);
     eprintln!("{test}: {output}");
     (agent, alert, c)
+}
+
+/// Upper bound of syscall-to-alert latency: now minus the alert's event time (the poll of the
+/// alert log adds at most 20 ms). Appended to target/integration/latency.tsv for the report.
+fn record_latency(rule: &str, alert: &Value) {
+    let Some(t) = alert["time"].as_str() else {
+        return;
+    };
+    let out = Command::new("date").args(["-u", "+%s.%N"]).output().ok();
+    let now: f64 = out
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0.0);
+    let then = Command::new("date")
+        .args(["-u", "-d", t, "+%s.%N"])
+        .output()
+        .ok();
+    let then: f64 = then
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(now);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/integration/latency.tsv");
+    let line = format!("{rule}\t{:.1}\n", (now - then) * 1000.0);
+    let _ = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+}
+
+/// Stop the agent (drain, flush) and keep its logs as a root-free replay fixture when
+/// ESCAPEWATCH_RECORD_FIXTURES is set; replay must give exactly the live alerts either way.
+fn finish(mut agent: Agent, name: &str) {
+    agent.stop();
+    let out = escapewatch_integration::agent::replay(&[&agent.event_log]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        fs::read_to_string(&agent.alert_log).unwrap(),
+        "replay of {name} must reproduce the live alerts"
+    );
+    if std::env::var_os("ESCAPEWATCH_RECORD_FIXTURES").is_some() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        fs::copy(&agent.event_log, dir.join(format!("{name}.events.jsonl"))).unwrap();
+        fs::copy(&agent.alert_log, dir.join(format!("{name}.alerts.jsonl"))).unwrap();
+    }
 }
 
 fn severity(rule: &str) -> &'static str {
@@ -83,7 +132,7 @@ fn severity(rule: &str) -> &'static str {
 
 #[test]
 fn namespace_unshare_user() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "unshare-user",
         "namespace-unshare-user",
         |b| b,
@@ -97,11 +146,13 @@ fn namespace_unshare_user() {
             .contains(&"user".into())
     );
     assert_eq!(alert["process"]["comm"], "unshare");
+    drop(c);
+    finish(agent, "unshare-user");
 }
 
 #[test]
 fn mount_host_sysfs() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "mount-sysfs",
         "mount-host-device",
         |b| b,
@@ -115,12 +166,14 @@ fn mount_host_sysfs() {
     assert_eq!(alert["details"]["fstype"], "sysfs");
     assert_eq!(alert["details"]["target"], "/tmp/s");
     assert_eq!(alert["details"]["call"], "mount");
+    drop(c);
+    finish(agent, "mount-sysfs");
 }
 
 #[test]
 fn mount_host_block_device() {
     let disk = root_disk();
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "mount-block",
         "mount-host-device",
         |b| with_device(b, &disk, "/dev/hostdisk"),
@@ -135,6 +188,8 @@ fn mount_host_block_device() {
     assert_eq!(alert["details"]["what"], "a block device");
     assert_eq!(alert["details"]["fstype"], "ext4");
     assert_eq!(alert["details"]["source"], "/dev/hostdisk");
+    drop(c);
+    finish(agent, "mount-block");
 }
 
 /// `major:minor` of a host device node.
@@ -262,7 +317,7 @@ fn core_pattern_escape() {
 fn sysctl_write_from_container() {
     let keep = HostSetting::keep("/proc/sys/vm/swappiness");
     let value = keep.value();
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "sysctl",
         "sysctl-write-from-container",
         |b| b.writable_proc_sys(),
@@ -270,12 +325,14 @@ fn sysctl_write_from_container() {
     );
     assert_eq!(alert["details"]["sysctl"], "vm.swappiness");
     assert_eq!(alert["details"]["value"], value.as_str());
+    drop(c);
+    finish(agent, "sysctl");
 }
 
 #[test]
 fn sysrq_trigger_write() {
     // Opened for writing, nothing written.
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "sysrq",
         "sysrq-trigger-write",
         |b| b.unmask_paths(),
@@ -293,11 +350,13 @@ fn sysrq_trigger_write() {
         "{alert:#}"
     );
     assert_eq!(alert["details"]["write"], true);
+    drop(c);
+    finish(agent, "sysrq");
 }
 
 #[test]
 fn dirty_cow_race() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "dirty-cow",
         "dirty-cow",
         |b| b,
@@ -312,11 +371,13 @@ fn dirty_cow_race() {
     assert!(alert["details"]["discards"].as_u64().unwrap() >= 3);
     assert!(alert["details"]["forced_writes"].as_u64().unwrap() >= 3);
     assert_eq!(alert["process"]["comm"], "primitives");
+    drop(c);
+    finish(agent, "dirty-cow");
 }
 
 #[test]
 fn dirty_pipe_sequence() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "dirty-pipe",
         "dirty-pipe",
         |b| b,
@@ -329,11 +390,13 @@ fn dirty_pipe_sequence() {
     );
     assert_eq!(alert["details"]["file"]["name"], "target");
     assert_eq!(alert["details"]["file"]["parent"], "tmp");
+    drop(c);
+    finish(agent, "dirty-pipe");
 }
 
 #[test]
 fn proc_mem_write_into_another_process() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "proc-mem",
         "proc-mem-write",
         |b| b,
@@ -341,17 +404,21 @@ fn proc_mem_write_into_another_process() {
     );
     assert_eq!(alert["details"]["method"], "/proc/PID/mem");
     assert_ne!(alert["details"]["target"]["pid"], alert["process"]["pid"]);
+    drop(c);
+    finish(agent, "proc-mem");
 }
 
 #[test]
 fn process_vm_writev_into_another_process() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "pvwritev",
         "proc-mem-write",
         |b| b,
         |c| sh(c, "primitives pvwritev"),
     );
     assert_eq!(alert["details"]["method"], "process_vm_writev");
+    drop(c);
+    finish(agent, "pvwritev");
 }
 
 #[test]
@@ -361,7 +428,7 @@ fn ptrace_host_process() {
         .spawn()
         .expect("host sleep");
     let pid = host.id();
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "ptrace",
         "ptrace-cross-container",
         |b| b.share_host_namespace("pid"),
@@ -372,46 +439,54 @@ fn ptrace_host_process() {
     assert_eq!(alert["details"]["request"], "PTRACE_ATTACH");
     assert_eq!(alert["details"]["target"]["pid"], pid);
     assert_eq!(alert["details"]["target_owner"], "the host");
+    drop(c);
+    finish(agent, "ptrace");
 }
 
 #[test]
 fn open_by_handle_at_attempt() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "shocker",
         "open-by-handle-at",
         |b| b,
         |c| sh(c, "primitives open-by-handle"),
     );
     assert_eq!(alert["details"]["syscall"], "open_by_handle_at");
+    drop(c);
+    finish(agent, "shocker");
 }
 
 #[test]
 fn bpf_program_load() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "bpf",
         "bpf-from-container",
         |b| b,
         |c| sh(c, "primitives bpf"),
     );
     assert_eq!(alert["details"]["command"], "BPF_PROG_LOAD");
+    drop(c);
+    finish(agent, "bpf");
 }
 
 #[test]
 fn userfaultfd_in_container() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "userfaultfd",
         "userfaultfd-in-container",
         |b| b,
         |c| sh(c, "primitives userfaultfd"),
     );
     assert_eq!(alert["details"]["syscall"], "userfaultfd");
+    drop(c);
+    finish(agent, "userfaultfd");
 }
 
 #[test]
 fn kernel_memory_access_dev_mem() {
     // This kernel has no /dev/mem driver (CONFIG_DEVMEM off): the container gets the node
     // (char 1:1), the open fails with ENXIO, and the attempt is what is detected.
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "dev-mem",
         "kernel-memory-access",
         |b| with_char_device(b, "/dev/mem", 1, 1),
@@ -420,12 +495,14 @@ fn kernel_memory_access_dev_mem() {
     assert!(alert["summary"].as_str().unwrap().contains("/dev/mem"));
     let path = alert["details"]["path"].as_str().unwrap();
     assert_eq!(path, "/dev/mem", "{alert:#}");
+    drop(c);
+    finish(agent, "dev-mem");
 }
 
 #[test]
 fn raw_block_device_open() {
     let disk = root_disk();
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "block",
         "raw-block-device-open",
         |b| with_device(b, &disk, "/dev/hostdisk"),
@@ -434,6 +511,8 @@ fn raw_block_device_open() {
     assert_eq!(alert["details"]["path"], "/dev/hostdisk");
     assert_eq!(alert["details"]["write"], false);
     assert_eq!(alert["details"]["rdev"], host_rdev(&disk).as_str());
+    drop(c);
+    finish(agent, "block");
 }
 
 #[test]
@@ -443,7 +522,7 @@ fn host_fs_via_proc_root() {
         .spawn()
         .expect("host sleep");
     let pid = host.id();
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "proc-root",
         "host-fs-via-proc-root",
         |b| b.share_host_namespace("pid"),
@@ -453,19 +532,23 @@ fn host_fs_via_proc_root() {
     let _ = host.wait();
     assert_eq!(alert["details"]["owner"], "the host");
     assert_eq!(alert["details"]["file"]["name"], "hostname");
+    drop(c);
+    finish(agent, "proc-root");
 }
 
 #[test]
 fn runtime_binary_overwrite_through_proc_self_exe() {
     // The CVE-2019-5736 open: /proc/self/exe for writing (refused here with ETXTBSY: the
     // attempt is the signal).
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "proc-exe",
         "runtime-binary-overwrite",
         |b| b,
         |c| sh(c, ": >> /proc/self/exe"),
     );
     assert_eq!(alert["details"]["path"], "/proc/self/exe");
+    drop(c);
+    finish(agent, "proc-exe");
 }
 
 #[test]
@@ -512,7 +595,7 @@ fn runtime_socket_access() {
     let sock = sock_dir.join("docker.sock");
     let _ = fs::remove_file(&sock);
     let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "runtime-socket",
         "runtime-socket-access",
         |b| b.bind_mount(&sock, "/var/run/docker.sock", true),
@@ -521,17 +604,21 @@ fn runtime_socket_access() {
     drop(listener);
     let _ = fs::remove_file(&sock);
     assert_eq!(alert["details"]["socket"], "/var/run/docker.sock");
+    drop(c);
+    finish(agent, "runtime-socket");
 }
 
 #[test]
 fn kernel_debug_recon() {
-    let (_a, alert, _c) = scenario(
+    let (agent, alert, c) = scenario(
         "recon",
         "kernel-debug-recon",
         |b| b,
         |c| sh(c, "head -c 64 /proc/kallsyms >/dev/null"),
     );
     assert_eq!(alert["details"]["file"]["name"], "kallsyms");
+    drop(c);
+    finish(agent, "recon");
 }
 
 #[test]
@@ -539,13 +626,15 @@ fn kernel_module_load_is_not_applicable_without_module_support() {
     // This kernel has CONFIG_MODULES off: no init_module tracepoints, no module loading. The
     // rule says so; on kernels with modules (issue F's QEMU matrix) the attempt is detected.
     if Path::new("/proc/modules").exists() {
-        let (_a, alert, _c) = scenario(
+        let (agent, alert, c) = scenario(
             "module",
             "kernel-module-load",
             |b| b,
             |c| sh(c, "primitives finit-module"),
         );
         assert_eq!(alert["details"]["syscall"], "finit_module");
+        drop(c);
+        finish(agent, "module");
         return;
     }
     let out = Command::new(escapewatch_integration::agent::agent_bin())
