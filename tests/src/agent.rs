@@ -81,6 +81,12 @@ pub struct Agent {
 impl Agent {
     /// Start the agent and wait until it reports ready.
     pub fn start(dir: &Path) -> Agent {
+        Self::start_with(dir, None)
+    }
+
+    /// Start the agent with a config file holding `config` (TOML) and metrics on a free
+    /// loopback port (see [`Agent::metrics`]).
+    pub fn start_with(dir: &Path, config: Option<&str>) -> Agent {
         require_root();
         let lock = MachineLock::acquire();
         let event_log = dir.join("events.jsonl");
@@ -92,12 +98,19 @@ impl Agent {
         notify
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("socket timeout");
-        let mut child = Command::new(agent_bin())
-            .arg("run")
+        let mut cmd = Command::new(agent_bin());
+        cmd.arg("run")
             .arg("--event-log")
             .arg(&event_log)
             .arg("--alert-log")
             .arg(&alert_log)
+            .args(["--metrics-addr", "127.0.0.1:0"]);
+        if let Some(text) = config {
+            let path = dir.join("config.toml");
+            fs::write(&path, text).expect("write the test config");
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env("NOTIFY_SOCKET", &notify_path)
@@ -128,6 +141,39 @@ impl Agent {
         let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
         assert_eq!(&buf[..n], b"READY=1");
         agent
+    }
+
+    /// The address /metrics is served on (from the agent's log).
+    pub fn metrics_addr(&mut self) -> String {
+        let line = self.wait_for_stderr("metrics listening on http://", Duration::from_secs(5));
+        let rest = line
+            .split("http://")
+            .nth(1)
+            .expect("address in the log line");
+        rest.split('/').next().unwrap_or_default().to_owned()
+    }
+
+    /// GET a path of the agent's HTTP endpoint; the body.
+    pub fn http_get(&mut self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.metrics_addr();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to the metrics endpoint");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or(body)
+    }
+
+    /// The sum of every sample of `metric` whose labels contain `label` on /metrics.
+    pub fn metric_sum(&mut self, metric: &str, label: &str) -> f64 {
+        self.http_get("/metrics")
+            .lines()
+            .filter(|l| l.starts_with(metric) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Wait for a stderr line containing `needle`; panics with everything seen on timeout.

@@ -361,7 +361,36 @@ impl<S: System> Enricher<S> {
             entry.cgroup_id = h.cgroup_id;
             entry.cgroup = path;
         }
+        self.recheck_missed_exec(h);
         self.procs.get_mut(&pid).expect("inserted above")
+    }
+
+    /// A runtime helper whose name changed although no exec was seen (the exec event was lost
+    /// to a full ring buffer) may have become a container's workload: judge it as that exec
+    /// would have been judged, by what /proc says it runs now. runc renames itself
+    /// ("runc:[1:CHILD]", "runc:[2:INIT]") without exec'ing; those names keep it a helper.
+    fn recheck_missed_exec(&mut self, h: &EventHeader) {
+        let comm = String::from_utf8_lossy(until_nul(&h.comm)).into_owned();
+        let pid = h.tgid;
+        let entry = &self.procs[&pid];
+        if entry.lineage != Lineage::RuntimeHelper
+            || entry.comm.is_empty()
+            || entry.comm == comm
+            || comm.starts_with("runc:[")
+        {
+            return;
+        }
+        let Some(exe) = self.system.exe(pid) else {
+            return;
+        };
+        let host = self.host.namespaces;
+        let entry = self.procs.get_mut(&pid).expect("checked above");
+        // The mount namespace before this event: a setns may have just left it.
+        let mnt = entry.namespaces.mnt;
+        entry.lineage = lineage_after_exec(&entry.lineage, &exe, mnt, &host, &entry.cgroup);
+        if entry.lineage != Lineage::RuntimeHelper {
+            entry.exe = exe;
+        }
     }
 
     fn on_fork(&mut self, child: &EventHeader, creator: u32, ns: &Namespaces) {

@@ -30,6 +30,10 @@ const RUNTIME_PREFIXES: [&str; 1] = ["containerd-shim"];
 
 pub fn is_runtime_binary(path: &str) -> bool {
     let path = path.strip_suffix(" (deleted)").unwrap_or(path);
+    // runc 1.1 runs a sealed memfd copy of itself (the CVE-2019-5736 fix).
+    if path.starts_with("/memfd:runc_cloned") {
+        return true;
+    }
     let name = path.rsplit('/').next().unwrap_or(path);
     RUNTIME_BINARIES.contains(&name) || RUNTIME_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -84,7 +88,9 @@ pub fn classify_unknown(cgroup: &str, exe: &str, ns: &Namespaces, host: &Namespa
         return Lineage::Container(c);
     }
     let in_host_mnt = host.mnt == 0 || ns.mnt == host.mnt;
-    if in_host_mnt && is_runtime_binary(exe) {
+    // runc's sealed memfd copy cannot come from a container image; a plain "runc" path only
+    // counts in the host's mount namespace (a container may ship a binary named runc).
+    if is_runtime_binary(exe) && (in_host_mnt || exe.starts_with("/memfd:runc_cloned")) {
         return Lineage::RuntimeHelper;
     }
     let differs =
@@ -108,7 +114,9 @@ pub fn lineage_after_exec(
     match old {
         // The runtime's own re-execs, hooks and CNI plugins run in the host mount namespace;
         // the exec into a container's mount namespace starts the container's workload.
-        Lineage::RuntimeHelper if in_host_mnt => Lineage::RuntimeHelper,
+        Lineage::RuntimeHelper if in_host_mnt || filename.starts_with("/memfd:runc_cloned") => {
+            Lineage::RuntimeHelper
+        }
         Lineage::RuntimeHelper => Lineage::Container(container_for_cgroup(cgroup)),
         Lineage::Host if in_host_mnt && is_runtime_binary(filename) => Lineage::RuntimeHelper,
         Lineage::Host => Lineage::Host,

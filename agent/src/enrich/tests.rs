@@ -249,3 +249,32 @@ fn event_ids_increase_and_time_is_boot_time_plus_ktime() {
     assert_eq!((a.id, b.id), (1, 2));
     assert_eq!(a.time, "2001-09-09T01:46:40.000050000Z");
 }
+
+#[test]
+fn a_helper_renamed_after_a_lost_exec_is_judged_by_what_it_runs_now() {
+    let mut en = enricher();
+    en.enrich(&fork(11, 10, 1, HOST));
+    en.enrich(&exec(11, 1, HOST, "/usr/sbin/runc"));
+    en.enrich(&fork(12, 11, 1, HOST));
+    en.enrich(&exec(12, 1, HOST, "/proc/self/exe"));
+    // runc renames itself without exec'ing: still a helper.
+    let mut renamed = ns_event(EventKind::Unshare, 12, 50, HOST, CT);
+    if let RawEvent::Namespace(_, e) = &mut renamed {
+        e.header.comm[..13].copy_from_slice(b"runc:[2:INIT]");
+    }
+    assert!(en.enrich(&renamed).process.runtime_helper);
+    // The exec of the workload was lost; the next event shows another name: /proc decides.
+    en.system.exes.insert(12, "/bin/busybox".into());
+    let mut after = CT;
+    after[0] = HOST[0];
+    let mut setns = ns_event(EventKind::Setns, 12, 50, CT, after);
+    if let RawEvent::Namespace(_, e) = &mut setns {
+        e.header.comm = *b"nsenter\0\0\0\0\0\0\0\0\0";
+    }
+    let ev = en.enrich(&setns);
+    assert!(
+        !ev.process.runtime_helper,
+        "the workload is no longer taken for runc"
+    );
+    assert_eq!(ev.container.map(|c| c.id), Some("/mybox".to_owned()));
+}

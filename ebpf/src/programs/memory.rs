@@ -288,7 +288,7 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             dentry_name(parent, &mut mark.file_parent);
         }
         MARKED_FDS
-            .insert(mark_key(fd_out), &*mark, 0)
+            .insert(mark_key(fd_out), mark, 0)
             .map_err(|e| e as i64)?;
         MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
     })

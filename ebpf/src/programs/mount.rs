@@ -47,7 +47,7 @@ fn record(call: u32, flags: u64, source: u64, target: u64, fstype: u64) -> Resul
     user_str(source, &mut ev.source);
     user_str(target, &mut ev.target);
     user_str(fstype, &mut ev.fstype);
-    PENDING_MOUNT.insert(tid(), &*ev, 0).map_err(|e| e as i64)
+    PENDING_MOUNT.insert(tid(), ev, 0).map_err(|e| e as i64)
 }
 
 /// `mount(char *dev_name, char *dir_name, char *type, unsigned long flags, void *data)`.

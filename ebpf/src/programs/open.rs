@@ -131,11 +131,7 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         }
         DEBUGFS_MAGIC | TRACEFS_MAGIC => class |= open_class::DEBUGFS,
         BINFMTFS_MAGIC => class |= open_class::BINFMT_MISC,
-        SYSFS_MAGIC => {
-            if name_is(name, b"uevent_helper") {
-                class |= open_class::UEVENT_HELPER;
-            }
-        }
+        SYSFS_MAGIC if name_is(name, b"uevent_helper") => class |= open_class::UEVENT_HELPER,
         _ => {}
     }
     match info.mode & S_IFMT {
@@ -158,7 +154,7 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
             ino: info.ino,
         };
         // SAFETY: read-only lookup of a plain value.
-        if unsafe { RUNTIME_INODES.get(&key) }.is_some() {
+        if unsafe { RUNTIME_INODES.get(key) }.is_some() {
             class |= open_class::RUNTIME_BINARY;
         }
     }
@@ -196,7 +192,7 @@ fn mark_proc_mem(
     mark.file_name = *name;
     mark.file_parent[0] = 0;
     MARKED_FDS
-        .insert((u64::from(tgid()) << 32) | fd, &*mark, 0)
+        .insert((u64::from(tgid()) << 32) | fd, mark, 0)
         .map_err(|e| e as i64)?;
     MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
 }

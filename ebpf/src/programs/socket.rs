@@ -45,7 +45,7 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
         if ev.path[0] == 0 {
             return Ok(());
         }
-        PENDING_CONNECT.insert(tid(), &*ev, 0).map_err(|e| e as i64)
+        PENDING_CONNECT.insert(tid(), ev, 0).map_err(|e| e as i64)
     })
 }
 

@@ -58,8 +58,15 @@ fn why(
     {
         return Some("a path reached through /proc/PID/root of a process outside the container");
     }
+    // A bind mount of a device node (runc masks /proc paths with /dev/null) mounts no
+    // filesystem; a block device needs a filesystem type.
     let device_source = source.starts_with("/dev/") && !source.starts_with("/dev/shm");
-    if device_source && !VIRTUAL_FS.contains(&fstype) && (call == "mount" || call == "fsconfig") {
+    let bind = flags & MS_BIND != 0 || fstype.is_empty() || fstype == "bind";
+    if device_source
+        && !bind
+        && !VIRTUAL_FS.contains(&fstype)
+        && (call == "mount" || call == "fsconfig")
+    {
         return Some("a block device");
     }
     None

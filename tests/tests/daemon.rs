@@ -1,0 +1,160 @@
+//! The node daemon under stress and over time: a fork flood that overflows the kernel buffers
+//! (loss counted, detector-overloaded raised, an escape during the flood still caught), and a
+//! session whose rotated, compressed event-log segments replay to exactly the live alerts.
+
+use std::{fs, path::PathBuf, process::Command, time::Duration};
+
+use escapewatch_integration::{
+    agent::{Agent, ns_inode, replay, work_dir},
+    runc::{Bundle, unique_id},
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+const ESCAPE_CAPS: [&str; 3] = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_CHROOT"];
+
+/// A container sharing the host PID namespace joins `host_pid`'s mount namespace; returns the
+/// pid of the escaping process.
+fn nsenter_escape(host_pid: u32) -> (escapewatch_integration::runc::Container, u64) {
+    let c = Bundle::busybox("escape")
+        .expect("bundle")
+        .share_host_namespace("pid")
+        .add_capabilities(&ESCAPE_CAPS)
+        .run_detached(&unique_id("ewt"))
+        .expect("run");
+    let out = c
+        .exec_ok(&[
+            "sh",
+            "-c",
+            &format!("echo $$; exec nsenter -t {host_pid} -m -- true"),
+        ])
+        .expect("nsenter");
+    let pid = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid");
+    (c, pid)
+}
+
+#[test]
+fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
+    let dir = work_dir("flood");
+    // The smallest buffers: a fork storm overflows the lifecycle buffer within milliseconds;
+    // namespace events keep their own buffer.
+    let mut agent = Agent::start_with(
+        &dir,
+        Some("[ring_buffers]\nlifecycle_bytes = 4096\ncritical_bytes = 65536\n"),
+    );
+    let flood = Bundle::busybox("flood")
+        .expect("bundle")
+        .args(&[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do (while true; do /bin/true; done) & done; sleep 1000",
+        ])
+        .run_detached(&unique_id("ewt"))
+        .expect("run the flood");
+    let flood_cgroup = flood.cgroup_path().expect("cgroup");
+    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
+    std::thread::sleep(Duration::from_millis(300)); // let the storm build up before the escape
+    let (escape, pid) = nsenter_escape(host.id());
+    // The escape made during the flood is alerted ...
+    let alert = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["process"]["pid"] == pid
+    });
+    assert_eq!(alert["details"]["owner"], "host");
+    assert_eq!(
+        alert["details"]["inode"],
+        ns_inode(host.id(), "mnt"),
+        "{alert:#}"
+    );
+    // ... and the loss is neither silent in the alerts ...
+    let overload = agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-overloaded");
+    assert_eq!(overload["severity"], "high");
+    let details = overload["details"].to_string();
+    assert!(details.contains("process_"), "loss by kind: {details}");
+    assert!(
+        details.contains(flood_cgroup.as_str()),
+        "top container: {details}"
+    );
+    // ... nor in the metrics.
+    let lost = agent.metric_sum("escapewatch_events_lost_total", "kind=\"process_");
+    assert!(lost > 0.0, "lost events counted: {lost}");
+    let lost_ns = agent.metric_sum("escapewatch_events_lost_total", "kind=\"setns\"");
+    assert_eq!(lost_ns, 0.0, "namespace events have their own buffer");
+    let alerts = agent.metric_sum("escapewatch_alerts_total", "rule=\"namespace-join-host\"");
+    assert!(alerts >= 1.0, "alert counted in /metrics: {alerts}");
+    eprintln!("flood: {lost} lifecycle events lost; overload alert: {details}");
+    drop(flood);
+    drop(escape);
+    let _ = host.kill();
+    let _ = host.wait();
+    agent.stop();
+    // Lost lifecycle events must not turn runc's own work into false alerts.
+    let rules: Vec<String> = agent
+        .alerts()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap_or_default().to_owned())
+        .filter(|r| r != "namespace-join-host" && r != "detector-overloaded")
+        .collect();
+    assert!(
+        rules.is_empty(),
+        "unexpected alerts during the flood: {rules:?}"
+    );
+}
+
+#[test]
+fn rotated_compressed_segments_replay_to_the_live_alert_log() {
+    let dir = work_dir("rotation");
+    // The smallest rotation size (1 MiB); each round writes well over 1 MiB of exec events.
+    let mut agent = Agent::start_with(&dir, Some("[logs]\nevent_log_max_bytes = 1048576\n"));
+    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
+    for _ in 0..3 {
+        let (c, pid) = nsenter_escape(host.id());
+        agent.wait_for_alert(WAIT, |a| a["process"]["pid"] == pid);
+        c.exec_ok(&[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 1200 ]; do /bin/true; i=$((i+1)); done",
+        ])
+        .expect("exec storm");
+        drop(c);
+    }
+    let _ = host.kill();
+    let _ = host.wait();
+    agent.stop();
+    let mut segments: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("events.jsonl")
+        })
+        .collect();
+    segments.sort();
+    let compressed = segments
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".zst"))
+        .count();
+    assert!(
+        compressed >= 1,
+        "rotation produced compressed segments: {segments:?}"
+    );
+    let live = fs::read_to_string(&agent.alert_log).unwrap();
+    assert_eq!(live.lines().count(), 3, "{live}");
+    let refs: Vec<&std::path::Path> = segments.iter().map(PathBuf::as_path).collect();
+    let out = replay(&refs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), live);
+    eprintln!(
+        "rotation: {} segments, {compressed} compressed",
+        segments.len()
+    );
+}
