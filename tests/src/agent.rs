@@ -143,6 +143,11 @@ impl Agent {
         agent
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
     /// The address /metrics is served on (from the agent's log).
     pub fn metrics_addr(&mut self) -> String {
         let line = self.wait_for_stderr("metrics listening on http://", Duration::from_secs(5));
