@@ -143,6 +143,13 @@ impl Agent {
         agent
     }
 
+    /// SIGKILL: no draining, no flushing — what a crash or the OOM killer does.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("agent running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// The agent's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("agent running").id()

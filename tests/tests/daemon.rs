@@ -158,3 +158,45 @@ fn rotated_compressed_segments_replay_to_the_live_alert_log() {
         segments.len()
     );
 }
+
+#[test]
+fn sigkill_leaves_logs_valid_up_to_the_last_complete_line() {
+    let dir = work_dir("sigkill");
+    let mut agent = Agent::start(&dir);
+    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
+    let (c, pid) = nsenter_escape(host.id());
+    agent.wait_for_alert(WAIT, |a| a["process"]["pid"] == pid);
+    // Keep the agent busy writing, then kill it without warning.
+    let storm = c.exec(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done",
+    ]);
+    agent.kill();
+    drop(storm);
+    drop(c);
+    let _ = host.kill();
+    let _ = host.wait();
+    // Every complete line parses; strict replay of the log succeeds and finds the escape.
+    let out = Command::new(escapewatch_integration::agent::agent_bin())
+        .args(["replay", "--strict"])
+        .arg(&agent.event_log)
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        alerts.contains("namespace-join-host") && alerts.contains(&format!("\"pid\":{pid}")),
+        "{alerts}"
+    );
+    let live = fs::read_to_string(&agent.alert_log).unwrap();
+    assert!(
+        live.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{live}"
+    );
+}

@@ -72,7 +72,10 @@ fn sighup_reloads_policy_rejects_bad_config_and_reopens_logs() {
     fs::write(&config, "[rules.namespace-join-host]\nenabld = false\n").unwrap();
     sighup(agent.pid());
     let rejected = agent.wait_for_stderr("config reload rejected", WAIT);
-    assert!(rejected.contains("config.toml"), "names the file: {rejected}");
+    assert!(
+        rejected.contains("config.toml"),
+        "names the file: {rejected}"
+    );
     agent.wait_for_stderr("enabld", WAIT);
     let (c, _) = nsenter_escape(host.id());
     drop(c);
