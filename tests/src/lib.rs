@@ -1,3 +1,4 @@
 pub mod agent;
+pub mod escape;
 pub mod runc;
 pub mod scenario;

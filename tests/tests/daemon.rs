@@ -6,35 +6,11 @@ use std::{fs, path::PathBuf, process::Command, time::Duration};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, replay, work_dir},
+    escape::nsenter_escape,
     runc::{Bundle, unique_id},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-const ESCAPE_CAPS: [&str; 3] = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_CHROOT"];
-
-/// A container sharing the host PID namespace joins `host_pid`'s mount namespace; returns the
-/// pid of the escaping process.
-fn nsenter_escape(host_pid: u32) -> (escapewatch_integration::runc::Container, u64) {
-    let c = Bundle::busybox("escape")
-        .expect("bundle")
-        .share_host_namespace("pid")
-        .add_capabilities(&ESCAPE_CAPS)
-        .run_detached(&unique_id("ewt"))
-        .expect("run");
-    let out = c
-        .exec_ok(&[
-            "sh",
-            "-c",
-            &format!("echo $$; exec nsenter -t {host_pid} -m -- true"),
-        ])
-        .expect("nsenter");
-    let pid = out
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("pid");
-    (c, pid)
-}
 
 #[test]
 fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {

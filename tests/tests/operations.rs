@@ -13,32 +13,10 @@ use std::{
 
 use escapewatch_integration::{
     agent::{Agent, work_dir},
-    runc::{Bundle, Container, unique_id},
+    escape::nsenter_escape,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn nsenter_escape(host_pid: u32) -> (Container, u64) {
-    let c = Bundle::busybox("ops-escape")
-        .expect("bundle")
-        .share_host_namespace("pid")
-        .add_capabilities(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_CHROOT"])
-        .run_detached(&unique_id("ewt"))
-        .expect("run");
-    let out = c
-        .exec_ok(&[
-            "sh",
-            "-c",
-            &format!("echo $$; exec nsenter -t {host_pid} -m -- true"),
-        ])
-        .expect("nsenter");
-    let pid = out
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("pid");
-    (c, pid)
-}
 
 fn sighup(agent_pid: u32) {
     // SAFETY: kill(2) on the agent we started.

@@ -1,0 +1,175 @@
+//! The escape scenarios' shared steps: a privileged busybox container with the primitives
+//! binary, an agent watching it, the alert checked and the session kept as a replay fixture.
+
+use std::{fs, path::Path, process::Command, time::Duration};
+
+use serde_json::Value;
+
+use crate::{
+    agent::{Agent, replay, work_dir},
+    runc::{Bundle, Container, unique_id},
+    scenario::{check_alert, with_primitives},
+};
+
+const ESCAPE_CAPS: [&str; 3] = ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_CHROOT"];
+
+pub const WAIT: Duration = Duration::from_secs(15);
+pub const PRIVILEGED: [&str; 7] = [
+    "CAP_SYS_ADMIN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_RAWIO",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_BPF",
+];
+
+/// A privileged busybox container with the primitives binary, sharing what `edit` says.
+pub fn privileged(name: &str, edit: impl FnOnce(Bundle) -> Bundle) -> Container {
+    let bundle = with_primitives(
+        Bundle::busybox(name)
+            .expect("bundle")
+            .add_capabilities(&PRIVILEGED)
+            .writable_rootfs(),
+    );
+    edit(bundle)
+        .run_detached(&unique_id("ewt"))
+        .expect("run container")
+}
+
+/// Run `sh -c script` in the container, returning stdout; the script's exit status is not
+/// checked (attempts that fail are part of several scenarios).
+pub fn sh(c: &Container, script: &str) -> String {
+    let out = c.exec(&["sh", "-c", script]).expect("runc exec");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Start an agent, run `act` against a fresh container, wait for `rule`'s alert from it.
+pub fn scenario(
+    test: &str,
+    rule: &str,
+    edit: impl FnOnce(Bundle) -> Bundle,
+    act: impl FnOnce(&Container) -> String,
+) -> (Agent, Value, Container) {
+    let dir = work_dir(test);
+    let agent = Agent::start(&dir);
+    let c = privileged(test, edit);
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let output = act(&c);
+    let alert = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == rule && a["container"]["id"] == cgroup
+    });
+    check_alert(&alert, rule, severity(rule), &cgroup, "unknown");
+    record_latency(rule, &alert);
+    eprintln!("{test}: {output}");
+    (agent, alert, c)
+}
+
+/// Upper bound of syscall-to-alert latency: now minus the alert's event time (the poll of the
+/// alert log adds at most 20 ms). Appended to target/integration/latency.tsv for the report.
+pub fn record_latency(rule: &str, alert: &Value) {
+    let Some(t) = alert["time"].as_str() else {
+        return;
+    };
+    let out = Command::new("date").args(["-u", "+%s.%N"]).output().ok();
+    let now: f64 = out
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0.0);
+    let then = Command::new("date")
+        .args(["-u", "-d", t, "+%s.%N"])
+        .output()
+        .ok();
+    let then: f64 = then
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(now);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/integration/latency.tsv");
+    let line = format!("{rule}\t{:.1}\n", (now - then) * 1000.0);
+    let _ = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+}
+
+/// Stop the agent (drain, flush) and keep its logs as a root-free replay fixture when
+/// ESCAPEWATCH_RECORD_FIXTURES is set; replay must give exactly the live alerts either way.
+pub fn finish(mut agent: Agent, name: &str) {
+    agent.stop();
+    let out = replay(&[&agent.event_log]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        fs::read_to_string(&agent.alert_log).unwrap(),
+        "replay of {name} must reproduce the live alerts"
+    );
+    if std::env::var_os("ESCAPEWATCH_RECORD_FIXTURES").is_some() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        fs::copy(&agent.event_log, dir.join(format!("{name}.events.jsonl"))).unwrap();
+        fs::copy(&agent.alert_log, dir.join(format!("{name}.alerts.jsonl"))).unwrap();
+    }
+}
+
+pub fn severity(rule: &str) -> &'static str {
+    match rule {
+        "namespace-unshare-user" => "medium",
+        "kernel-debug-recon" | "userfaultfd-in-container" => "low",
+        "mount-host-device"
+        | "sysctl-write-from-container"
+        | "sysrq-trigger-write"
+        | "proc-mem-write"
+        | "bpf-from-container"
+        | "runtime-socket-access"
+        | "raw-block-device-open"
+        | "host-fs-via-proc-root" => "high",
+        _ => "critical",
+    }
+}
+
+/// `major:minor` of a host device node.
+pub fn host_rdev(path: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = fs::metadata(path).expect("stat device").rdev();
+    format!("{}:{}", libc::major(rdev), libc::minor(rdev))
+}
+
+/// The block device behind the host's root filesystem.
+pub fn root_disk() -> String {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "SOURCE", "/"])
+        .output()
+        .expect("findmnt");
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        dev.starts_with("/dev/"),
+        "root filesystem is on {dev:?}, not a block device"
+    );
+    dev
+}
+
+/// A container sharing the host PID namespace joins `host_pid`'s mount namespace; returns the
+/// pid of the escaping process.
+pub fn nsenter_escape(host_pid: u32) -> (Container, u64) {
+    let c = Bundle::busybox("escape")
+        .expect("bundle")
+        .share_host_namespace("pid")
+        .add_capabilities(&ESCAPE_CAPS)
+        .run_detached(&unique_id("ewt"))
+        .expect("run");
+    let out = c
+        .exec_ok(&[
+            "sh",
+            "-c",
+            &format!("echo $$; exec nsenter -t {host_pid} -m -- true"),
+        ])
+        .expect("nsenter");
+    let pid = out
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("pid");
+    (c, pid)
+}

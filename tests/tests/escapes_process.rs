@@ -1,0 +1,233 @@
+//! Issue B, processes and memory: Dirty COW, Dirty Pipe, memory writes, ptrace, watched
+//! syscalls, /proc/PID/root, runtime binaries and sockets, each proven by a real container doing
+//! the real primitive (Dirty COW and Dirty Pipe write private copies on this patched kernel).
+//! Run through `cargo xtask test` (root; agents never overlap).
+
+use std::{fs, path::Path, process::Command};
+
+use escapewatch_integration::{
+    agent::{Agent, work_dir},
+    escape::{WAIT, finish, privileged, scenario, sh},
+    scenario::check_alert,
+};
+
+#[test]
+fn dirty_cow_race() {
+    let (agent, alert, c) = scenario(
+        "dirty-cow",
+        "dirty-cow",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && primitives dirtycow /tmp/target; cat /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"], "target");
+    assert!(alert["details"]["discards"].as_u64().unwrap() >= 3);
+    assert!(alert["details"]["forced_writes"].as_u64().unwrap() >= 3);
+    assert_eq!(alert["process"]["comm"], "primitives");
+    drop(c);
+    finish(agent, "dirty-cow");
+}
+
+#[test]
+fn dirty_pipe_sequence() {
+    let (agent, alert, c) = scenario(
+        "dirty-pipe",
+        "dirty-pipe",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && chmod 444 /tmp/target && primitives dirtypipe /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"]["name"], "target");
+    assert_eq!(alert["details"]["file"]["parent"], "tmp");
+    drop(c);
+    finish(agent, "dirty-pipe");
+}
+
+#[test]
+fn proc_mem_write_into_another_process() {
+    let (agent, alert, c) = scenario(
+        "proc-mem",
+        "proc-mem-write",
+        |b| b,
+        |c| sh(c, "primitives procmem"),
+    );
+    assert_eq!(alert["details"]["method"], "/proc/PID/mem");
+    assert_ne!(alert["details"]["target"]["pid"], alert["process"]["pid"]);
+    drop(c);
+    finish(agent, "proc-mem");
+}
+
+#[test]
+fn process_vm_writev_into_another_process() {
+    let (agent, alert, c) = scenario(
+        "pvwritev",
+        "proc-mem-write",
+        |b| b,
+        |c| sh(c, "primitives pvwritev"),
+    );
+    assert_eq!(alert["details"]["method"], "process_vm_writev");
+    drop(c);
+    finish(agent, "pvwritev");
+}
+
+#[test]
+fn ptrace_host_process() {
+    let mut host = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("host sleep");
+    let pid = host.id();
+    let (agent, alert, c) = scenario(
+        "ptrace",
+        "ptrace-cross-container",
+        |b| b.share_host_namespace("pid"),
+        |c| sh(c, &format!("primitives ptrace {pid}")),
+    );
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(alert["details"]["request"], "PTRACE_ATTACH");
+    assert_eq!(alert["details"]["target"]["pid"], pid);
+    assert_eq!(alert["details"]["target_owner"], "the host");
+    drop(c);
+    finish(agent, "ptrace");
+}
+
+#[test]
+fn open_by_handle_at_attempt() {
+    let (agent, alert, c) = scenario(
+        "shocker",
+        "open-by-handle-at",
+        |b| b,
+        |c| sh(c, "primitives open-by-handle"),
+    );
+    assert_eq!(alert["details"]["syscall"], "open_by_handle_at");
+    drop(c);
+    finish(agent, "shocker");
+}
+
+#[test]
+fn bpf_program_load() {
+    let (agent, alert, c) = scenario(
+        "bpf",
+        "bpf-from-container",
+        |b| b,
+        |c| sh(c, "primitives bpf"),
+    );
+    assert_eq!(alert["details"]["command"], "BPF_PROG_LOAD");
+    drop(c);
+    finish(agent, "bpf");
+}
+
+#[test]
+fn userfaultfd_in_container() {
+    let (agent, alert, c) = scenario(
+        "userfaultfd",
+        "userfaultfd-in-container",
+        |b| b,
+        |c| sh(c, "primitives userfaultfd"),
+    );
+    assert_eq!(alert["details"]["syscall"], "userfaultfd");
+    drop(c);
+    finish(agent, "userfaultfd");
+}
+
+#[test]
+fn host_fs_via_proc_root() {
+    let mut host = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("host sleep");
+    let pid = host.id();
+    let (agent, alert, c) = scenario(
+        "proc-root",
+        "host-fs-via-proc-root",
+        |b| b.share_host_namespace("pid"),
+        |c| sh(c, &format!("cat /proc/{pid}/root/etc/hostname")),
+    );
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(alert["details"]["owner"], "the host");
+    assert_eq!(alert["details"]["file"]["name"], "hostname");
+    drop(c);
+    finish(agent, "proc-root");
+}
+
+#[test]
+fn runtime_binary_overwrite_through_proc_self_exe() {
+    // The CVE-2019-5736 open: /proc/self/exe for writing (refused here with ETXTBSY: the
+    // attempt is the signal).
+    let (agent, alert, c) = scenario(
+        "proc-exe",
+        "runtime-binary-overwrite",
+        |b| b,
+        |c| sh(c, ": >> /proc/self/exe"),
+    );
+    assert_eq!(alert["details"]["path"], "/proc/self/exe");
+    drop(c);
+    finish(agent, "proc-exe");
+}
+
+#[test]
+fn runtime_binary_overwrite_of_a_runtime_copy() {
+    // A copy of runc that the host executes (so the agent learns it is a runtime binary),
+    // bind-mounted writable into the container, which opens it for appending (writes nothing).
+    let dir = work_dir("runtime-binary");
+    let agent = Agent::start(&dir);
+    let copy = Path::new("/tmp/escapewatch-tests/runtime-bin/runc");
+    fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    fs::copy("/usr/sbin/runc", copy).expect("copy runc");
+    let status = Command::new(copy)
+        .arg("--version")
+        .output()
+        .expect("run the runc copy");
+    assert!(status.status.success());
+    agent.wait_for_event(WAIT, |e| {
+        e["data"]["kind"] == "process_exec" && e["data"]["filename"] == copy.to_str().unwrap()
+    });
+    let c = privileged("runtime-binary", |b| b.bind_mount(copy, "/runc", true));
+    let cgroup = c.cgroup_path().expect("cgroup");
+    sh(&c, ": >> /runc");
+    let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "runtime-binary-overwrite");
+    check_alert(
+        &alert,
+        "runtime-binary-overwrite",
+        "critical",
+        &cgroup,
+        "unknown",
+    );
+    assert!(
+        alert["details"]["classes"]
+            .as_array()
+            .unwrap()
+            .contains(&"runtime_binary".into())
+    );
+    let _ = fs::remove_file(copy);
+}
+
+#[test]
+fn runtime_socket_access() {
+    let sock_dir = Path::new("/tmp/escapewatch-tests/sock");
+    fs::create_dir_all(sock_dir).unwrap();
+    let sock = sock_dir.join("docker.sock");
+    let _ = fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
+    let (agent, alert, c) = scenario(
+        "runtime-socket",
+        "runtime-socket-access",
+        |b| b.bind_mount(&sock, "/var/run/docker.sock", true),
+        |c| sh(c, "primitives connect /var/run/docker.sock"),
+    );
+    drop(listener);
+    let _ = fs::remove_file(&sock);
+    assert_eq!(alert["details"]["socket"], "/var/run/docker.sock");
+    drop(c);
+    finish(agent, "runtime-socket");
+}
