@@ -14,9 +14,21 @@ pub fn not_applicable(rule: &RuleInfo) -> Option<&'static str> {
             "this kernel is built without module support (CONFIG_MODULES off): it has no \
              init_module/finit_module tracepoints and cannot load a module at all",
         ),
+        _ => None,
+    }
+}
+
+/// What a responder should know about a rule on this kernel, when the rule applies but the
+/// kernel changes what it can see.
+pub fn kernel_note(rule: &RuleInfo) -> Option<&'static str> {
+    match rule.id {
         "sysrq-trigger-write" if !Path::new("/proc/sysrq-trigger").exists() => Some(
             "this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off): attempts to open \
-             it are still reported",
+             it are reported, nothing can be triggered",
+        ),
+        "kernel-memory-access" if !Path::new("/dev/mem").exists() => Some(
+            "this kernel has no /dev/mem driver: opens fail with ENXIO and are reported as \
+             attempts",
         ),
         _ => None,
     }
@@ -57,6 +69,9 @@ pub fn report() -> String {
         }
         if let Some(why) = not_applicable(info) {
             let _ = writeln!(s, "  status:   not applicable here: {why}");
+        }
+        if let Some(note) = kernel_note(info) {
+            let _ = writeln!(s, "  note:     {note}");
         }
         let _ = writeln!(s, "  {}\n", info.explanation);
     }
