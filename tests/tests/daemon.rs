@@ -32,7 +32,8 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
         .expect("run the flood");
     let flood_cgroup = flood.cgroup_path().expect("cgroup");
     let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
-    std::thread::sleep(Duration::from_millis(300)); // let the storm build up before the escape
+    // The escape comes once the storm overflows the kernel buffer (the agent said so).
+    agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-overloaded");
     let (escape, pid) = nsenter_escape(host.id());
     // The escape made during the flood is alerted ...
     let alert = agent.wait_for_alert(WAIT, |a| {

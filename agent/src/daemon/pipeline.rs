@@ -248,6 +248,7 @@ impl Pipeline {
             let before = self.lost_seen.insert(kind, total).unwrap_or(0);
             let name = kind_name(kind);
             if total > before {
+                self.enricher.note_loss();
                 self.metrics
                     .events_lost
                     .with_label_values(&[&name])

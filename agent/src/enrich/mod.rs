@@ -21,7 +21,9 @@ use escapewatch_common::{
 
 use crate::model::{Event, JoinedNamespace, Namespaces, NsOwner, NsSyscall, Payload, Process};
 use host::{HostNamespaces, rfc3339_ns};
-use process::{Lineage, ProcEntry, ProcSnapshot, classify_unknown, lineage_after_exec};
+use process::{
+    Lineage, ProcEntry, ProcSnapshot, classify_unknown, classify_unseen, lineage_after_exec,
+};
 
 /// How long (kernel ns) an exited process stays in the table for late events of other buffers.
 const EXITED_GRACE_NS: u64 = 5_000_000_000;
@@ -120,6 +122,9 @@ pub struct Enricher<S: System> {
     /// Host paths of containers' root filesystems, learned when a container is first seen.
     container_roots: Vec<(String, crate::model::Container)>,
     roots_learned: std::collections::HashSet<String>,
+    /// The kernel has lost lifecycle events at some point: exec events may be missing, so
+    /// names that change without an exec are looked into (see `recheck_missed_exec`).
+    lossy: bool,
     next_id: u64,
 }
 
@@ -133,8 +138,15 @@ impl<S: System> Enricher<S> {
             ns_owner: HashMap::new(),
             container_roots: Vec::new(),
             roots_learned: std::collections::HashSet::new(),
+            lossy: false,
             next_id: 1,
         }
+    }
+
+    /// The kernel reported lost events: from now on, a process renamed without a seen exec is
+    /// judged again.
+    pub fn note_loss(&mut self) {
+        self.lossy = true;
     }
 
     pub fn host(&self) -> &HostNamespaces {
@@ -207,8 +219,11 @@ impl<S: System> Enricher<S> {
                 }
             }
             RawEvent::Namespace(kind, e) => {
-                self.entry(h, &ns);
                 let before = Namespaces::from_wire(&e.ns_before);
+                // A process first seen here (its fork and exec lost to a full lifecycle
+                // buffer, and gone from /proc by now) is judged by where it was before the call:
+                // after a setns into the host it would look like a host process.
+                self.entry(h, &before);
                 let syscall = match kind {
                     EventKind::Setns => NsSyscall::Setns,
                     EventKind::Unshare => NsSyscall::Unshare,
@@ -338,7 +353,8 @@ impl<S: System> Enricher<S> {
                 .filter(|s| same_start(s.start_time, h.start_time_ns));
             let cgroup = self.system.cgroup_path(h.cgroup_id, pid);
             let (exe, args) = snap.map(|s| (s.exe, s.args)).unwrap_or_default();
-            let lineage = classify_unknown(&cgroup, &exe, ns, &self.host.namespaces);
+            let comm = String::from_utf8_lossy(until_nul(&h.comm)).into_owned();
+            let lineage = classify_unseen(&cgroup, &exe, &comm, ns, &self.host.namespaces);
             self.procs.insert(
                 pid,
                 ProcEntry {
@@ -361,34 +377,43 @@ impl<S: System> Enricher<S> {
             entry.cgroup_id = h.cgroup_id;
             entry.cgroup = path;
         }
-        self.recheck_missed_exec(h);
+        self.recheck_missed_exec(h, ns);
         self.procs.get_mut(&pid).expect("inserted above")
     }
 
-    /// A runtime helper whose name changed although no exec was seen (the exec event was lost
-    /// to a full ring buffer) may have become a container's workload: judge it as that exec
-    /// would have been judged, by what /proc says it runs now. runc renames itself
+    /// A process whose name changed although no exec of it was seen (the exec event was lost
+    /// to a full ring buffer) may have become something else: a host process may now be runc
+    /// or a container's workload, a runtime helper may now be the workload. Judge it as the
+    /// lost exec would have been judged, by what /proc says it runs (if it still runs), its
+    /// name and where it is (`ns`: before the event's own syscall). runc renames itself
     /// ("runc:[1:CHILD]", "runc:[2:INIT]") without exec'ing; those names keep it a helper.
-    fn recheck_missed_exec(&mut self, h: &EventHeader) {
+    /// Container lineage is never given up.
+    fn recheck_missed_exec(&mut self, h: &EventHeader, ns: &Namespaces) {
         let comm = String::from_utf8_lossy(until_nul(&h.comm)).into_owned();
         let pid = h.tgid;
         let entry = &self.procs[&pid];
-        if entry.lineage != Lineage::RuntimeHelper
+        // Without loss every exec is seen. An exec leaves only the leader thread, so other
+        // threads' names (which differ by design) say nothing.
+        if !self.lossy
+            || h.tid != h.tgid
             || entry.comm.is_empty()
             || entry.comm == comm
             || comm.starts_with("runc:[")
         {
             return;
         }
-        let Some(exe) = self.system.exe(pid) else {
+        let old = entry.lineage.clone();
+        if matches!(old, Lineage::Container(_)) {
             return;
-        };
+        }
+        let exe = self.system.exe(pid).unwrap_or_default();
         let host = self.host.namespaces;
         let entry = self.procs.get_mut(&pid).expect("checked above");
-        // The mount namespace before this event: a setns may have just left it.
-        let mnt = entry.namespaces.mnt;
-        entry.lineage = lineage_after_exec(&entry.lineage, &exe, mnt, &host, &entry.cgroup);
-        if entry.lineage != Lineage::RuntimeHelper {
+        entry.lineage = match old {
+            Lineage::RuntimeHelper => lineage_after_exec(&old, &exe, ns.mnt, &host, &entry.cgroup),
+            _ => classify_unseen(&entry.cgroup, &exe, &comm, ns, &host),
+        };
+        if entry.lineage != old && !exe.is_empty() {
             entry.exe = exe;
         }
     }
@@ -420,7 +445,13 @@ impl<S: System> Enricher<S> {
                     .unwrap_or_default();
                 ProcEntry {
                     start_time: child.start_time_ns,
-                    lineage: classify_unknown(&cgroup, &exe, ns, &self.host.namespaces),
+                    lineage: classify_unseen(
+                        &cgroup,
+                        &exe,
+                        &String::from_utf8_lossy(until_nul(&child.comm)),
+                        ns,
+                        &self.host.namespaces,
+                    ),
                     exe,
                     args: Vec::new(),
                     cgroup_id: child.cgroup_id,

@@ -102,6 +102,24 @@ pub fn classify_unknown(cgroup: &str, exe: &str, ns: &Namespaces, host: &Namespa
     }
 }
 
+/// Lineage of a process first seen mid-life because its fork and exec events were lost to a
+/// full ring buffer (detector-overloaded says so). /proc may already show what it exec'd next,
+/// so the name the kernel reported with the event counts too: runc names its init stages
+/// "runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]". A workload could take such a name, but
+/// only a process whose lineage was lost is judged this way.
+pub fn classify_unseen(
+    cgroup: &str,
+    exe: &str,
+    comm: &str,
+    ns: &Namespaces,
+    host: &Namespaces,
+) -> Lineage {
+    if comm.starts_with("runc:[") {
+        return Lineage::RuntimeHelper;
+    }
+    classify_unknown(cgroup, exe, ns, host)
+}
+
 /// Lineage after the process exec'd `filename` in mount namespace `mnt`.
 pub fn lineage_after_exec(
     old: &Lineage,

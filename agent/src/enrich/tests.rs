@@ -253,6 +253,7 @@ fn event_ids_increase_and_time_is_boot_time_plus_ktime() {
 #[test]
 fn a_helper_renamed_after_a_lost_exec_is_judged_by_what_it_runs_now() {
     let mut en = enricher();
+    en.note_loss();
     en.enrich(&fork(11, 10, 1, HOST));
     en.enrich(&exec(11, 1, HOST, "/usr/sbin/runc"));
     en.enrich(&fork(12, 11, 1, HOST));
