@@ -72,14 +72,7 @@ pub fn render(tl: &Timeline) -> String {
          <title>{}</title><style>{STYLE}</style></head><body>\n",
         esc(&title)
     );
-    let window = match &tl.window {
-        (None, None) => "whole log".to_owned(),
-        (f, t) => format!(
-            "{} … {}",
-            f.as_deref().map_or("start".into(), short_time),
-            t.as_deref().map_or("end".into(), short_time)
-        ),
-    };
+    let window = tl.window_label();
     let _ = write!(
         h,
         "<header><h1>{}</h1><p>host {} · window {} (UTC) · {} events read, {} shown{} · {} alert(s)</p></header>\n<main>\n",

@@ -128,6 +128,20 @@ pub struct Timeline {
     pub warnings: u64,
 }
 
+impl Timeline {
+    /// The time window shown, for headers: "whole log" or "<from> … <to>".
+    pub fn window_label(&self) -> String {
+        match &self.window {
+            (None, None) => "whole log".to_owned(),
+            (f, t) => format!(
+                "{} … {}",
+                f.as_deref().map_or("start".into(), crate::sink::short_time),
+                t.as_deref().map_or("end".into(), crate::sink::short_time)
+            ),
+        }
+    }
+}
+
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }

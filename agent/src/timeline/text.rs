@@ -40,14 +40,7 @@ pub fn render(tl: &Timeline, color: bool) -> String {
         "{}",
         st.bold(&format!("escapewatch timeline — {}", one_line(&tl.subject)))
     );
-    let window = match &tl.window {
-        (None, None) => "whole log".to_owned(),
-        (f, t) => format!(
-            "{} … {}",
-            f.as_deref().map_or("start".into(), short_time),
-            t.as_deref().map_or("end".into(), short_time)
-        ),
-    };
+    let window = tl.window_label();
     let _ = writeln!(
         out,
         "host {} · window {window} · {} events read, {} shown{} · {} alert(s)",
