@@ -1,5 +1,5 @@
 //! Replay speed: events per second of `escapewatch replay` on one core over a large generated
-//! log, appended as a row to BENCHMARKS.md.
+//! log (a figure of `cargo xtask bench`).
 //!
 //! The log repeats the recorded fixtures' events with fresh ids, so the engine sees real
 //! event shapes and raises real alerts (one per fixture pass).
@@ -16,9 +16,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::workspace_root;
 
-const EVENTS: u64 = 300_000;
-
-fn generate(out: &Path) -> Result<u64> {
+fn generate(out: &Path, events: u64) -> Result<u64> {
     let fixture = fs::read_to_string(
         workspace_root().join("tests/fixtures/incident-two-containers.events.jsonl"),
     )
@@ -34,7 +32,7 @@ fn generate(out: &Path) -> Result<u64> {
     let mut w = BufWriter::new(fs::File::create(out)?);
     writeln!(w, "{header}")?;
     let mut id = 0u64;
-    while id < EVENTS {
+    while id < events {
         for body in &bodies {
             id += 1;
             writeln!(w, "{{\"id\":{id},{body}")?;
@@ -44,11 +42,19 @@ fn generate(out: &Path) -> Result<u64> {
     Ok(id)
 }
 
-pub fn run(bin: &Path) -> Result<f64> {
+pub struct ReplayResult {
+    pub events: u64,
+    pub mib: f64,
+    pub alerts: usize,
+    pub secs: f64,
+    pub rate: f64,
+}
+
+pub fn run(bin: &Path, events: u64) -> Result<ReplayResult> {
     let dir = workspace_root().join("target/bench");
     fs::create_dir_all(&dir)?;
     let log = dir.join("replay-bench.events.jsonl");
-    let events = generate(&log)?;
+    let events = generate(&log, events)?;
     let bytes = fs::metadata(&log)?.len();
     // One core: taskset pins the replay (it is single-threaded by design anyway).
     let start = Instant::now();
@@ -67,37 +73,16 @@ pub fn run(bin: &Path) -> Result<f64> {
     }
     let alerts = out.stdout.iter().filter(|&&b| b == b'\n').count();
     let rate = events as f64 / secs;
+    let mib = bytes as f64 / (1 << 20) as f64;
     println!(
-        "xtask bench: replay of {events} events ({:.0} MiB, {alerts} alerts) in {secs:.2} s on one core: {rate:.0} events/s",
-        bytes as f64 / (1 << 20) as f64
+        "xtask bench: replay of {events} events ({mib:.0} MiB, {alerts} alerts) in {secs:.2} s on one core: {rate:.0} events/s"
     );
-    let md = workspace_root().join("BENCHMARKS.md");
-    let mut text = fs::read_to_string(&md).unwrap_or_default();
-    if !text.contains("| replay |") && !text.contains("## Replay") {
-        text.push_str(
-            "\n## Replay\n\n`cargo xtask bench`: `escapewatch replay` of a generated log, one core (taskset -c 0).\n\n\
-             | date (UTC) | commit | bench | events | MiB | alerts | seconds | events/s |\n\
-             |---|---|---|---|---|---|---|---|\n",
-        );
-    }
-    let commit = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(workspace_root())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    text.push_str(&format!(
-        "| {date} | {commit} | replay | {events} | {:.0} | {alerts} | {secs:.2} | {rate:.0} |\n",
-        bytes as f64 / (1 << 20) as f64
-    ));
-    fs::write(&md, text)?;
     let _ = fs::remove_file(&log);
-    Ok(rate)
+    Ok(ReplayResult {
+        events,
+        mib,
+        alerts,
+        secs,
+        rate,
+    })
 }

@@ -3,6 +3,7 @@
 //! Every task that needs the toolchain runs `setup` first; it is idempotent and quick when
 //! everything is already installed, so the README's two commands work on a fresh Debian machine.
 
+mod bench;
 mod bench_replay;
 mod deploy;
 mod fuzz;
@@ -51,8 +52,13 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Measure replay speed (events/s, one core) and append a row to BENCHMARKS.md.
-    Bench,
+    /// Measure the overhead budget, the no-loss throughput, latency, memory and replay speed
+    /// (as root) and write the table to BENCHMARKS.md; --smoke: small and quick, for CI (no
+    /// thresholds, writes target/bench/BENCHMARKS.md).
+    Bench {
+        #[arg(long)]
+        smoke: bool,
+    },
     Test {
         /// Only the integration tests whose name contains this.
         #[arg(long)]
@@ -200,10 +206,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Fuzz { seconds } => fuzz::run(seconds).map(drop),
-        Task::Bench => {
+        Task::Bench { smoke } => {
             setup::setup()?;
             let bin = build()?;
-            bench_replay::run(&bin).map(drop)
+            bench::run(&bin, smoke)
         }
         Task::Test { filter } => {
             setup::setup()?;

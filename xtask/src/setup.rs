@@ -21,6 +21,8 @@ const APT_PACKAGES: &[&str] = &[
     "chromium",
     // promtool for the alert rules, prometheus for the end-to-end alert test.
     "prometheus",
+    // redis-server + redis-benchmark: the realistic load of `cargo xtask bench`.
+    "redis-server",
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

@@ -1,0 +1,71 @@
+//! `ewbench`: the load generators and microbenchmarks `cargo xtask bench` runs with the agent
+//! off and on. Each subcommand prints machine-readable lines (`key\tvalue`) on stdout.
+//!
+//! ```text
+//! ewbench micro [--scale F]                      ns/op of every hooked path (host process)
+//! ewbench setns-load --rate R --secs S           setns(own uts ns) at R/s for S s
+//! ewbench latency --alert-log P --cgroup D --reps N [--gap-us U]
+//!                                                syscall-to-alert latency, one µs figure a line
+//! ewbench procs --count N                        N idle children until stdin closes
+//! ```
+
+mod latency;
+mod load;
+mod micro;
+
+use anyhow::{Context as _, Result, bail};
+
+/// `--name value` from the arguments, parsed.
+fn flag<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>> {
+    let Some(i) = args.iter().position(|a| a == name) else {
+        return Ok(None);
+    };
+    let v = args
+        .get(i + 1)
+        .with_context(|| format!("{name} needs a value"))?;
+    v.parse()
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("bad value {v:?} for {name}"))
+}
+
+fn required<T: std::str::FromStr>(args: &[String], name: &str) -> Result<T> {
+    flag(args, name)?.with_context(|| format!("{name} is required"))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        bail!("usage: ewbench micro|setns-load|latency|procs …");
+    };
+    match cmd.as_str() {
+        "micro" => micro::run(flag(&args, "--scale")?.unwrap_or(1.0)),
+        "setns-load" => load::setns_load(required(&args, "--rate")?, required(&args, "--secs")?),
+        "latency" => latency::run(
+            &required::<String>(&args, "--alert-log")?,
+            &required::<String>(&args, "--cgroup")?,
+            required(&args, "--reps")?,
+            flag(&args, "--gap-us")?.unwrap_or(5_000),
+        ),
+        "procs" => load::procs(required(&args, "--count")?),
+        other => bail!("unknown subcommand {other:?}"),
+    }
+}
+
+/// CLOCK_MONOTONIC in ns.
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Fail with errno when a libc call returned -1.
+pub fn check(rc: libc::c_long, what: &str) -> Result<libc::c_long> {
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| what.to_owned());
+    }
+    Ok(rc)
+}

@@ -1,0 +1,177 @@
+//! Microbenchmarks of the paths escapewatch hooks, as an ordinary host process makes them.
+//!
+//! Each op runs a warm-up, then N iterations; the figure is wall ns per iteration. The xtask
+//! runs this binary alternately with the agent off and on and compares medians.
+
+use std::ffi::CString;
+
+use anyhow::{Context as _, Result};
+
+use crate::{check, mono_ns};
+
+struct Op {
+    name: &'static str,
+    iters: u64,
+    body: Box<dyn FnMut() -> Result<()>>,
+}
+
+fn fork_exec() -> Result<()> {
+    let prog = CString::new("/bin/true")?;
+    let argv = [prog.as_ptr(), std::ptr::null()];
+    // SAFETY: single-threaded process; the child only calls async-signal-safe execv/_exit.
+    let pid = unsafe { libc::fork() };
+    check(pid as libc::c_long, "fork")?;
+    if pid == 0 {
+        // SAFETY: argv is NUL-terminated and outlives the call.
+        unsafe {
+            libc::execv(prog.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    check(
+        unsafe { libc::waitpid(pid, &mut status, 0) } as libc::c_long,
+        "waitpid",
+    )?;
+    Ok(())
+}
+
+fn ops(scale: f64) -> Result<Vec<Op>> {
+    let n = |base: f64| ((base * scale) as u64).max(10);
+    let path = CString::new("/etc/hostname")?;
+    let uts = CString::new("/proc/self/ns/uts")?;
+    // SAFETY: plain open of a path we own as a CString.
+    let uts_fd = check(
+        unsafe { libc::open(uts.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) } as libc::c_long,
+        "open /proc/self/ns/uts",
+    )? as i32;
+    let null = CString::new("/dev/null")?;
+    // SAFETY: as above.
+    let null_fd = check(
+        unsafe { libc::open(null.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) } as libc::c_long,
+        "open /dev/null",
+    )? as i32;
+    const PAGE: usize = 4096;
+    // SAFETY: anonymous private mapping owned by this process for its whole life.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    anyhow::ensure!(page != libc::MAP_FAILED, "mmap");
+    let page = page as usize;
+    Ok(vec![
+        Op {
+            name: "fork_exec",
+            iters: n(400.0),
+            body: Box::new(fork_exec),
+        },
+        Op {
+            name: "open_close",
+            iters: n(200_000.0),
+            body: Box::new(move || {
+                // SAFETY: open/close of a path we own.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                check(fd as libc::c_long, "open")?;
+                // SAFETY: our fd.
+                unsafe { libc::close(fd) };
+                Ok(())
+            }),
+        },
+        Op {
+            name: "setns",
+            iters: n(50_000.0),
+            body: Box::new(move || {
+                // SAFETY: re-joining the uts namespace we are in changes nothing.
+                check(
+                    unsafe { libc::setns(uts_fd, libc::CLONE_NEWUTS) } as libc::c_long,
+                    "setns",
+                )?;
+                Ok(())
+            }),
+        },
+        Op {
+            name: "unshare",
+            iters: n(20_000.0),
+            body: Box::new(|| {
+                // SAFETY: a fresh uts namespace for this benchmark process only.
+                check(
+                    unsafe { libc::unshare(libc::CLONE_NEWUTS) } as libc::c_long,
+                    "unshare",
+                )?;
+                Ok(())
+            }),
+        },
+        Op {
+            name: "mmap_fault",
+            iters: n(100_000.0),
+            body: Box::new(|| {
+                // SAFETY: a private anonymous page, written once and unmapped.
+                unsafe {
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        PAGE,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    );
+                    anyhow::ensure!(p != libc::MAP_FAILED, "mmap");
+                    std::ptr::write_volatile(p as *mut u8, 1);
+                    libc::munmap(p, PAGE);
+                }
+                Ok(())
+            }),
+        },
+        Op {
+            name: "madvise",
+            iters: n(200_000.0),
+            body: Box::new(move || {
+                // SAFETY: our own anonymous page: touch it, then drop it.
+                unsafe {
+                    std::ptr::write_volatile(page as *mut u8, 1);
+                    check(
+                        libc::madvise(page as *mut libc::c_void, PAGE, libc::MADV_DONTNEED)
+                            as libc::c_long,
+                        "madvise",
+                    )?;
+                }
+                Ok(())
+            }),
+        },
+        Op {
+            name: "write",
+            iters: n(500_000.0),
+            body: Box::new(move || {
+                let b = [0u8; 1];
+                // SAFETY: one byte from our buffer to /dev/null.
+                check(
+                    unsafe { libc::write(null_fd, b.as_ptr().cast(), 1) } as libc::c_long,
+                    "write",
+                )?;
+                Ok(())
+            }),
+        },
+    ])
+}
+
+pub fn run(scale: f64) -> Result<()> {
+    for mut op in ops(scale)? {
+        for _ in 0..(op.iters / 20).max(2) {
+            (op.body)().with_context(|| op.name)?;
+        }
+        let start = mono_ns();
+        for _ in 0..op.iters {
+            (op.body)().with_context(|| op.name)?;
+        }
+        let ns = (mono_ns() - start) as f64 / op.iters as f64;
+        println!("{}\t{ns:.1}", op.name);
+    }
+    Ok(())
+}

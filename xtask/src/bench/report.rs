@@ -1,0 +1,214 @@
+//! BENCHMARKS.md: the summary table (figure, target, measured, ratio, method, verdict), then
+//! the detail of every phase and the machine it ran on.
+
+use std::{fmt::Write as _, fs, process::Command};
+
+use super::{Plan, Results, median, percentile};
+
+fn cmd(prog: &str, args: &[&str]) -> String {
+    Command::new(prog)
+        .args(args)
+        .current_dir(crate::workspace_root())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let mem = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or("?".into(), |kib| {
+            format!("{:.1} GiB", kib as f64 / 1048576.0)
+        });
+    format!(
+        "{model}, {} cores, {mem} RAM, Linux {}, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cmd("uname", &["-r"]),
+        cmd("sh", &["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+    )
+}
+
+fn verdict(ok: bool, smoke: bool) -> &'static str {
+    match (smoke, ok) {
+        (true, _) => "smoke (no threshold)",
+        (false, true) => "met",
+        (false, false) => "**missed**",
+    }
+}
+
+pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
+    let mut s = String::new();
+    let dirty = if cmd("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        " (uncommitted changes)"
+    };
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "`cargo xtask bench{}` (as root; {:.0} s) — {} UTC, commit {}{dirty}.  \nMachine: {}.\n",
+        if plan.smoke { " --smoke" } else { "" },
+        secs,
+        cmd("date", &["-u", "+%Y-%m-%d %H:%M"]),
+        cmd("git", &["rev-parse", "--short", "HEAD"]),
+        machine()
+    );
+    let _ = writeln!(
+        s,
+        "Overhead figures are ratios agent-on / agent-off measured in one run: {} rounds, each \
+         running the workload with the agent off and on (alternating which goes first), \
+         medians over rounds. The agent runs as in production: all programs attached, an event \
+         log and an alert log written.\n",
+        plan.rounds
+    );
+    let _ = writeln!(
+        s,
+        "| figure | target | measured | ratio on/off | method | verdict |\n|---|---|---|---|---|---|"
+    );
+    for (test, (off, on)) in &r.redis {
+        let (off, on) = (median(off), median(on));
+        let loss = (1.0 - on / off) * 100.0;
+        let _ = writeln!(
+            s,
+            "| redis-benchmark {test} throughput loss | ≤ 1 % | {loss:.2} % ({off:.0} → {on:.0} req/s) | {:.4} | redis-server on 127.0.0.1, `redis-benchmark -n {} -t set,get` (50 clients) | {} |",
+            on / off,
+            plan.redis_requests,
+            verdict(loss <= 1.0, plan.smoke)
+        );
+    }
+    for (op, (off, on)) in &r.micro {
+        let (off, on) = (median(off), median(on));
+        let pct = (on / off - 1.0) * 100.0;
+        let _ = writeln!(
+            s,
+            "| {op} added cost | ≤ 3 % | {:+.0} ns/op ({pct:+.2} %; {off:.0} → {on:.0} ns) | {:.4} | `ewbench micro`, host process, ns/op over N iterations | {} |",
+            on - off,
+            on / off,
+            verdict(pct <= 3.0, plan.smoke)
+        );
+    }
+    let zero_loss: Vec<_> = r.knee.iter().filter(|k| k.lost == 0.0).collect();
+    let best = zero_loss
+        .iter()
+        .map(|k| k.sustained)
+        .fold(0.0_f64, f64::max);
+    let first_loss = r.knee.iter().find(|k| k.lost > 0.0);
+    let knee_text = match first_loss {
+        Some(k) => format!(
+            "{best:.0} events/s with zero loss; loss starts at {:.0}/s generated ({:.0} lost of {:.0})",
+            k.generated_rate, k.lost, k.generated
+        ),
+        None => format!(
+            "{best:.0} events/s with zero loss; no loss up to the highest rate the generator reached ({:.0}/s)",
+            r.knee.iter().map(|k| k.generated_rate).fold(0.0, f64::max)
+        ),
+    };
+    let _ = writeln!(
+        s,
+        "| pipeline, zero loss, end to end | ≥ 1,000,000 events/s | {knee_text} | – | `ewbench setns-load` (setns into its own uts ns, recorded for every process) at rising rates, {} s a step; processed and lost from the agent's /metrics | {} |",
+        plan.knee_secs,
+        verdict(best >= 1e6, plan.smoke)
+    );
+    if let Some(rp) = &r.replay {
+        let _ = writeln!(
+            s,
+            "| replay, one core | ≥ 2,000,000 events/s | {:.0} events/s ({} events, {:.0} MiB, {} alerts, {:.2} s) | – | `taskset -c 0 escapewatch replay` of a generated log (fixture events repeated) | {} |",
+            rp.rate,
+            rp.events,
+            rp.mib,
+            rp.alerts,
+            rp.secs,
+            verdict(rp.rate >= 2e6, plan.smoke)
+        );
+    }
+    for (label, lat, missed) in [
+        ("idle", &r.latency_idle, r.latency_idle_missed),
+        (
+            &*format!("under load ({:.0} setns/s)", r.latency_load_rate),
+            &r.latency_load,
+            r.latency_load_missed,
+        ),
+    ] {
+        let p99 = percentile(lat, 99.0);
+        let _ = writeln!(
+            s,
+            "| syscall-to-alert latency, {label} | p99 ≤ 5 ms | p50 {:.2} ms, p99 {p99:.2} ms, max {:.2} ms ({} alerts, {missed} not seen in 2 s) | – | `ewbench latency`: a process in a docker-shaped cgroup and its own mount ns opens /proc/kallsyms (kernel-debug-recon); time until the alert line is readable (inotify) | {} |",
+            percentile(lat, 50.0),
+            percentile(lat, 100.0),
+            lat.len(),
+            verdict(p99 <= 5.0 && missed == 0, plan.smoke)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| agent RSS, idle | ≤ 40 MB | {:.1} MiB | – | VmRSS of a fresh agent 2 s after ready | {} |",
+        r.rss_idle_kib as f64 / 1024.0,
+        verdict(r.rss_idle_kib as f64 / 1024.0 <= 40.0, plan.smoke)
+    );
+    let _ = writeln!(
+        s,
+        "| agent RSS, {} more processes | – (reported) | {:.1} MiB (peak {:.1} MiB), {:.0} processes tracked | – | `ewbench procs` forks idle children; VmRSS once escapewatch_processes_tracked has seen them | reported |\n",
+        r.procs_started,
+        r.rss_procs_kib as f64 / 1024.0,
+        r.rss_procs_hwm_kib as f64 / 1024.0,
+        r.procs_tracked
+    );
+    details(&mut s, plan, r);
+    s
+}
+
+fn details(s: &mut String, plan: &Plan, r: &Results) {
+    let _ = writeln!(
+        s,
+        "## Microbenchmarks (ns/op, every round)\n\nScale {} (iterations: fork_exec 400, open_close 200k, setns 50k, unshare 20k, mmap_fault 100k, madvise 200k, write 500k, times the scale). setns and unshare are recorded for every process (the agent needs them for namespace ownership), so their added cost includes an event through the ring buffer; the others are filtered in the kernel for host processes.\n\n| op | agent off | agent on |\n|---|---|---|",
+        plan.micro_scale
+    );
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (op, (off, on)) in &r.micro {
+        let _ = writeln!(s, "| {op} | {} | {} |", list(off), list(on));
+    }
+    let _ = writeln!(
+        s,
+        "\n## redis-benchmark (requests/s, every round)\n\n| test | agent off | agent on |\n|---|---|---|"
+    );
+    for (t, (off, on)) in &r.redis {
+        let _ = writeln!(s, "| {t} | {} | {} |", list(off), list(on));
+    }
+    let _ = writeln!(
+        s,
+        "\n## Pipeline sweep\n\nOne agent, event log and alert log on; the generator is one thread on one of the two cores, the agent has the other. `sustained` = events processed / seconds from the step's start until the agent's counter stopped moving.\n\n| offered/s | generated/s | generated | processed | lost | drained after s | sustained/s |\n|---|---|---|---|---|---|---|"
+    );
+    for k in &r.knee {
+        let _ = writeln!(
+            s,
+            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            k.offered,
+            k.generated_rate,
+            k.generated,
+            k.processed,
+            k.lost,
+            k.drain_secs,
+            k.sustained
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nReproduce: `sudo cargo xtask bench` (full, this file) or `sudo cargo xtask bench --smoke` (CI; writes target/bench/BENCHMARKS.md). Needs the packages `cargo xtask setup` installs (redis-server among them)."
+    );
+}
