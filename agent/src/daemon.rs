@@ -20,6 +20,7 @@ use crate::{
     loader::{self, LoadError, Loaded},
     metrics::{self, Health, Metrics, MetricsError},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
+    rules_report,
     runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
@@ -134,10 +135,35 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
         let hook = a.hook.kind_name();
         metrics.programs_attached.with_label_values(&[hook]).add(0);
         metrics.programs_failed.with_label_values(&[hook]).add(0);
-        match &a.error {
-            None => metrics.programs_attached.with_label_values(&[hook]).inc(),
-            Some(_) => metrics.programs_failed.with_label_values(&[hook]).inc(),
+        if a.attached() {
+            metrics.programs_attached.with_label_values(&[hook]).inc();
+        } else if a.error.is_some() && !a.absent {
+            metrics.programs_failed.with_label_values(&[hook]).inc();
         }
+    }
+    // Which hook serves each rule on this kernel (fentry where the kernel has trampolines,
+    // tracepoints elsewhere): logged once and exported.
+    for info in detect::all_rule_infos() {
+        let serving = rules_report::programs(info, |spec| {
+            loaded
+                .attachments
+                .iter()
+                .any(|a| a.program == spec.name && a.attached())
+        });
+        if info.event_kinds.is_empty() {
+            continue;
+        }
+        for p in &serving {
+            metrics
+                .rule_hook
+                .with_label_values(&[info.id, p.hook.kind_name(), p.name])
+                .set(1);
+        }
+        let hooks: Vec<String> = serving
+            .iter()
+            .map(|p| format!("{}/{}", p.hook.kind_name(), p.name))
+            .collect();
+        info!(rule = info.id, hooks = %hooks.join(","), "rule served by");
     }
     // A hook this kernel does not have (no module tracepoints without CONFIG_MODULES) is not a
     // failure: there is nothing there to watch.
@@ -241,11 +267,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     report_attachments(&loaded, &metrics, &health);
     // A fresh agent is not "silent": the last-event clock starts now.
     metrics.last_event_timestamp.set(unix_now_secs());
-    let attached = loaded
-        .attachments
-        .iter()
-        .filter(|a| a.error.is_none())
-        .count();
+    let attached = loaded.attachments.iter().filter(|a| a.attached()).count();
     info!(
         attached,
         total = loaded.attachments.len(),

@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     maps::HashMap as BpfHashMap,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSysctl, RawTracePoint, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSysctl, FEntry, KProbe, Lsm, RawTracePoint,
+        TracePoint,
+    },
 };
 use escapewatch_common::{
     event::InodeKey,
+    kind::EventKind,
     maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES},
     programs::{Hook, PROGRAMS, ProgramSpec},
 };
@@ -24,6 +28,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/es
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";
+const SECURITYFS: &str = "/sys/kernel/security";
 
 /// Lines kept from the end of a verifier log in an attach error.
 const VERIFIER_TAIL: usize = 8;
@@ -95,8 +100,17 @@ pub struct Attachment {
     /// None when attached; otherwise why not.
     pub error: Option<String>,
     /// The hook does not exist on this kernel (e.g. no init_module tracepoints without
-    /// CONFIG_MODULES): nothing there to watch, so not a failure of the agent.
+    /// CONFIG_MODULES: nothing there to watch), or a precision hook the kernel refuses whose
+    /// `fallback` serves instead: not a failure of the agent.
     pub absent: bool,
+    /// Not loaded: a preferred alternative of the same group attached.
+    pub standby: bool,
+}
+
+impl Attachment {
+    pub fn attached(&self) -> bool {
+        self.error.is_none() && !self.standby
+    }
 }
 
 pub struct Loaded {
@@ -110,6 +124,19 @@ impl Loaded {
         self.attachments
             .iter()
             .all(|a| a.error.is_none() || a.absent)
+    }
+
+    /// `hook-type/program` of every attached program producing `kind`.
+    pub fn serving(&self, kind: EventKind) -> Vec<String> {
+        PROGRAMS
+            .iter()
+            .zip(&self.attachments)
+            .filter(|(spec, a)| a.attached() && spec.kinds.contains(&kind))
+            .map(|(spec, _)| {
+                let (hook, name) = spec.label();
+                format!("{hook}/{name}")
+            })
+            .collect()
     }
 }
 
@@ -216,6 +243,53 @@ fn attach_one(
                 .and_then(|()| p.attach().map(drop))
                 .map_err(|e| error_chain(&e))
         }
+        Hook::FEntry { function } => {
+            let p: &mut FEntry = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load(function, btf)
+                .and_then(|()| p.attach().map(drop))
+                .map_err(|e| error_chain(&e))
+        }
+        Hook::KProbe { function } => {
+            if !Path::new(TRACEFS).join("kprobe_events").exists() {
+                return Err("this kernel has no kprobes (CONFIG_KPROBES off)".into());
+            }
+            let p: &mut KProbe = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load()
+                .and_then(|()| p.attach(function, 0).map(drop))
+                .map_err(|e| error_chain(&e))
+        }
+        Hook::Lsm { hook } => {
+            bpf_lsm_active()?;
+            let p: &mut Lsm = program.try_into().map_err(|e| format!("{e}"))?;
+            p.load(hook, btf)
+                .and_then(|()| p.attach().map(drop))
+                .map_err(|e| error_chain(&e))
+        }
+    }
+}
+
+/// BPF LSM programs load on any CONFIG_BPF_LSM kernel but only run when `bpf` is in the active
+/// LSM list (`lsm=` on the kernel command line): check, mounting securityfs if needed.
+fn bpf_lsm_active() -> Result<(), String> {
+    let list = Path::new(SECURITYFS).join("lsm");
+    if !list.exists() {
+        let _ = nix::mount::mount(
+            Some("securityfs"),
+            SECURITYFS,
+            Some("securityfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+    let active = std::fs::read_to_string(&list)
+        .map_err(|e| format!("cannot read the active LSM list {}: {e}", list.display()))?;
+    if active.trim().split(',').any(|l| l == "bpf") {
+        Ok(())
+    } else {
+        Err(format!(
+            "BPF LSM is not active (active LSMs: {}); boot with lsm=...,bpf to enable it",
+            active.trim()
+        ))
     }
 }
 
@@ -286,10 +360,34 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .map_max_entries(RING_LIFECYCLE, rings.lifecycle)
         .load(OBJECT)
         .map_err(|source| LoadError::Object { source })?;
-    let mut attachments = Vec::new();
+    let mut attachments: Vec<Attachment> = Vec::new();
     for spec in PROGRAMS {
+        // Alternatives of a group: the first that attaches serves, the rest stand by.
+        let served_by = PROGRAMS
+            .iter()
+            .zip(&attachments)
+            .find(|(other, a)| other.group == spec.group && a.attached())
+            .map(|(other, _)| other.name);
+        if let Some(by) = served_by {
+            info!(
+                program = spec.name,
+                group = spec.group,
+                hook = spec.hook.kind_name(),
+                served_by = by,
+                "not loaded: a preferred hook of the same group serves"
+            );
+            attachments.push(Attachment {
+                program: spec.name,
+                group: spec.group,
+                hook: spec.hook,
+                error: None,
+                absent: false,
+                standby: true,
+            });
+            continue;
+        }
         let error = attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref()).err();
-        let absent = error.is_some() && hook_absent(&spec.hook);
+        let absent = error.is_some() && (hook_absent(&spec.hook) || !spec.fallback.is_empty());
         match &error {
             None => info!(
                 program = spec.name,
@@ -297,6 +395,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 hook = spec.hook.kind_name(),
                 target = ?spec.hook,
                 "attached"
+            ),
+            Some(e) if !spec.fallback.is_empty() => info!(
+                program = spec.name,
+                group = spec.group,
+                hook = spec.hook.kind_name(),
+                reason = %e,
+                fallback = spec.fallback,
+                "not available on this kernel; its rules are served by the fallback"
             ),
             Some(_) if absent => info!(
                 program = spec.name,
@@ -318,6 +424,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             group: spec.group,
             hook: spec.hook,
             error,
+            standby: false,
         });
     }
     let failed: Vec<String> = PROGRAMS

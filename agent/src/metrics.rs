@@ -65,6 +65,8 @@ pub struct Metrics {
     pub containers_tracked: IntGauge,
     pub programs_attached: IntGaugeVec,
     pub programs_failed: IntGaugeVec,
+    /// 1 for each (rule, hook type, program) serving that rule on this kernel.
+    pub rule_hook: IntGaugeVec,
     pub last_event_timestamp: Gauge,
     pub ready: IntGauge,
     pub config_reloads: IntCounterVec,
@@ -226,6 +228,17 @@ impl Metrics {
                         "eBPF programs that could not be attached, by hook type.",
                     ),
                     &["hook"],
+                ),
+            )?,
+            rule_hook: reg(
+                &r,
+                "escapewatch_rule_hook_info",
+                IntGaugeVec::new(
+                    Opts::new(
+                        "escapewatch_rule_hook_info",
+                        "1 for each eBPF program serving a rule on this kernel, with its hook type (fentry, kprobe, lsm, tracepoint, …): which hook the agent chose.",
+                    ),
+                    &["rule", "hook", "program"],
                 ),
             )?,
             last_event_timestamp: reg(

@@ -262,6 +262,19 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         vma_file: Option<FileRef>,
     },
+    /// A forced write fault (/proc/PID/mem, ptrace POKE) into a read-only private file
+    /// mapping, seen in the kernel's fault handler: the copy-on-write break.
+    CowFault {
+        addr: u64,
+        /// FAULT_FLAG_* (hex).
+        fault_flags: String,
+        /// The mapping belongs to another process (the ptrace variant).
+        remote_mm: bool,
+        vm_flags: String,
+        vm_start: u64,
+        vm_end: u64,
+        file: FileRef,
+    },
     Syscall {
         /// ptrace, process_vm_writev, bpf, open_by_handle_at, userfaultfd, init_module,
         /// finit_module.
@@ -315,6 +328,11 @@ pub struct Event {
     pub container: Option<Container>,
     /// What happened; `data.kind` names the event kind.
     pub data: Payload,
+    /// `hook-type/program` of the eBPF program that saw it (e.g. `fentry/fentry_handle_mm_fault`,
+    /// `lsm/lsm_file_open`, `tracepoint/sys_exit_open_family`); empty in logs from agents that
+    /// did not record it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook: String,
 }
 
 impl Event {
@@ -330,6 +348,7 @@ impl Event {
             Payload::SysctlWrite { .. } => "sysctl_write",
             Payload::Madvise { .. } => "madvise",
             Payload::MemWrite { .. } => "mem_write",
+            Payload::CowFault { .. } => "cow_fault",
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",
@@ -458,6 +477,7 @@ pub(crate) mod testing {
                 before: Namespaces::default(),
                 joined,
             },
+            hook: String::new(),
         }
     }
 }

@@ -115,6 +115,8 @@ pub fn kernel_config(
         vma_vm_start: r.required("vm_area_struct", &["vm_start"]),
         vma_vm_end: r.required("vm_area_struct", &["vm_end"]),
         file_private_data: r.required("file", &["private_data"]),
+        vma_vm_mm: r.required("vm_area_struct", &["vm_mm"]),
+        file_f_flags: r.required("file", &["f_flags"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {

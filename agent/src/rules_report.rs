@@ -3,7 +3,10 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use escapewatch_common::{kind::EventKind, programs::PROGRAMS};
+use escapewatch_common::{
+    kind::EventKind,
+    programs::{PROGRAMS, ProgramSpec},
+};
 
 use crate::detect::{RuleInfo, all_rule_infos};
 
@@ -37,7 +40,16 @@ pub fn kernel_note(rule: &RuleInfo) -> Option<&'static str> {
 /// The hook types of the programs producing `rule`'s event kinds (`syscall` maps to every
 /// watched syscall), e.g. "tracepoint syscalls:sys_enter_setns".
 pub fn hooks(rule: &RuleInfo) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    programs(rule, |_| true)
+        .iter()
+        .map(|p| format!("{} {}", p.hook.kind_name(), p.name))
+        .collect()
+}
+
+/// The programs producing `rule`'s event kinds that `keep` accepts (the attached ones, for the
+/// running agent), in catalogue order.
+pub fn programs(rule: &RuleInfo, keep: impl Fn(&ProgramSpec) -> bool) -> Vec<&'static ProgramSpec> {
+    let mut out: Vec<&'static ProgramSpec> = Vec::new();
     for kind in rule.event_kinds {
         // "syscall:ptrace": the Syscall kind, from the ptrace program only.
         let (kind, only) = kind
@@ -45,11 +57,12 @@ pub fn hooks(rule: &RuleInfo) -> Vec<String> {
             .map_or((*kind, None), |(k, s)| (k, Some(s)));
         for p in PROGRAMS {
             let from = only.is_none_or(|s| p.name.strip_prefix("sys_enter_") == Some(s));
-            if from && p.kinds.iter().any(|k: &EventKind| k.name() == kind) {
-                let h = format!("{} {}", p.hook.kind_name(), p.name);
-                if !out.contains(&h) {
-                    out.push(h);
-                }
+            if from
+                && p.kinds.iter().any(|k: &EventKind| k.name() == kind)
+                && keep(p)
+                && !out.iter().any(|o| o.name == p.name)
+            {
+                out.push(p);
             }
         }
     }

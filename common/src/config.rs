@@ -77,10 +77,14 @@ pub struct KernelConfig {
     pub vma_vm_end: u32,
     /// `file.private_data`: for /proc/PID/mem, the target's mm_struct.
     pub file_private_data: u32,
+    /// `vm_area_struct.vm_mm`: whose memory a faulting mapping is.
+    pub vma_vm_mm: u32,
+    /// `file.f_flags` (O_* flags of an open file, for the LSM open hook).
+    pub file_f_flags: u32,
     pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 248);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 256);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -132,6 +136,8 @@ impl KernelConfig {
         vma_vm_start: OFFSET_NONE,
         vma_vm_end: OFFSET_NONE,
         file_private_data: OFFSET_NONE,
+        vma_vm_mm: OFFSET_NONE,
+        file_f_flags: OFFSET_NONE,
         _pad: 0,
     };
 }

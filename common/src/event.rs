@@ -89,6 +89,25 @@ pub const HDR_FLAG_NS_PARTIAL: u32 = 1 << 0;
 /// Header flag: credentials could not be read (uid/gid/caps are 0).
 pub const HDR_FLAG_CRED_PARTIAL: u32 = 1 << 1;
 
+/// Header flags bits 8..16: the [`crate::programs::ProgramId`] of the program that wrote the
+/// record, plus one (0: not recorded). Tells which hook served an event (tracepoint, fentry,
+/// kprobe, LSM) without a layout change.
+pub const HDR_PROGRAM_SHIFT: u32 = 8;
+pub const HDR_PROGRAM_MASK: u32 = 0xff << HDR_PROGRAM_SHIFT;
+
+/// The header flag bits naming program `id`.
+pub const fn header_program_bits(id: u32) -> u32 {
+    ((id + 1) << HDR_PROGRAM_SHIFT) & HDR_PROGRAM_MASK
+}
+
+/// The program id recorded in header `flags`, if any.
+pub const fn header_program(flags: u32) -> Option<u32> {
+    match (flags & HDR_PROGRAM_MASK) >> HDR_PROGRAM_SHIFT {
+        0 => None,
+        n => Some(n - 1),
+    }
+}
+
 /// Common first part of every record. Describes the task the event is about.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,6 +377,32 @@ pub const MEMW_SELF: u32 = 1 << 0;
 /// Flag of [`MemWriteEvent::flags`]: `target_pid` is as the writer's pid namespace numbers it.
 pub const MEMW_PID_IN_WRITER_NS: u32 = 1 << 1;
 
+/// `EventKind::CowFault`: the kernel's fault handler was asked for a forced write (FOLL_FORCE:
+/// /proc/PID/mem or ptrace POKE) into a read-only, private, file-backed mapping — the
+/// copy-on-write break Dirty COW races. Seen in `handle_mm_fault`, whatever syscall led there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CowFaultEvent {
+    pub header: EventHeader,
+    /// Faulting address.
+    pub addr: u64,
+    /// `FAULT_FLAG_*` the fault was raised with.
+    pub fault_flags: u32,
+    /// `COW_FAULT_*`.
+    pub flags: u32,
+    pub vm_flags: u64,
+    pub vm_start: u64,
+    pub vm_end: u64,
+    pub file_ino: u64,
+    pub file_dev: u32,
+    pub _pad: u32,
+    pub file_name: [u8; NAME_LEN],
+}
+
+/// Flag of [`CowFaultEvent::flags`]: the mapping belongs to another process's memory (the
+/// ptrace variant: the tracer's write faults in the tracee's mm).
+pub const COW_FAULT_REMOTE_MM: u32 = 1 << 0;
+
 /// Which syscall a [`SyscallEvent`] is about.
 pub mod syscall_id {
     pub const PTRACE: u32 = 1;
@@ -414,6 +459,7 @@ const _: () = assert!(core::mem::size_of::<SysctlEvent>() == 312);
 const _: () = assert!(core::mem::size_of::<MadviseEvent>() == 240);
 const _: () = assert!(core::mem::size_of::<MemWriteEvent>() == 224);
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 160);
+const _: () = assert!(core::mem::size_of::<CowFaultEvent>() == 112 + 56 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PipeWriteEvent>() == 272);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 232);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 888);

@@ -67,6 +67,10 @@ kinds! {
     PipeWrite = 25 => "pipe_write",
     /// connect(2) on a Unix socket path returned. Payload: `ConnectEvent`.
     UnixConnect = 26 => "unix_connect",
+    /// A forced write fault (FOLL_FORCE through /proc/PID/mem or ptrace) into a read-only,
+    /// private, file-backed mapping, seen in the kernel's fault path (fentry/kprobe on
+    /// handle_mm_fault). Payload: `CowFaultEvent`.
+    CowFault = 27 => "cow_fault",
 }
 
 /// A kind id that this build does not know (a newer kernel object, or corruption).

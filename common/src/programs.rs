@@ -12,6 +12,17 @@ macro_rules! program_ids {
         pub enum ProgramId {
             $($name = $id,)+
         }
+
+        impl TryFrom<u32> for ProgramId {
+            type Error = u32;
+
+            fn try_from(value: u32) -> Result<Self, u32> {
+                match value {
+                    $($id => Ok(ProgramId::$name),)+
+                    other => Err(other),
+                }
+            }
+        }
     };
 }
 
@@ -49,6 +60,9 @@ program_ids! {
     SysEnterFinitModule = 30,
     SysEnterConnect = 31,
     SysExitConnect = 32,
+    FentryHandleMmFault = 33,
+    KprobeHandleMmFault = 34,
+    LsmFileOpen = 35,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -67,6 +81,12 @@ pub enum Hook {
     },
     /// cgroup/sysctl on the cgroup2 root, 5.2+: every sysctl access with its new value.
     CgroupSysctl,
+    /// fentry on a kernel function (BPF trampoline, 5.5+; needs BTF and ftrace).
+    FEntry { function: &'static str },
+    /// kprobe on a kernel function (CONFIG_KPROBES).
+    KProbe { function: &'static str },
+    /// BPF LSM hook (5.7+, CONFIG_BPF_LSM and `bpf` in the active LSM list).
+    Lsm { hook: &'static str },
 }
 
 impl Hook {
@@ -77,6 +97,9 @@ impl Hook {
             Hook::RawTracepoint { .. } => "raw_tracepoint",
             Hook::Tracepoint { .. } => "tracepoint",
             Hook::CgroupSysctl => "cgroup_sysctl",
+            Hook::FEntry { .. } => "fentry",
+            Hook::KProbe { .. } => "kprobe",
+            Hook::Lsm { .. } => "lsm",
         }
     }
 }
@@ -94,6 +117,21 @@ pub struct ProgramSpec {
     pub kinds: &'static [EventKind],
     /// Whether the agent can do its job without it (false: loading fails if it cannot attach).
     pub required: bool,
+    /// For a precision hook a kernel may refuse (fentry, kprobe, LSM): what serves its rules
+    /// when it cannot attach. Empty for programs without a stand-in.
+    pub fallback: &'static str,
+}
+
+impl ProgramSpec {
+    /// `hook-type/program`, e.g. `fentry/fentry_handle_mm_fault`: the label events, logs and
+    /// metrics carry to say which hook served.
+    pub fn label(&self) -> (&'static str, &'static str) {
+        (self.hook.kind_name(), self.name)
+    }
+
+    pub fn by_id(id: u32) -> Option<&'static ProgramSpec> {
+        PROGRAMS.get(id as usize).filter(|p| p.id as u32 == id)
+    }
 }
 
 const fn tp(
@@ -113,6 +151,7 @@ const fn tp(
         group,
         kinds,
         required: false,
+        fallback: "",
     }
 }
 
@@ -124,6 +163,7 @@ const fn raw(id: ProgramId, name: &'static str, kind: &'static [EventKind]) -> P
         group: name,
         kinds: kind,
         required: true,
+        fallback: "",
     }
 }
 
@@ -268,6 +308,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         group: "sysctl",
         kinds: &[K::SysctlWrite],
         required: false,
+        fallback: "",
     },
     tp(
         P::SysEnterMadvise,
@@ -367,7 +408,44 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "connect-exit",
         &[K::UnixConnect],
     ),
+    // The copy-on-write break itself, whatever led there (/proc/PID/mem, ptrace POKE): the
+    // best hook first; the loader keeps the first of the group that attaches.
+    ProgramSpec {
+        id: P::FentryHandleMmFault,
+        name: "fentry_handle_mm_fault",
+        hook: Hook::FEntry {
+            function: "handle_mm_fault",
+        },
+        group: "cow-fault",
+        kinds: &[K::CowFault],
+        required: false,
+        fallback: COW_FALLBACK,
+    },
+    ProgramSpec {
+        id: P::KprobeHandleMmFault,
+        name: "kprobe_handle_mm_fault",
+        hook: Hook::KProbe {
+            function: "handle_mm_fault",
+        },
+        group: "cow-fault",
+        kinds: &[K::CowFault],
+        required: false,
+        fallback: COW_FALLBACK,
+    },
+    // Every open path (io_uring, open_by_handle_at, exec included) with the struct file the
+    // kernel is about to hand out; the open syscall exits report its return value.
+    ProgramSpec {
+        id: P::LsmFileOpen,
+        name: "lsm_file_open",
+        hook: Hook::Lsm { hook: "file_open" },
+        group: "file-open-lsm",
+        kinds: &[K::FileOpen],
+        required: false,
+        fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd)",
+    },
 ];
+
+const COW_FALLBACK: &str = "the write/pwrite64 tracepoints on marked /proc/PID/mem descriptors with bpf_find_vma, and the ptrace tracepoint";
 
 const _: () = {
     let mut i = 0;

@@ -7,8 +7,9 @@ use crate::{
     SCHEMA_VERSION,
     config::KernelConfig,
     event::{
-        ConnectEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent, MadviseEvent,
-        MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent, SysctlEvent,
+        ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
+        MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent,
+        SysctlEvent,
     },
     kind::EventKind,
 };
@@ -29,6 +30,7 @@ unsafe impl aya::Pod for MemWriteEvent {}
 unsafe impl aya::Pod for SyscallEvent {}
 unsafe impl aya::Pod for PipeWriteEvent {}
 unsafe impl aya::Pod for ConnectEvent {}
+unsafe impl aya::Pod for CowFaultEvent {}
 unsafe impl aya::Pod for crate::event::InodeKey {}
 
 /// Why a ring-buffer record was rejected.
@@ -69,6 +71,7 @@ pub enum RawEvent {
     Syscall(SyscallEvent),
     PipeWrite(Box<PipeWriteEvent>),
     Connect(Box<ConnectEvent>),
+    CowFault(Box<CowFaultEvent>),
 }
 
 impl RawEvent {
@@ -86,6 +89,7 @@ impl RawEvent {
             RawEvent::Syscall(e) => &e.header,
             RawEvent::PipeWrite(e) => &e.header,
             RawEvent::Connect(e) => &e.header,
+            RawEvent::CowFault(e) => &e.header,
         }
     }
 
@@ -103,6 +107,7 @@ impl RawEvent {
             RawEvent::Syscall(_) => EventKind::Syscall,
             RawEvent::PipeWrite(_) => EventKind::PipeWrite,
             RawEvent::Connect(_) => EventKind::UnixConnect,
+            RawEvent::CowFault(_) => EventKind::CowFault,
         }
     }
 }
@@ -166,6 +171,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         EventKind::Syscall => RawEvent::Syscall(read_exact(kind, bytes)?),
         EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
         EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
+        EventKind::CowFault => RawEvent::CowFault(Box::new(read_exact(kind, bytes)?)),
     })
 }
 
@@ -305,6 +311,28 @@ mod tests {
             decode(as_bytes(&bad_size)),
             Err(DecodeError::HeaderSize { found: 100, .. })
         ));
+    }
+
+    #[test]
+    fn header_names_the_program_that_wrote_it() {
+        use crate::{
+            event::{header_program, header_program_bits},
+            programs::{PROGRAMS, ProgramId, ProgramSpec},
+        };
+        assert_eq!(header_program(0), None);
+        assert_eq!(header_program(crate::event::HDR_FLAG_NS_PARTIAL), None);
+        for spec in PROGRAMS {
+            let flags = header_program_bits(spec.id as u32) | crate::event::HDR_FLAG_CRED_PARTIAL;
+            assert_eq!(header_program(flags), Some(spec.id as u32));
+            assert_eq!(ProgramId::try_from(spec.id as u32), Ok(spec.id));
+            assert_eq!(
+                ProgramSpec::by_id(spec.id as u32).map(|p| p.name),
+                Some(spec.name)
+            );
+        }
+        assert_eq!(ProgramId::try_from(200), Err(200));
+        let lsm = ProgramSpec::by_id(ProgramId::LsmFileOpen as u32).unwrap();
+        assert_eq!(lsm.label(), ("lsm", "lsm_file_open"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     config::KernelConfig,
-    event::{ConnectEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT},
+    event::{ConnectEvent, FileOpenEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT},
     kind::KIND_SLOTS,
     maps::{
         PENDING_SYSCALLS_ENTRIES, PROGRAM_SLOTS, RING_CRITICAL_DEFAULT_BYTES,
@@ -76,7 +76,14 @@ pub static PENDING_MOUNT: LruHashMap<u32, MountEvent> = LruHashMap::with_max_ent
 #[map]
 pub static PENDING_CONNECT: LruHashMap<u32, ConnectEvent> = LruHashMap::with_max_entries(1024, 0);
 
+/// FileOpen records the LSM file_open hook assembled inside an open syscall; the syscall's
+/// exit completes them with the return value and sends them.
+#[map]
+pub static PENDING_OPEN: LruHashMap<u32, FileOpenEvent> = LruHashMap::with_max_entries(1024, 0);
+
 /// Per-CPU scratch space for records too large for the 512-byte stack.
+#[map]
+pub static SCRATCH_OPEN: PerCpuArray<FileOpenEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static SCRATCH_MOUNT: PerCpuArray<MountEvent> = PerCpuArray::with_max_entries(1, 0);
 #[map]

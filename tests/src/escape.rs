@@ -60,9 +60,60 @@ pub fn scenario(
         a["rule"] == rule && a["container"]["id"] == cgroup
     });
     check_alert(&alert, rule, severity(rule), &cgroup, "unknown");
+    check_hooks(&agent, &alert);
     record_latency(rule, &alert);
     eprintln!("{test}: {output}");
     (agent, alert, c)
+}
+
+/// The hook types this kernel is expected to serve rules with, from ESCAPEWATCH_EXPECT_HOOKS
+/// (`rule=hook,rule=hook`, set per kernel by `cargo xtask vm-test`).
+pub fn expected_hook(rule: &str) -> Option<String> {
+    let spec = std::env::var("ESCAPEWATCH_EXPECT_HOOKS").ok()?;
+    spec.split(',').find_map(|pair| {
+        let (r, h) = pair.split_once('=')?;
+        (r.trim() == rule).then(|| h.trim().to_owned())
+    })
+}
+
+/// Every event an alert cites names the eBPF program that saw it (`hook`, `type/program`); when
+/// this kernel's expectation names the rule, one of them is of that hook type. The hooks seen
+/// are appended to target/integration/hooks.tsv for the kernel matrix report.
+pub fn check_hooks(agent: &Agent, alert: &Value) {
+    let rule = alert["rule"].as_str().unwrap_or_default().to_owned();
+    let ids: Vec<u64> = alert["event_ids"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    let mut hooks: Vec<String> = Vec::new();
+    for id in ids {
+        let event = agent.wait_for_event(WAIT, |e| e["id"] == id);
+        let hook = event["hook"].as_str().unwrap_or_default();
+        assert!(
+            hook.split_once('/')
+                .is_some_and(|(t, p)| !t.is_empty() && !p.is_empty()),
+            "event {id} cited by {rule} does not say which hook saw it: {event:#}"
+        );
+        if !hooks.iter().any(|h| h == hook) {
+            hooks.push(hook.to_owned());
+        }
+    }
+    if let Some(want) = expected_hook(&rule) {
+        assert!(
+            hooks
+                .iter()
+                .any(|h| h.split('/').next() == Some(want.as_str())),
+            "{rule} was expected to be served by a {want} hook on this kernel, but its events came from {hooks:?}"
+        );
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/integration/hooks.tsv");
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let line = format!("{}\t{rule}\t{}\n", release.trim(), hooks.join(","));
+    let _ = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
 }
 
 /// Upper bound of syscall-to-alert latency: now minus the alert's event time (the poll of the

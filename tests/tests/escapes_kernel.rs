@@ -7,7 +7,7 @@ use std::{fs, path::Path, process::Command};
 
 use escapewatch_integration::{
     agent::{Agent, read_jsonl, work_dir},
-    escape::{WAIT, finish, host_rdev, privileged, root_disk, scenario, sh},
+    escape::{WAIT, check_hooks, finish, host_rdev, privileged, root_disk, scenario, sh},
     runc::{Bundle, unique_id},
     scenario::{HostSetting, check_alert, with_char_device, with_device},
 };
@@ -114,6 +114,7 @@ fn cgroup_release_agent_escape() {
         &cgroup,
         "unknown",
     );
+    check_hooks(&agent, &write);
     let mount = agent.wait_for_alert(WAIT, |a| a["rule"] == "mount-host-device");
     assert_eq!(mount["details"]["fstype"], "cgroup", "{out}");
     // The kernel ran the container's script as root on the host.
@@ -125,6 +126,7 @@ fn cgroup_release_agent_escape() {
         &cgroup,
         "unknown",
     );
+    check_hooks(&agent, &helper);
     assert_eq!(
         helper["details"]["binary"],
         format!("{}/helper.sh", host_root.display()).as_str()
@@ -152,6 +154,7 @@ fn core_pattern_escape() {
     );
     let write = agent.wait_for_alert(WAIT, |a| a["rule"] == "core-pattern-write");
     check_alert(&write, "core-pattern-write", "critical", &cgroup, "unknown");
+    check_hooks(&agent, &write);
     assert_eq!(write["details"]["value"], pattern);
     assert_eq!(write["details"]["sysctl"], "kernel.core_pattern");
     let helper = agent.wait_for_alert(WAIT, |a| a["rule"] == "usermode-helper-from-container");
@@ -162,6 +165,7 @@ fn core_pattern_escape() {
         &cgroup,
         "unknown",
     );
+    check_hooks(&agent, &helper);
     assert!(
         helper["details"]["binary"]
             .as_str()

@@ -7,7 +7,7 @@ use std::{fs, path::Path, process::Command};
 
 use escapewatch_integration::{
     agent::{Agent, work_dir},
-    escape::{WAIT, finish, privileged, scenario, sh},
+    escape::{WAIT, check_hooks, finish, privileged, scenario, sh},
     scenario::check_alert,
 };
 
@@ -203,6 +203,7 @@ fn runtime_binary_overwrite_of_a_runtime_copy() {
         &cgroup,
         "unknown",
     );
+    check_hooks(&agent, &alert);
     assert!(
         alert["details"]["classes"]
             .as_array()

@@ -11,6 +11,7 @@ use std::{
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, read_jsonl, replay, work_dir},
+    escape::check_hooks,
     runc::{Bundle, random_hex64, unique_id},
 };
 use serde_json::Value;
@@ -89,6 +90,7 @@ fn escape_scenario(test: &str, cgroups_path: Option<&str>) -> (Agent, Value, Str
     let alert = agent.wait_for_alert(ALERT_WAIT, |a| {
         a["rule"] == "namespace-join-host" && a["process"]["pid"] == escaper_pid
     });
+    check_hooks(&agent, &alert);
     drop(container);
     agent.stop();
 

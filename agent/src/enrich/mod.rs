@@ -279,6 +279,10 @@ impl<S: System> Enricher<S> {
                 self.entry(h, &ns);
                 payload::connect(e)
             }
+            RawEvent::CowFault(e) => {
+                self.entry(h, &ns);
+                payload::cow_fault(e)
+            }
         };
         let event = self.build(h, ns, data);
         self.maintain(h.ktime_ns);
@@ -335,6 +339,7 @@ impl<S: System> Enricher<S> {
             process,
             container,
             data,
+            hook: hook_label(h.flags),
         }
     }
 
@@ -579,3 +584,14 @@ fn flag_types(flags: u64) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// `hook-type/program` of the program recorded in header `flags` (empty when not recorded).
+fn hook_label(flags: u32) -> String {
+    escapewatch_common::event::header_program(flags)
+        .and_then(escapewatch_common::programs::ProgramSpec::by_id)
+        .map(|p| {
+            let (hook, name) = p.label();
+            format!("{hook}/{name}")
+        })
+        .unwrap_or_default()
+}

@@ -3,8 +3,9 @@
 
 use escapewatch_common::{
     event::{
-        ConnectEvent, FileOpenEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent,
-        PipeWriteEvent, SyscallEvent, SysctlEvent, mount_call, open_class, syscall_id, vma_bits,
+        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_SELF, MadviseEvent,
+        MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, mount_call,
+        open_class, syscall_id, vma_bits,
     },
     user::until_nul,
 };
@@ -103,6 +104,23 @@ fn mount(e: &MountEvent) -> Payload {
         host_pid_ns: false,
         host_cgroup_ns: false,
         source_owner: None,
+    }
+}
+
+pub fn cow_fault(e: &CowFaultEvent) -> Payload {
+    Payload::CowFault {
+        addr: e.addr,
+        fault_flags: format!("{:#x}", e.fault_flags),
+        remote_mm: e.flags & COW_FAULT_REMOTE_MM != 0,
+        vm_flags: format!("{:#x}", e.vm_flags),
+        vm_start: e.vm_start,
+        vm_end: e.vm_end,
+        file: FileRef {
+            ino: e.file_ino,
+            dev: dev(e.file_dev),
+            name: text(&e.file_name),
+            parent: String::new(),
+        },
     }
 }
 

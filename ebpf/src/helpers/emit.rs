@@ -8,8 +8,9 @@ use aya_ebpf::{
 use escapewatch_common::{
     SCHEMA_VERSION,
     event::{
-        ConnectEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent, MadviseEvent,
-        MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent, SysctlEvent,
+        ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
+        MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent,
+        SysctlEvent, header_program_bits,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -48,12 +49,13 @@ record!(
     MemWriteEvent,
     SyscallEvent,
     PipeWriteEvent,
-    ConnectEvent
+    ConnectEvent,
+    CowFaultEvent
 );
 
 /// Fill the common header of a record describing `task`.
 #[inline(always)]
-fn stamp(h: &mut EventHeader, kind: EventKind, task: KPtr) {
+fn stamp(h: &mut EventHeader, program: ProgramId, kind: EventKind, task: KPtr) {
     h.schema_version = SCHEMA_VERSION;
     h.header_size = core::mem::size_of::<EventHeader>() as u16;
     h.kind = kind as u32;
@@ -62,15 +64,22 @@ fn stamp(h: &mut EventHeader, kind: EventKind, task: KPtr) {
     // For a fork this is the parent's cgroup, which the child inherits (CLONE_INTO_CGROUP aside).
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     fill_task(h, task);
+    h.flags |= header_program_bits(program as u32);
 }
 
 /// Emit a record that was assembled in map memory (per-thread pending state, too large for
 /// the stack): stamp its header in place, then copy it into `ring`.
 #[inline(always)]
-pub fn output_in_place<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, record: *mut T) {
+pub fn output_in_place<T: Record>(
+    ring: &RingBuf,
+    program: ProgramId,
+    kind: EventKind,
+    task: KPtr,
+    record: *mut T,
+) {
     // SAFETY: `record` points to a live map value of type T, written only by this thread.
     let rec = unsafe { &mut *record };
-    stamp(rec.header_mut(), kind, task);
+    stamp(rec.header_mut(), program, kind, task);
     if ring.output::<T>(&*rec, 0).is_err() {
         count(&LOST_BY_KIND, kind as u32);
     }
@@ -79,7 +88,13 @@ pub fn output_in_place<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, r
 /// Emit one `T` describing `task` into `ring`; `fill` writes the kind-specific payload in place
 /// (records can exceed the 512-byte eBPF stack, so nothing is built on the stack).
 #[inline(always)]
-pub fn emit<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, fill: impl FnOnce(&mut T)) {
+pub fn emit<T: Record>(
+    ring: &RingBuf,
+    program: ProgramId,
+    kind: EventKind,
+    task: KPtr,
+    fill: impl FnOnce(&mut T),
+) {
     let Some(mut entry) = ring.reserve::<T>(0) else {
         count(&LOST_BY_KIND, kind as u32);
         return;
@@ -87,7 +102,7 @@ pub fn emit<T: Record>(ring: &RingBuf, kind: EventKind, task: KPtr, fill: impl F
     // SAFETY: the reserved memory is initialised kernel memory of size_of::<T>() bytes, and
     // every T here is integers only, so any content is a valid value; every field is written.
     let ev: &mut T = unsafe { &mut *entry.as_mut_ptr() };
-    stamp(ev.header_mut(), kind, task);
+    stamp(ev.header_mut(), program, kind, task);
     fill(ev);
     entry.submit(0);
 }

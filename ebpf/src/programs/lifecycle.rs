@@ -36,27 +36,35 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
     run(ProgramId::SchedProcessExec, || {
         let task: KPtr = ctx.arg(0);
         let bprm: KPtr = ctx.arg(2);
-        emit::<ExecEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessExec, task, |ev| {
-            ev.flags = 0;
-            ev.filename[0] = 0;
-            if let Ok(name) = read_ptr(bprm, cfg!(binprm_filename)) {
-                // SAFETY: probe read into a fixed buffer; the helper bounds the length.
-                match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.filename) } {
-                    Ok(s) if s.len() + 1 >= PATH_LEN => ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED,
-                    Ok(_) => {}
-                    Err(_) => ev.filename[0] = 0,
+        emit::<ExecEvent>(
+            &EVENTS_LIFECYCLE,
+            ProgramId::SchedProcessExec,
+            EventKind::ProcessExec,
+            task,
+            |ev| {
+                ev.flags = 0;
+                ev.filename[0] = 0;
+                if let Ok(name) = read_ptr(bprm, cfg!(binprm_filename)) {
+                    // SAFETY: probe read into a fixed buffer; the helper bounds the length.
+                    match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.filename) } {
+                        Ok(s) if s.len() + 1 >= PATH_LEN => {
+                            ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED
+                        }
+                        Ok(_) => {}
+                        Err(_) => ev.filename[0] = 0,
+                    }
                 }
-            }
-            ev.args_len = read_args(task, &mut ev.args, &mut ev.flags);
-            // Usermode helpers (core_pattern pipes, release_agent, modprobe) are started by
-            // the kernel: their parent is a kernel thread (kthreadd or a kworker).
-            let parent_flags = read_ptr(task, cfg!(task_real_parent))
-                .and_then(|p| read::<u32>(p, cfg!(task_flags)))
-                .unwrap_or(0);
-            if parent_flags & PF_KTHREAD != 0 {
-                ev.flags |= EXEC_FLAG_KERNEL_PARENT;
-            }
-        });
+                ev.args_len = read_args(task, &mut ev.args, &mut ev.flags);
+                // Usermode helpers (core_pattern pipes, release_agent, modprobe) are started by
+                // the kernel: their parent is a kernel thread (kthreadd or a kworker).
+                let parent_flags = read_ptr(task, cfg!(task_real_parent))
+                    .and_then(|p| read::<u32>(p, cfg!(task_flags)))
+                    .unwrap_or(0);
+                if parent_flags & PF_KTHREAD != 0 {
+                    ev.flags |= EXEC_FLAG_KERNEL_PARENT;
+                }
+            },
+        );
         Ok(())
     })
 }
@@ -98,10 +106,16 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> u32 {
             return Ok(());
         }
         let creator_tgid: u32 = read(parent, cfg!(task_tgid))?;
-        emit::<ForkEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessFork, child, |ev| {
-            ev.creator_tgid = creator_tgid;
-            ev._pad = 0;
-        });
+        emit::<ForkEvent>(
+            &EVENTS_LIFECYCLE,
+            ProgramId::SchedProcessFork,
+            EventKind::ProcessFork,
+            child,
+            |ev| {
+                ev.creator_tgid = creator_tgid;
+                ev._pad = 0;
+            },
+        );
         Ok(())
     })
 }
@@ -118,10 +132,16 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> u32 {
             return Ok(());
         }
         let exit_code: i32 = read(task, cfg!(task_exit_code)).unwrap_or(0);
-        emit::<ExitEvent>(&EVENTS_LIFECYCLE, EventKind::ProcessExit, task, |ev| {
-            ev.exit_code = exit_code;
-            ev._pad = 0;
-        });
+        emit::<ExitEvent>(
+            &EVENTS_LIFECYCLE,
+            ProgramId::SchedProcessExit,
+            EventKind::ProcessExit,
+            task,
+            |ev| {
+                ev.exit_code = exit_code;
+                ev._pad = 0;
+            },
+        );
         Ok(())
     })
 }

@@ -11,11 +11,14 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::generated::{bpf_find_vma, bpf_get_current_task_btf},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{fentry, kprobe, tracepoint},
+    programs::{FEntryContext, ProbeContext, TracePointContext},
 };
 use escapewatch_common::{
-    event::{MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN, NS_COUNT, PipeWriteEvent, vma_bits},
+    event::{
+        COW_FAULT_REMOTE_MM, CowFaultEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN,
+        NS_COUNT, PipeWriteEvent, vma_bits,
+    },
     kind::EventKind,
     programs::ProgramId,
 };
@@ -39,6 +42,10 @@ use crate::{
 const MADV_DONTNEED: u64 = 4;
 const VM_WRITE: u64 = 0x2;
 const VM_SHARED: u64 = 0x8;
+/// `enum fault_flag` (include/linux/mm_types.h), unchanged since 5.x: a write fault, raised
+/// for another task's mm or by GUP on behalf of a syscall (FOLL_REMOTE: /proc/PID/mem, ptrace).
+const FAULT_FLAG_WRITE: u32 = 1 << 0;
+const FAULT_FLAG_REMOTE: u32 = 1 << 7;
 
 /// What bpf_find_vma's callback copies out of the vm_area_struct.
 #[repr(C)]
@@ -95,28 +102,34 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let info = file_info(vma.file as KPtr).ok();
-        emit::<MadviseEvent>(&EVENTS_CRITICAL, EventKind::Madvise, current(), |ev| {
-            ev.start = start;
-            ev.len = len;
-            ev.advice = MADV_DONTNEED as u32;
-            ev._pad = 0;
-            ev.vm_flags = vma.flags;
-            ev.vm_start = vma.start;
-            ev.vm_end = vma.end;
-            ev._pad2 = 0;
-            ev.file_name[0] = 0;
-            match info {
-                Some(i) => {
-                    ev.file_ino = i.ino;
-                    ev.file_dev = i.dev;
-                    dentry_name(i.dentry, &mut ev.file_name);
+        emit::<MadviseEvent>(
+            &EVENTS_CRITICAL,
+            ProgramId::SysEnterMadvise,
+            EventKind::Madvise,
+            current(),
+            |ev| {
+                ev.start = start;
+                ev.len = len;
+                ev.advice = MADV_DONTNEED as u32;
+                ev._pad = 0;
+                ev.vm_flags = vma.flags;
+                ev.vm_start = vma.start;
+                ev.vm_end = vma.end;
+                ev._pad2 = 0;
+                ev.file_name[0] = 0;
+                match info {
+                    Some(i) => {
+                        ev.file_ino = i.ino;
+                        ev.file_dev = i.dev;
+                        dentry_name(i.dentry, &mut ev.file_name);
+                    }
+                    None => {
+                        ev.file_ino = 0;
+                        ev.file_dev = 0;
+                    }
                 }
-                None => {
-                    ev.file_ino = 0;
-                    ev.file_dev = 0;
-                }
-            }
-        });
+            },
+        );
         Ok(())
     })
 }
@@ -227,28 +240,40 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
                     }
                 }
             }
-            emit::<MemWriteEvent>(&EVENTS_CRITICAL, EventKind::MemWrite, current(), |ev| {
-                ev.ret = rc;
-                ev.addr = addr;
-                ev.len = count;
-                ev.target_pid = target as u32;
-                ev.vma = bits;
-                ev.file_ino = file_ino;
-                ev.file_name = file_name;
-                ev.flags = flags;
-                ev._pad = 0;
-            });
+            emit::<MemWriteEvent>(
+                &EVENTS_CRITICAL,
+                ProgramId::SysExitWrite,
+                EventKind::MemWrite,
+                current(),
+                |ev| {
+                    ev.ret = rc;
+                    ev.addr = addr;
+                    ev.len = count;
+                    ev.target_pid = target as u32;
+                    ev.vma = bits;
+                    ev.file_ino = file_ino;
+                    ev.file_name = file_name;
+                    ev.flags = flags;
+                    ev._pad = 0;
+                },
+            );
         } else if p.kind == EventKind::PipeWrite as u32 {
-            emit::<PipeWriteEvent>(&EVENTS_CRITICAL, EventKind::PipeWrite, current(), |ev| {
-                ev.ret = rc;
-                ev.fd = fd as u32;
-                ev.file_f_mode = mark.file_f_mode;
-                ev.file_ino = mark.file_ino;
-                ev.file_dev = mark.file_dev;
-                ev._pad = 0;
-                ev.file_name = mark.file_name;
-                ev.file_parent = mark.file_parent;
-            });
+            emit::<PipeWriteEvent>(
+                &EVENTS_CRITICAL,
+                ProgramId::SysExitWrite,
+                EventKind::PipeWrite,
+                current(),
+                |ev| {
+                    ev.ret = rc;
+                    ev.fd = fd as u32;
+                    ev.file_f_mode = mark.file_f_mode;
+                    ev.file_ino = mark.file_ino;
+                    ev.file_dev = mark.file_dev;
+                    ev._pad = 0;
+                    ev.file_name = mark.file_name;
+                    ev.file_parent = mark.file_parent;
+                },
+            );
         }
         Ok(())
     })
@@ -291,5 +316,78 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             .insert(mark_key(fd_out), mark, 0)
             .map_err(|e| e as i64)?;
         MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+    })
+}
+
+/// `handle_mm_fault(struct vm_area_struct *vma, unsigned long address, unsigned int flags,
+/// struct pt_regs *regs)`: a GUP write fault (FAULT_FLAG_REMOTE: /proc/PID/mem, ptrace POKE,
+/// never an ordinary store) into a mapping without VM_WRITE is a forced write — FOLL_FORCE — and
+/// into a private file mapping it breaks copy-on-write: the Dirty COW half that the kernel
+/// itself sees, whichever syscall led there. Every other fault returns after one flags test.
+#[inline(always)]
+fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Result<(), i64> {
+    let want = FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE;
+    if fault_flags & want != want || !is_candidate() {
+        return Ok(());
+    }
+    let vm_flags: u64 = read(vma, cfg!(vma_vm_flags))?;
+    if vm_flags & (VM_WRITE | VM_SHARED) != 0 {
+        return Ok(());
+    }
+    let Ok(file) = read_ptr(vma, cfg!(vma_vm_file)) else {
+        return Ok(());
+    };
+    let info = file_info(file).ok();
+    let task = current();
+    let remote = read_ptr(vma, cfg!(vma_vm_mm)).ok() != read_ptr(task, cfg!(task_mm)).ok();
+    let vm_start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
+    let vm_end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
+    emit::<CowFaultEvent>(&EVENTS_CRITICAL, program, EventKind::CowFault, task, |ev| {
+        ev.addr = addr;
+        ev.fault_flags = fault_flags;
+        ev.flags = if remote { COW_FAULT_REMOTE_MM } else { 0 };
+        ev.vm_flags = vm_flags;
+        ev.vm_start = vm_start;
+        ev.vm_end = vm_end;
+        ev._pad = 0;
+        ev.file_name[0] = 0;
+        match info {
+            Some(i) => {
+                ev.file_ino = i.ino;
+                ev.file_dev = i.dev;
+                dentry_name(i.dentry, &mut ev.file_name);
+            }
+            None => {
+                ev.file_ino = 0;
+                ev.file_dev = 0;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The BPF trampoline variant (5.5+, the cheapest way in).
+#[fentry(function = "handle_mm_fault")]
+pub fn fentry_handle_mm_fault(ctx: FEntryContext) -> i32 {
+    run(ProgramId::FentryHandleMmFault, || {
+        cow_fault(
+            ProgramId::FentryHandleMmFault,
+            ctx.arg::<*const u8>(0),
+            ctx.arg::<u64>(1),
+            ctx.arg::<u32>(2),
+        )
+    }) as i32
+}
+
+/// The kprobe variant, for kernels whose trampolines are unavailable.
+#[kprobe]
+pub fn kprobe_handle_mm_fault(ctx: ProbeContext) -> u32 {
+    run(ProgramId::KprobeHandleMmFault, || {
+        cow_fault(
+            ProgramId::KprobeHandleMmFault,
+            ctx.arg::<*const u8>(0).ok_or(ERR_READ)?,
+            ctx.arg::<u64>(1).ok_or(ERR_READ)?,
+            ctx.arg::<u32>(2).ok_or(ERR_READ)?,
+        )
     })
 }

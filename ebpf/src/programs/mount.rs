@@ -122,7 +122,13 @@ pub fn sys_exit_mount_family(ctx: TracePointContext) -> u32 {
         };
         // SAFETY: this thread's own pending entry.
         unsafe { (*ev).ret = ret(&ctx)? };
-        output_in_place(&EVENTS_CRITICAL, EventKind::Mount, current(), ev);
+        output_in_place(
+            &EVENTS_CRITICAL,
+            ProgramId::SysExitMount,
+            EventKind::Mount,
+            current(),
+            ev,
+        );
         let _ = PENDING_MOUNT.remove(tid);
         Ok(())
     })

@@ -5,13 +5,16 @@
 //! the path string the caller passed, so symlinks, relative paths, `..` and /proc/PID/root
 //! detours cannot hide the target. Failed opens with a telling errno (ENXIO from /dev/mem,
 //! EPERM, EACCES, ETXTBSY) carry the caller's path instead.
-//! On kernels with BPF LSM, `lsm/file_open` would see the same struct file for every open path
-//! (io_uring included); this machine's kernel refuses LSM programs, so syscall exits serve.
+//!
+//! On kernels with BPF LSM, `lsm/file_open` classifies instead: it sees the struct file of every
+//! open path (io_uring, open_by_handle_at, exec included) before the kernel hands it out. Inside
+//! an open syscall it leaves the record for the syscall's exit, which adds the return value (a
+//! driver may still refuse the open after the LSM check); elsewhere it sends it at once.
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_str_bytes},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::{lsm, tracepoint},
+    programs::{LsmContext, TracePointContext},
 };
 use escapewatch_common::{
     event::{
@@ -26,18 +29,22 @@ use super::{arg, ret};
 use crate::{
     cfg,
     helpers::{
-        emit::{emit, run},
+        emit::{emit, output_in_place, run},
         files::{
             FMODE_WRITE, FileInfo, S_IFBLK, S_IFCHR, S_IFMT, dentry_name, dentry_parent, fd_file,
             file_info, file_mnt_ns, name_is, own_mnt_ns, parse_pid,
         },
-        pending::{self, tgid},
-        task::{ERR_READ, KPtr, current, is_candidate, read_ptr},
+        pending::{self, tgid, tid},
+        task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
     },
     maps::{
-        EVENTS_CRITICAL, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, RUNTIME_INODES, SCRATCH_MARK,
+        EVENTS_CRITICAL, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, PENDING_OPEN, PENDING_SYSCALLS,
+        RUNTIME_INODES, SCRATCH_MARK, SCRATCH_OPEN,
     },
 };
+
+/// `Pending::args[2]` of an open syscall once the LSM hook left its record in PENDING_OPEN.
+const LSM_STASHED: u64 = 1;
 
 const O_WRONLY: u64 = 0o1;
 const O_RDWR: u64 = 0o2;
@@ -197,54 +204,167 @@ fn mark_proc_mem(
     MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
 }
 
+/// Write a FileOpen record's payload.
 #[inline(always)]
-fn emit_open(
+#[allow(clippy::too_many_arguments)]
+fn fill_open(
+    ev: &mut FileOpenEvent,
     rc: i64,
     flags: u64,
     path: u64,
     class: u32,
-    file: Option<(KPtr, FileInfo)>,
+    info: Option<FileInfo>,
     mnt_ns: u32,
     name: &[u8; NAME_LEN],
 ) {
-    emit::<FileOpenEvent>(&EVENTS_CRITICAL, EventKind::FileOpen, current(), |ev| {
-        ev.ret = rc;
-        ev.open_flags = flags as u32;
-        ev.class = class;
-        ev.file_mnt_ns = mnt_ns;
-        ev.name = *name;
-        ev.parent[0] = 0;
-        ev.grandparent[0] = 0;
-        match file {
-            Some((_, info)) => {
-                ev.fs_magic = info.magic;
-                ev.i_mode = u32::from(info.mode);
-                ev.rdev = info.rdev;
-                ev.f_mode = info.f_mode;
-                ev.ino = info.ino;
-                ev.dev = info.dev;
-                if let Ok(parent) = dentry_parent(info.dentry) {
-                    dentry_name(parent, &mut ev.parent);
-                    if let Ok(gp) = dentry_parent(parent) {
-                        dentry_name(gp, &mut ev.grandparent);
-                    }
+    ev.ret = rc;
+    ev.open_flags = flags as u32;
+    ev.class = class;
+    ev.file_mnt_ns = mnt_ns;
+    ev.name = *name;
+    ev.parent[0] = 0;
+    ev.grandparent[0] = 0;
+    match info {
+        Some(info) => {
+            ev.fs_magic = info.magic;
+            ev.i_mode = u32::from(info.mode);
+            ev.rdev = info.rdev;
+            ev.f_mode = info.f_mode;
+            ev.ino = info.ino;
+            ev.dev = info.dev;
+            if let Ok(parent) = dentry_parent(info.dentry) {
+                dentry_name(parent, &mut ev.parent);
+                if let Ok(gp) = dentry_parent(parent) {
+                    dentry_name(gp, &mut ev.grandparent);
                 }
             }
-            None => {
-                ev.fs_magic = 0;
-                ev.i_mode = 0;
-                ev.rdev = 0;
-                ev.f_mode = 0;
-                ev.ino = 0;
-                ev.dev = 0;
-            }
         }
+        None => {
+            ev.fs_magic = 0;
+            ev.i_mode = 0;
+            ev.rdev = 0;
+            ev.f_mode = 0;
+            ev.ino = 0;
+            ev.dev = 0;
+        }
+    }
+    ev.path[0] = 0;
+    // SAFETY: the helper validates the user pointer and bounds the copy.
+    if path == 0
+        || unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut ev.path) }.is_err()
+    {
         ev.path[0] = 0;
-        // SAFETY: the helper validates the user pointer and bounds the copy.
-        if unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut ev.path) }.is_err() {
-            ev.path[0] = 0;
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn emit_open(
+    program: ProgramId,
+    rc: i64,
+    flags: u64,
+    path: u64,
+    class: u32,
+    info: Option<FileInfo>,
+    mnt_ns: u32,
+    name: &[u8; NAME_LEN],
+) {
+    emit::<FileOpenEvent>(
+        &EVENTS_CRITICAL,
+        program,
+        EventKind::FileOpen,
+        current(),
+        |ev| fill_open(ev, rc, flags, path, class, info, mnt_ns, name),
+    );
+}
+
+/// Classes of an open `file` (named `name`) by `task`, opened with `flags`; 0 when nothing
+/// watched.
+#[inline(always)]
+fn classify_open(
+    task: KPtr,
+    file: KPtr,
+    info: &FileInfo,
+    name: &[u8; NAME_LEN],
+    flags: u64,
+) -> (u32, u32) {
+    let write = flags & (O_WRONLY | O_RDWR | O_TRUNC) != 0 || info.f_mode & FMODE_WRITE != 0;
+    let mut class = classify(info, name, write);
+    let fns = file_mnt_ns(file);
+    let own = own_mnt_ns(task);
+    if fns != 0 && own != 0 && fns != own {
+        class |= open_class::FOREIGN_MNT_NS;
+    }
+    (class, fns)
+}
+
+/// A /proc/PID/mem open that returned `fd`: mark it for the write path.
+#[inline(always)]
+fn mark_if_proc_mem(fd: u64, class: u32, name: &[u8; NAME_LEN]) -> Result<(), i64> {
+    if class & open_class::PROC_ENTRY == 0 || !name_is(name, b"mem") {
+        return Ok(());
+    }
+    let file = fd_file(current(), fd)?;
+    let info = file_info(file)?;
+    let mut pid_dir = [0u8; NAME_LEN];
+    if let Ok(parent) = dentry_parent(info.dentry) {
+        dentry_name(parent, &mut pid_dir);
+    }
+    mark_proc_mem(fd, file, &info, name, parse_pid(&pid_dir))
+}
+
+/// `security_file_open(struct file *file)`: every open, on every path, with the struct file the
+/// kernel is about to hand out. Never denies (returns 0).
+#[lsm(hook = "file_open")]
+pub fn lsm_file_open(ctx: LsmContext) -> i32 {
+    run(ProgramId::LsmFileOpen, || {
+        if !is_candidate() {
+            return Ok(());
         }
-    });
+        let file: KPtr = ctx.arg::<*const u8>(0);
+        let info = file_info(file)?;
+        let mut name = [0u8; NAME_LEN];
+        dentry_name(info.dentry, &mut name);
+        let tid = tid();
+        let pending = PENDING_SYSCALLS
+            .get_ptr_mut(tid)
+            // SAFETY: this thread's own entry.
+            .filter(|p| unsafe { (**p).kind } == EventKind::FileOpen as u32);
+        let (flags, path) = match pending {
+            // SAFETY: as above.
+            Some(p) => unsafe { ((*p).args[0], (*p).args[1]) },
+            None => (
+                u64::from(read::<u32>(file, cfg!(file_f_flags)).unwrap_or(0)),
+                0,
+            ),
+        };
+        let task = current();
+        let (class, fns) = classify_open(task, file, &info, &name, flags);
+        if class == 0 {
+            return Ok(());
+        }
+        let Some(p) = pending else {
+            emit_open(
+                ProgramId::LsmFileOpen,
+                0,
+                flags,
+                0,
+                class,
+                Some(info),
+                fns,
+                &name,
+            );
+            return Ok(());
+        };
+        let scratch = SCRATCH_OPEN.get_ptr_mut(0).ok_or(ERR_READ)?;
+        // SAFETY: this CPU's scratch slot, copied into the map right after.
+        let rec = unsafe { &mut *scratch };
+        fill_open(rec, 0, flags, path, class, Some(info), fns, &name);
+        PENDING_OPEN.insert(tid, rec, 0).map_err(|e| e as i64)?;
+        // SAFETY: this thread's own entry.
+        unsafe { (*p).args[2] = LSM_STASHED };
+        Ok(())
+    }) as i32
 }
 
 /// Attached to sys_exit_openat, sys_exit_openat2 and sys_exit_open.
@@ -259,6 +379,29 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
         }
         let (flags, path) = (p.args[0], p.args[1]);
         let rc = ret(&ctx)?;
+        if p.args[2] == LSM_STASHED {
+            let tid = tid();
+            let Some(rec) = PENDING_OPEN.get_ptr_mut(tid) else {
+                return Ok(());
+            };
+            // SAFETY: this thread's own entry, sent and removed below.
+            let (class, name) = unsafe {
+                (*rec).ret = rc;
+                ((*rec).class, (*rec).name)
+            };
+            if rc >= 0 {
+                let _ = mark_if_proc_mem(rc as u64, class, &name);
+            }
+            output_in_place(
+                &EVENTS_CRITICAL,
+                ProgramId::LsmFileOpen,
+                EventKind::FileOpen,
+                current(),
+                rec,
+            );
+            let _ = PENDING_OPEN.remove(tid);
+            return Ok(());
+        }
         let mut name = [0u8; NAME_LEN];
         if rc < 0 {
             let errno = -rc;
@@ -270,7 +413,16 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
             {
-                emit_open(rc, flags, path, open_class::FAILED, None, 0, &name);
+                emit_open(
+                    ProgramId::SysExitOpen,
+                    rc,
+                    flags,
+                    path,
+                    open_class::FAILED,
+                    None,
+                    0,
+                    &name,
+                );
             }
             return Ok(());
         }
@@ -278,24 +430,21 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
         let file = fd_file(task, rc as u64)?;
         let info = file_info(file)?;
         dentry_name(info.dentry, &mut name);
-        let write = flags & (O_WRONLY | O_RDWR | O_TRUNC) != 0 || info.f_mode & FMODE_WRITE != 0;
-        let mut class = classify(&info, &name, write);
-        let fns = file_mnt_ns(file);
-        let own = own_mnt_ns(task);
-        if fns != 0 && own != 0 && fns != own {
-            class |= open_class::FOREIGN_MNT_NS;
-        }
+        let (class, fns) = classify_open(task, file, &info, &name, flags);
         if class == 0 {
             return Ok(());
         }
-        if class & open_class::PROC_ENTRY != 0 && name_is(&name, b"mem") {
-            let mut pid_dir = [0u8; NAME_LEN];
-            if let Ok(parent) = dentry_parent(info.dentry) {
-                dentry_name(parent, &mut pid_dir);
-            }
-            mark_proc_mem(rc as u64, file, &info, &name, parse_pid(&pid_dir))?;
-        }
-        emit_open(rc, flags, path, class, Some((file, info)), fns, &name);
+        mark_if_proc_mem(rc as u64, class, &name)?;
+        emit_open(
+            ProgramId::SysExitOpen,
+            rc,
+            flags,
+            path,
+            class,
+            Some(info),
+            fns,
+            &name,
+        );
         Ok(())
     })
 }

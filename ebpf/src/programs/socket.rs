@@ -58,7 +58,13 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
         };
         // SAFETY: this thread's own pending entry.
         unsafe { (*ev).ret = ret(&ctx)? };
-        output_in_place(&EVENTS_CRITICAL, EventKind::UnixConnect, current(), ev);
+        output_in_place(
+            &EVENTS_CRITICAL,
+            ProgramId::SysExitConnect,
+            EventKind::UnixConnect,
+            current(),
+            ev,
+        );
         let _ = PENDING_CONNECT.remove(tid);
         Ok(())
     })

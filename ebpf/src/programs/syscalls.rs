@@ -119,21 +119,33 @@ pub fn sys_exit_pending(ctx: TracePointContext) -> u32 {
         };
         match kind {
             EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
-                emit::<NamespaceEvent>(&EVENTS_CRITICAL, kind, current(), |ev| {
-                    ev.ret = rc;
-                    ev.flags = p.args[0];
-                    ev.fd = p.args[1] as i32;
-                    ev._pad = 0;
-                    ev.ns_before = p.ns_before;
-                });
+                emit::<NamespaceEvent>(
+                    &EVENTS_CRITICAL,
+                    ProgramId::SysExitPending,
+                    kind,
+                    current(),
+                    |ev| {
+                        ev.ret = rc;
+                        ev.flags = p.args[0];
+                        ev.fd = p.args[1] as i32;
+                        ev._pad = 0;
+                        ev.ns_before = p.ns_before;
+                    },
+                );
             }
             EventKind::Syscall => {
-                emit::<SyscallEvent>(&EVENTS_CRITICAL, kind, current(), |ev| {
-                    ev.ret = rc;
-                    ev.id = p.id;
-                    ev._pad = 0;
-                    ev.args = p.args;
-                });
+                emit::<SyscallEvent>(
+                    &EVENTS_CRITICAL,
+                    ProgramId::SysExitPending,
+                    kind,
+                    current(),
+                    |ev| {
+                        ev.ret = rc;
+                        ev.id = p.id;
+                        ev._pad = 0;
+                        ev.args = p.args;
+                    },
+                );
             }
             _ => {}
         }

@@ -33,28 +33,34 @@ pub fn sysctl_write(ctx: SysctlContext) -> i32 {
         if unsafe { (*ctx.sysctl).write } == 0 {
             return Ok(());
         }
-        emit::<SysctlEvent>(&EVENTS_CRITICAL, EventKind::SysctlWrite, current(), |ev| {
-            ev._pad = 0;
-            // SAFETY: helpers write at most the given lengths into the event's buffers.
-            let n = unsafe {
-                bpf_sysctl_get_name(
-                    ctx.sysctl,
-                    ev.name.as_mut_ptr().cast(),
-                    NAME_LEN as u64,
-                    BPF_F_SYSCTL_FULL_NAME,
-                )
-            };
-            if n < 0 {
-                ev.name[0] = 0;
-            }
-            let len = ev.value.len();
-            // SAFETY: as above.
-            let v = unsafe {
-                bpf_sysctl_get_new_value(ctx.sysctl, ev.value.as_mut_ptr().cast(), len as u64)
-            };
-            // -E2BIG: the value was cut to fit.
-            ev.value_len = if v < 0 { len as u32 } else { v as u32 };
-        });
+        emit::<SysctlEvent>(
+            &EVENTS_CRITICAL,
+            ProgramId::SysctlWrite,
+            EventKind::SysctlWrite,
+            current(),
+            |ev| {
+                ev._pad = 0;
+                // SAFETY: helpers write at most the given lengths into the event's buffers.
+                let n = unsafe {
+                    bpf_sysctl_get_name(
+                        ctx.sysctl,
+                        ev.name.as_mut_ptr().cast(),
+                        NAME_LEN as u64,
+                        BPF_F_SYSCTL_FULL_NAME,
+                    )
+                };
+                if n < 0 {
+                    ev.name[0] = 0;
+                }
+                let len = ev.value.len();
+                // SAFETY: as above.
+                let v = unsafe {
+                    bpf_sysctl_get_new_value(ctx.sysctl, ev.value.as_mut_ptr().cast(), len as u64)
+                };
+                // -E2BIG: the value was cut to fit.
+                ev.value_len = if v < 0 { len as u32 } else { v as u32 };
+            },
+        );
         Ok(())
     });
     1

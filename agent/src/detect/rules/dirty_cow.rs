@@ -28,7 +28,7 @@ pub static INFO: RuleInfo = RuleInfo {
         so any file the process can read — /etc/passwd, setuid binaries, runc — is changed for \
         the whole host. On a patched kernel the write harmlessly goes to a private copy, but \
         the attempt is the signal. Check the file named in details and the kernel version.",
-    event_kinds: &["madvise", "mem_write", "syscall:ptrace"],
+    event_kinds: &["madvise", "mem_write", "cow_fault", "syscall:ptrace"],
 };
 
 /// Both halves must be seen this often within [`WINDOW_NS`].
@@ -179,6 +179,38 @@ impl Rule for DirtyCow {
                     Some(sample(*addr, *addr + 1, ino, name)),
                 )
             }
+            // The fault path (fentry/kprobe on handle_mm_fault): the kernel breaking COW for a
+            // forced write. Into the writer's own memory it is the writer's; into another
+            // process's (ptrace), it belongs to whoever discards that file's mapping there.
+            Payload::CowFault {
+                addr,
+                remote_mm,
+                file,
+                ..
+            } => {
+                let key = if *remote_mm {
+                    self.procs
+                        .iter()
+                        .filter(|(_, t)| {
+                            t.discards
+                                .iter()
+                                .any(|d| *addr >= d.start && *addr < d.end && (d.ino == file.ino))
+                        })
+                        .map(|(k, _)| *k)
+                        .max()
+                } else {
+                    Some((e.process.pid, e.process.start_time))
+                };
+                let Some((p, s)) = key else {
+                    return;
+                };
+                (
+                    p,
+                    s,
+                    None,
+                    Some(sample(*addr, *addr + 1, file.ino, &file.name)),
+                )
+            }
             // ptrace variant: the tracer pokes a child that does the discarding; the child's
             // track gets the write. Its start time is unknown here: match it by pid.
             Payload::Syscall {
@@ -243,5 +275,118 @@ impl Rule for DirtyCow {
         let mut a = alert(&INFO, e, summary, details);
         a.event_ids = ids;
         out.push(a);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{FileRef, testing::container_process};
+
+    const START: u64 = 0x7f00_0000_0000;
+    const END: u64 = START + 0x1000;
+
+    fn event(id: u64, ktime: u64, data: Payload, hook: &str) -> Event {
+        let s = container_process();
+        Event {
+            id,
+            time: format!("t{id}"),
+            ktime_ns: ktime,
+            process: s.process,
+            container: s.container,
+            data,
+            hook: hook.into(),
+        }
+    }
+
+    fn file() -> FileRef {
+        FileRef {
+            ino: 77,
+            dev: "0:5".into(),
+            name: "passwd".into(),
+            parent: String::new(),
+        }
+    }
+
+    fn discard() -> Payload {
+        Payload::Madvise {
+            start: START,
+            len: 0x1000,
+            advice: 4,
+            vm_flags: "0x8000071".into(),
+            vm_start: START,
+            vm_end: END,
+            file: file(),
+        }
+    }
+
+    fn fault(remote_mm: bool) -> Payload {
+        Payload::CowFault {
+            addr: START + 8,
+            fault_flags: "0x81".into(),
+            remote_mm,
+            vm_flags: "0x8000071".into(),
+            vm_start: START,
+            vm_end: END,
+            file: file(),
+        }
+    }
+
+    fn run(events: &[Event]) -> Vec<Alert> {
+        let mut rule = DirtyCow::default();
+        let mut out = Vec::new();
+        for e in events {
+            rule.process(e, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn discards_racing_cow_faults_alert_once_citing_the_fault_path() {
+        let mut events = Vec::new();
+        for i in 0..4 {
+            let t = 1_000_000_000 + i * 1_000_000;
+            events.push(event(2 * i, t, discard(), "tracepoint/sys_enter_madvise"));
+            events.push(event(
+                2 * i + 1,
+                t + 1,
+                fault(false),
+                "fentry/fentry_handle_mm_fault",
+            ));
+        }
+        let alerts = run(&events);
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!(a.rule, "dirty-cow");
+        assert_eq!(a.details["file"], "passwd");
+        assert_eq!(a.details["ino"], 77);
+        assert_eq!(a.details["discards"], 3);
+        assert_eq!(a.details["forced_writes"], 3);
+        assert_eq!(a.event_ids, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_remote_fault_counts_for_the_process_discarding_that_mapping() {
+        let mut events = Vec::new();
+        for i in 0..3 {
+            events.push(event(i, 10 + i, discard(), ""));
+        }
+        for i in 3..6 {
+            events.push(event(i, 10 + i, fault(true), ""));
+        }
+        assert_eq!(run(&events).len(), 1);
+    }
+
+    #[test]
+    fn faults_without_discards_or_outside_the_window_do_not_alert() {
+        let faults: Vec<Event> = (0..10).map(|i| event(i, i, fault(false), "")).collect();
+        assert!(run(&faults).is_empty());
+        let mut spread = Vec::new();
+        for i in 0..4 {
+            let t = i * 3 * WINDOW_NS;
+            spread.push(event(2 * i, t, discard(), ""));
+            spread.push(event(2 * i + 1, t + 1, fault(false), ""));
+        }
+        assert!(run(&spread).is_empty());
     }
 }
