@@ -8,6 +8,7 @@ mod bench_replay;
 mod deploy;
 mod fuzz;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -52,6 +53,13 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Boot the pinned Debian kernels under QEMU and run the privileged scenarios in each, plus
+    /// the same tests natively on the running kernel (`host`); results in target/vm/results.md.
+    VmTest {
+        /// Only these kernels (6.1, 6.12, host); all when absent. Repeatable.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+    },
     /// Measure the overhead budget, the no-loss throughput, latency, memory and replay speed
     /// (as root) and write the table to BENCHMARKS.md; --smoke: small and quick, for CI (no
     /// thresholds, writes target/bench/BENCHMARKS.md).
@@ -60,7 +68,7 @@ enum Task {
         smoke: bool,
     },
     Test {
-        /// Only the integration tests whose name contains this.
+        /// Only the integration tests whose name contains this (vm-test is then left out).
         #[arg(long)]
         filter: Option<String>,
     },
@@ -174,13 +182,19 @@ fn test(filter: Option<String>) -> Result<()> {
         .env("ESCAPEWATCH_BIN", &bin)
         .env("ESCAPEWATCH_PRIMITIVES", &primitives)
         .arg("--");
+    let filter_given = filter.is_some();
     if let Some(f) = filter {
         it.arg(f);
     }
     // One agent at a time: every agent sees the whole machine, and the "no alert" scenarios
     // must not see another test's escape.
     it.arg("--test-threads=1");
-    run(&mut it)
+    run(&mut it)?;
+    if filter_given {
+        println!("xtask: --filter given: the QEMU kernel matrix (cargo xtask vm-test) is left out");
+        return Ok(());
+    }
+    vm::vm_test(&[], &bin, &primitives)
 }
 
 fn main() -> Result<()> {
@@ -210,6 +224,12 @@ fn main() -> Result<()> {
             setup::setup()?;
             let bin = build()?;
             bench::run(&bin, smoke)
+        }
+        Task::VmTest { kernels } => {
+            setup::setup()?;
+            let bin = build()?;
+            let primitives = build_primitives()?;
+            vm::vm_test(&kernels, &bin, &primitives)
         }
         Task::Test { filter } => {
             setup::setup()?;

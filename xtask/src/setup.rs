@@ -17,6 +17,8 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "busybox-static",
     "bpftool",
+    // cargo xtask vm-test boots Debian kernels under QEMU (7.2 replaces a newer qemu-utils).
+    "qemu-system-x86",
     // Renders the HTML timeline headless in the tests.
     "chromium",
     // promtool for the alert rules, prometheus for the end-to-end alert test.

@@ -1,0 +1,245 @@
+//! `cargo xtask vm-test`: the privileged integration scenarios on other kernels. Each pinned
+//! Debian cloud kernel boots under QEMU (TCG, one vCPU) with an initramfs holding the agent,
+//! runc and the test binaries; the guest reports one line per test on its serial console and
+//! powers off. The running kernel is the `host` row: the same tests run natively (this VM has
+//! no image of its own kernel in /boot to boot).
+
+mod guest;
+mod host;
+mod initramfs;
+mod report;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{cargo, workspace_root};
+
+/// One row of the matrix. Kernel versions and the hooks expected on each live here only.
+pub struct Kernel {
+    /// What `--kernel` takes and the results table shows.
+    pub name: &'static str,
+    /// The Debian package whose vmlinuz is booted (`apt-get download`); `None`: this machine's
+    /// running kernel, tests run natively.
+    pub package: Option<&'static str>,
+    /// ESCAPEWATCH_EXPECT_HOOKS for the tests on this kernel: `rule=hookkind,...`.
+    pub expect_hooks: &'static str,
+    pub selection: &'static [Select],
+}
+
+/// Tests to run: those of `binary` (every binary when empty) whose name contains `name`.
+pub struct Select {
+    pub binary: &'static str,
+    pub name: &'static str,
+    /// A filter that matches nothing is an error, unless the test may not exist yet.
+    pub required: bool,
+}
+
+const fn select(binary: &'static str, name: &'static str) -> Select {
+    Select {
+        binary,
+        name,
+        required: true,
+    }
+}
+
+/// About 5 minutes per guest under TCG: the namespace escapes, the kernel-interface and the
+/// process/memory escapes whose hooks differ between kernels.
+const SELECTION: &[Select] = &[
+    select("namespace_escape", ""),
+    select("escapes_process", "dirty_cow"),
+    select("escapes_process", "proc_mem_write"),
+    select("escapes_process", "host_fs_via_proc_root"),
+    select("escapes_kernel", "kernel_module_load"),
+    select("escapes_kernel", "cgroup_release_agent"),
+    select("escapes_kernel", "core_pattern"),
+    select("escapes_kernel", "sysctl_write"),
+    Select {
+        binary: "",
+        name: "kernel_offsets",
+        required: false,
+    },
+];
+
+/// Stock kernels have fentry and BPF LSM; this machine's 6.18 refuses both.
+const GUEST_HOOKS: &str =
+    "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm";
+const HOST_HOOKS: &str =
+    "dirty-cow=tracepoint,cgroup-release-agent-write=tracepoint,host-fs-via-proc-root=tracepoint";
+
+pub const KERNELS: &[Kernel] = &[
+    Kernel {
+        name: "6.1",
+        package: Some("linux-image-6.1.0-56-cloud-amd64-unsigned"),
+        expect_hooks: GUEST_HOOKS,
+        selection: SELECTION,
+    },
+    Kernel {
+        name: "6.12",
+        package: Some("linux-image-6.12.117+deb12-cloud-amd64-unsigned"),
+        expect_hooks: GUEST_HOOKS,
+        selection: SELECTION,
+    },
+    Kernel {
+        name: "host",
+        package: None,
+        expect_hooks: HOST_HOOKS,
+        selection: SELECTION,
+    },
+];
+
+/// Wall-clock limit of one guest, boot to power-off (ESCAPEWATCH_VM_TIMEOUT_SECS).
+fn guest_timeout() -> Duration {
+    let secs = std::env::var("ESCAPEWATCH_VM_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(900);
+    Duration::from_secs(secs)
+}
+
+pub fn vm_dir() -> PathBuf {
+    workspace_root().join("target/vm")
+}
+
+/// A test to run: the test binary's target name and the test's full name.
+#[derive(Clone, Debug)]
+pub struct TestCase {
+    pub binary: String,
+    pub name: String,
+}
+
+/// What one row of the matrix gave.
+pub struct Outcome {
+    pub kernel: &'static Kernel,
+    pub tests: Vec<TestCase>,
+    pub log: PathBuf,
+    pub elapsed: Duration,
+    /// Why the run as a whole failed (timeout, crash, no final line), if it did.
+    pub problem: Option<String>,
+}
+
+/// Run the matrix for `names` (all kernels when empty) with the agent and primitives built.
+pub fn vm_test(names: &[String], agent: &Path, primitives: &Path) -> Result<()> {
+    let kernels = choose(names)?;
+    let binaries = test_binaries()?;
+    let mut plans = Vec::new();
+    for k in &kernels {
+        plans.push((*k, resolve(k, &binaries)?));
+    }
+    let guests: Vec<_> = plans.iter().filter(|(k, _)| k.package.is_some()).collect();
+    let mut outcomes = Vec::new();
+    if !guests.is_empty() {
+        guest::require_qemu()?;
+        let used: BTreeMap<&str, &Path> = guests
+            .iter()
+            .flat_map(|(_, tests)| tests)
+            .map(|t| (t.binary.as_str(), binaries[&t.binary].as_path()))
+            .collect();
+        outcomes.extend(guest::run_all(&guests, &used, agent, primitives)?);
+    }
+    for (k, tests) in plans.iter().filter(|(k, _)| k.package.is_none()) {
+        outcomes.push(host::run_host(k, tests, &binaries, agent, primitives)?);
+    }
+    report::finish(&outcomes)
+}
+
+fn choose(names: &[String]) -> Result<Vec<&'static Kernel>> {
+    if names.is_empty() {
+        return Ok(KERNELS.iter().collect());
+    }
+    names
+        .iter()
+        .map(|n| {
+            KERNELS.iter().find(|k| k.name == n).with_context(|| {
+                let known: Vec<_> = KERNELS.iter().map(|k| k.name).collect();
+                format!("unknown kernel {n:?}; known: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// The integration test binaries (target name → executable), built as `cargo xtask test` builds them.
+fn test_binaries() -> Result<BTreeMap<String, PathBuf>> {
+    let out = cargo()
+        .args([
+            "test",
+            "--release",
+            "--package",
+            "escapewatch-integration",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!(
+            "building the integration tests failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut found = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(exe), Some(name), Some(true)) = (
+            msg["executable"].as_str(),
+            msg["target"]["name"].as_str(),
+            msg["profile"]["test"].as_bool(),
+        ) else {
+            continue;
+        };
+        found.insert(name.to_owned(), PathBuf::from(exe));
+    }
+    Ok(found)
+}
+
+/// The tests of `kernel`'s selection, in selection order, each once.
+fn resolve(kernel: &Kernel, binaries: &BTreeMap<String, PathBuf>) -> Result<Vec<TestCase>> {
+    let mut listed = BTreeMap::new();
+    for (name, exe) in binaries {
+        let out = Command::new(exe)
+            .args(["--list", "--format", "terse"])
+            .output()
+            .with_context(|| format!("{} --list", exe.display()))?;
+        let tests: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.strip_suffix(": test"))
+            .map(str::to_owned)
+            .collect();
+        listed.insert(name.as_str(), tests);
+    }
+    let mut cases: Vec<TestCase> = Vec::new();
+    for s in kernel.selection {
+        let mut matched = false;
+        for (binary, tests) in &listed {
+            if !s.binary.is_empty() && s.binary != *binary {
+                continue;
+            }
+            for t in tests.iter().filter(|t| t.contains(s.name)) {
+                matched = true;
+                if !cases.iter().any(|c| c.binary == *binary && c.name == *t) {
+                    cases.push(TestCase {
+                        binary: (*binary).to_owned(),
+                        name: t.clone(),
+                    });
+                }
+            }
+        }
+        if !matched && s.required {
+            bail!(
+                "vm-test selection of kernel {}: no test of {:?} contains {:?} (xtask/src/vm.rs SELECTION)",
+                kernel.name,
+                s.binary,
+                s.name
+            );
+        }
+    }
+    Ok(cases)
+}

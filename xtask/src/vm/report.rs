@@ -1,0 +1,166 @@
+//! Reading the console protocol back and writing target/vm/results.md.
+//!
+//! Lines (anywhere in a console line: kernel messages may share it):
+//! `ESCAPEWATCH-VM-UNAME: …`, `ESCAPEWATCH-VM-LSM: …`, `ESCAPEWATCH-VM-HOOK: <agent line>`,
+//! `ESCAPEWATCH-VM: <test> ok|FAILED <secs>s`, `ESCAPEWATCH-VM-DONE pass=N fail=M`.
+
+use std::{collections::BTreeMap, fmt::Write as _, fs};
+
+use anyhow::{Result, bail};
+
+use super::{Outcome, vm_dir};
+
+/// What one console log says.
+#[derive(Default)]
+struct Console {
+    uname: Option<String>,
+    lsm: Option<String>,
+    hooks: Vec<String>,
+    /// rule → hooks that served its alerts (the tests' hooks.tsv).
+    served: BTreeMap<String, String>,
+    /// test → (result, seconds)
+    results: BTreeMap<String, (String, String)>,
+    done: Option<String>,
+}
+
+fn after<'a>(line: &'a str, tag: &str) -> Option<&'a str> {
+    line.find(tag).map(|i| line[i + tag.len()..].trim())
+}
+
+fn parse(text: &str) -> Console {
+    let mut c = Console::default();
+    for line in text.lines() {
+        if let Some(v) = after(line, "ESCAPEWATCH-VM-UNAME: ") {
+            c.uname = Some(v.to_owned());
+        } else if let Some(v) = after(line, "ESCAPEWATCH-VM-LSM: ") {
+            c.lsm = Some(v.to_owned());
+        } else if let Some(v) = after(line, "ESCAPEWATCH-VM-HOOK: ") {
+            c.hooks.push(hook_summary(v));
+        } else if let Some(v) = after(line, "ESCAPEWATCH-VM-SERVED: ") {
+            let mut f = v.split('\t').skip(1);
+            if let (Some(rule), Some(hooks)) = (f.next(), f.next()) {
+                c.served.insert(rule.to_owned(), hooks.to_owned());
+            }
+        } else if let Some(v) = after(line, "ESCAPEWATCH-VM-DONE ") {
+            c.done = Some(v.to_owned());
+        } else if let Some(v) = after(line, "ESCAPEWATCH-VM: ") {
+            let mut f = v.split_whitespace();
+            if let (Some(test), Some(result)) = (f.next(), f.next()) {
+                let secs = f.next().unwrap_or("").to_owned();
+                c.results.insert(test.to_owned(), (result.to_owned(), secs));
+            }
+        }
+    }
+    c
+}
+
+/// An agent log line without its timestamp and level: `attached program=… hook=…`.
+fn hook_summary(line: &str) -> String {
+    match line.find("escapewatch") {
+        Some(i) => line[i..].to_owned(),
+        None => line.to_owned(),
+    }
+}
+
+/// Write and print the results table; fail when any kernel failed any test or did not finish.
+pub fn finish(outcomes: &[Outcome]) -> Result<()> {
+    let consoles: Vec<Console> = outcomes
+        .iter()
+        .map(|o| parse(&fs::read_to_string(&o.log).unwrap_or_default()))
+        .collect();
+    let mut md = String::from("# escapewatch vm-test\n\n");
+    md += "`host` is this machine's running kernel, tested natively (no VM: /boot holds no image of it).\n\n";
+    md += "| test |";
+    for o in outcomes {
+        let _ = write!(md, " {} |", o.kernel.name);
+    }
+    md += "\n|---|";
+    md += &"---|".repeat(outcomes.len());
+    md += "\n";
+    let mut names: Vec<&str> = Vec::new();
+    for o in outcomes {
+        for t in &o.tests {
+            if !names.contains(&t.name.as_str()) {
+                names.push(&t.name);
+            }
+        }
+    }
+    let mut failures = Vec::new();
+    for name in &names {
+        let _ = write!(md, "| {name} |");
+        for (o, c) in outcomes.iter().zip(&consoles) {
+            let cell = match c.results.get(*name) {
+                Some((r, secs)) => format!("{r} ({secs})"),
+                None if o.tests.iter().any(|t| t.name == *name) => "not run".to_owned(),
+                None => "–".to_owned(),
+            };
+            if o.tests.iter().any(|t| t.name == *name) && !cell.starts_with("ok") {
+                failures.push(format!("{}: {name} {cell}", o.kernel.name));
+            }
+            let _ = write!(md, " {cell} |");
+        }
+        md += "\n";
+    }
+    md += "| **time (boot → done)** |";
+    for o in outcomes {
+        let _ = write!(md, " {:.0} s |", o.elapsed.as_secs_f64());
+    }
+    md += "\n";
+    for (o, c) in outcomes.iter().zip(&consoles) {
+        let _ = write!(
+            md,
+            "\n## {}\n\n- package: {}\n- uname -r: {}\n- LSMs: {}\n- ESCAPEWATCH_EXPECT_HOOKS: `{}`\n- finished: {}\n- console: {}\n",
+            o.kernel.name,
+            o.kernel.package.unwrap_or("(running kernel, native)"),
+            c.uname.as_deref().unwrap_or("?"),
+            c.lsm.as_deref().unwrap_or("?"),
+            o.kernel.expect_hooks,
+            c.done.as_deref().unwrap_or("no (no final line)"),
+            o.log.display(),
+        );
+        if let Some(p) = &o.problem {
+            let _ = writeln!(md, "- problem: {p}");
+        }
+        if !c.served.is_empty() {
+            md += "\n| rule alerted | served by |\n|---|---|\n";
+            for (rule, hooks) in &c.served {
+                let _ = writeln!(md, "| {rule} | {hooks} |");
+            }
+        }
+        md += "\nHooks (agent log):\n\n```\n";
+        for h in &c.hooks {
+            md += h;
+            md += "\n";
+        }
+        md += "```\n";
+        if o.problem.is_some() || c.done.is_none() {
+            failures.push(format!(
+                "{}: {}",
+                o.kernel.name,
+                o.problem.as_deref().unwrap_or("the run did not finish")
+            ));
+        }
+    }
+    let path = vm_dir().join("results.md");
+    fs::write(&path, &md)?;
+    println!("{md}");
+    println!("xtask vm-test: results in {}", path.display());
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for o in outcomes {
+        if failures
+            .iter()
+            .any(|f| f.starts_with(&format!("{}:", o.kernel.name)))
+        {
+            let text = fs::read_to_string(&o.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            println!(
+                "---- tail of {} ----\n{}",
+                o.log.display(),
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+    }
+    bail!("vm-test failed:\n  {}", failures.join("\n  "))
+}
