@@ -199,6 +199,10 @@ impl Pipeline {
 
     /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
     pub fn emit(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+        // The events behind an alert reach the event log before the alert reaches its log.
+        if let Some(log) = &mut self.event_log {
+            log.flush();
+        }
         if let Err(e) = self.alerts.write(&alert) {
             self.metrics.alert_log_write_errors.inc();
             if self.alert_warn.ready() {
@@ -216,6 +220,9 @@ impl Pipeline {
     }
 
     fn flush(&mut self) {
+        if let Some(log) = &mut self.event_log {
+            log.flush();
+        }
         if let Err(e) = self.alerts.flush() {
             self.metrics.alert_log_write_errors.inc();
             if self.alert_warn.ready() {

@@ -92,20 +92,48 @@ pub fn boot_time_unix_ns() -> i128 {
 }
 
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T01:02:03.123456789Z`.
+///
+/// Called for every event: the calendar part is computed once per second (per thread) and
+/// only the nanoseconds are formatted each time.
 pub fn rfc3339_ns(unix_ns: i128) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(unix_ns) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond()
-        ),
-        Err(_) => format!("@{unix_ns}ns"),
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i128, String)> =
+            const { std::cell::RefCell::new((i128::MIN, String::new())) };
     }
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let Some(t) = i64::try_from(secs)
+                .ok()
+                .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            else {
+                return format!("@{unix_ns}ns");
+            };
+            cached.1 = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+            );
+            cached.0 = secs;
+        }
+        let mut digits = [b'0'; 9];
+        let mut n = nanos;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let mut out = String::with_capacity(cached.1.len() + 10);
+        out.push_str(&cached.1);
+        out.extend(digits.iter().map(|&b| char::from(b)));
+        out.push('Z');
+        out
+    })
 }
 
 pub fn hostname() -> String {
@@ -122,6 +150,9 @@ mod tests {
     #[test]
     fn formats_rfc3339_with_nanoseconds() {
         assert_eq!(rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339_ns(-1), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(rfc3339_ns(1_000_000_007), "1970-01-01T00:00:01.000000007Z");
+        assert_eq!(rfc3339_ns(i128::MAX), format!("@{}ns", i128::MAX));
         assert_eq!(
             rfc3339_ns(1_795_395_723_123_456_789),
             "2026-11-23T01:02:03.123456789Z"
