@@ -194,6 +194,8 @@ fn test(filter: Option<String>) -> Result<()> {
         println!("xtask: --filter given: the QEMU kernel matrix (cargo xtask vm-test) is left out");
         return Ok(());
     }
+    // `cargo xtask bench --smoke`: every benchmark phase once, small (no thresholds).
+    bench::run(&bin, true)?;
     vm::vm_test(&[], &bin, &primitives)
 }
 

@@ -53,13 +53,20 @@ impl Agent {
     /// `escapewatch run` with an event log and an alert log in `dir`, metrics on loopback;
     /// returns once it says it is ready.
     pub fn start(bin: &Path, dir: &Path) -> Result<Agent> {
+        Self::start_with(bin, dir, true)
+    }
+
+    /// As [`Agent::start`]; without an event log when `event_log` is false.
+    pub fn start_with(bin: &Path, dir: &Path, event_log: bool) -> Result<Agent> {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir)?;
         let alert_log = dir.join("alerts.jsonl");
-        let mut child = Command::new(bin)
-            .arg("run")
-            .arg("--event-log")
-            .arg(dir.join("events.jsonl"))
+        let mut cmd = Command::new(bin);
+        cmd.arg("run");
+        if event_log {
+            cmd.arg("--event-log").arg(dir.join("events.jsonl"));
+        }
+        let mut child = cmd
             .arg("--alert-log")
             .arg(&alert_log)
             .args(["--metrics-addr", "127.0.0.1:0"])
@@ -123,6 +130,19 @@ impl Agent {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// CPU seconds (user + system, every thread) the agent has used.
+    pub fn cpu_secs(&self) -> Result<f64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
+        // Fields after the parenthesised comm: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Ok(ticks / hz)
     }
 
     /// VmRSS and VmHWM in KiB.

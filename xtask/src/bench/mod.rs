@@ -85,6 +85,7 @@ pub struct Results {
     /// redis test → (rps off, rps on), per round.
     pub redis: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     pub knee: Vec<phases::KneeStep>,
+    pub knee_no_log: Vec<phases::KneeStep>,
     pub latency_idle: Vec<f64>,
     pub latency_idle_missed: usize,
     pub latency_load: Vec<f64>,
@@ -96,6 +97,7 @@ pub struct Results {
     pub procs_tracked: f64,
     pub procs_started: usize,
     pub replay: Option<bench_replay::ReplayResult>,
+    pub loadavg_before: String,
 }
 
 pub fn median(v: &[f64]) -> f64 {
@@ -158,10 +160,21 @@ pub fn run(agent_bin: &Path, smoke: bool) -> Result<()> {
     }
     let started = Instant::now();
     let plan = Plan::new(smoke);
+    let busy: f64 = report::loadavg()
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0.0);
+    if busy > 0.5 {
+        println!(
+            "xtask bench: warning: load average {busy} before the run: other processes use the CPU and distort every figure (noted in the report)"
+        );
+    }
     let ew = build_ewbench()?;
     let work = workspace_root().join("target/bench");
     std::fs::create_dir_all(&work)?;
     let mut res = Results {
+        loadavg_before: report::loadavg(),
         replay: Some(bench_replay::run(agent_bin, plan.replay_events)?),
         ..Results::default()
     };

@@ -24,6 +24,8 @@ pub struct KneeStep {
     /// Processed events / seconds from the step's start until the agent had drained.
     pub sustained: f64,
     pub drain_secs: f64,
+    /// Agent CPU (all threads, user + system) per processed event, in µs.
+    pub cpu_us_per_event: f64,
 }
 
 pub fn overhead(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) -> Result<()> {
@@ -124,12 +126,21 @@ fn drained(agent: &Agent, start: Instant) -> Result<(f64, f64)> {
 }
 
 /// Events per second end to end (kernel → decode → enrich → event log → engine → alert log)
-/// at rising offered rates, until loss is seen twice.
+/// at rising offered rates, until loss is seen twice; once as in production, once without
+/// the event log (what the log costs).
 pub fn knee(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) -> Result<()> {
-    let agent = Agent::start(bin, &work.join("agent-knee"))?;
+    res.knee = sweep(plan, bin, ew, work, true)?;
+    res.knee_no_log = sweep(plan, bin, ew, work, false)?;
+    Ok(())
+}
+
+fn sweep(plan: &Plan, bin: &Path, ew: &Path, work: &Path, log: bool) -> Result<Vec<KneeStep>> {
+    let agent = Agent::start_with(bin, &work.join("agent-knee"), log)?;
+    let mut steps = Vec::new();
     let mut losses = 0;
     for &rate in &plan.knee_rates {
         let ev0 = setns_events(&agent)?;
+        let cpu0 = agent.cpu_secs()?;
         let lost0 = agent.metric("escapewatch_events_lost_total", "")?;
         let start = Instant::now();
         let out = ewbench(
@@ -149,6 +160,7 @@ pub fn knee(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) 
         std::thread::sleep(Duration::from_millis(1100));
         let lost = agent.metric("escapewatch_events_lost_total", "")? - lost0;
         let processed = ev1 - ev0;
+        let cpu = agent.cpu_secs()? - cpu0;
         let step = KneeStep {
             offered: rate,
             generated_rate: get("rate"),
@@ -157,12 +169,16 @@ pub fn knee(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) 
             lost,
             sustained: processed / drain_secs.max(get("seconds")),
             drain_secs,
+            cpu_us_per_event: cpu * 1e6 / processed.max(1.0),
         };
         println!(
-            "xtask bench: pipeline at {rate:.0}/s offered: generated {:.0}/s, processed {processed:.0}, lost {lost:.0}, sustained {:.0}/s",
-            step.generated_rate, step.sustained
+            "xtask bench: pipeline{} at {rate:.0}/s offered: generated {:.0}/s, processed {processed:.0}, lost {lost:.0}, sustained {:.0}/s, agent {:.1} µs CPU/event",
+            if log { "" } else { " (no event log)" },
+            step.generated_rate,
+            step.sustained,
+            step.cpu_us_per_event
         );
-        res.knee.push(step);
+        steps.push(step);
         if lost > 0.0 {
             losses += 1;
             if losses >= 2 {
@@ -170,7 +186,8 @@ pub fn knee(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) 
             }
         }
     }
-    agent.stop()
+    agent.stop()?;
+    Ok(steps)
 }
 
 /// The cgroup v2 hierarchy's mount point.

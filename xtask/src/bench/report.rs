@@ -15,6 +15,15 @@ fn cmd(prog: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -39,6 +48,38 @@ fn machine() -> String {
     )
 }
 
+fn best_zero_loss(steps: &[super::phases::KneeStep]) -> f64 {
+    steps
+        .iter()
+        .filter(|k| k.lost == 0.0)
+        .map(|k| k.sustained)
+        .fold(0.0, f64::max)
+}
+
+fn knee_text(steps: &[super::phases::KneeStep]) -> String {
+    let best = best_zero_loss(steps);
+    let cpu = steps
+        .iter()
+        .filter(|k| k.lost == 0.0 && k.processed > 10_000.0)
+        .map(|k| k.cpu_us_per_event)
+        .fold(f64::NAN, f64::min);
+    let cpu = if cpu.is_nan() {
+        String::new()
+    } else {
+        format!("; agent CPU {cpu:.1} µs/event (all threads)")
+    };
+    match steps.iter().find(|k| k.lost > 0.0) {
+        Some(k) => format!(
+            "{best:.0} events/s with zero loss; loss starts at {:.0}/s generated ({:.0} lost of {:.0}){cpu}",
+            k.generated_rate, k.lost, k.generated
+        ),
+        None => format!(
+            "{best:.0} events/s with zero loss; no loss up to the highest rate the generator reached ({:.0}/s){cpu}",
+            steps.iter().map(|k| k.generated_rate).fold(0.0, f64::max)
+        ),
+    }
+}
+
 fn verdict(ok: bool, smoke: bool) -> &'static str {
     match (smoke, ok) {
         (true, _) => "smoke (no threshold)",
@@ -57,12 +98,14 @@ pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
     let _ = writeln!(s, "# Benchmarks\n");
     let _ = writeln!(
         s,
-        "`cargo xtask bench{}` (as root; {:.0} s) — {} UTC, commit {}{dirty}.  \nMachine: {}.\n",
+        "`cargo xtask bench{}` (as root; {:.0} s) — {} UTC, commit {}{dirty}.  \nMachine: {}.  \nOther load on the machine: load average {} before the run, {} after it (the bench's own processes included at the end).\n",
         if plan.smoke { " --smoke" } else { "" },
         secs,
         cmd("date", &["-u", "+%Y-%m-%d %H:%M"]),
         cmd("git", &["rev-parse", "--short", "HEAD"]),
-        machine()
+        machine(),
+        r.loadavg_before,
+        loadavg(),
     );
     let _ = writeln!(
         s,
@@ -98,28 +141,26 @@ pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
             verdict(pct <= 3.0, plan.smoke)
         );
     }
-    let zero_loss: Vec<_> = r.knee.iter().filter(|k| k.lost == 0.0).collect();
-    let best = zero_loss
-        .iter()
-        .map(|k| k.sustained)
-        .fold(0.0_f64, f64::max);
-    let first_loss = r.knee.iter().find(|k| k.lost > 0.0);
-    let knee_text = match first_loss {
-        Some(k) => format!(
-            "{best:.0} events/s with zero loss; loss starts at {:.0}/s generated ({:.0} lost of {:.0})",
-            k.generated_rate, k.lost, k.generated
+    for (steps, what, method) in [
+        (
+            &r.knee,
+            "pipeline, zero loss, end to end",
+            "as in production (event log and alert log)",
         ),
-        None => format!(
-            "{best:.0} events/s with zero loss; no loss up to the highest rate the generator reached ({:.0}/s)",
-            r.knee.iter().map(|k| k.generated_rate).fold(0.0, f64::max)
+        (
+            &r.knee_no_log,
+            "pipeline, zero loss, without the event log",
+            "the same agent without --event-log (what the log costs)",
         ),
-    };
-    let _ = writeln!(
-        s,
-        "| pipeline, zero loss, end to end | ≥ 1,000,000 events/s | {knee_text} | – | `ewbench setns-load` (setns into its own uts ns, recorded for every process) at rising rates, {} s a step; processed and lost from the agent's /metrics | {} |",
-        plan.knee_secs,
-        verdict(best >= 1e6, plan.smoke)
-    );
+    ] {
+        let _ = writeln!(
+            s,
+            "| {what} | ≥ 1,000,000 events/s | {} | – | `ewbench setns-load` (setns into its own uts ns, recorded for every process) at rising rates, {} s a step, {method}; processed and lost from the agent's /metrics | {} |",
+            knee_text(steps),
+            plan.knee_secs,
+            verdict(best_zero_loss(steps) >= 1e6, plan.smoke)
+        );
+    }
     if let Some(rp) = &r.replay {
         let _ = writeln!(
             s,
@@ -190,22 +231,28 @@ fn details(s: &mut String, plan: &Plan, r: &Results) {
     for (t, (off, on)) in &r.redis {
         let _ = writeln!(s, "| {t} | {} | {} |", list(off), list(on));
     }
-    let _ = writeln!(
-        s,
-        "\n## Pipeline sweep\n\nOne agent, event log and alert log on; the generator is one thread on one of the two cores, the agent has the other. `sustained` = events processed / seconds from the step's start until the agent's counter stopped moving.\n\n| offered/s | generated/s | generated | processed | lost | drained after s | sustained/s |\n|---|---|---|---|---|---|---|"
-    );
-    for k in &r.knee {
+    for (title, steps) in [
+        ("as in production (event log on)", &r.knee),
+        ("without the event log", &r.knee_no_log),
+    ] {
         let _ = writeln!(
             s,
-            "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
-            k.offered,
-            k.generated_rate,
-            k.generated,
-            k.processed,
-            k.lost,
-            k.drain_secs,
-            k.sustained
+            "\n## Pipeline sweep, {title}\n\nOne agent; the generator is one thread, so it and the agent share the two cores. `sustained` = events processed / seconds from the step's start until the agent's counter stopped moving; CPU = the agent's user + system time (all threads, the zstd compression thread included) per processed event.\n\n| offered/s | generated/s | generated | processed | lost | drained after s | sustained/s | agent CPU µs/event |\n|---|---|---|---|---|---|---|---|"
         );
+        for k in steps {
+            let _ = writeln!(
+                s,
+                "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                k.offered,
+                k.generated_rate,
+                k.generated,
+                k.processed,
+                k.lost,
+                k.drain_secs,
+                k.sustained,
+                k.cpu_us_per_event
+            );
+        }
     }
     let _ = writeln!(
         s,
