@@ -130,7 +130,8 @@ pub struct ReadStats {
 const KEPT_WARNINGS: usize = 100;
 
 struct OpenFile {
-    name: String,
+    /// Shared, so naming the file in a message costs no copy per line.
+    name: std::sync::Arc<str>,
     lines: LineReader,
     saw_header: bool,
     saw_line: bool,
@@ -159,9 +160,7 @@ impl LogStream {
 
     /// Where the record last returned came from.
     pub fn position(&self) -> Option<(&str, u64)> {
-        self.current
-            .as_ref()
-            .map(|f| (f.name.as_str(), f.lines.line_no))
+        self.current.as_ref().map(|f| (&*f.name, f.lines.line_no))
     }
 
     fn warn(&mut self, message: String) {
@@ -218,7 +217,9 @@ impl LogStream {
             None => {
                 self.current = None;
                 if !saw_line {
-                    self.skip(ReplayError::Empty { path: name })?;
+                    self.skip(ReplayError::Empty {
+                        path: name.to_string(),
+                    })?;
                 }
                 return Ok(None);
             }
@@ -226,7 +227,7 @@ impl LogStream {
                 let line = file.lines.line_no + 1;
                 self.current = None;
                 self.skip(ReplayError::Read {
-                    path: name,
+                    path: name.to_string(),
                     line,
                     source,
                 })?;
@@ -248,7 +249,7 @@ impl LogStream {
         match parsed {
             None => Ok(None),
             Some(Ok(Record::Event(_))) if !saw_header => Err(ReplayError::NoHeader {
-                path: name,
+                path: name.to_string(),
                 line: line_no,
                 reason: "it is an event".into(),
             }),
@@ -259,7 +260,7 @@ impl LogStream {
                 Ok(Some(r))
             }
             Some(Err(ParseLineError::Version(found))) => Err(ReplayError::Version {
-                path: name,
+                path: name.to_string(),
                 line: line_no,
                 found,
                 expected: LOG_SCHEMA_VERSION,
@@ -311,7 +312,7 @@ fn open(path: &Path) -> Result<OpenFile, ReplayError> {
         name: if path == Path::new("-") {
             "<stdin>".into()
         } else {
-            path.display().to_string()
+            path.display().to_string().into()
         },
         lines: LineReader::new(src),
         saw_header: false,

@@ -50,6 +50,8 @@ pub enum RawLine<'a> {
 /// Reads lines; `line_no` is the 1-based number of the line last returned.
 pub struct LineReader {
     src: Box<dyn BufRead + Send>,
+    /// Bytes of the source's buffer handed out as the last line, consumed on the next call.
+    lent: usize,
     buf: Vec<u8>,
     max: usize,
     pub line_no: u64,
@@ -63,6 +65,7 @@ impl LineReader {
     pub fn with_limit(src: Box<dyn BufRead + Send>, max: usize) -> Self {
         LineReader {
             src,
+            lent: 0,
             buf: Vec::with_capacity(4096),
             max,
             line_no: 0,
@@ -72,7 +75,24 @@ impl LineReader {
     /// The next line, `None` at the end. An I/O error (including a damaged zstd frame) ends
     /// the input; the caller reports it.
     pub fn next_line(&mut self) -> Option<io::Result<RawLine<'_>>> {
+        self.src.consume(std::mem::take(&mut self.lent));
         self.buf.clear();
+        // Most lines lie whole in the source's buffer: lend them from there, no copy.
+        let whole = match self.src.fill_buf() {
+            Ok(chunk) => memchr_newline(chunk).filter(|&i| i <= self.max),
+            Err(_) => None,
+        };
+        if let Some(i) = whole {
+            // The buffer is not empty, so this fill_buf returns it again without reading.
+            let chunk = match self.src.fill_buf() {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+            self.lent = i + 1;
+            self.line_no += 1;
+            let line = &chunk[..i];
+            return Some(Ok(RawLine::Line(line.strip_suffix(b"\r").unwrap_or(line))));
+        }
         let mut skipped: u64 = 0;
         loop {
             let chunk = match self.src.fill_buf() {
