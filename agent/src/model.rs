@@ -262,6 +262,12 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         vma_file: Option<FileRef>,
     },
+    /// Not a kernel event: the agent's report that the kernel's ring buffers dropped records,
+    /// new losses by kind since the previous report. Logged so replay sees what the live
+    /// engine saw (`detector-overloaded`).
+    EventsLost {
+        lost: std::collections::BTreeMap<String, u64>,
+    },
     /// A forced write fault (/proc/PID/mem, ptrace POKE) into a read-only private file
     /// mapping, seen in the kernel's fault handler: the copy-on-write break.
     CowFault {
@@ -349,6 +355,7 @@ impl Event {
             Payload::Madvise { .. } => "madvise",
             Payload::MemWrite { .. } => "mem_write",
             Payload::CowFault { .. } => "cow_fault",
+            Payload::EventsLost { .. } => "events_lost",
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",

@@ -54,6 +54,19 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
         details.contains(flood_cgroup.as_str()),
         "top container: {details}"
     );
+    // The loss report is an event of the log, and the alert cites it.
+    let report_id = overload["event_ids"][0]
+        .as_u64()
+        .expect("cites the loss report");
+    let report = agent.wait_for_event(WAIT, |e| e["id"] == report_id);
+    assert_eq!(report["data"]["kind"], "events_lost", "{report:#}");
+    assert_eq!(report["process"]["pid"], agent.pid(), "{report:#}");
+    assert!(
+        report["data"]["lost"]
+            .as_object()
+            .is_some_and(|m| m.keys().any(|k| k.starts_with("process_"))),
+        "{report:#}"
+    );
     // ... nor in the metrics.
     let lost = agent.metric_sum("escapewatch_events_lost_total", "kind=\"process_");
     assert!(lost > 0.0, "lost events counted: {lost}");
@@ -77,6 +90,18 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
     assert!(
         rules.is_empty(),
         "unexpected alerts during the flood: {rules:?}"
+    );
+    // Losses are in the log, so replay gives exactly the live alerts, detector-overloaded too.
+    let out = replay(&[&agent.event_log]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(&agent.alert_log).unwrap(),
+        "replay of the flood must reproduce the live alerts"
     );
 }
 

@@ -20,11 +20,11 @@ use tracing::{error, info, warn};
 
 use crate::{
     collect::Collector,
-    detect::{Alert, AlertProcess, Engine, overload::OverloadDetector},
-    enrich::{Enricher, LiveSystem, host},
+    detect::{Alert, AlertProcess, Engine},
+    enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
     metrics::Metrics,
-    model::LogHeader,
+    model::{Event, LogHeader, Namespaces, Payload, Process},
     runtime_watch::RuntimeWatch,
     sink::JsonLines,
 };
@@ -86,7 +86,6 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Keeps the kernel's list of runtime binaries current (loader-owned).
     pub runtime_watch: Option<RuntimeWatch>,
-    overload: OverloadDetector,
     event_log: Option<EventLog>,
     /// Configured but not open (a reopen failed): events are counted as write errors.
     event_log_missing: Option<EventLogConfig>,
@@ -123,7 +122,6 @@ impl Pipeline {
             engine,
             metrics,
             runtime_watch: None,
-            overload: OverloadDetector::new(),
             event_log,
             event_log_missing: None,
             header,
@@ -140,6 +138,26 @@ impl Pipeline {
             lost_seen: BTreeMap::new(),
             errors_seen: BTreeMap::new(),
             decode_errors: 0,
+        }
+    }
+
+    /// This agent as the process of the events it reports itself.
+    fn agent_as_process(&self) -> Process {
+        Process {
+            pid: self.agent.pid,
+            tid: self.agent.pid,
+            ppid: self.agent.ppid,
+            start_time: 0,
+            comm: self.agent.comm.clone(),
+            exe: self.agent.exe.clone(),
+            args: Vec::new(),
+            uid: self.agent.uid,
+            gid: 0,
+            cap_effective: String::new(),
+            cgroup_id: 0,
+            cgroup: String::new(),
+            namespaces: Namespaces::default(),
+            runtime_helper: false,
         }
     }
 
@@ -161,7 +179,6 @@ impl Pipeline {
             if let Some(watch) = &mut self.runtime_watch {
                 watch.observe(&event);
             }
-            self.overload.observe(&event);
             if let Some(c) = &event.container {
                 match self.containers.get_mut(&c.id) {
                     Some(t) => *t = event.ktime_ns,
@@ -170,16 +187,7 @@ impl Pipeline {
                     }
                 }
             }
-            match &mut self.event_log {
-                Some(log) => log.write(&event),
-                None if self.event_log_missing.is_some() => {
-                    self.metrics.event_log_write_errors.inc()
-                }
-                None => {}
-            }
-            for alert in self.engine.process(&event) {
-                self.emit(alert, Some(event.ktime_ns));
-            }
+            self.log_and_detect(&event);
             let latency = boottime_ns().saturating_sub(event.ktime_ns);
             self.metrics.event_latency.observe(latency as f64 / 1e9);
             last_ktime = Some(event.ktime_ns);
@@ -195,6 +203,21 @@ impl Pipeline {
                 .inc();
         }
         self.flush();
+    }
+
+    /// Into the event log, then through the engine: the order replay sees.
+    fn log_and_detect(&mut self, event: &Event) {
+        match &mut self.event_log {
+            Some(log) => log.write(event),
+            None if self.event_log_missing.is_some() => self.metrics.event_log_write_errors.inc(),
+            None => {}
+        }
+        for alert in self.engine.process(event) {
+            if alert.rule == "detector-overloaded" {
+                warn!(summary = alert.summary, "detector-overloaded");
+            }
+            self.emit(alert, Some(event.ktime_ns));
+        }
     }
 
     /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
@@ -250,11 +273,12 @@ impl Pipeline {
     /// Once a second: kernel loss and error counters, `detector-overloaded`, gauges.
     pub fn tick(&mut self, collector: &Collector) {
         let now = boottime_ns();
-        let mut lost_by_name = BTreeMap::new();
+        let mut new_losses = BTreeMap::new();
         for (kind, total) in collector.lost_by_kind() {
             let before = self.lost_seen.insert(kind, total).unwrap_or(0);
             let name = kind_name(kind);
             if total > before {
+                new_losses.insert(name.clone(), total - before);
                 self.enricher.note_loss();
                 self.metrics
                     .events_lost
@@ -267,7 +291,6 @@ impl Pipeline {
                     "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
                 );
             }
-            lost_by_name.insert(name, total);
         }
         for (prog, total) in collector.program_errors() {
             let before = self.errors_seen.insert(prog, total).unwrap_or(0);
@@ -285,20 +308,22 @@ impl Pipeline {
                 );
             }
         }
-        let time = host::rfc3339_ns(self.wall_ns(now));
-        if let Some(alert) = self.overload.tick(&lost_by_name, now, &time, &self.agent) {
-            match self.engine.policy().apply(alert, None) {
-                Ok(alert) => {
-                    warn!(summary = alert.summary, "detector-overloaded");
-                    self.emit(alert, None);
-                    self.flush();
-                }
-                Err(s) => self
-                    .metrics
+        if !new_losses.is_empty() {
+            // The loss report enters the event stream like any event: logged, then judged by
+            // the engine's detector-overloaded rule, so replay sees what the live engine saw.
+            let report = self.enricher.synthetic(
+                now,
+                self.agent_as_process(),
+                Payload::EventsLost { lost: new_losses },
+            );
+            self.log_and_detect(&report);
+            for s in self.engine.take_suppressed() {
+                self.metrics
                     .alerts_suppressed
                     .with_label_values(&[&s.rule, s.reason.as_str()])
-                    .inc(),
+                    .inc();
             }
+            self.flush();
         }
         self.containers
             .retain(|_, last| now.saturating_sub(*last) < CONTAINER_IDLE_NS);

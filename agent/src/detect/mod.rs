@@ -14,10 +14,8 @@ pub use engine::Engine;
 pub use policy::Policy;
 pub use rules::{Rule, RuleInfo};
 
-/// Every rule id an alert can carry: the event rules of the catalogue, then the ones the daemon
-/// raises about itself (`detector-overloaded`). Config validation and metrics use this list.
+/// Every rule id an alert can carry, in catalogue order (`detector-overloaded` last: it judges
+/// the agent's own loss reports). Config validation and metrics use this list.
 pub fn all_rule_infos() -> Vec<&'static RuleInfo> {
-    let mut infos = rules::infos();
-    infos.push(&overload::INFO);
-    infos
+    rules::infos()
 }

@@ -1,11 +1,11 @@
 //! `detector-overloaded`: the kernel dropped events because the ring buffers were full.
 //!
-//! This is not a kernel event and has no `model::Payload`: a lost event is, by definition, one
-//! that never reached userspace, so nothing in the event stream can carry it. The kernel only
-//! counts losses per kind (a per-CPU array the daemon reads every second). The daemon hands
-//! those counters, its own per-container event counts and the time to this pure state machine,
-//! which decides when to raise an alert and builds it. Keeping it here, not in the daemon, keeps
-//! the decision deterministic and unit-testable like every other rule.
+//! A lost event is, by definition, one that never reached userspace; the kernel only counts
+//! losses per kind (a per-CPU array the daemon reads every second). When the counters grow, the
+//! daemon writes one synthetic `events_lost` event (the agent's own process, the new losses by
+//! kind) into the event stream, so the event log records the loss and this rule — an ordinary
+//! rule of the engine — decides from events alone: replay of a log gives exactly the live
+//! alert. It counts which container produced most events in the interval before the loss.
 //!
 //! An attacker who floods the host with cheap events (fork/exit) to blind the detector before
 //! an escape is the case this is for; an honest build storm looks the same, which is why the
@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Alert, AlertContainer, AlertProcess, RuleInfo, Severity};
-use crate::model::{Container, Event};
+use super::{Alert, AlertContainer, AlertProcess, Rule, RuleInfo, Severity};
+use crate::model::{Container, Event, Payload};
 
 pub static INFO: RuleInfo = RuleInfo {
     id: "detector-overloaded",
@@ -36,16 +36,19 @@ pub static INFO: RuleInfo = RuleInfo {
 
 /// Time between two alerts; losses in between are added to the next one.
 pub const COOLDOWN_NS: u64 = 60_000_000_000;
+/// Without losses, the container counts start afresh after this long (the daemon's tick).
+const QUIET_INTERVAL_NS: u64 = 1_000_000_000;
 /// Containers counted per interval; beyond that, events count as "other".
 const CONTAINER_LIMIT: usize = 4096;
 
 /// Decides when losses deserve an alert and what it says.
 #[derive(Debug, Default)]
 pub struct OverloadDetector {
-    /// Kernel loss totals (cumulative since load) at the last tick, by kind name.
-    seen: BTreeMap<String, u64>,
-    /// Losses not yet reported, by kind name.
+    /// Losses not yet reported, by kind name, and the `events_lost` events that carried them.
     pending: BTreeMap<String, u64>,
+    pending_ids: Vec<u64>,
+    /// The process that reported the losses (the agent).
+    reporter: Option<AlertProcess>,
     last_alert_ns: Option<u64>,
     /// Start of the interval the container counts cover.
     interval_start_ns: Option<u64>,
@@ -59,9 +62,12 @@ impl OverloadDetector {
     }
 
     /// Count one event that reached userspace.
-    pub fn observe(&mut self, event: &Event) {
+    fn observe(&mut self, event: &Event) {
+        let start = *self.interval_start_ns.get_or_insert(event.ktime_ns);
+        if self.pending.is_empty() && event.ktime_ns.saturating_sub(start) > QUIET_INTERVAL_NS {
+            self.reset_interval(event.ktime_ns);
+        }
         self.events += 1;
-        self.interval_start_ns.get_or_insert(event.ktime_ns);
         if let Some(c) = &event.container {
             if let Some(n) = self.per_container.get_mut(c) {
                 *n += 1;
@@ -71,46 +77,14 @@ impl OverloadDetector {
         }
     }
 
-    /// Called every tick with the kernel's cumulative loss counters. `now_ns` is CLOCK_BOOTTIME
-    /// (the events' clock) and `time` its wall-clock rendering; `agent` is this process.
-    pub fn tick(
-        &mut self,
-        lost_totals: &BTreeMap<String, u64>,
-        now_ns: u64,
-        time: &str,
-        agent: &AlertProcess,
-    ) -> Option<Alert> {
-        for (kind, &total) in lost_totals {
-            let before = self.seen.insert(kind.clone(), total).unwrap_or(0);
-            if total > before {
-                *self.pending.entry(kind.clone()).or_default() += total - before;
-            }
-        }
-        if self.pending.is_empty() {
-            // A quiet interval: start counting containers afresh.
-            self.reset_interval(now_ns);
-            return None;
-        }
-        if self
-            .last_alert_ns
-            .is_some_and(|t| now_ns.saturating_sub(t) < COOLDOWN_NS)
-        {
-            return None;
-        }
-        let alert = self.alert(now_ns, time, agent);
-        self.last_alert_ns = Some(now_ns);
-        self.pending.clear();
-        self.reset_interval(now_ns);
-        Some(alert)
-    }
-
     fn reset_interval(&mut self, now_ns: u64) {
         self.per_container.clear();
         self.events = 0;
         self.interval_start_ns = Some(now_ns);
     }
 
-    fn alert(&self, now_ns: u64, time: &str, agent: &AlertProcess) -> Alert {
+    fn alert(&self, e: &Event) -> Alert {
+        let now_ns = e.ktime_ns;
         let lost_total: u64 = self.pending.values().sum();
         // Most events first; ties broken by the container's order, so the choice is stable.
         let top = self
@@ -153,18 +127,51 @@ impl OverloadDetector {
             })),
         });
         Alert {
-            time: time.to_owned(),
+            time: e.time.clone(),
             rule: INFO.id.to_owned(),
             severity: INFO.severity,
             summary,
             mitre: INFO.mitre.to_owned(),
             container: top.map(|(c, _)| AlertContainer::from_container(c)),
-            process: agent.clone(),
+            process: self
+                .reporter
+                .clone()
+                .unwrap_or_else(|| AlertProcess::from_event(e)),
             details,
-            // No event triggered it: the events in question never arrived.
-            event_ids: Vec::new(),
+            // The events that carried the loss counts (the lost events themselves never came).
+            event_ids: self.pending_ids.clone(),
             explanation: INFO.explanation.to_owned(),
         }
+    }
+}
+
+impl Rule for OverloadDetector {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn process(&mut self, e: &Event, out: &mut Vec<Alert>) {
+        if let Payload::EventsLost { lost } = &e.data {
+            for (kind, n) in lost {
+                *self.pending.entry(kind.clone()).or_default() += n;
+            }
+            self.pending_ids.push(e.id);
+            self.reporter = Some(AlertProcess::from_event(e));
+        } else {
+            self.observe(e);
+        }
+        if self.pending.is_empty()
+            || self
+                .last_alert_ns
+                .is_some_and(|t| e.ktime_ns.saturating_sub(t) < COOLDOWN_NS)
+        {
+            return;
+        }
+        out.push(self.alert(e));
+        self.last_alert_ns = Some(e.ktime_ns);
+        self.pending.clear();
+        self.pending_ids.clear();
+        self.reset_interval(e.ktime_ns);
     }
 }
 
@@ -176,24 +183,31 @@ mod tests {
         testing::{container_process, setns_event},
     };
 
-    fn agent() -> AlertProcess {
-        AlertProcess {
-            pid: 10,
-            ppid: 1,
-            comm: "escapewatch".into(),
-            exe: "/usr/bin/escapewatch".into(),
-            uid: 0,
-        }
+    fn lost(id: u64, ktime_ns: u64, pairs: &[(&str, u64)]) -> Event {
+        let mut e = setns_event(container_process(), 0, vec![]);
+        e.id = id;
+        e.ktime_ns = ktime_ns;
+        e.time = format!("T{id}");
+        e.container = None;
+        e.process.pid = 10;
+        e.process.comm = "escapewatch".into();
+        e.data = Payload::EventsLost {
+            lost: pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+        };
+        e
     }
 
-    fn lost(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
-        pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    fn run(d: &mut OverloadDetector, e: &Event) -> Vec<Alert> {
+        let mut out = Vec::new();
+        d.process(e, &mut out);
+        out
     }
 
     #[test]
     fn no_loss_no_alert() {
         let mut d = OverloadDetector::new();
-        assert!(d.tick(&lost(&[]), 1, "t", &agent()).is_none());
+        let e = setns_event(container_process(), 0, vec![]);
+        assert!(run(&mut d, &e).is_empty());
     }
 
     #[test]
@@ -207,65 +221,73 @@ mod tests {
             pod_uid: None,
         });
         for _ in 0..3 {
-            d.observe(&busy);
+            assert!(run(&mut d, &busy).is_empty());
         }
-        d.observe(&quiet);
-        let a = d
-            .tick(
-                &lost(&[("process_exec", 7), ("process_fork", 5)]),
-                6_000_000_000,
-                "T",
-                &agent(),
-            )
-            .expect("alert");
+        assert!(run(&mut d, &quiet).is_empty());
+        let report = lost(
+            99,
+            busy.ktime_ns + 500_000_000,
+            &[("process_exec", 7), ("process_fork", 5)],
+        );
+        let a = run(&mut d, &report).pop().expect("alert");
         assert_eq!(a.rule, "detector-overloaded");
         assert_eq!(a.severity, Severity::High);
-        assert_eq!(a.time, "T");
+        assert_eq!(a.time, "T99");
         assert_eq!(a.details["lost_total"], 12);
         assert_eq!(a.details["lost"]["process_exec"], 7);
         assert_eq!(a.details["top_container"]["id"], "a".repeat(64));
         assert_eq!(a.details["top_container"]["events"], 3);
         assert_eq!(a.details["events_seen"], 4);
+        assert_eq!(a.details["interval_seconds"], 0.5);
         assert_eq!(a.container.unwrap().runtime, Runtime::Docker);
+        assert_eq!(a.process.pid, 10);
+        assert_eq!(a.process.comm, "escapewatch");
         assert!(a.summary.contains("lost 12"), "{}", a.summary);
-        assert!(a.event_ids.is_empty());
+        assert_eq!(a.event_ids, vec![99]);
     }
 
     #[test]
     fn losses_during_cooldown_are_reported_together_afterwards() {
         let mut d = OverloadDetector::new();
         let s = 1_000_000_000;
-        assert!(
-            d.tick(&lost(&[("process_fork", 1)]), s, "t", &agent())
-                .is_some()
-        );
-        // Counters are cumulative: 1 → 4 → 10 means 3 then 6 more.
-        assert!(
-            d.tick(&lost(&[("process_fork", 4)]), 2 * s, "t", &agent())
-                .is_none()
-        );
-        assert!(
-            d.tick(&lost(&[("process_fork", 10)]), 3 * s, "t", &agent())
-                .is_none()
-        );
-        let a = d
-            .tick(
-                &lost(&[("process_fork", 10)]),
-                s + COOLDOWN_NS,
-                "t",
-                &agent(),
-            )
-            .expect("pending losses reported after the cooldown");
+        assert_eq!(run(&mut d, &lost(1, s, &[("process_fork", 1)])).len(), 1);
+        assert!(run(&mut d, &lost(2, 2 * s, &[("process_fork", 3)])).is_empty());
+        assert!(run(&mut d, &lost(3, 3 * s, &[("process_fork", 6)])).is_empty());
+        // The first event after the cooldown, whatever it is, releases the pending losses.
+        let mut later = setns_event(container_process(), 0, vec![]);
+        later.ktime_ns = s + COOLDOWN_NS;
+        let a = run(&mut d, &later)
+            .pop()
+            .expect("pending losses after the cooldown");
         assert_eq!(a.details["lost"]["process_fork"], 9);
+        assert_eq!(a.event_ids, vec![2, 3]);
+        assert_eq!(a.process.comm, "escapewatch");
         // Nothing new: quiet again.
-        assert!(
-            d.tick(
-                &lost(&[("process_fork", 10)]),
-                3 * COOLDOWN_NS,
-                "t",
-                &agent()
-            )
-            .is_none()
-        );
+        later.ktime_ns = 3 * COOLDOWN_NS;
+        assert!(run(&mut d, &later).is_empty());
+    }
+
+    #[test]
+    fn container_counts_start_afresh_after_a_quiet_interval() {
+        let mut d = OverloadDetector::new();
+        let mut old = setns_event(container_process(), 0, vec![]);
+        old.ktime_ns = 1_000;
+        run(&mut d, &old);
+        let mut recent = old.clone();
+        recent.container = Some(Container {
+            id: "c".repeat(64),
+            runtime: Runtime::CriO,
+            pod_uid: None,
+        });
+        recent.ktime_ns = 5 * QUIET_INTERVAL_NS;
+        run(&mut d, &recent);
+        let a = run(
+            &mut d,
+            &lost(7, recent.ktime_ns + 1, &[("process_exit", 2)]),
+        )
+        .pop()
+        .expect("alert");
+        assert_eq!(a.details["top_container"]["id"], "c".repeat(64));
+        assert_eq!(a.details["events_seen"], 1);
     }
 }

@@ -343,6 +343,21 @@ impl<S: System> Enricher<S> {
         }
     }
 
+    /// An event the agent itself reports (kernel losses): the next id, `process` as given.
+    pub fn synthetic(&mut self, ktime_ns: u64, process: Process, data: Payload) -> Event {
+        let id = self.next_id;
+        self.next_id += 1;
+        Event {
+            id,
+            time: rfc3339_ns(self.boot_unix_ns + i128::from(ktime_ns)),
+            ktime_ns,
+            process,
+            container: None,
+            data,
+            hook: String::new(),
+        }
+    }
+
     /// The entry of the event's process, created from /proc (or the header alone) if unknown,
     /// with its cgroup refreshed when the kernel reports a different one.
     fn entry(&mut self, h: &EventHeader, ns: &Namespaces) -> &mut ProcEntry {

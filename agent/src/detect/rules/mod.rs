@@ -64,6 +64,7 @@ pub fn catalogue() -> Vec<Box<dyn Rule>> {
         simple(&misc::USERMODE_HELPER, misc::usermode_helper),
         simple(&files::DEBUG_RECON, files::debug_recon),
         simple(&syscalls::USERFAULTFD, syscalls::userfaultfd),
+        Box::new(super::overload::OverloadDetector::new()),
     ]
 }
 
