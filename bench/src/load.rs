@@ -9,10 +9,30 @@ use anyhow::Result;
 
 use crate::{check, mono_ns};
 
-/// setns(2) into the uts namespace we are already in, `rate` times a second for `secs`
-/// seconds (as fast as possible when the rate cannot be reached). The agent records every
-/// setns, host processes included, and takes each through the whole pipeline.
-pub fn setns_load(rate: f64, secs: f64) -> Result<()> {
+/// setns(2) into the uts namespace we are already in, `rate` times a second in total over
+/// `threads` threads for `secs` seconds (as fast as possible when the rate cannot be
+/// reached). The agent records every setns, host processes included, and takes each through
+/// the whole pipeline.
+pub fn setns_load(rate: f64, secs: f64, threads: usize) -> Result<()> {
+    let threads = threads.max(1);
+    let start = mono_ns();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(move || setns_thread(rate / threads as f64, secs)))
+        .collect();
+    let mut done = 0;
+    for w in workers {
+        done += w
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+    }
+    let secs = (mono_ns() - start) as f64 / 1e9;
+    println!("emitted\t{done}");
+    println!("seconds\t{secs:.3}");
+    println!("rate\t{:.0}", done as f64 / secs);
+    Ok(())
+}
+
+fn setns_thread(rate: f64, secs: f64) -> Result<u64> {
     let uts = CString::new("/proc/self/ns/uts")?;
     // SAFETY: plain open of a path we own.
     let fd = check(
@@ -44,11 +64,9 @@ pub fn setns_load(rate: f64, secs: f64) -> Result<()> {
         }
         done += burst;
     }
-    let secs = (mono_ns() - start) as f64 / 1e9;
-    println!("emitted\t{done}");
-    println!("seconds\t{secs:.3}");
-    println!("rate\t{:.0}", done as f64 / secs);
-    Ok(())
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    Ok(done)
 }
 
 /// Fork `count` children that sleep; print `ready`, wait for stdin to close, kill and reap them.

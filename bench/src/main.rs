@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! ewbench micro [--scale F]                      ns/op of every hooked path (host process)
-//! ewbench setns-load --rate R --secs S           setns(own uts ns) at R/s for S s
+//! ewbench setns-load --rate R --secs S [--threads T]
+//!                                                setns(own uts ns) at R/s for S s
 //! ewbench latency --alert-log P --cgroup D --reps N [--gap-us U]
 //!                                                syscall-to-alert latency, one µs figure a line
 //! ewbench procs --count N                        N idle children until stdin closes
@@ -39,7 +40,11 @@ fn main() -> Result<()> {
     };
     match cmd.as_str() {
         "micro" => micro::run(flag(&args, "--scale")?.unwrap_or(1.0)),
-        "setns-load" => load::setns_load(required(&args, "--rate")?, required(&args, "--secs")?),
+        "setns-load" => load::setns_load(
+            required(&args, "--rate")?,
+            required(&args, "--secs")?,
+            flag(&args, "--threads")?.unwrap_or(1),
+        ),
         "latency" => latency::run(
             &required::<String>(&args, "--alert-log")?,
             &required::<String>(&args, "--cgroup")?,

@@ -8,8 +8,8 @@
 //! logged, like those still in the ring buffers — and the next start cuts a partial last line
 //! off. One write per batch instead of one per line is what lets the agent log hundreds of
 //! thousands of events a second. A failed write (disk full) is cut back to the last
-//! whole line, counted and logged; the agent goes on detecting. Rotation is a rename after an
-//! fsync; compression and retention run on a low-priority thread, away from the event path.
+//! whole line, counted and logged; the agent goes on detecting. Rotation is a rename; the
+//! fsyncs, compression and retention run on a low-priority thread, away from the event path.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -289,8 +289,10 @@ impl EventLog {
     }
 
     fn try_rotate(&mut self) -> io::Result<u64> {
-        // The segment is complete on disk before its name says it is rotated.
-        self.file.sync_all()?;
+        // No fsync here: flushing a full segment (and the directory, which on ext4 flushes the
+        // file's data too) stalled the event path for hundreds of milliseconds, long enough
+        // for the kernel's ring buffers to overflow at 100k events/s. The compression thread
+        // makes the rotated segment and the rename durable before it compresses.
         let seq = self.next_seq;
         let rotated = rotated_name(&self.cfg.path, seq);
         fs::rename(&self.cfg.path, &rotated)?;
@@ -304,7 +306,6 @@ impl EventLog {
         }
         self.next_seq += 1;
         self.len = 0;
-        sync_dir(&self.cfg.path);
         Ok(seq)
     }
 }
@@ -509,6 +510,9 @@ fn compress(plain: &Path, packed: &Path) -> io::Result<()> {
     let tmp = with_suffix(plain, ".zst.tmp");
     let result = (|| {
         let mut input = File::open(plain)?;
+        // The rotation left the segment's data and its rename to this thread to make durable.
+        input.sync_all()?;
+        sync_dir(plain);
         let out = File::create(&tmp)?;
         let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
         // Lets a reader detect a damaged segment instead of replaying wrong bytes.

@@ -138,6 +138,9 @@ fn sweep(plan: &Plan, bin: &Path, ew: &Path, work: &Path, log: bool) -> Result<V
     let agent = Agent::start_with(bin, &work.join("agent-knee"), log)?;
     let mut steps = Vec::new();
     let mut losses = 0;
+    // One generator thread per core: one thread cannot make more than about 180k setns/s
+    // with the programs attached.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     for &rate in &plan.knee_rates {
         let ev0 = setns_events(&agent)?;
         let cpu0 = agent.cpu_secs()?;
@@ -151,6 +154,8 @@ fn sweep(plan: &Plan, bin: &Path, ew: &Path, work: &Path, log: bool) -> Result<V
                 &rate.to_string(),
                 "--secs",
                 &plan.knee_secs.to_string(),
+                "--threads",
+                &threads.to_string(),
             ],
         )?;
         let kv = parse_kv(&out);

@@ -237,7 +237,7 @@ fn details(s: &mut String, plan: &Plan, r: &Results) {
     ] {
         let _ = writeln!(
             s,
-            "\n## Pipeline sweep, {title}\n\nOne agent; the generator is one thread, so it and the agent share the two cores. `sustained` = events processed / seconds from the step's start until the agent's counter stopped moving; CPU = the agent's user + system time (all threads, the zstd compression thread included) per processed event.\n\n| offered/s | generated/s | generated | processed | lost | drained after s | sustained/s | agent CPU µs/event |\n|---|---|---|---|---|---|---|---|"
+            "\n## Pipeline sweep, {title}\n\nOne agent; the generator runs one thread per core, so it and the agent share the cores. `sustained` = events processed / seconds from the step's start until the agent's counter stopped moving; CPU = the agent's user + system time (all threads, the zstd compression thread included) per processed event.\n\n| offered/s | generated/s | generated | processed | lost | drained after s | sustained/s | agent CPU µs/event |\n|---|---|---|---|---|---|---|---|"
         );
         for k in steps {
             let _ = writeln!(
