@@ -13,6 +13,8 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
+    sync::Mutex,
+    thread,
     time::Duration,
 };
 
@@ -48,17 +50,12 @@ const fn select(binary: &'static str, name: &'static str) -> Select {
     }
 }
 
-/// About 5 minutes per guest under TCG: the namespace escapes, the kernel-interface and the
-/// process/memory escapes whose hooks differ between kernels.
+/// Every escape scenario and the namespace escapes (about 30 tests: 5 min on 6.12, 9 on 6.1
+/// under TCG), minus [`LEFT_OUT`].
 const SELECTION: &[Select] = &[
     select("namespace_escape", ""),
-    select("escapes_process", "dirty_cow"),
-    select("escapes_process", "proc_mem_write"),
-    select("escapes_process", "host_fs_via_proc_root"),
-    select("escapes_kernel", "kernel_module_load"),
-    select("escapes_kernel", "cgroup_release_agent"),
-    select("escapes_kernel", "core_pattern"),
-    select("escapes_kernel", "sysctl_write"),
+    select("escapes_kernel", ""),
+    select("escapes_process", ""),
     Select {
         binary: "",
         name: "kernel_offsets",
@@ -66,11 +63,26 @@ const SELECTION: &[Select] = &[
     },
 ];
 
-/// Stock kernels have fentry and BPF LSM; this machine's 6.18 refuses both.
-const GUEST_HOOKS: &str =
-    "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm";
-const HOST_HOOKS: &str =
-    "dirty-cow=tracepoint,cgroup-release-agent-write=tracepoint,host-fs-via-proc-root=tracepoint";
+/// Tests no row runs, and why (named in results.md).
+const LEFT_OUT: &[(&str, &str)] = &[
+    (
+        "mount_host_block_device",
+        "needs the root filesystem on a block device (findmnt); the guest's root is a tmpfs",
+    ),
+    (
+        "raw_block_device_open",
+        "needs the root filesystem on a block device (findmnt); the guest's root is a tmpfs",
+    ),
+];
+
+/// Stock kernels have fentry and BPF LSM; this machine's 6.18 refuses both. Only rules whose
+/// every selected scenario reaches the hook: a write-open refused before the LSM runs
+/// (ETXTBSY on /proc/self/exe, runtime-binary-overwrite) is seen by the tracepoints alone.
+const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm,\
+     sysrq-trigger-write=lsm,kernel-memory-access=lsm,kernel-debug-recon=lsm";
+const HOST_HOOKS: &str = "dirty-cow=tracepoint,cgroup-release-agent-write=tracepoint,\
+     host-fs-via-proc-root=tracepoint,sysrq-trigger-write=tracepoint,\
+     kernel-memory-access=tracepoint,kernel-debug-recon=tracepoint";
 
 pub const KERNELS: &[Kernel] = &[
     Kernel {
@@ -131,21 +143,71 @@ pub fn vm_test(names: &[String], agent: &Path, primitives: &Path) -> Result<()> 
     for k in &kernels {
         plans.push((*k, resolve(k, &binaries)?));
     }
-    let guests: Vec<_> = plans.iter().filter(|(k, _)| k.package.is_some()).collect();
-    let mut outcomes = Vec::new();
-    if !guests.is_empty() {
-        guest::require_qemu()?;
-        let used: BTreeMap<&str, &Path> = guests
-            .iter()
-            .flat_map(|(_, tests)| tests)
-            .map(|t| (t.binary.as_str(), binaries[&t.binary].as_path()))
-            .collect();
-        outcomes.extend(guest::run_all(&guests, &used, agent, primitives)?);
+    let guests: Vec<(&'static Kernel, &[TestCase])> = plans
+        .iter()
+        .filter(|(k, _)| k.package.is_some())
+        .map(|(k, t)| (*k, t.as_slice()))
+        .collect();
+    let used: BTreeMap<&str, &Path> = guests
+        .iter()
+        .flat_map(|(_, tests)| tests.iter())
+        .map(|t| (t.binary.as_str(), binaries[&t.binary].as_path()))
+        .collect();
+    let mut boots = if guests.is_empty() {
+        Vec::new()
+    } else {
+        guest::prepare(&guests, &used, agent, primitives)?
     }
-    for (k, tests) in plans.iter().filter(|(k, _)| k.package.is_none()) {
-        outcomes.push(host::run_host(k, tests, &binaries, agent, primitives)?);
-    }
+    .into_iter();
+    let jobs: Vec<Job> = plans
+        .iter()
+        .map(|(k, tests)| match k.package {
+            Some(_) => Job::Guest(k, tests, boots.next().expect("one boot per guest")),
+            None => Job::Host(k, tests),
+        })
+        .collect();
+    let outcomes = run_jobs(&jobs, |job| match job {
+        Job::Guest(k, tests, boot) => guest::boot(k, tests, boot),
+        Job::Host(k, tests) => host::run_host(k, tests, &binaries, agent, primitives),
+    });
     report::finish(&outcomes)
+}
+
+enum Job<'a> {
+    Guest(&'static Kernel, &'a [TestCase], guest::Boot),
+    Host(&'static Kernel, &'a [TestCase]),
+}
+
+/// Two cores: two rows at a time, in table order (the slowest guest first), each guest on one
+/// vCPU (Debian's QEMU 7.2 crashed guests with -smp 2).
+fn run_jobs(jobs: &[Job], run: impl Fn(&Job) -> Outcome + Sync) -> Vec<Outcome> {
+    const PARALLEL: usize = 2;
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    thread::scope(|s| {
+        for _ in 0..PARALLEL.min(jobs.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("not poisoned");
+                        *n += 1;
+                        *n - 1
+                    };
+                    let Some(job) = jobs.get(i) else {
+                        break;
+                    };
+                    let outcome = run(job);
+                    results.lock().expect("not poisoned")[i] = Some(outcome);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("not poisoned")
+        .into_iter()
+        .map(|o| o.expect("every job ran"))
+        .collect()
 }
 
 fn choose(names: &[String]) -> Result<Vec<&'static Kernel>> {
@@ -222,7 +284,10 @@ fn resolve(kernel: &Kernel, binaries: &BTreeMap<String, PathBuf>) -> Result<Vec<
             if !s.binary.is_empty() && s.binary != *binary {
                 continue;
             }
-            for t in tests.iter().filter(|t| t.contains(s.name)) {
+            let chosen = tests
+                .iter()
+                .filter(|t| t.contains(s.name) && !LEFT_OUT.iter().any(|(l, _)| t == l));
+            for t in chosen {
                 matched = true;
                 if !cases.iter().any(|c| c.binary == *binary && c.name == *t) {
                     cases.push(TestCase {

@@ -6,7 +6,6 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::Mutex,
     thread,
     time::{Duration, Instant},
 };
@@ -19,10 +18,8 @@ use crate::{run, workspace_root};
 const QEMU: &str = "qemu-system-x86_64";
 /// BPF LSM is not in the Debian kernels' default `lsm=` list.
 const CMDLINE: &str = "console=ttyS0 lsm=lockdown,capability,landlock,yama,bpf panic=-1 loglevel=4";
-/// Two cores: two single-vCPU guests at a time (Debian's QEMU 7.2 crashes guests with -smp 2).
-const PARALLEL_GUESTS: usize = 2;
 
-pub fn require_qemu() -> Result<()> {
+fn require_qemu() -> Result<()> {
     let ok = Command::new(QEMU)
         .arg("--version")
         .stdout(Stdio::null())
@@ -102,13 +99,20 @@ fn tests_file(tests: &[TestCase]) -> String {
         .collect()
 }
 
-/// Boot every guest (two at a time) and collect what each reported.
-pub fn run_all(
-    guests: &[&(&'static Kernel, Vec<TestCase>)],
+/// A guest ready to boot: its kernel image and its initramfs.
+pub struct Boot {
+    image: PathBuf,
+    initrd: PathBuf,
+}
+
+/// Fetch each guest's kernel and build its initramfs (one staged tree, packed per kernel).
+pub fn prepare(
+    guests: &[(&'static Kernel, &[TestCase])],
     binaries: &BTreeMap<&str, &Path>,
     agent: &Path,
     primitives: &Path,
-) -> Result<Vec<Outcome>> {
+) -> Result<Vec<Boot>> {
+    require_qemu()?;
     let mut images = Vec::new();
     for (k, _) in guests {
         images.push(fetch_kernel(k.package.expect("a guest kernel"))?);
@@ -135,8 +139,8 @@ pub fn run_all(
         root.display()
     );
     initramfs::stage(&root, &contents)?;
-    let mut initrds = Vec::new();
-    for (k, tests) in guests {
+    let mut boots = Vec::new();
+    for ((k, tests), image) in guests.iter().zip(images) {
         let dir = vm_dir().join(k.name);
         fs::create_dir_all(&dir)?;
         let initrd = dir.join("initramfs.cpio");
@@ -148,34 +152,9 @@ pub fn run_all(
             ],
             &initrd,
         )?;
-        initrds.push(initrd);
+        boots.push(Boot { image, initrd });
     }
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new(guests.iter().map(|_| None).collect());
-    thread::scope(|s| {
-        for _ in 0..PARALLEL_GUESTS.min(guests.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("not poisoned");
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some((k, tests)) = guests.get(i) else {
-                        break;
-                    };
-                    let outcome = boot(k, tests.clone(), &images[i], &initrds[i]);
-                    results.lock().expect("not poisoned")[i] = Some(outcome);
-                }
-            });
-        }
-    });
-    Ok(results
-        .into_inner()
-        .expect("not poisoned")
-        .into_iter()
-        .map(|o| o.expect("every guest ran"))
-        .collect())
+    Ok(boots)
 }
 
 fn which(name: &str) -> Result<PathBuf> {
@@ -189,11 +168,13 @@ fn which(name: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-fn boot(kernel: &'static Kernel, tests: Vec<TestCase>, image: &Path, initrd: &Path) -> Outcome {
+/// Boot the guest and wait until it powers off (or the timeout); what it reported is in its
+/// console log.
+pub fn boot(kernel: &'static Kernel, tests: &[TestCase], boot: &Boot) -> Outcome {
     let dir = vm_dir().join(kernel.name);
     let log = dir.join("console.log");
     let start = Instant::now();
-    let problem = boot_and_wait(image, initrd, &log)
+    let problem = boot_and_wait(&boot.image, &boot.initrd, &log)
         .err()
         .map(|e| format!("{e:#}"));
     let elapsed = start.elapsed();
@@ -208,7 +189,7 @@ fn boot(kernel: &'static Kernel, tests: Vec<TestCase>, image: &Path, initrd: &Pa
     );
     Outcome {
         kernel,
-        tests,
+        tests: tests.to_vec(),
         log,
         elapsed,
         problem,

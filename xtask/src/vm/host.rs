@@ -4,10 +4,9 @@
 use std::{
     collections::BTreeMap,
     fs,
-    io::{BufRead as _, BufReader, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
@@ -24,12 +23,31 @@ pub fn run_host(
     binaries: &BTreeMap<String, PathBuf>,
     agent: &Path,
     primitives: &Path,
-) -> Result<Outcome> {
-    let dir = vm_dir().join(kernel.name);
-    fs::create_dir_all(&dir)?;
-    let log_path = dir.join("console.log");
-    let mut log = fs::File::create(&log_path)?;
+) -> Outcome {
+    let log = vm_dir().join(kernel.name).join("console.log");
     let start = Instant::now();
+    let problem = run_tests(kernel, tests, binaries, agent, primitives, &log)
+        .err()
+        .map(|e| format!("{e:#}"));
+    Outcome {
+        kernel,
+        tests: tests.to_vec(),
+        log,
+        elapsed: start.elapsed(),
+        problem,
+    }
+}
+
+fn run_tests(
+    kernel: &'static Kernel,
+    tests: &[TestCase],
+    binaries: &BTreeMap<String, PathBuf>,
+    agent: &Path,
+    primitives: &Path,
+    log_path: &Path,
+) -> Result<()> {
+    fs::create_dir_all(log_path.parent().expect("a file path"))?;
+    let mut log = fs::File::create(log_path)?;
     let uname = Command::new("uname").arg("-r").output()?;
     writeln!(
         log,
@@ -77,17 +95,12 @@ pub fn run_host(
         writeln!(log, "ESCAPEWATCH-VM-SERVED: {line}")?;
     }
     writeln!(log, "ESCAPEWATCH-VM-DONE pass={pass} fail={fail}")?;
-    Ok(Outcome {
-        kernel,
-        tests: tests.to_vec(),
-        log: log_path,
-        elapsed: start.elapsed(),
-        problem: None,
-    })
+    Ok(())
 }
 
 /// The agent's lines saying which program attached to which hook: one start, stopped when
-/// ready. Holds the integration tests' machine-wide lock like every test agent.
+/// ready (what the guest's init does). Holds the integration tests' machine-wide lock like
+/// every test agent.
 fn host_hook_lines(agent: &Path) -> Result<Vec<String>> {
     let base = Path::new("/tmp/escapewatch-tests");
     fs::create_dir_all(base)?;
@@ -102,54 +115,38 @@ fn host_hook_lines(agent: &Path) -> Result<Vec<String>> {
     }
     let dir = vm_dir().join("host/hooks");
     fs::create_dir_all(&dir)?;
+    let stderr_path = dir.join("stderr");
+    let logs = [dir.join("events.jsonl"), dir.join("alerts.jsonl")];
     let mut child = Command::new(agent)
-        .arg("run")
-        .arg("--event-log")
-        .arg(dir.join("events.jsonl"))
+        .args(["run", "--metrics-addr", "127.0.0.1:0", "--event-log"])
+        .args([&logs[0]])
         .arg("--alert-log")
-        .arg(dir.join("alerts.jsonl"))
-        .args(["--metrics-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
+        .args([&logs[1]])
+        .envs([("RUST_LOG", "info"), ("NO_COLOR", "1")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(fs::File::create(&stderr_path)?)
         .spawn()
         .with_context(|| format!("start {}", agent.display()))?;
-    let stderr = child.stderr.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = Vec::new();
-    let mut ready = false;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(line) = rx.recv_timeout(left) else {
-            break;
-        };
-        ready = line.contains("escapewatch is ready");
-        lines.push(line);
-        if ready {
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("escapewatch is ready") {
+        if child.try_wait()?.is_some() {
             break;
         }
+        thread::sleep(Duration::from_millis(100));
+        text = fs::read_to_string(&stderr_path).unwrap_or_default();
     }
     // SAFETY: kill on the pid of the child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
     drop(lock);
-    if !ready {
-        bail!(
-            "the agent did not get ready on the host:\n{}",
-            lines.join("\n")
-        );
+    if !text.contains("escapewatch is ready") {
+        bail!("the agent did not get ready on the host:\n{text}");
     }
-    Ok(lines
-        .into_iter()
+    Ok(text
+        .lines()
         .filter(|l| l.contains("attach") || l.contains("rule served by"))
+        .map(str::to_owned)
         .collect())
 }

@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs};
 
 use anyhow::{Result, bail};
 
-use super::{Outcome, vm_dir};
+use super::{LEFT_OUT, Outcome, vm_dir};
 
 /// What one console log says.
 #[derive(Default)]
@@ -106,6 +106,10 @@ pub fn finish(outcomes: &[Outcome]) -> Result<()> {
         let _ = write!(md, " {:.0} s |", o.elapsed.as_secs_f64());
     }
     md += "\n";
+    md += "\nLeft out everywhere:\n\n";
+    for (test, why) in LEFT_OUT {
+        let _ = writeln!(md, "- `{test}`: {why}");
+    }
     for (o, c) in outcomes.iter().zip(&consoles) {
         let _ = write!(
             md,
