@@ -29,6 +29,10 @@ pub fn run_host(
     let problem = run_tests(kernel, tests, binaries, agent, primitives, &log)
         .err()
         .map(|e| format!("{e:#}"));
+    println!(
+        "xtask vm-test: host row finished in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
     Outcome {
         kernel,
         tests: tests.to_vec(),

@@ -39,7 +39,16 @@ fn parse(text: &str) -> Console {
         } else if let Some(v) = after(line, "ESCAPEWATCH-VM-SERVED: ") {
             let mut f = v.split('\t').skip(1);
             if let (Some(rule), Some(hooks)) = (f.next(), f.next()) {
-                c.served.insert(rule.to_owned(), hooks.to_owned());
+                // Several scenarios may alert one rule through different hooks: keep each.
+                let all = c.served.entry(rule.to_owned()).or_default();
+                for h in hooks.split(',') {
+                    if !all.split(',').any(|seen| seen == h) {
+                        if !all.is_empty() {
+                            all.push(',');
+                        }
+                        all.push_str(h);
+                    }
+                }
             }
         } else if let Some(v) = after(line, "ESCAPEWATCH-VM-DONE ") {
             c.done = Some(v.to_owned());
@@ -167,4 +176,30 @@ pub fn finish(outcomes: &[Outcome]) -> Result<()> {
         }
     }
     bail!("vm-test failed:\n  {}", failures.join("\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_protocol_survives_kernel_noise_and_merges_served_hooks() {
+        let text = "[   1.0] x ESCAPEWATCH-VM-UNAME: 6.1.0-56-cloud-amd64\r\n\
+                    ESCAPEWATCH-VM-HOOK: 2026-11-23T04:01:30Z  INFO escapewatch::loader: attached program=\"p\"\n\
+                    ESCAPEWATCH-VM: dirty_cow_race ok 17s\n\
+                    [  99.1] audit: ESCAPEWATCH-VM: core_pattern_escape FAILED 25s\n\
+                    ESCAPEWATCH-VM-SERVED: 6.1\truntime-binary-overwrite\tlsm/lsm_file_open\n\
+                    ESCAPEWATCH-VM-SERVED: 6.1\truntime-binary-overwrite\ttracepoint/x,lsm/lsm_file_open\n\
+                    ESCAPEWATCH-VM-DONE pass=1 fail=1\n";
+        let c = parse(text);
+        assert_eq!(c.uname.as_deref(), Some("6.1.0-56-cloud-amd64"));
+        assert_eq!(c.hooks, ["escapewatch::loader: attached program=\"p\""]);
+        assert_eq!(c.results["dirty_cow_race"], ("ok".into(), "17s".into()));
+        assert_eq!(c.results["core_pattern_escape"].0, "FAILED");
+        assert_eq!(
+            c.served["runtime-binary-overwrite"],
+            "lsm/lsm_file_open,tracepoint/x"
+        );
+        assert_eq!(c.done.as_deref(), Some("pass=1 fail=1"));
+    }
 }
