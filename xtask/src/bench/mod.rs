@@ -82,6 +82,8 @@ impl Plan {
 pub struct Results {
     /// op → (ns/op agent off, ns/op agent on), one pair per round.
     pub micro: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
+    /// op → (ns/op, ns/op with one syscall tracepoint enabled and no agent), per round.
+    pub floor: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     /// redis test → (rps off, rps on), per round.
     pub redis: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     pub knee: Vec<phases::KneeStep>,
@@ -180,6 +182,7 @@ pub fn run(agent_bin: &Path, smoke: bool) -> Result<()> {
     };
     let _lock = agent::MachineLock::acquire()?;
     phases::overhead(&plan, agent_bin, &ew, &work, &mut res)?;
+    phases::tracepoint_floor(&plan, &ew, &mut res)?;
     phases::memory(&plan, agent_bin, &ew, &work, &mut res)?;
     phases::knee(&plan, agent_bin, &ew, &work, &mut res)?;
     phases::latency(&plan, agent_bin, &ew, &work, &mut res)?;

@@ -66,6 +66,42 @@ pub fn overhead(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Resul
     Ok(())
 }
 
+/// The kernel's floor under the agent's ordinary-path cost: the same microbenchmarks with one
+/// syscall tracepoint the benchmarks never make (sys_enter_getppid) enabled through tracefs,
+/// no BPF. Any enabled syscall tracepoint sends every syscall of every task through the
+/// tracing slow path; the rest of the agent's cost is its programs.
+pub fn tracepoint_floor(plan: &Plan, ew: &Path, res: &mut Results) -> Result<()> {
+    let enable = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(|t| PathBuf::from(t).join("events/syscalls/sys_enter_getppid/enable"))
+        .find(|p| p.exists());
+    let Some(enable) = enable else {
+        println!("xtask bench: no tracefs: the tracepoint floor is left out");
+        return Ok(());
+    };
+    let scale = plan.micro_scale.to_string();
+    let rounds = plan.rounds.div_ceil(2);
+    for round in 0..rounds {
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for on in order {
+            fs::write(&enable, if on { "1" } else { "0" })?;
+            let out = ewbench(ew, &["micro", "--scale", &scale]);
+            if on {
+                fs::write(&enable, "0")?;
+            }
+            for (op, ns) in parse_kv(&out?) {
+                let e = res.floor.entry(op).or_default();
+                if on { &mut e.1 } else { &mut e.0 }.push(ns);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Idle RSS of a fresh agent, then with `plan.procs` extra processes alive and tracked.
 pub fn memory(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) -> Result<()> {
     let agent = Agent::start(bin, &work.join("agent-memory"))?;

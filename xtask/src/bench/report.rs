@@ -232,6 +232,26 @@ fn details(s: &mut String, plan: &Plan, r: &Results) {
     for (op, (off, on)) in &r.micro {
         let _ = writeln!(s, "| {op} | {} | {} |", list(off), list(on));
     }
+    if !r.floor.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## The kernel's floor: one syscall tracepoint enabled, no agent\n\nThe same microbenchmarks with tracefs `syscalls/sys_enter_getppid` enabled (a syscall the benchmarks never make, no BPF): every syscall of every task then takes the tracing slow path. What the agent adds beyond this is its programs' own cost.\n\n| op | off (median) | tracepoint on (median) | ratio (median of rounds) | agent's added ns (above) | of which the floor |\n|---|---|---|---|---|---|"
+        );
+        for (op, (off, on)) in &r.floor {
+            let ratio = paired_ratio(off, on);
+            let floor_ns = median(off) * (ratio - 1.0);
+            let agent_ns = r
+                .micro
+                .get(op)
+                .map_or(f64::NAN, |(a, b)| median(a) * (paired_ratio(a, b) - 1.0));
+            let _ = writeln!(
+                s,
+                "| {op} | {:.0} | {:.0} | {ratio:.4} | {agent_ns:+.0} | {floor_ns:+.0} |",
+                median(off),
+                median(on)
+            );
+        }
+    }
     let _ = writeln!(
         s,
         "\n## redis-benchmark (requests/s, every round)\n\n| test | agent off | agent on |\n|---|---|---|"
