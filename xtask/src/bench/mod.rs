@@ -175,12 +175,14 @@ pub fn run(agent_bin: &Path, smoke: bool) -> Result<()> {
     let ew = build_ewbench()?;
     let work = workspace_root().join("target/bench");
     std::fs::create_dir_all(&work)?;
+    // Held for the whole run (replay included): while it is held no test agent runs, and
+    // a privileged test run waits instead of loading the machine.
+    let _lock = agent::MachineLock::acquire()?;
     let mut res = Results {
         loadavg_before: report::loadavg(),
         replay: Some(bench_replay::run(agent_bin, plan.replay_events)?),
         ..Results::default()
     };
-    let _lock = agent::MachineLock::acquire()?;
     phases::overhead(&plan, agent_bin, &ew, &work, &mut res)?;
     phases::tracepoint_floor(&plan, &ew, &mut res)?;
     phases::memory(&plan, agent_bin, &ew, &work, &mut res)?;
