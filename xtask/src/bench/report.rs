@@ -184,7 +184,7 @@ pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
     if let Some(rp) = &r.replay {
         let _ = writeln!(
             s,
-            "| replay, one core | ≥ 2,000,000 events/s | {:.0} events/s ({} events, {:.0} MiB, {} alerts, {:.2} s) | – | `taskset -c 0 escapewatch replay` of a generated log (fixture events repeated) | {} |",
+            "| replay, one core | ≥ 2,000,000 events/s | {:.0} events/s ({} events, {:.0} MiB, {} alerts, {:.2} s) | – | `taskset -c 0 escapewatch replay` of a generated log (fixture events repeated), median of 3 runs | {} |",
             rp.rate,
             rp.events,
             rp.mib,
