@@ -109,7 +109,19 @@ fn verdict(ok: bool, smoke: bool) -> &'static str {
 
 pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
     let mut s = String::new();
-    let dirty = if cmd("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+    let dirty = if cmd(
+        "git",
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!BENCHMARKS.md",
+        ],
+    )
+    .is_empty()
+    {
         ""
     } else {
         " (uncommitted changes)"
