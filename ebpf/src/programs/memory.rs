@@ -144,12 +144,10 @@ fn mark_key(fd: u64) -> u64 {
     (u64::from(tgid()) << 32) | (fd & 0xffff_ffff)
 }
 
-/// A write to a marked fd: remember what the exit needs. `pos` is pwrite64's offset.
+/// A write to a marked fd: remember what the exit needs. `pos` is pwrite64's offset. Callers
+/// check [`marks_present`] first: until a descriptor was ever marked, nothing else runs.
 #[inline(always)]
 fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
-    if !marks_present() {
-        return Ok(());
-    }
     // SAFETY: the mark is copied out immediately.
     let Some(mark) = (unsafe { MARKED_FDS.get(mark_key(fd)) }).copied() else {
         return Ok(());
@@ -189,6 +187,9 @@ fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterWrite, || {
+        if !marks_present() {
+            return Ok(());
+        }
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, None)
     })
 }
@@ -197,6 +198,9 @@ pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_pwrite64")]
 pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterPwrite64, || {
+        if !marks_present() {
+            return Ok(());
+        }
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, Some(arg(&ctx, 3)?))
     })
 }

@@ -30,13 +30,16 @@ const BPF_PROG_ATTACH: u64 = 8;
 const BPF_RAW_TRACEPOINT_OPEN: u64 = 17;
 const BPF_LINK_CREATE: u64 = 28;
 
-/// Record the first four arguments of this syscall for the exit, from candidates only.
+/// Record the first `N` (at most four) arguments of this syscall for the exit, from candidates
+/// only. `N` must not exceed the syscall's argument count: the kernel refuses to attach a
+/// program that reads past its tracepoint's record.
 #[inline(always)]
-fn watch(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
+fn watch<const N: usize>(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
     if !is_candidate() {
         return Ok(());
     }
-    let args = [arg(ctx, 0)?, arg(ctx, 1)?, arg(ctx, 2)?, arg(ctx, 3)?];
+    let read = |i: usize| if i < N { arg(ctx, i) } else { Ok(0) };
+    let args = [read(0)?, read(1)?, read(2)?, read(3)?];
     pending::put(EventKind::Syscall, id, args, [0; NS_COUNT])
 }
 
@@ -46,7 +49,7 @@ fn watch(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
 pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterPtrace, || match arg(&ctx, 0)? {
         PTRACE_ATTACH | PTRACE_SEIZE | PTRACE_POKETEXT | PTRACE_POKEDATA | PTRACE_POKEUSER => {
-            watch(&ctx, syscall_id::PTRACE)
+            watch::<4>(&ctx, syscall_id::PTRACE)
         }
         _ => Ok(()),
     })
@@ -56,7 +59,7 @@ pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_process_vm_writev")]
 pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterProcessVmWritev, || {
-        watch(&ctx, syscall_id::PROCESS_VM_WRITEV)
+        watch::<4>(&ctx, syscall_id::PROCESS_VM_WRITEV)
     })
 }
 
@@ -65,7 +68,7 @@ pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterBpf, || match arg(&ctx, 0)? {
         BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE => {
-            watch(&ctx, syscall_id::BPF)
+            watch::<3>(&ctx, syscall_id::BPF)
         }
         _ => Ok(()),
     })
@@ -75,7 +78,7 @@ pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_open_by_handle_at")]
 pub fn sys_enter_open_by_handle_at(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenByHandleAt, || {
-        watch(&ctx, syscall_id::OPEN_BY_HANDLE_AT)
+        watch::<3>(&ctx, syscall_id::OPEN_BY_HANDLE_AT)
     })
 }
 
@@ -83,7 +86,7 @@ pub fn sys_enter_open_by_handle_at(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_userfaultfd")]
 pub fn sys_enter_userfaultfd(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterUserfaultfd, || {
-        watch(&ctx, syscall_id::USERFAULTFD)
+        watch::<1>(&ctx, syscall_id::USERFAULTFD)
     })
 }
 
@@ -92,7 +95,7 @@ pub fn sys_enter_userfaultfd(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
 pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterInitModule, || {
-        watch(&ctx, syscall_id::INIT_MODULE)
+        watch::<3>(&ctx, syscall_id::INIT_MODULE)
     })
 }
 
@@ -100,7 +103,7 @@ pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
 pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterFinitModule, || {
-        watch(&ctx, syscall_id::FINIT_MODULE)
+        watch::<3>(&ctx, syscall_id::FINIT_MODULE)
     })
 }
 
