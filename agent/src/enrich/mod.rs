@@ -494,6 +494,14 @@ impl<S: System> Enricher<S> {
             self.system
                 .exe(h.tgid)
                 .filter(|e| e.len() > 1)
+                .or_else(|| {
+                    // Gone already (a short-lived applet): re-exec'ing /proc/self/exe runs the image
+                    // that was running, which the table knows (a fork inherits it).
+                    (filename == "/proc/self/exe")
+                        .then(|| self.procs.get(&h.tgid).map(|e| e.exe.clone()))
+                        .flatten()
+                        .filter(|e| !e.is_empty() && !is_fd_path(e))
+                })
                 .unwrap_or_else(|| filename.to_owned())
         } else {
             filename.to_owned()

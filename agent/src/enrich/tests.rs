@@ -279,3 +279,17 @@ fn a_helper_renamed_after_a_lost_exec_is_judged_by_what_it_runs_now() {
     );
     assert_eq!(ev.container.map(|c| c.id), Some("/mybox".to_owned()));
 }
+
+#[test]
+fn a_self_reexec_of_a_process_already_gone_keeps_the_running_image() {
+    // busybox sh 30 forks 31, which re-execs /proc/self/exe (the nsenter applet), does its
+    // work and exits before the agent reads /proc/31/exe.
+    let mut en = enricher();
+    en.enrich(&exec(30, 1, HOST, "/bin/busybox"));
+    en.enrich(&fork(31, 30, 1, HOST));
+    let reexec = en.enrich(&exec(31, 1, HOST, "/proc/self/exe"));
+    assert_eq!(reexec.process.exe, "/bin/busybox");
+    // A descriptor path of an unknown process stays as given: nothing better is known.
+    let unknown = en.enrich(&exec(40, 1, HOST, "/dev/fd/3"));
+    assert_eq!(unknown.process.exe, "/dev/fd/3");
+}
