@@ -81,6 +81,17 @@ fn cgroup_release_agent_escape() {
     // controllers, unused by the host, so it and its release_agent vanish when unmounted).
     let marker = Path::new("/tmp/escapewatch-tests/release-agent-escaped");
     let _ = fs::remove_file(marker);
+    // On a cgroup2-only host runc gives the container its own cgroup namespace, from which the
+    // kernel refuses to mount a new v1 hierarchy: the escape cannot be staged there.
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("cgroup")),
+        "this scenario needs a host with cgroup v1 hierarchies mounted (hybrid layout): on a \
+         cgroup2-only host the container cannot mount a v1 hierarchy, so there is no \
+         release_agent to abuse"
+    );
     let dir = work_dir("release-agent");
     let agent = Agent::start(&dir);
     let c = privileged("release-agent", |b| b.unmask_paths());
