@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod host;
+mod owners;
 mod payload;
 pub mod process;
 pub mod procfs_scan;
@@ -19,7 +20,7 @@ use escapewatch_common::{
     user::{RawEvent, until_nul},
 };
 
-use crate::model::{Event, JoinedNamespace, Namespaces, NsOwner, NsSyscall, Payload, Process};
+use crate::model::{Event, Namespaces, NsSyscall, Payload, Process};
 use host::{HostNamespaces, rfc3339_ns};
 use process::{
     Lineage, ProcEntry, ProcSnapshot, classify_unknown, classify_unseen, lineage_after_exec,
@@ -29,9 +30,6 @@ use process::{
 const EXITED_GRACE_NS: u64 = 5_000_000_000;
 /// Events between purges of exited processes.
 const PURGE_EVERY: u64 = 4096;
-/// Namespace → container entries kept before the map is rebuilt from new events.
-const NS_OWNER_LIMIT: usize = 65_536;
-
 /// What enrichment asks of the machine it runs on; tests give a fake one.
 pub trait System {
     /// cgroup path of `pid`, whose kernel cgroup id is `cgroup_id`.
@@ -510,57 +508,6 @@ impl<S: System> Enricher<S> {
         entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
         entry.exe = exe;
         entry.args = args;
-    }
-
-    /// Slots that changed from `before` to `after` are namespaces just created: whatever the
-    /// table remembered for a previous namespace with the same (reused) inode is stale.
-    fn forget_owners(&mut self, before: &Namespaces, after: &Namespaces) {
-        let (b, a) = (before.iter(), after.iter());
-        for i in 0..a.len() {
-            if a[i].1 != 0 && a[i].1 != b[i].1 {
-                self.ns_owner.remove(&(i, a[i].1));
-            }
-        }
-    }
-
-    /// Remember which container's processes live in which namespaces.
-    fn learn_owner(&mut self, c: &crate::model::Container, ns: &Namespaces) {
-        if self.ns_owner.len() > NS_OWNER_LIMIT {
-            self.ns_owner.clear();
-        }
-        let host = self.host.namespaces.iter();
-        for (i, (_, inode)) in ns.iter().into_iter().enumerate() {
-            if inode != 0 && inode != host[i].1 {
-                self.ns_owner.entry((i, inode)).or_insert_with(|| c.clone());
-            }
-        }
-    }
-
-    fn owner(&self, index: usize, inode: u32) -> NsOwner {
-        if inode == self.host.namespaces.iter()[index].1 {
-            return NsOwner::Host;
-        }
-        match self.ns_owner.get(&(index, inode)) {
-            Some(c) => NsOwner::Container {
-                id: c.id.clone(),
-                runtime: c.runtime,
-            },
-            None => NsOwner::Unknown,
-        }
-    }
-
-    /// Namespaces whose inode changed across a setns.
-    fn joined(&self, before: &Namespaces, after: &Namespaces) -> Vec<JoinedNamespace> {
-        let (b, a) = (before.iter(), after.iter());
-        (0..b.len())
-            .filter(|&i| a[i].1 != 0 && b[i].1 != a[i].1)
-            .map(|i| JoinedNamespace {
-                ns_type: a[i].0.to_owned(),
-                inode: a[i].1,
-                previous: b[i].1,
-                owner: self.owner(i, a[i].1),
-            })
-            .collect()
     }
 
     /// Drop processes that exited more than the grace period ago.

@@ -107,6 +107,16 @@ fn mount(e: &MountEvent) -> Payload {
     }
 }
 
+/// A file by inode, kernel-encoded device and dentry names (NUL-padded buffers).
+fn file_ref(ino: u64, kdev: u32, name: &[u8], parent: &[u8]) -> FileRef {
+    FileRef {
+        ino,
+        dev: dev(kdev),
+        name: text(name),
+        parent: text(parent),
+    }
+}
+
 pub fn cow_fault(e: &CowFaultEvent) -> Payload {
     Payload::CowFault {
         addr: e.addr,
@@ -115,12 +125,7 @@ pub fn cow_fault(e: &CowFaultEvent) -> Payload {
         vm_flags: format!("{:#x}", e.vm_flags),
         vm_start: e.vm_start,
         vm_end: e.vm_end,
-        file: FileRef {
-            ino: e.file_ino,
-            dev: dev(e.file_dev),
-            name: text(&e.file_name),
-            parent: String::new(),
-        },
+        file: file_ref(e.file_ino, e.file_dev, &e.file_name, &[]),
     }
 }
 
@@ -132,12 +137,7 @@ pub fn madvise(e: &MadviseEvent) -> Payload {
         vm_flags: format!("{:#x}", e.vm_flags),
         vm_start: e.vm_start,
         vm_end: e.vm_end,
-        file: FileRef {
-            ino: e.file_ino,
-            dev: dev(e.file_dev),
-            name: text(&e.file_name),
-            parent: String::new(),
-        },
+        file: file_ref(e.file_ino, e.file_dev, &e.file_name, &[]),
     }
 }
 
@@ -145,12 +145,7 @@ pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
     Payload::PipeWrite {
         ret: e.ret,
         fd: e.fd,
-        file: FileRef {
-            ino: e.file_ino,
-            dev: dev(e.file_dev),
-            name: text(&e.file_name),
-            parent: text(&e.file_parent),
-        },
+        file: file_ref(e.file_ino, e.file_dev, &e.file_name, &e.file_parent),
     }
 }
 
@@ -282,12 +277,7 @@ impl<S: System> Enricher<S> {
             } else {
                 String::new()
             },
-            file: (!failed).then(|| FileRef {
-                ino: e.ino,
-                dev: dev(e.dev),
-                name: text(&e.name),
-                parent: text(&e.parent),
-            }),
+            file: (!failed).then(|| file_ref(e.ino, e.dev, &e.name, &e.parent)),
             grandparent: text(&e.grandparent),
             path,
             foreign_mnt_ns: foreign,

@@ -29,7 +29,8 @@ use crate::{
     helpers::{
         emit::{emit, run},
         files::{
-            FMODE_WRITE, S_IFIFO, S_IFMT, S_IFREG, dentry_name, dentry_parent, fd_file, file_info,
+            FMODE_WRITE, FileInfo, S_IFIFO, S_IFMT, S_IFREG, dentry_name, dentry_parent, fd_file,
+            file_info,
         },
         pending::{self, tgid},
         task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
@@ -66,6 +67,23 @@ extern "C" fn vma_callback(_task: *mut c_void, vma: *mut c_void, data: *mut c_vo
     out.end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
     out.file = read_ptr(vma, cfg!(vma_vm_file)).map_or(0, |f| f as u64);
     0
+}
+
+/// The identity of a mapping's file (zeros and an empty name when it could not be read).
+#[inline(always)]
+fn mapped_file(info: Option<FileInfo>, ino: &mut u64, dev: &mut u32, name: &mut [u8; NAME_LEN]) {
+    name[0] = 0;
+    match info {
+        Some(i) => {
+            *ino = i.ino;
+            *dev = i.dev;
+            dentry_name(i.dentry, name);
+        }
+        None => {
+            *ino = 0;
+            *dev = 0;
+        }
+    }
 }
 
 /// The current task's mapping at `addr`, if any.
@@ -116,18 +134,7 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
                 ev.vm_start = vma.start;
                 ev.vm_end = vma.end;
                 ev._pad2 = 0;
-                ev.file_name[0] = 0;
-                match info {
-                    Some(i) => {
-                        ev.file_ino = i.ino;
-                        ev.file_dev = i.dev;
-                        dentry_name(i.dentry, &mut ev.file_name);
-                    }
-                    None => {
-                        ev.file_ino = 0;
-                        ev.file_dev = 0;
-                    }
-                }
+                mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
             },
         );
         Ok(())
@@ -354,18 +361,7 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
         ev.vm_start = vm_start;
         ev.vm_end = vm_end;
         ev._pad = 0;
-        ev.file_name[0] = 0;
-        match info {
-            Some(i) => {
-                ev.file_ino = i.ino;
-                ev.file_dev = i.dev;
-                dentry_name(i.dentry, &mut ev.file_name);
-            }
-            None => {
-                ev.file_ino = 0;
-                ev.file_dev = 0;
-            }
-        }
+        mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
     });
     Ok(())
 }
