@@ -50,6 +50,7 @@ pub struct Config {
     pub logs: Logs,
     pub ring_buffers: RingBuffers,
     pub metrics: Metrics,
+    pub hooks: Hooks,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
 }
@@ -93,6 +94,53 @@ impl Default for Logs {
             alert_log: None,
             event_log_max_bytes: 100 * 1024 * 1024,
             event_log_keep: 10,
+        }
+    }
+}
+
+/// Which kernel hooks the agent may use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hooks {
+    /// Precision hook types not to use even where the kernel offers them: their rules are then
+    /// served by the next alternative or the tracepoint fallback. For a kernel whose fentry
+    /// trampolines or BPF LSM misbehave, or to check the fallbacks on a kernel that has both.
+    pub disable: Vec<PrecisionHook>,
+}
+
+/// The hook types every program of which has a fallback (the only ones that can be disabled
+/// without leaving a rule blind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionHook {
+    /// fentry (BPF trampolines, kernel 5.5+ with BTF).
+    Fentry,
+    /// kprobe (the precision hook's next choice where fentry is refused).
+    Kprobe,
+    /// BPF LSM (needs `bpf` in the active LSM list).
+    Lsm,
+}
+
+impl PrecisionHook {
+    /// `fentry,lsm` as the CLI and ESCAPEWATCH_DISABLE_HOOKS give it; empty: none.
+    pub fn parse_list(list: &str) -> Result<Vec<PrecisionHook>, String> {
+        use clap::ValueEnum as _;
+        list.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                PrecisionHook::from_str(t, true)
+                    .map_err(|_| format!("{t:?} is not one of fentry, kprobe, lsm"))
+            })
+            .collect()
+    }
+
+    /// As [`escapewatch_common::programs::Hook::kind_name`] spells it.
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            PrecisionHook::Fentry => "fentry",
+            PrecisionHook::Kprobe => "kprobe",
+            PrecisionHook::Lsm => "lsm",
         }
     }
 }
@@ -279,6 +327,59 @@ mod tests {
             Some(Path::new("/var/log/e.jsonl"))
         );
         assert_eq!(c.ring_buffers.sizes().critical, 65536);
+    }
+
+    #[test]
+    fn hooks_can_be_disabled_by_type() {
+        let c = Config::parse(
+            "[hooks]\ndisable = [\"fentry\", \"lsm\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.hooks.disable, [PrecisionHook::Fentry, PrecisionHook::Lsm]);
+        // A hook type without a fallback cannot be disabled: the error names line and key.
+        let e = Config::parse("[hooks]\ndisable = [\"tracepoint\"]\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(e.contains("tracepoint") && e.contains("fentry"), "{e}");
+    }
+
+    #[test]
+    fn hook_lists_from_the_command_line() {
+        use PrecisionHook::*;
+        assert_eq!(PrecisionHook::parse_list(""), Ok(vec![]));
+        assert_eq!(
+            PrecisionHook::parse_list("fentry, lsm"),
+            Ok(vec![Fentry, Lsm])
+        );
+        assert_eq!(PrecisionHook::parse_list("kprobe"), Ok(vec![Kprobe]));
+        let e = PrecisionHook::parse_list("fentry,raw_tracepoint").unwrap_err();
+        assert!(e.contains("raw_tracepoint") && e.contains("kprobe"), "{e}");
+    }
+
+    /// The disable-able types are exactly the hook types of the programs that have a fallback.
+    #[test]
+    fn precision_hooks_are_the_ones_with_fallbacks() {
+        use clap::ValueEnum as _;
+        use escapewatch_common::programs::PROGRAMS;
+        let with_fallback: std::collections::BTreeSet<&str> = PROGRAMS
+            .iter()
+            .filter(|p| !p.fallback.is_empty())
+            .map(|p| p.hook.kind_name())
+            .collect();
+        let disable_able: std::collections::BTreeSet<&str> = PrecisionHook::value_variants()
+            .iter()
+            .map(|h| h.kind_name())
+            .collect();
+        assert_eq!(with_fallback, disable_able);
+        for h in PrecisionHook::value_variants() {
+            assert_eq!(
+                h.to_possible_value().unwrap().get_name(),
+                h.kind_name(),
+                "CLI spelling"
+            );
+        }
     }
 
     #[test]

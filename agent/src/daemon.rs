@@ -231,6 +231,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         btf: opts.btf.clone(),
         host_mnt_ns: host_ns.namespaces.mnt,
         cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),
+        disabled: opts.config.hooks.disable.clone(),
     })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
     // After loading, so privilege and BTF problems are reported as such; a taken port still
@@ -332,6 +333,7 @@ fn reload(opts: &mut RunOptions, pipeline: &mut Pipeline) {
                     config.ring_buffers != opts.config.ring_buffers,
                 ),
                 ("metrics", config.metrics != opts.config.metrics),
+                ("hooks", config.hooks != opts.config.hooks),
             ] {
                 if changed {
                     warn!(

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::{
     btf::{Btf, BtfError},
+    config::PrecisionHook,
     offsets::{OffsetError, kernel_config},
 };
 
@@ -29,6 +30,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/es
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const SECURITYFS: &str = "/sys/kernel/security";
+const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
 /// Lines kept from the end of a verifier log in an attach error.
 const VERIFIER_TAIL: usize = 8;
@@ -89,6 +91,8 @@ pub struct LoadOptions {
     pub host_mnt_ns: u32,
     /// Where the cgroup2 hierarchy is mounted (for cgroup/sysctl).
     pub cgroup2_root: Option<PathBuf>,
+    /// Precision hook types not to try (`hooks.disable`, `--disable-hooks`).
+    pub disabled: Vec<PrecisionHook>,
 }
 
 /// How one program fared.
@@ -250,8 +254,11 @@ fn attach_one(
                 .map_err(|e| error_chain(&e))
         }
         Hook::KProbe { function } => {
-            if !Path::new(TRACEFS).join("kprobe_events").exists() {
-                return Err("this kernel has no kprobes (CONFIG_KPROBES off)".into());
+            // aya attaches kprobes through the kprobe PMU (perf_event_open, kernel 4.17+).
+            if !Path::new(KPROBE_PMU).exists() {
+                return Err(format!(
+                    "this kernel has no kprobes ({KPROBE_PMU} is missing: CONFIG_KPROBES off)"
+                ));
             }
             let p: &mut KProbe = program.try_into().map_err(|e| format!("{e}"))?;
             p.load()
@@ -386,7 +393,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
             });
             continue;
         }
-        let error = attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref()).err();
+        let disabled = opts
+            .disabled
+            .iter()
+            .any(|h| h.kind_name() == spec.hook.kind_name());
+        let error = if disabled {
+            Some("disabled by configuration (hooks.disable, --disable-hooks)".to_owned())
+        } else {
+            attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref()).err()
+        };
         let absent = error.is_some() && (hook_absent(&spec.hook) || !spec.fallback.is_empty());
         match &error {
             None => info!(
@@ -402,7 +417,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 hook = spec.hook.kind_name(),
                 reason = %e,
                 fallback = spec.fallback,
-                "not available on this kernel; its rules are served by the fallback"
+                "not used; its rules are served by the fallback"
             ),
             Some(_) if absent => info!(
                 program = spec.name,

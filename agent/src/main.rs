@@ -3,9 +3,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use escapewatch::{
-    config::{Config, DEFAULT_CONFIG_PATH},
+    config::{Config, DEFAULT_CONFIG_PATH, PrecisionHook},
     daemon::{self, RunOptions},
 };
 
@@ -31,25 +31,7 @@ enum Command {
     /// --event-log every enriched kernel event is recorded for later replay. SIGTERM or SIGINT
     /// detaches, drains the kernel buffers, flushes both logs and exits 0. Logs go to stderr
     /// (level from RUST_LOG, default info).
-    Run {
-        /// Config file (TOML). Default: /etc/escapewatch/config.toml if it exists.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Record enriched events (JSON Lines, appended) to PATH. Overrides logs.event_log.
-        #[arg(long, value_name = "PATH")]
-        event_log: Option<PathBuf>,
-        /// Write alerts (JSON Lines, appended) to PATH instead of stdout. Overrides logs.alert_log.
-        #[arg(long, value_name = "PATH")]
-        alert_log: Option<PathBuf>,
-        /// Kernel BTF file to resolve struct offsets from, for kernels without
-        /// /sys/kernel/btf/vmlinux (e.g. a file from btfhub for this exact kernel).
-        #[arg(long, value_name = "FILE")]
-        btf: Option<PathBuf>,
-        /// Serve /metrics, /healthz and /readyz on ADDR (default 127.0.0.1:9464, loopback;
-        /// port 0 picks a free one). Overrides metrics.listen.
-        #[arg(long, value_name = "ADDR")]
-        metrics_addr: Option<std::net::SocketAddr>,
-    },
+    Run(RunArgs),
     /// Check a config file (TOML) and print the policy it gives; exit 1 naming the file, line
     /// and key of the first error.
     CheckConfig {
@@ -70,6 +52,43 @@ enum Command {
     Rules,
 }
 
+/// `--disable-hooks` as one value (clap would take a bare `Vec` for repeated values).
+#[derive(Debug, Clone)]
+struct HookList(Vec<PrecisionHook>);
+
+/// `escapewatch run` (see its help).
+#[derive(Args)]
+struct RunArgs {
+    /// Config file (TOML). Default: /etc/escapewatch/config.toml if it exists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Record enriched events (JSON Lines, appended) to PATH. Overrides logs.event_log.
+    #[arg(long, value_name = "PATH")]
+    event_log: Option<PathBuf>,
+    /// Write alerts (JSON Lines, appended) to PATH instead of stdout. Overrides logs.alert_log.
+    #[arg(long, value_name = "PATH")]
+    alert_log: Option<PathBuf>,
+    /// Kernel BTF file to resolve struct offsets from, for kernels without
+    /// /sys/kernel/btf/vmlinux (e.g. a file from btfhub for this exact kernel).
+    #[arg(long, value_name = "FILE")]
+    btf: Option<PathBuf>,
+    /// Serve /metrics, /healthz and /readyz on ADDR (default 127.0.0.1:9464, loopback;
+    /// port 0 picks a free one). Overrides metrics.listen.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Precision hook types not to use even where the kernel offers them, comma-separated
+    /// from fentry, kprobe, lsm (empty: none); their rules are served by the next
+    /// alternative or the fallback tracepoints (the start-up log says which hook serves
+    /// each rule). Overrides hooks.disable.
+    #[arg(
+        long,
+        value_name = "TYPES",
+        env = "ESCAPEWATCH_DISABLE_HOOKS",
+        value_parser = |s: &str| PrecisionHook::parse_list(s).map(HookList)
+    )]
+    disable_hooks: Option<HookList>,
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -79,17 +98,22 @@ fn init_logging() {
         .init();
 }
 
-fn run(
-    config: Option<PathBuf>,
-    event_log: Option<PathBuf>,
-    alert_log: Option<PathBuf>,
-    btf: Option<PathBuf>,
-    metrics_addr: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let RunArgs {
+        config,
+        event_log,
+        alert_log,
+        btf,
+        metrics_addr,
+        disable_hooks,
+    } = args;
     let config_path =
         config.or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
-    let config = Config::load_or_default(config_path.as_deref())
+    let mut config = Config::load_or_default(config_path.as_deref())
         .with_context(|| format!("loading the configuration (default {DEFAULT_CONFIG_PATH})"))?;
+    if let Some(HookList(disable)) = disable_hooks {
+        config.hooks.disable = disable;
+    }
     let opts = RunOptions {
         config,
         config_path,
@@ -134,13 +158,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Run {
-            config,
-            event_log,
-            alert_log,
-            btf,
-            metrics_addr,
-        } => run(config, event_log, alert_log, btf, metrics_addr),
+        Command::Run(args) => run(args),
         Command::CheckConfig { path } => check_config(&path),
         Command::Replay(args) => incident::replay(args),
         Command::Timeline(args) => incident::timeline(args),
