@@ -31,6 +31,10 @@ pub struct Kernel {
     pub package: Option<&'static str>,
     /// ESCAPEWATCH_EXPECT_HOOKS for the tests on this kernel: `rule=hookkind,...`.
     pub expect_hooks: &'static str,
+    /// ESCAPEWATCH_DISABLE_HOOKS for every agent of this row (`--disable-hooks`): precision
+    /// hook types the agent must not use, so the next alternatives and fallbacks are proven on
+    /// a kernel that offers the preferred ones. Empty: none.
+    pub disable_hooks: &'static str,
     pub selection: &'static [Select],
 }
 
@@ -84,24 +88,53 @@ const HOST_HOOKS: &str = "dirty-cow=tracepoint,cgroup-release-agent-write=tracep
      host-fs-via-proc-root=tracepoint,sysrq-trigger-write=tracepoint,\
      kernel-memory-access=tracepoint,kernel-debug-recon=tracepoint";
 
+/// The alternatives, on a kernel that has the preferred hooks: with fentry and BPF LSM
+/// disabled, dirty-cow must be served by the kprobe on handle_mm_fault and the LSM-served path
+/// rules by the open tracepoints.
+const FALLBACK_HOOKS: &str = "dirty-cow=kprobe,cgroup-release-agent-write=tracepoint,\
+     host-fs-via-proc-root=tracepoint,sysrq-trigger-write=tracepoint,\
+     kernel-memory-access=tracepoint,kernel-debug-recon=tracepoint";
+
+/// The scenarios of the rules in [`FALLBACK_HOOKS`].
+const FALLBACK_SELECTION: &[Select] = &[
+    select("escapes_process", "dirty_cow_race"),
+    select("escapes_process", "host_fs_via_proc_root"),
+    select("escapes_kernel", "cgroup_release_agent_escape"),
+    select("escapes_kernel", "sysrq_trigger_write"),
+    select("escapes_kernel", "kernel_memory_access_dev_mem"),
+    select("escapes_kernel", "kernel_debug_recon"),
+];
+
+const DEBIAN_6_12: &str = "linux-image-6.12.117+deb12-cloud-amd64-unsigned";
+
 pub const KERNELS: &[Kernel] = &[
     Kernel {
         name: "6.1",
         package: Some("linux-image-6.1.0-56-cloud-amd64-unsigned"),
         expect_hooks: GUEST_HOOKS,
+        disable_hooks: "",
         selection: SELECTION,
     },
     Kernel {
         name: "6.12",
-        package: Some("linux-image-6.12.117+deb12-cloud-amd64-unsigned"),
+        package: Some(DEBIAN_6_12),
         expect_hooks: GUEST_HOOKS,
+        disable_hooks: "",
         selection: SELECTION,
     },
     Kernel {
         name: "host",
         package: None,
         expect_hooks: HOST_HOOKS,
+        disable_hooks: "",
         selection: SELECTION,
+    },
+    Kernel {
+        name: "6.12-fallback",
+        package: Some(DEBIAN_6_12),
+        expect_hooks: FALLBACK_HOOKS,
+        disable_hooks: "fentry,lsm",
+        selection: FALLBACK_SELECTION,
     },
 ];
 

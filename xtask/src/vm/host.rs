@@ -60,7 +60,7 @@ fn run_tests(
     )?;
     let lsm = fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_else(|e| format!("({e})"));
     writeln!(log, "ESCAPEWATCH-VM-LSM: {}", lsm.trim())?;
-    for line in host_hook_lines(agent)? {
+    for line in host_hook_lines(agent, kernel.disable_hooks)? {
         writeln!(log, "ESCAPEWATCH-VM-HOOK: {line}")?;
     }
     // The tests append to hooks.tsv (kernel, rule, hooks); only this run's lines are ours.
@@ -71,7 +71,13 @@ fn run_tests(
         println!("xtask vm-test: host: {}", t.name);
         writeln!(log, "ESCAPEWATCH-VM-RUN: {}", t.name)?;
         let t0 = Instant::now();
-        let ok = Command::new(&binaries[&t.binary])
+        let mut test = Command::new(&binaries[&t.binary]);
+        if kernel.disable_hooks.is_empty() {
+            test.env_remove("ESCAPEWATCH_DISABLE_HOOKS");
+        } else {
+            test.env("ESCAPEWATCH_DISABLE_HOOKS", kernel.disable_hooks);
+        }
+        let ok = test
             .args(["--exact", &t.name, "--test-threads=1"])
             .env("ESCAPEWATCH_BIN", agent)
             .env("ESCAPEWATCH_PRIMITIVES", primitives)
@@ -105,7 +111,7 @@ fn run_tests(
 /// The agent's lines saying which program attached to which hook: one start, stopped when
 /// ready (what the guest's init does). Holds the integration tests' machine-wide lock like
 /// every test agent.
-fn host_hook_lines(agent: &Path) -> Result<Vec<String>> {
+fn host_hook_lines(agent: &Path, disable_hooks: &str) -> Result<Vec<String>> {
     let base = Path::new("/tmp/escapewatch-tests");
     fs::create_dir_all(base)?;
     let lock = fs::OpenOptions::new()
@@ -126,7 +132,11 @@ fn host_hook_lines(agent: &Path) -> Result<Vec<String>> {
         .args([&logs[0]])
         .arg("--alert-log")
         .args([&logs[1]])
-        .envs([("RUST_LOG", "info"), ("NO_COLOR", "1")])
+        .envs([
+            ("RUST_LOG", "info"),
+            ("NO_COLOR", "1"),
+            ("ESCAPEWATCH_DISABLE_HOOKS", disable_hooks),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&stderr_path)?)
@@ -150,7 +160,7 @@ fn host_hook_lines(agent: &Path) -> Result<Vec<String>> {
     }
     Ok(text
         .lines()
-        .filter(|l| l.contains("attach") || l.contains("rule served by"))
+        .filter(|l| l.contains("attach") || l.contains("served by"))
         .map(str::to_owned)
         .collect())
 }

@@ -64,7 +64,7 @@ done
 grep -q "escapewatch is ready" /tmp/hooks/stderr || tail -n 30 /tmp/hooks/stderr
 kill -TERM $agent 2>/dev/null
 wait $agent
-grep -e "attach" -e "rule served by" /tmp/hooks/stderr | sed 's/^/ESCAPEWATCH-VM-HOOK: /'
+grep -e "attach" -e "served by" /tmp/hooks/stderr | sed 's/^/ESCAPEWATCH-VM-HOOK: /'
 
 pass=0
 fail=0

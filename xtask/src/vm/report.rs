@@ -122,12 +122,13 @@ pub fn finish(outcomes: &[Outcome]) -> Result<()> {
     for (o, c) in outcomes.iter().zip(&consoles) {
         let _ = write!(
             md,
-            "\n## {}\n\n- package: {}\n- uname -r: {}\n- LSMs: {}\n- ESCAPEWATCH_EXPECT_HOOKS: `{}`\n- finished: {}\n- console: {}\n",
+            "\n## {}\n\n- package: {}\n- uname -r: {}\n- LSMs: {}\n- ESCAPEWATCH_EXPECT_HOOKS: `{}`\n- ESCAPEWATCH_DISABLE_HOOKS: `{}`\n- finished: {}\n- console: {}\n",
             o.kernel.name,
             o.kernel.package.unwrap_or("(running kernel, native)"),
             c.uname.as_deref().unwrap_or("?"),
             c.lsm.as_deref().unwrap_or("?"),
             o.kernel.expect_hooks,
+            o.kernel.disable_hooks,
             c.done.as_deref().unwrap_or("no (no final line)"),
             o.log.display(),
         );
