@@ -417,7 +417,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
                 hook = spec.hook.kind_name(),
                 reason = %e,
                 fallback = spec.fallback,
-                "not used; the next hook of its group, or else its fallback, serves its rules"
+                "not attached; the next hook of its group, or else its fallback, serves its rules"
             ),
             Some(_) if absent => info!(
                 program = spec.name,
