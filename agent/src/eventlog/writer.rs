@@ -13,7 +13,7 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Read, Seek, SeekFrom, Write},
+    io::{self, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -82,6 +82,13 @@ struct WorkerCounters {
 
 /// Buffered lines are written once they reach this many bytes, flush or not.
 pub const FLUSH_BYTES: usize = 256 * 1024;
+
+/// zstd level of rotated segments. Event logs are so repetitive that level 1 packs them
+/// smaller than level 3 and faster: a 100 MiB segment of setns events went to 1.50 MB in
+/// 53 ms at level 1 (1 MiB reads) against 1.88 MB in 90 ms at level 3 (8 KiB reads); the
+/// integration tests' mixed logs to 236 KB against 255 KB. The compression thread shares
+/// the cores with the event path.
+const SEGMENT_ZSTD_LEVEL: i32 = 1;
 
 /// Minimum time between two warnings about failing writes (the count says how many).
 const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -509,15 +516,15 @@ fn tidy(base: &Path, keep: u32, counters: &WorkerCounters) {
 fn compress(plain: &Path, packed: &Path) -> io::Result<()> {
     let tmp = with_suffix(plain, ".zst.tmp");
     let result = (|| {
-        let mut input = File::open(plain)?;
+        let input = File::open(plain)?;
         // The rotation left the segment's data and its rename to this thread to make durable.
         input.sync_all()?;
         sync_dir(plain);
         let out = File::create(&tmp)?;
-        let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+        let mut enc = zstd::stream::write::Encoder::new(out, SEGMENT_ZSTD_LEVEL)?;
         // Lets a reader detect a damaged segment instead of replaying wrong bytes.
         enc.include_checksum(true)?;
-        io::copy(&mut input, &mut enc)?;
+        io::copy(&mut BufReader::with_capacity(1 << 20, input), &mut enc)?;
         enc.finish()?.sync_all()?;
         fs::rename(&tmp, packed)?;
         sync_dir(packed);
