@@ -13,7 +13,7 @@ pub use pipeline::{agent_process, boottime_ns, unix_now_secs};
 
 use crate::{
     collect::{CollectError, Collector},
-    config::Config,
+    config::{Config, PrecisionHook},
     detect::{self, Engine, rules},
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Kernel BTF to read offsets from instead of /sys/kernel/btf/vmlinux.
     pub btf: Option<PathBuf>,
+    /// `--disable-hooks` / ESCAPEWATCH_DISABLE_HOOKS: overrides hooks.disable.
+    pub disable_hooks: Option<Vec<PrecisionHook>>,
 }
 
 impl RunOptions {
@@ -85,6 +87,12 @@ impl RunOptions {
         self.alert_log
             .clone()
             .or_else(|| self.config.logs.alert_log.clone())
+    }
+
+    fn disabled_hooks(&self) -> Vec<PrecisionHook> {
+        self.disable_hooks
+            .clone()
+            .unwrap_or_else(|| self.config.hooks.disable.clone())
     }
 
     fn metrics_addr(&self) -> Option<SocketAddr> {
@@ -231,7 +239,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         btf: opts.btf.clone(),
         host_mnt_ns: host_ns.namespaces.mnt,
         cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),
-        disabled: opts.config.hooks.disable.clone(),
+        disabled: opts.disabled_hooks(),
     })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
     // After loading, so privilege and BTF problems are reported as such; a taken port still

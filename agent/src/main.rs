@@ -109,11 +109,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     } = args;
     let config_path =
         config.or_else(|| Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
-    let mut config = Config::load_or_default(config_path.as_deref())
+    let config = Config::load_or_default(config_path.as_deref())
         .with_context(|| format!("loading the configuration (default {DEFAULT_CONFIG_PATH})"))?;
-    if let Some(HookList(disable)) = disable_hooks {
-        config.hooks.disable = disable;
-    }
     let opts = RunOptions {
         config,
         config_path,
@@ -121,6 +118,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         alert_log,
         metrics_addr,
         btf,
+        disable_hooks: disable_hooks.map(|HookList(h)| h),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -133,6 +131,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     println!("{}: OK", path.display());
+    if !config.hooks.disable.is_empty() {
+        let names: Vec<&str> = config.hooks.disable.iter().map(|h| h.kind_name()).collect();
+        println!(
+            "  hooks not used: {} (their rules go to the next hook or the fallback)",
+            names.join(", ")
+        );
+    }
     let policy = config.policy()?;
     for info in escapewatch::detect::all_rule_infos() {
         let state = if policy.enabled(info.id) {

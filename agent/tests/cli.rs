@@ -42,6 +42,34 @@ fn bad_config_key_names_file_line_and_key() {
 }
 
 #[test]
+fn unknown_hook_type_is_refused_with_the_choices() {
+    // From the flag and from the environment (a systemd EnvironmentFile): the same answer.
+    let out = escapewatch(&["run", "--disable-hooks", "fentry,kprobes"]);
+    fails_with(&out, "\"kprobes\" is not one of fentry, kprobe, lsm");
+    let out = Command::new(env!("CARGO_BIN_EXE_escapewatch"))
+        .arg("run")
+        .env("ESCAPEWATCH_DISABLE_HOOKS", "tracepoint")
+        .output()
+        .expect("run escapewatch");
+    fails_with(&out, "\"tracepoint\" is not one of fentry, kprobe, lsm");
+}
+
+#[test]
+fn check_config_lists_the_hooks_not_used() {
+    let path = std::env::temp_dir().join(format!("ew-hooks-{}.toml", std::process::id()));
+    std::fs::write(&path, "[hooks]\ndisable = [\"fentry\", \"lsm\"]\n").unwrap();
+    let out = escapewatch(&["check-config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("hooks not used: fentry, lsm"), "{stdout}");
+    std::fs::write(&path, "[hooks]\ndisable = [\"raw_tracepoint\"]\n").unwrap();
+    let out = escapewatch(&["check-config", path.to_str().unwrap()]);
+    fails_with(&out, "line 2");
+    fails_with(&out, "expected one of `fentry`, `kprobe`, `lsm`");
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
 fn without_privileges_run_says_what_it_needs() {
     let out = if is_root() {
         // Drop to nobody with no capabilities, as an unprivileged user would run it.
