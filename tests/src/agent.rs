@@ -277,6 +277,22 @@ impl Agent {
             self.stderr.join("\n")
         );
     }
+
+    /// After [`Agent::stop`]: `escapewatch replay` of the event log must print exactly the
+    /// live alert log, byte for byte (the same engine, live and offline).
+    pub fn assert_replay_reproduces_alerts(&self, what: &str) {
+        let out = replay(&[&self.event_log]);
+        assert!(
+            out.status.success(),
+            "replay of {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            fs::read_to_string(&self.alert_log).expect("alert log"),
+            "replay of {what} must reproduce the live alerts"
+        );
+    }
 }
 
 impl Drop for Agent {

@@ -6,7 +6,7 @@ use std::{fs, path::Path, process::Command, time::Duration};
 use serde_json::Value;
 
 use crate::{
-    agent::{Agent, replay, work_dir},
+    agent::{Agent, work_dir},
     runc::{Bundle, Container, unique_id},
     scenario::{check_alert, with_primitives},
 };
@@ -146,17 +146,7 @@ pub fn record_latency(rule: &str, alert: &Value) {
 /// ESCAPEWATCH_RECORD_FIXTURES is set; replay must give exactly the live alerts either way.
 pub fn finish(mut agent: Agent, name: &str) {
     agent.stop();
-    let out = replay(&[&agent.event_log]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        fs::read_to_string(&agent.alert_log).unwrap(),
-        "replay of {name} must reproduce the live alerts"
-    );
+    agent.assert_replay_reproduces_alerts(name);
     if std::env::var_os("ESCAPEWATCH_RECORD_FIXTURES").is_some() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         fs::copy(&agent.event_log, dir.join(format!("{name}.events.jsonl"))).unwrap();

@@ -92,17 +92,7 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
         "unexpected alerts during the flood: {rules:?}"
     );
     // Losses are in the log, so replay gives exactly the live alerts, detector-overloaded too.
-    let out = replay(&[&agent.event_log]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        std::fs::read_to_string(&agent.alert_log).unwrap(),
-        "replay of the flood must reproduce the live alerts"
-    );
+    agent.assert_replay_reproduces_alerts("the flood");
 }
 
 #[test]

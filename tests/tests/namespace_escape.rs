@@ -10,7 +10,7 @@ use std::{
 };
 
 use escapewatch_integration::{
-    agent::{Agent, ns_inode, read_jsonl, replay, work_dir},
+    agent::{Agent, ns_inode, read_jsonl, work_dir},
     escape::check_hooks,
     runc::{Bundle, random_hex64, unique_id},
 };
@@ -144,18 +144,7 @@ fn a_container_nsenter_into_host_mount_namespace_alerts_once() {
     assert_eq!(alert["container"]["id"], cgroup.as_str());
 
     // (e) The recorded log, replayed, gives the same alerts byte for byte.
-    let out = replay(&[&agent.event_log]);
-    assert!(
-        out.status.success(),
-        "replay failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let live = fs::read(&agent.alert_log).expect("alert log");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&live),
-        "replay must reproduce the live alert log exactly"
-    );
+    agent.assert_replay_reproduces_alerts("ns-join-host");
     record_fixture("namespace-join-host", &agent.event_log, &agent.alert_log);
 }
 

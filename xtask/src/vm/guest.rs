@@ -79,19 +79,12 @@ fn find_vmlinuz(dir: &Path) -> Option<PathBuf> {
 fn env_file(agent: &Path, primitives: &Path, kernel: &Kernel) -> String {
     format!(
         "export ESCAPEWATCH_BIN='{}' ESCAPEWATCH_PRIMITIVES='{}' ESCAPEWATCH_EXPECT_HOOKS='{}' \
-         ESCAPEWATCH_VM_WORK='{}' RUST_BACKTRACE=1\n{}",
+         ESCAPEWATCH_DISABLE_HOOKS='{}' ESCAPEWATCH_VM_WORK='{}' RUST_BACKTRACE=1\n",
         agent.display(),
         primitives.display(),
         kernel.expect_hooks,
+        kernel.disable_hooks,
         integration_dir().display(),
-        if kernel.disable_hooks.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "export ESCAPEWATCH_DISABLE_HOOKS='{}'\n",
-                kernel.disable_hooks
-            )
-        },
     )
 }
 

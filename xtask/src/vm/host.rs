@@ -71,14 +71,10 @@ fn run_tests(
         println!("xtask vm-test: host: {}", t.name);
         writeln!(log, "ESCAPEWATCH-VM-RUN: {}", t.name)?;
         let t0 = Instant::now();
-        let mut test = Command::new(&binaries[&t.binary]);
-        if kernel.disable_hooks.is_empty() {
-            test.env_remove("ESCAPEWATCH_DISABLE_HOOKS");
-        } else {
-            test.env("ESCAPEWATCH_DISABLE_HOOKS", kernel.disable_hooks);
-        }
-        let ok = test
+        let ok = Command::new(&binaries[&t.binary])
             .args(["--exact", &t.name, "--test-threads=1"])
+            // Empty: no hook type disabled (also when the caller's environment sets one).
+            .env("ESCAPEWATCH_DISABLE_HOOKS", kernel.disable_hooks)
             .env("ESCAPEWATCH_BIN", agent)
             .env("ESCAPEWATCH_PRIMITIVES", primitives)
             .env("ESCAPEWATCH_EXPECT_HOOKS", kernel.expect_hooks)
