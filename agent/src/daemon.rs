@@ -158,7 +158,7 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
                 .iter()
                 .any(|a| a.program == spec.name && a.attached())
         });
-        if info.event_kinds.is_empty() {
+        if !info.reads_kernel() {
             continue;
         }
         for p in &serving {

@@ -48,8 +48,21 @@ enum Command {
     /// Show what happened around an alert: the process tree and the ordered events of a
     /// container (or of an alerted host process tree), in the terminal or as one HTML page.
     Timeline(incident::TimelineArgs),
-    /// List the detection rules: id, severity, MITRE ATT&CK technique and explanation.
-    Rules,
+    /// List the detection rules: id, severity, MITRE ATT&CK technique, explanation, the hooks
+    /// that feed each on this kernel and whether it applies here.
+    Rules {
+        #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+        format: RulesFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RulesFormat {
+    Text,
+    /// An array of rules, for tools.
+    Json,
+    /// The README's rule table.
+    Markdown,
 }
 
 /// `--disable-hooks` as one value (clap would take a bare `Vec` for repeated values).
@@ -155,8 +168,13 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_rules() {
-    print!("{}", escapewatch::rules_report::report());
+fn print_rules(format: RulesFormat) {
+    use escapewatch::rules_report::{report, report_json, report_markdown};
+    match format {
+        RulesFormat::Text => print!("{}", report()),
+        RulesFormat::Json => print!("{}", report_json()),
+        RulesFormat::Markdown => print!("{}", report_markdown()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -167,8 +185,8 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => check_config(&path),
         Command::Replay(args) => incident::replay(args),
         Command::Timeline(args) => incident::timeline(args),
-        Command::Rules => {
-            print_rules();
+        Command::Rules { format } => {
+            print_rules(format);
             Ok(())
         }
     };

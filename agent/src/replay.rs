@@ -461,10 +461,8 @@ pub fn replay_with(
             }
             Record::Event(event) => {
                 stats.events += 1;
-                let alerts = sessions.engine.process(&event);
-                // Held-back alerts only feed live metrics; drop them so memory stays flat.
-                drop(sessions.engine.take_suppressed());
-                for alert in alerts {
+                // Held-back alerts only feed live metrics.
+                for alert in sessions.engine.process(&event).alerts {
                     stats.alerts += 1;
                     if opts.filter.matches(&alert) {
                         stats.printed += 1;

@@ -1,72 +1,74 @@
 //! `escapewatch rules`: the catalogue with, for each rule, the hooks that feed it and whether it
-//! applies to the running kernel.
+//! applies to the running kernel. Text for people, JSON for tools (the integration tests take
+//! the severities they expect from it), markdown for the README.
 
 use std::{fmt::Write as _, path::Path};
 
-use escapewatch_common::{
-    kind::EventKind,
-    programs::{PROGRAMS, ProgramSpec},
+use escapewatch_common::programs::{PROGRAMS, ProgramSpec};
+use serde::Serialize;
+
+use crate::detect::{
+    RuleInfo, all_rule_infos,
+    rules::{Input, KernelDependency, KernelFeature, Without, markdown_table},
 };
 
-use crate::detect::{RuleInfo, all_rule_infos};
+/// Whether the running kernel has `feature` (read from /proc and /dev; never from the engine).
+pub fn present(feature: KernelFeature) -> bool {
+    let path = match feature {
+        KernelFeature::Modules => "/proc/modules",
+        KernelFeature::MagicSysrq => "/proc/sysrq-trigger",
+        KernelFeature::DevMem => "/dev/mem",
+    };
+    Path::new(path).exists()
+}
+
+/// The rule's kernel dependencies that this kernel lacks, with what that means.
+fn missing(rule: &RuleInfo, without: Without) -> Option<&'static KernelDependency> {
+    rule.kernel
+        .iter()
+        .find(|d| d.without == without && !present(d.feature))
+}
 
 /// Why a rule cannot apply on this machine, if it cannot.
 pub fn not_applicable(rule: &RuleInfo) -> Option<&'static str> {
-    match rule.id {
-        "kernel-module-load" if !Path::new("/proc/modules").exists() => Some(
-            "this kernel is built without module support (CONFIG_MODULES off): it has no \
-             init_module/finit_module tracepoints and cannot load a module at all",
-        ),
-        _ => None,
-    }
+    missing(rule, Without::NotApplicable).map(|d| d.text)
 }
 
 /// What a responder should know about a rule on this kernel, when the rule applies but the
 /// kernel changes what it can see.
 pub fn kernel_note(rule: &RuleInfo) -> Option<&'static str> {
-    match rule.id {
-        "sysrq-trigger-write" if !Path::new("/proc/sysrq-trigger").exists() => Some(
-            "this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off): attempts to open \
-             it are reported, nothing can be triggered",
-        ),
-        "kernel-memory-access" if !Path::new("/dev/mem").exists() => Some(
-            "this kernel has no /dev/mem driver: opens fail with ENXIO and are reported as \
-             attempts",
-        ),
-        _ => None,
+    missing(rule, Without::Note).map(|d| d.text)
+}
+
+/// Whether `p` produces what `input` names.
+fn serves(p: &ProgramSpec, input: Input) -> bool {
+    match input {
+        Input::Kind(kind) => p.kinds.contains(&kind),
+        Input::Syscall(s) => p.id == s.program(),
+        Input::LossReport => false,
     }
 }
 
-/// The hook types of the programs producing `rule`'s event kinds (`syscall` maps to every
-/// watched syscall), e.g. "tracepoint syscalls:sys_enter_setns".
-pub fn hooks(rule: &RuleInfo) -> Vec<String> {
-    programs(rule, |_| true)
-        .iter()
-        .map(|p| format!("{} {}", p.hook.kind_name(), p.name))
-        .collect()
-}
-
-/// The programs producing `rule`'s event kinds that `keep` accepts (the attached ones, for the
+/// The programs producing `rule`'s inputs that `keep` accepts (the attached ones, for the
 /// running agent), in catalogue order.
 pub fn programs(rule: &RuleInfo, keep: impl Fn(&ProgramSpec) -> bool) -> Vec<&'static ProgramSpec> {
     let mut out: Vec<&'static ProgramSpec> = Vec::new();
-    for kind in rule.event_kinds {
-        // "syscall:ptrace": the Syscall kind, from the ptrace program only.
-        let (kind, only) = kind
-            .split_once(':')
-            .map_or((*kind, None), |(k, s)| (k, Some(s)));
+    for &input in rule.inputs {
         for p in PROGRAMS {
-            let from = only.is_none_or(|s| p.name.strip_prefix("sys_enter_") == Some(s));
-            if from
-                && p.kinds.iter().any(|k: &EventKind| k.name() == kind)
-                && keep(p)
-                && !out.iter().any(|o| o.name == p.name)
-            {
+            if serves(p, input) && keep(p) && !out.iter().any(|o| o.name == p.name) {
                 out.push(p);
             }
         }
     }
     out
+}
+
+/// `hook-type program` of every program that can feed `rule`.
+pub fn hooks(rule: &RuleInfo) -> Vec<String> {
+    programs(rule, |_| true)
+        .iter()
+        .map(|p| format!("{} {}", p.hook.kind_name(), p.name))
+        .collect()
 }
 
 pub fn report() -> String {
@@ -76,9 +78,11 @@ pub fn report() -> String {
         let _ = writeln!(s, "  severity: {}", info.severity.as_str());
         let _ = writeln!(s, "  mitre:    {}", info.mitre);
         let _ = writeln!(s, "  title:    {}", info.title);
-        if !info.event_kinds.is_empty() {
-            let _ = writeln!(s, "  events:   {}", info.event_kinds.join(", "));
-            let _ = writeln!(s, "  hooks:    {}", hooks(info).join(", "));
+        let inputs: Vec<String> = info.inputs.iter().map(|i| i.name()).collect();
+        let _ = writeln!(s, "  events:   {}", inputs.join(", "));
+        let hooks = hooks(info);
+        if !hooks.is_empty() {
+            let _ = writeln!(s, "  hooks:    {}", hooks.join(", "));
         }
         if let Some(why) = not_applicable(info) {
             let _ = writeln!(s, "  status:   not applicable here: {why}");
@@ -89,4 +93,50 @@ pub fn report() -> String {
         let _ = writeln!(s, "  {}\n", info.explanation);
     }
     s
+}
+
+/// One rule as `escapewatch rules --format json` prints it.
+#[derive(Serialize)]
+struct RuleJson {
+    id: &'static str,
+    severity: &'static str,
+    mitre: &'static str,
+    title: &'static str,
+    scope: &'static str,
+    explanation: &'static str,
+    inputs: Vec<String>,
+    hooks: Vec<String>,
+    applicable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_applicable: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+}
+
+/// The catalogue as a JSON array.
+pub fn report_json() -> String {
+    let rules: Vec<RuleJson> = all_rule_infos()
+        .into_iter()
+        .map(|i| RuleJson {
+            id: i.id,
+            severity: i.severity.as_str(),
+            mitre: i.mitre,
+            title: i.title,
+            scope: i.scope,
+            explanation: i.explanation,
+            inputs: i.inputs.iter().map(|x| x.name()).collect(),
+            hooks: hooks(i),
+            applicable: not_applicable(i).is_none(),
+            not_applicable: not_applicable(i),
+            note: kernel_note(i),
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&rules).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The README's rule table.
+pub fn report_markdown() -> String {
+    markdown_table()
 }

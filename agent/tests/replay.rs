@@ -25,13 +25,14 @@ fn fixtures() -> Vec<(PathBuf, PathBuf)> {
         .expect("tests/fixtures exists")
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".events.jsonl"))
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(".events.jsonl") || name.ends_with(".events.jsonl.zst")
+        })
         .map(|events| {
-            let alerts = PathBuf::from(
-                events
-                    .to_string_lossy()
-                    .replace(".events.jsonl", ".alerts.jsonl"),
-            );
+            let name = events.to_string_lossy();
+            let stem = name.strip_suffix(".zst").unwrap_or(&name);
+            let alerts = PathBuf::from(stem.replace(".events.jsonl", ".alerts.jsonl"));
             (events, alerts)
         })
         .collect();
@@ -100,6 +101,29 @@ fn recorded_scenarios_replay_to_the_live_alerts_byte_for_byte() {
         let got = replay_to_string(&events);
         assert_eq!(got, expected, "replay of {} differs", events.display());
     }
+}
+
+/// The typed model writes every recorded event line back byte for byte: integers and enums in
+/// `model::Event` keep the JSON the log has always had.
+#[test]
+fn recorded_event_lines_round_trip_through_the_typed_model_byte_for_byte() {
+    let mut lines = 0;
+    for (events, _) in fixtures() {
+        let bytes = fs::read(&events).unwrap();
+        let text = if events.extension().is_some_and(|x| x == "zst") {
+            String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap()
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        for (n, line) in text.lines().enumerate().skip(1) {
+            let event: escapewatch::model::Event = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", events.display(), n + 1));
+            let again = serde_json::to_string(&event).unwrap();
+            assert_eq!(again, line, "{}:{} changed", events.display(), n + 1);
+            lines += 1;
+        }
+    }
+    assert!(lines > 1000, "only {lines} event lines in the fixtures");
 }
 
 fn replay_to_string(events: &Path) -> String {

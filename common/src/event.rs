@@ -8,6 +8,11 @@ pub const NS_COUNT: usize = 8;
 /// Index of a namespace type in [`EventHeader::ns`] and in the config offset arrays.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum NsType {
     Mnt = 0,
     /// `nsproxy->pid_ns_for_children`: the pid namespace new children are created in. It is the

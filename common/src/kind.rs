@@ -8,6 +8,11 @@ macro_rules! kinds {
         /// What an event record is. The numeric values are stable and never reused.
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(
+            feature = "user",
+            derive(serde::Serialize, serde::Deserialize),
+            serde(rename_all = "snake_case")
+        )]
         pub enum EventKind {
             $($(#[$doc])* $name = $id,)+
         }

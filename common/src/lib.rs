@@ -9,6 +9,8 @@
 #[cfg(feature = "user")]
 extern crate alloc;
 
+pub mod abi;
+pub mod calls;
 pub mod config;
 pub mod event;
 pub mod kind;

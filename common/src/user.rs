@@ -5,6 +5,7 @@ use core::mem::size_of;
 
 use crate::{
     SCHEMA_VERSION,
+    calls::{MountCall, UnknownCall, WatchedSyscall},
     config::KernelConfig,
     event::{
         ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
@@ -46,6 +47,8 @@ pub enum DecodeError {
     HeaderSize { found: u16, expected: u16 },
     #[error("record has unknown event kind {0}")]
     UnknownKind(u32),
+    #[error("{kind:?} record names unknown call id {id}")]
+    UnknownCall { kind: EventKind, id: u32 },
     #[error("{kind:?} record is {len} bytes, expected {expected}")]
     SizeMismatch {
         kind: EventKind,
@@ -63,12 +66,14 @@ pub enum RawEvent {
     Exit(ExitEvent),
     /// setns, unshare or clone with CLONE_NEW*; the kind tells which.
     Namespace(EventKind, NamespaceEvent),
-    Mount(Box<MountEvent>),
+    /// The call, checked at decode.
+    Mount(MountCall, Box<MountEvent>),
     FileOpen(Box<FileOpenEvent>),
     Sysctl(Box<SysctlEvent>),
     Madvise(Box<MadviseEvent>),
     MemWrite(Box<MemWriteEvent>),
-    Syscall(SyscallEvent),
+    /// The syscall, checked at decode.
+    Syscall(WatchedSyscall, SyscallEvent),
     PipeWrite(Box<PipeWriteEvent>),
     Connect(Box<ConnectEvent>),
     CowFault(Box<CowFaultEvent>),
@@ -81,12 +86,12 @@ impl RawEvent {
             RawEvent::Fork(e) => &e.header,
             RawEvent::Exit(e) => &e.header,
             RawEvent::Namespace(_, e) => &e.header,
-            RawEvent::Mount(e) => &e.header,
+            RawEvent::Mount(_, e) => &e.header,
             RawEvent::FileOpen(e) => &e.header,
             RawEvent::Sysctl(e) => &e.header,
             RawEvent::Madvise(e) => &e.header,
             RawEvent::MemWrite(e) => &e.header,
-            RawEvent::Syscall(e) => &e.header,
+            RawEvent::Syscall(_, e) => &e.header,
             RawEvent::PipeWrite(e) => &e.header,
             RawEvent::Connect(e) => &e.header,
             RawEvent::CowFault(e) => &e.header,
@@ -99,12 +104,12 @@ impl RawEvent {
             RawEvent::Fork(_) => EventKind::ProcessFork,
             RawEvent::Exit(_) => EventKind::ProcessExit,
             RawEvent::Namespace(kind, _) => *kind,
-            RawEvent::Mount(_) => EventKind::Mount,
+            RawEvent::Mount(..) => EventKind::Mount,
             RawEvent::FileOpen(_) => EventKind::FileOpen,
             RawEvent::Sysctl(_) => EventKind::SysctlWrite,
             RawEvent::Madvise(_) => EventKind::Madvise,
             RawEvent::MemWrite(_) => EventKind::MemWrite,
-            RawEvent::Syscall(_) => EventKind::Syscall,
+            RawEvent::Syscall(..) => EventKind::Syscall,
             RawEvent::PipeWrite(_) => EventKind::PipeWrite,
             RawEvent::Connect(_) => EventKind::UnixConnect,
             RawEvent::CowFault(_) => EventKind::CowFault,
@@ -163,16 +168,30 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
             RawEvent::Namespace(kind, read_exact(kind, bytes)?)
         }
-        EventKind::Mount => RawEvent::Mount(Box::new(read_exact(kind, bytes)?)),
+        EventKind::Mount => {
+            let e: MountEvent = read_exact(kind, bytes)?;
+            RawEvent::Mount(known_call(kind, e.call)?, Box::new(e))
+        }
         EventKind::FileOpen => RawEvent::FileOpen(Box::new(read_exact(kind, bytes)?)),
         EventKind::SysctlWrite => RawEvent::Sysctl(Box::new(read_exact(kind, bytes)?)),
         EventKind::Madvise => RawEvent::Madvise(Box::new(read_exact(kind, bytes)?)),
         EventKind::MemWrite => RawEvent::MemWrite(Box::new(read_exact(kind, bytes)?)),
-        EventKind::Syscall => RawEvent::Syscall(read_exact(kind, bytes)?),
+        EventKind::Syscall => {
+            let e: SyscallEvent = read_exact(kind, bytes)?;
+            RawEvent::Syscall(known_call(kind, e.id)?, e)
+        }
         EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
         EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
         EventKind::CowFault => RawEvent::CowFault(Box::new(read_exact(kind, bytes)?)),
     })
+}
+
+/// A call id the typed model cannot name is a decode error, counted like an unknown kind.
+fn known_call<T: TryFrom<u32, Error = UnknownCall>>(
+    kind: EventKind,
+    id: u32,
+) -> Result<T, DecodeError> {
+    T::try_from(id).map_err(|e| DecodeError::UnknownCall { kind, id: e.0 })
 }
 
 /// The bytes of a NUL-terminated fixed buffer up to (not including) the first NUL.

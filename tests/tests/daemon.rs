@@ -6,7 +6,7 @@ use std::{fs, path::PathBuf, process::Command, time::Duration};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, replay, work_dir},
-    escape::nsenter_escape,
+    escape::{finish, nsenter_escape},
     runc::{Bundle, unique_id},
 };
 
@@ -47,7 +47,10 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
     );
     // ... and the loss is neither silent in the alerts ...
     let overload = agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-overloaded");
-    assert_eq!(overload["severity"], "high");
+    assert_eq!(
+        overload["severity"],
+        escapewatch_integration::scenario::catalogued("detector-overloaded")["severity"]
+    );
     let details = overload["details"].to_string();
     assert!(details.contains("process_"), "loss by kind: {details}");
     assert!(
@@ -93,6 +96,47 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
     );
     // Losses are in the log, so replay gives exactly the live alerts, detector-overloaded too.
     agent.assert_replay_reproduces_alerts("the flood");
+}
+
+/// A fork storm into the smallest lifecycle buffer, stopped at its first loss alert: the loss
+/// is alerted, naming the container, and the session (a few seconds) is kept as the replay
+/// fixture of `detector-overloaded`.
+#[test]
+fn a_fork_burst_into_a_tiny_buffer_is_alerted_and_replays() {
+    let dir = work_dir("overload");
+    let agent = Agent::start_with(
+        &dir,
+        Some("[ring_buffers]\nlifecycle_bytes = 4096\ncritical_bytes = 65536\n"),
+    );
+    let burst = Bundle::busybox("storm")
+        .expect("bundle")
+        .args(&[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do (while true; do /bin/true; done) & done; sleep 1000",
+        ])
+        .run_detached(&unique_id("ewt"))
+        .expect("run the burst");
+    let cgroup = burst.cgroup_path().expect("cgroup");
+    let overload = agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-overloaded");
+    escapewatch_integration::scenario::check_alert(
+        &overload,
+        "detector-overloaded",
+        &cgroup,
+        "unknown",
+    );
+    assert_eq!(overload["details"]["top_container"]["id"], cgroup.as_str());
+    assert_eq!(overload["process"]["pid"], agent.pid(), "{overload:#}");
+    let lost = overload["details"]["lost_total"].as_u64().unwrap_or(0);
+    assert!(lost > 0, "{overload:#}");
+    assert!(
+        overload["details"]["lost"]
+            .as_object()
+            .is_some_and(|m| m.keys().all(|k| k.starts_with("process_"))),
+        "only lifecycle records are lost: {overload:#}"
+    );
+    drop(burst);
+    finish(agent, "overload");
 }
 
 #[test]

@@ -196,13 +196,7 @@ fn runtime_binary_overwrite_of_a_runtime_copy() {
     let cgroup = c.cgroup_path().expect("cgroup");
     sh(&c, ": >> /runc");
     let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "runtime-binary-overwrite");
-    check_alert(
-        &alert,
-        "runtime-binary-overwrite",
-        "critical",
-        &cgroup,
-        "unknown",
-    );
+    check_alert(&alert, "runtime-binary-overwrite", &cgroup, "unknown");
     check_hooks(&agent, &alert);
     assert!(
         alert["details"]["classes"]

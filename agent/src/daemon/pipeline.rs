@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     collect::Collector,
-    detect::{Alert, AlertProcess, Engine},
+    detect::{Alert, AlertProcess, Engine, rules},
     enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
     metrics::Metrics,
@@ -153,7 +153,7 @@ impl Pipeline {
             args: Vec::new(),
             uid: self.agent.uid,
             gid: 0,
-            cap_effective: String::new(),
+            cap_effective: None,
             cgroup_id: 0,
             cgroup: String::new(),
             namespaces: Namespaces::default(),
@@ -196,12 +196,6 @@ impl Pipeline {
             let wall = self.wall_ns(k) as f64 / 1e9;
             self.metrics.last_event_timestamp.set(wall);
         }
-        for s in self.engine.take_suppressed() {
-            self.metrics
-                .alerts_suppressed
-                .with_label_values(&[&s.rule, s.reason.as_str()])
-                .inc();
-        }
         self.flush();
     }
 
@@ -212,9 +206,20 @@ impl Pipeline {
             None if self.event_log_missing.is_some() => self.metrics.event_log_write_errors.inc(),
             None => {}
         }
-        for alert in self.engine.process(event) {
-            if alert.rule == "detector-overloaded" {
-                warn!(summary = alert.summary, "detector-overloaded");
+        let outcome = self.engine.process(event);
+        for s in outcome.suppressed {
+            self.metrics
+                .alerts_suppressed
+                .with_label_values(&[&s.rule, s.reason.as_str()])
+                .inc();
+        }
+        for alert in outcome.alerts {
+            if rules::info(&alert.rule).is_some_and(|i| i.agent_warning) {
+                warn!(
+                    rule = alert.rule,
+                    summary = alert.summary,
+                    "the agent raised an alert about itself"
+                );
             }
             self.emit(alert, Some(event.ktime_ns));
         }
@@ -317,12 +322,6 @@ impl Pipeline {
                 Payload::EventsLost { lost: new_losses },
             );
             self.log_and_detect(&report);
-            for s in self.engine.take_suppressed() {
-                self.metrics
-                    .alerts_suppressed
-                    .with_label_values(&[&s.rule, s.reason.as_str()])
-                    .inc();
-            }
             self.flush();
         }
         self.containers

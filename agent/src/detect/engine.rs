@@ -10,7 +10,15 @@ use crate::model::Event;
 pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
     policy: Policy,
-    suppressed: Vec<Suppressed>,
+}
+
+/// What one event made of the rules: the alerts that pass the policy, in rule order, and the
+/// ones it held back (for metrics). Returned together, so no caller can forget the second.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Outcome {
+    pub alerts: Vec<Alert>,
+    pub suppressed: Vec<Suppressed>,
 }
 
 impl Engine {
@@ -21,9 +29,8 @@ impl Engine {
 
     pub fn with_policy(policy: Policy) -> Self {
         Engine {
-            rules: rules::catalogue(),
+            rules: rules::catalogue().iter().map(|e| (e.make)()).collect(),
             policy,
-            suppressed: Vec::new(),
         }
     }
 
@@ -37,25 +44,23 @@ impl Engine {
         &self.policy
     }
 
-    /// Feed one event; returns the alerts it triggers, in rule order.
-    pub fn process(&mut self, event: &Event) -> Vec<Alert> {
+    /// Feed one event.
+    pub fn process(&mut self, event: &Event) -> Outcome {
         let mut raised = Vec::new();
         for rule in &mut self.rules {
             rule.process(event, &mut raised);
         }
-        let mut out = Vec::with_capacity(raised.len());
+        let mut out = Outcome {
+            alerts: Vec::with_capacity(raised.len()),
+            suppressed: Vec::new(),
+        };
         for alert in raised {
             match self.policy.apply(alert, Some(event)) {
-                Ok(a) => out.push(a),
-                Err(s) => self.suppressed.push(s),
+                Ok(a) => out.alerts.push(a),
+                Err(s) => out.suppressed.push(s),
             }
         }
         out
-    }
-
-    /// Alerts the policy held back since the last call (for metrics).
-    pub fn take_suppressed(&mut self) -> Vec<Suppressed> {
-        std::mem::take(&mut self.suppressed)
     }
 
     /// The rules this engine runs.

@@ -15,10 +15,14 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Alert, AlertContainer, AlertProcess, Rule, RuleInfo, Severity};
+use super::{
+    Alert, AlertContainer, AlertProcess, Rule, RuleInfo, Severity,
+    rules::{Declared, Fixtures, Input},
+};
 use crate::model::{Container, Event, Payload};
 
 pub static INFO: RuleInfo = RuleInfo {
+    scope: "the kernel lost events; how many, of which kinds, which container produced most",
     id: "detector-overloaded",
     severity: Severity::High,
     mitre: "T1562.001",
@@ -31,7 +35,10 @@ pub static INFO: RuleInfo = RuleInfo {
         known way to blind it before an escape. Check the container named in `top_container`, \
         what it runs and whether that rate is expected; raise `ring_buffers` sizes in the \
         config if the load is legitimate, or allowlist the container for this rule.",
-    event_kinds: &[],
+    inputs: &[Input::LossReport],
+    fixtures: Fixtures::Recorded(&["overload"]),
+    agent_warning: true,
+    ..RuleInfo::BASE
 };
 
 /// Time between two alerts; losses in between are added to the next one.
@@ -172,6 +179,48 @@ impl Rule for OverloadDetector {
         self.pending.clear();
         self.pending_ids.clear();
         self.reset_interval(e.ktime_ns);
+    }
+}
+
+impl Declared for OverloadDetector {
+    const INFO: &'static RuleInfo = &INFO;
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::rules::examples::Example> {
+        use super::rules::examples::{CONTAINER, Example, in_container, on_host};
+        let busy = || in_container("true", Payload::ProcessExit { exit_code: 0 });
+        let report = |pairs: &[(&str, u64)]| {
+            let mut e = on_host(
+                "escapewatch",
+                Payload::EventsLost {
+                    lost: pairs.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+                },
+            );
+            e.process.pid = 10;
+            e
+        };
+        vec![
+            Example::alert(
+                "a fork storm's losses",
+                vec![
+                    busy(),
+                    busy(),
+                    report(&[("process_fork", 5), ("process_exit", 2)]),
+                ],
+                |a| {
+                    assert_eq!(a.details["lost_total"], 7);
+                    assert_eq!(a.details["lost"]["process_fork"], 5);
+                    assert_eq!(a.details["top_container"]["id"], CONTAINER);
+                    assert_eq!(a.details["top_container"]["events"], 2);
+                    assert_eq!(a.process.pid, 10);
+                    assert_eq!(a.event_ids, vec![3]);
+                },
+            ),
+            Example::silent(
+                "a busy container without loss",
+                vec![busy(), busy(), busy()],
+            ),
+        ]
     }
 }
 

@@ -268,7 +268,7 @@ mod tests {
         mitre: "T1611",
         title: "t",
         explanation: "e",
-        event_kinds: &[],
+        ..RuleInfo::BASE
     };
 
     fn alert() -> Alert {

@@ -238,16 +238,16 @@ impl<S: System> Enricher<S> {
                 Payload::Namespace {
                     syscall,
                     ret: e.ret,
-                    flags: format!("{:#x}", e.flags),
+                    flags: e.flags,
                     flag_types: flag_types(e.flags),
                     fd: (syscall == NsSyscall::Setns).then_some(e.fd),
                     before,
                     joined,
                 }
             }
-            RawEvent::Mount(e) => {
+            RawEvent::Mount(call, e) => {
                 self.entry(h, &ns);
-                self.mount(e)
+                self.mount(*call, e)
             }
             RawEvent::FileOpen(e) => {
                 self.entry(h, &ns);
@@ -265,9 +265,9 @@ impl<S: System> Enricher<S> {
                 self.entry(h, &ns);
                 self.mem_write(e)
             }
-            RawEvent::Syscall(e) => {
+            RawEvent::Syscall(name, e) => {
                 self.entry(h, &ns);
-                self.syscall(e)
+                self.syscall(*name, e)
             }
             RawEvent::PipeWrite(e) => {
                 self.entry(h, &ns);
@@ -306,7 +306,7 @@ impl<S: System> Enricher<S> {
             args: entry.args.clone(),
             uid: h.uid,
             gid: h.gid,
-            cap_effective: format!("{:#x}", h.cap_effective),
+            cap_effective: Some(h.cap_effective),
             cgroup_id: h.cgroup_id,
             cgroup: entry.cgroup.clone(),
             namespaces: ns,
@@ -544,11 +544,10 @@ fn split_args(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Names of the namespace types in CLONE_NEW* flags.
-fn flag_types(flags: u64) -> Vec<String> {
+fn flag_types(flags: u64) -> Vec<NsType> {
     NsType::ALL
-        .iter()
+        .into_iter()
         .filter(|t| flags & t.clone_flag() != 0)
-        .map(|t| t.name().to_owned())
         .collect()
 }
 

@@ -51,7 +51,7 @@ impl<S: System> Enricher<S> {
         (0..b.len())
             .filter(|&i| a[i].1 != 0 && b[i].1 != a[i].1)
             .map(|i| JoinedNamespace {
-                ns_type: a[i].0.to_owned(),
+                ns_type: a[i].0,
                 inode: a[i].1,
                 previous: b[i].1,
                 owner: self.owner(i, a[i].1),

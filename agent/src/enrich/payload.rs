@@ -4,14 +4,16 @@
 use escapewatch_common::{
     event::{
         COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_SELF, MadviseEvent,
-        MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, mount_call,
-        open_class, syscall_id, vma_bits,
+        MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, open_class, vma_bits,
     },
     user::until_nul,
 };
 
 use super::{Enricher, System, process::Lineage};
-use crate::model::{Container, FileRef, JoinedNamespace, NsOwner, Payload, TargetProcess};
+use crate::model::{
+    Container, FileRef, JoinedNamespace, MountCall, NsOwner, NsType, OpenClass, Payload,
+    TargetProcess, WatchedSyscall,
+};
 
 pub fn text(buf: &[u8]) -> String {
     String::from_utf8_lossy(until_nul(buf)).into_owned()
@@ -54,18 +56,19 @@ fn file_type(mode: u32) -> &'static str {
     }
 }
 
-const CLASS_NAMES: [(u32, &str); 11] = [
-    (open_class::FAILED, "failed"),
-    (open_class::PROC_ENTRY, "proc_entry"),
-    (open_class::CGROUP_RELEASE, "cgroup_release"),
-    (open_class::DEBUGFS, "debugfs"),
-    (open_class::BINFMT_MISC, "binfmt_misc"),
-    (open_class::BLOCK_DEVICE, "block_device"),
-    (open_class::MEM_DEVICE, "mem_device"),
-    (open_class::RUNTIME_BINARY, "runtime_binary"),
-    (open_class::FOREIGN_MNT_NS, "foreign_mnt_ns"),
-    (open_class::UEVENT_HELPER, "uevent_helper"),
-    (open_class::USERFAULTFD_DEV, "userfaultfd_device"),
+/// The wire bits in the order the model lists them.
+const CLASSES: [(u32, OpenClass); 11] = [
+    (open_class::FAILED, OpenClass::Failed),
+    (open_class::PROC_ENTRY, OpenClass::ProcEntry),
+    (open_class::CGROUP_RELEASE, OpenClass::CgroupRelease),
+    (open_class::DEBUGFS, OpenClass::Debugfs),
+    (open_class::BINFMT_MISC, OpenClass::BinfmtMisc),
+    (open_class::BLOCK_DEVICE, OpenClass::BlockDevice),
+    (open_class::MEM_DEVICE, OpenClass::MemDevice),
+    (open_class::RUNTIME_BINARY, OpenClass::RuntimeBinary),
+    (open_class::FOREIGN_MNT_NS, OpenClass::ForeignMntNs),
+    (open_class::UEVENT_HELPER, OpenClass::UeventHelper),
+    (open_class::USERFAULTFD_DEV, OpenClass::UserfaultfdDevice),
 ];
 
 const O_WRONLY: u32 = 0o1;
@@ -74,30 +77,22 @@ const O_TRUNC: u32 = 0o1000;
 const FMODE_WRITE: u32 = 0x2;
 
 /// Sysctl name prefixes that belong to a namespace, with that namespace's type.
-const NAMESPACED_SYSCTLS: [(&str, &str); 8] = [
-    ("net.", "net"),
-    ("kernel.hostname", "uts"),
-    ("kernel.domainname", "uts"),
-    ("kernel.shm", "ipc"),
-    ("kernel.msg", "ipc"),
-    ("kernel.sem", "ipc"),
-    ("fs.mqueue.", "ipc"),
-    ("user.", "user"),
+const NAMESPACED_SYSCTLS: [(&str, NsType); 8] = [
+    ("net.", NsType::Net),
+    ("kernel.hostname", NsType::Uts),
+    ("kernel.domainname", NsType::Uts),
+    ("kernel.shm", NsType::Ipc),
+    ("kernel.msg", NsType::Ipc),
+    ("kernel.sem", NsType::Ipc),
+    ("fs.mqueue.", NsType::Ipc),
+    ("user.", NsType::User),
 ];
 
-fn mount(e: &MountEvent) -> Payload {
-    let call = match e.call {
-        mount_call::MOUNT => "mount",
-        mount_call::OPEN_TREE => "open_tree",
-        mount_call::MOVE_MOUNT => "move_mount",
-        mount_call::FSOPEN => "fsopen",
-        mount_call::FSCONFIG_SOURCE => "fsconfig",
-        _ => "unknown",
-    };
+fn mount(call: MountCall, e: &MountEvent) -> Payload {
     Payload::Mount {
-        call: call.into(),
+        call,
         ret: e.ret,
-        flags: format!("{:#x}", e.flags),
+        flags: e.flags,
         source: text(&e.source),
         target: text(&e.target),
         fstype: text(&e.fstype),
@@ -120,9 +115,9 @@ fn file_ref(ino: u64, kdev: u32, name: &[u8], parent: &[u8]) -> FileRef {
 pub fn cow_fault(e: &CowFaultEvent) -> Payload {
     Payload::CowFault {
         addr: e.addr,
-        fault_flags: format!("{:#x}", e.fault_flags),
+        fault_flags: u64::from(e.fault_flags),
         remote_mm: e.flags & COW_FAULT_REMOTE_MM != 0,
-        vm_flags: format!("{:#x}", e.vm_flags),
+        vm_flags: e.vm_flags,
         vm_start: e.vm_start,
         vm_end: e.vm_end,
         file: file_ref(e.file_ino, e.file_dev, &e.file_name, &[]),
@@ -134,7 +129,7 @@ pub fn madvise(e: &MadviseEvent) -> Payload {
         start: e.start,
         len: e.len,
         advice: e.advice,
-        vm_flags: format!("{:#x}", e.vm_flags),
+        vm_flags: e.vm_flags,
         vm_start: e.vm_start,
         vm_end: e.vm_end,
         file: file_ref(e.file_ino, e.file_dev, &e.file_name, &[]),
@@ -157,8 +152,8 @@ pub fn connect(e: &ConnectEvent) -> Payload {
 }
 
 impl<S: System> Enricher<S> {
-    pub(super) fn mount(&self, e: &MountEvent) -> Payload {
-        let mut payload = mount(e);
+    pub(super) fn mount(&self, call: MountCall, e: &MountEvent) -> Payload {
+        let mut payload = mount(call, e);
         if let Payload::Mount {
             host_pid_ns,
             host_cgroup_ns,
@@ -181,10 +176,7 @@ impl<S: System> Enricher<S> {
         let name = text(&e.name).replace('/', ".");
         let own = crate::model::Namespaces::from_wire(&e.header.ns);
         let namespaced = NAMESPACED_SYSCTLS.iter().any(|(prefix, ns)| {
-            name.starts_with(prefix)
-                && own
-                    .get(ns)
-                    .is_some_and(|inode| Some(inode) != self.host.namespaces.get(ns))
+            name.starts_with(prefix) && own.get(*ns) != self.host.namespaces.get(*ns)
         });
         Payload::SysctlWrite {
             namespaced,
@@ -256,19 +248,19 @@ impl<S: System> Enricher<S> {
         }
         let kind = file_type(mode);
         let foreign = (e.class & open_class::FOREIGN_MNT_NS != 0).then(|| JoinedNamespace {
-            ns_type: "mnt".into(),
+            ns_type: NsType::Mnt,
             inode: e.file_mnt_ns,
             previous: e.header.ns[0],
             owner: self.owner(0, e.file_mnt_ns),
         });
         Payload::FileOpen {
             ret: e.ret,
-            flags: format!("{flags:#o}"),
+            flags: u64::from(flags),
             write,
-            classes: CLASS_NAMES
+            classes: CLASSES
                 .iter()
                 .filter(|(bit, _)| class & bit != 0)
-                .map(|(_, name)| (*name).to_owned())
+                .map(|(_, c)| *c)
                 .collect(),
             fs: fs_name(e.fs_magic),
             file_type: kind.into(),
@@ -341,19 +333,14 @@ impl<S: System> Enricher<S> {
         }
     }
 
-    pub(super) fn syscall(&self, e: &SyscallEvent) -> Payload {
-        let (name, target_pid) = match e.id {
-            syscall_id::PTRACE => ("ptrace", Some(e.args[1] as u32)),
-            syscall_id::PROCESS_VM_WRITEV => ("process_vm_writev", Some(e.args[0] as u32)),
-            syscall_id::BPF => ("bpf", None),
-            syscall_id::OPEN_BY_HANDLE_AT => ("open_by_handle_at", None),
-            syscall_id::USERFAULTFD => ("userfaultfd", None),
-            syscall_id::INIT_MODULE => ("init_module", None),
-            syscall_id::FINIT_MODULE => ("finit_module", None),
-            _ => ("unknown", None),
+    pub(super) fn syscall(&self, name: WatchedSyscall, e: &SyscallEvent) -> Payload {
+        let target_pid = match name {
+            WatchedSyscall::Ptrace => Some(e.args[1] as u32),
+            WatchedSyscall::ProcessVmWritev => Some(e.args[0] as u32),
+            _ => None,
         };
         Payload::Syscall {
-            name: name.into(),
+            name,
             ret: e.ret,
             args: e.args,
             target: target_pid.map(|pid| self.target(pid)),

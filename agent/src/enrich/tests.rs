@@ -130,11 +130,11 @@ fn ns_event(
     )
 }
 
-fn joined(e: &Event) -> Vec<(String, NsOwner)> {
+fn joined(e: &Event) -> Vec<(&'static str, NsOwner)> {
     match &e.data {
         Payload::Namespace { joined, .. } => joined
             .iter()
-            .map(|j| (j.ns_type.clone(), j.owner.clone()))
+            .map(|j| (j.ns_type.name(), j.owner.clone()))
             .collect(),
         other => panic!("not a namespace event: {other:?}"),
     }
@@ -176,7 +176,7 @@ fn runtime_lineage_makes_a_container_and_its_setns_into_the_host_is_seen() {
     let ev = en.enrich(&ns_event(EventKind::Setns, 13, 50, CT, after));
     assert_eq!(ev.container.as_ref().map(|c| c.id.as_str()), Some("/mybox"));
     assert!(!ev.process.runtime_helper);
-    assert_eq!(joined(&ev), vec![("mnt".to_owned(), NsOwner::Host)]);
+    assert_eq!(joined(&ev), vec![("mnt", NsOwner::Host)]);
 }
 
 #[test]
@@ -194,7 +194,7 @@ fn host_processes_stay_host_after_unshare_and_nsenter() {
     );
     let back = en.enrich(&ns_event(EventKind::Setns, 20, 1, private, HOST));
     assert_eq!(back.container, None);
-    assert_eq!(joined(&back), vec![("mnt".to_owned(), NsOwner::Host)]);
+    assert_eq!(joined(&back), vec![("mnt", NsOwner::Host)]);
 }
 
 #[test]
@@ -213,7 +213,7 @@ fn docker_cgroup_wins_and_other_containers_namespaces_are_known() {
     assert_eq!(
         joined(&ev),
         vec![(
-            "net".to_owned(),
+            "net",
             NsOwner::Container {
                 id: "/mybox".into(),
                 runtime: Runtime::Unknown
@@ -238,7 +238,7 @@ fn a_reused_namespace_inode_forgets_its_previous_owner() {
     en.enrich(&ns_event(EventKind::Unshare, 40, 1, HOST, reused));
     en.enrich(&fork(41, 10, 1, HOST));
     let ev = en.enrich(&ns_event(EventKind::Setns, 41, 1, HOST, reused));
-    assert_eq!(joined(&ev), vec![("mnt".to_owned(), NsOwner::Unknown)]);
+    assert_eq!(joined(&ev), vec![("mnt", NsOwner::Unknown)]);
 }
 
 #[test]

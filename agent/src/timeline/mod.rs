@@ -181,10 +181,9 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
                 }
             }
             Record::Event(e) => {
-                for alert in sessions.engine.process(&e) {
+                for alert in sessions.engine.process(&e).alerts {
                     found.alerts.push((session, alert, key(session, &e)));
                 }
-                drop(sessions.engine.take_suppressed());
             }
         }
     }

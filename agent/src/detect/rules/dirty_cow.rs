@@ -5,18 +5,23 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use escapewatch_common::{
+    abi::{PTRACE_POKEDATA, PTRACE_POKETEXT},
+    kind::EventKind,
+};
 use serde_json::json;
 
 use super::{
-    Rule, RuleInfo, alert,
+    Declared, Fixtures, Input, Rule, RuleInfo, alert,
     simple::{who, workload},
 };
 use crate::{
     detect::{Alert, Severity},
-    model::{Event, Payload},
+    model::{Event, Payload, WatchedSyscall},
 };
 
 pub static INFO: RuleInfo = RuleInfo {
+    scope: "madvise(MADV_DONTNEED) racing forced writes (/proc/self/mem, ptrace POKE) into a read-only private file mapping",
     id: "dirty-cow",
     severity: Severity::Critical,
     mitre: "T1068",
@@ -28,7 +33,14 @@ pub static INFO: RuleInfo = RuleInfo {
         so any file the process can read — /etc/passwd, setuid binaries, runc — is changed for \
         the whole host. On a patched kernel the write harmlessly goes to a private copy, but \
         the attempt is the signal. Check the file named in details and the kernel version.",
-    event_kinds: &["madvise", "mem_write", "cow_fault", "syscall:ptrace"],
+    inputs: &[
+        Input::Kind(EventKind::Madvise),
+        Input::Kind(EventKind::MemWrite),
+        Input::Kind(EventKind::CowFault),
+        Input::Syscall(WatchedSyscall::Ptrace),
+    ],
+    fixtures: Fixtures::Recorded(&["dirty-cow"]),
+    ..RuleInfo::BASE
 };
 
 /// Both halves must be seen this often within [`WINDOW_NS`].
@@ -38,9 +50,6 @@ const WINDOW_NS: u64 = 2_000_000_000;
 const SAMPLES: usize = 32;
 /// Processes tracked at once; the least recently active is dropped beyond that.
 const PROCESSES: usize = 4096;
-
-const PTRACE_POKETEXT: u64 = 4;
-const PTRACE_POKEDATA: u64 = 5;
 
 #[derive(Clone)]
 struct Sample {
@@ -214,11 +223,11 @@ impl Rule for DirtyCow {
             // ptrace variant: the tracer pokes a child that does the discarding; the child's
             // track gets the write. Its start time is unknown here: match it by pid.
             Payload::Syscall {
-                name,
+                name: WatchedSyscall::Ptrace,
                 ret: 0,
                 args,
                 target: Some(target),
-            } if name == "ptrace" && (args[0] == PTRACE_POKETEXT || args[0] == PTRACE_POKEDATA) => {
+            } if args[0] == PTRACE_POKETEXT || args[0] == PTRACE_POKEDATA => {
                 let key = self
                     .procs
                     .keys()
@@ -278,12 +287,48 @@ impl Rule for DirtyCow {
     }
 }
 
+impl Declared for DirtyCow {
+    const INFO: &'static RuleInfo = &INFO;
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, in_container};
+        let race = |n| {
+            (0..n)
+                .flat_map(|_| {
+                    [
+                        in_container("dirtyc0w", tests::discard()),
+                        in_container("dirtyc0w", tests::fault(false)),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        vec![
+            Example::alert("three discards racing three forced writes", race(3), |a| {
+                assert_eq!(a.details["file"], "passwd");
+                assert_eq!(a.details["ino"], 77);
+                assert_eq!(a.details["discards"], 3);
+                assert_eq!(a.details["forced_writes"], 3);
+                assert_eq!(a.details["range"][0], tests::START);
+                assert_eq!(a.event_ids, vec![1, 2, 3, 4, 5, 6]);
+            }),
+            // An allocator returning pages and a debugger's occasional poke: below the race's
+            // rate, or without the other half.
+            Example::silent("two of each, then discards alone", {
+                let mut e = race(2);
+                e.extend((0..10).map(|_| in_container("java", tests::discard())));
+                e
+            }),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{FileRef, testing::container_process};
 
-    const START: u64 = 0x7f00_0000_0000;
+    pub(super) const START: u64 = 0x7f00_0000_0000;
     const END: u64 = START + 0x1000;
 
     fn event(id: u64, ktime: u64, data: Payload, hook: &str) -> Event {
@@ -308,24 +353,24 @@ mod tests {
         }
     }
 
-    fn discard() -> Payload {
+    pub(super) fn discard() -> Payload {
         Payload::Madvise {
             start: START,
             len: 0x1000,
             advice: 4,
-            vm_flags: "0x8000071".into(),
+            vm_flags: 0x800_0071,
             vm_start: START,
             vm_end: END,
             file: file(),
         }
     }
 
-    fn fault(remote_mm: bool) -> Payload {
+    pub(super) fn fault(remote_mm: bool) -> Payload {
         Payload::CowFault {
             addr: START + 8,
-            fault_flags: "0x81".into(),
+            fault_flags: 0x81,
             remote_mm,
-            vm_flags: "0x8000071".into(),
+            vm_flags: 0x800_0071,
             vm_start: START,
             vm_end: END,
             file: file(),

@@ -1,21 +1,25 @@
 //! Rules on opens of kernel objects a container should never touch.
 
+use escapewatch_common::kind::EventKind;
 use serde_json::{Value, json};
 
+#[cfg(test)]
+use super::examples::Example;
+
 use super::{
-    RuleInfo,
+    Check, Fixtures, Input, KernelDependency, KernelFeature, RuleInfo, Without,
     simple::{Finding, who, workload},
 };
 use crate::{
     detect::Severity,
-    model::{Container, Event, FileRef, JoinedNamespace, NsOwner, Payload},
+    model::{Container, Event, FileRef, JoinedNamespace, NsOwner, OpenClass, Payload},
 };
 
 /// The parts of a file-open event the rules look at.
 struct Open<'a> {
     ret: i64,
     write: bool,
-    classes: &'a [String],
+    classes: &'a [OpenClass],
     file: Option<&'a FileRef>,
     path: &'a str,
     rdev: &'a str,
@@ -24,8 +28,8 @@ struct Open<'a> {
 }
 
 impl Open<'_> {
-    fn has(&self, class: &str) -> bool {
-        self.classes.iter().any(|c| c == class)
+    fn has(&self, class: OpenClass) -> bool {
+        self.classes.contains(&class)
     }
     fn name(&self) -> &str {
         self.file.map_or("", |f| f.name.as_str())
@@ -53,6 +57,9 @@ impl Open<'_> {
         })
     }
 }
+
+/// What every open rule reads.
+const OPENS: &[Input] = &[Input::Kind(EventKind::FileOpen)];
 
 /// A workload's file-open event.
 fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
@@ -86,174 +93,274 @@ fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
     ))
 }
 
-pub static RELEASE_AGENT: RuleInfo = RuleInfo {
-    id: "cgroup-release-agent-write",
-    severity: Severity::Critical,
-    mitre: "T1611",
-    title: "Container wrote to a cgroup v1 release_agent or notify_on_release",
-    explanation: "A process in a container opened a cgroup v1 `release_agent` or \
-        `notify_on_release` file for writing. The kernel runs the program named in \
-        release_agent as root on the host whenever a cgroup with notify_on_release empties: \
-        writing it from a container (after mounting cgroupfs, CVE-2022-0492) is a complete \
-        escape. Check the value now in release_agent on the host, whether a usermode-helper \
-        alert followed, and restore it; the container must not keep CAP_SYS_ADMIN.",
-    event_kinds: &["file_open"],
-};
+pub struct ReleaseAgent;
 
-pub fn release_agent(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    if !o.has("cgroup_release") || o.ret < 0 {
-        return None;
+impl Check for ReleaseAgent {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "cgroup-release-agent-write",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "Container wrote to a cgroup v1 release_agent or notify_on_release",
+        explanation: "A process in a container opened a cgroup v1 `release_agent` or \
+            `notify_on_release` file for writing. The kernel runs the program named in \
+            release_agent as root on the host whenever a cgroup with notify_on_release empties: \
+            writing it from a container (after mounting cgroupfs, CVE-2022-0492) is a complete \
+            escape. Check the value now in release_agent on the host, whether a usermode-helper \
+            alert followed, and restore it; the container must not keep CAP_SYS_ADMIN.",
+        scope: "write-open of a cgroup v1 `release_agent` / `notify_on_release` from a container",
+        inputs: OPENS,
+        fixtures: Fixtures::Recorded(&["release-agent"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        if !o.has(OpenClass::CgroupRelease) || o.ret < 0 {
+            return None;
+        }
+        Some(Finding::new(
+            format!(
+                "{} opened cgroup {} for writing: the host kernel runs release_agent as root; check and restore it.",
+                who(e, c),
+                o.name()
+            ),
+            o.details(),
+        ))
     }
-    Some(Finding::new(
-        format!(
-            "{} opened cgroup {} for writing: the host kernel runs release_agent as root; check and restore it.",
-            who(e, c),
-            o.name()
-        ),
-        o.details(),
-    ))
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::release_agent()
+    }
 }
 
-pub static SYSRQ: RuleInfo = RuleInfo {
-    id: "sysrq-trigger-write",
-    severity: Severity::High,
-    mitre: "T1529",
-    title: "Container opened /proc/sysrq-trigger for writing",
-    explanation: "Writing a letter to /proc/sysrq-trigger makes the host kernel act at once: \
-        reboot (b), crash (c), kill every process (i), remount read-only (u). It is not \
-        namespaced, so from a container it is a host-wide denial of service, or a way to force \
-        a crash dump. Check which command was written and whether the host rebooted; the \
-        container should not see a writable /proc.",
-    event_kinds: &["file_open"],
-};
+pub struct Sysrq;
 
-pub fn sysrq(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    let opened = o.has("proc_entry") && o.name() == "sysrq-trigger";
-    // A kernel without CONFIG_MAGIC_SYSRQ has no such file: the attempt is still reported.
-    let tried = o.has("failed") && o.path == "/proc/sysrq-trigger";
-    if !(o.write && (opened || tried)) {
-        return None;
+impl Check for Sysrq {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "sysrq-trigger-write",
+        severity: Severity::High,
+        mitre: "T1529",
+        title: "Container opened /proc/sysrq-trigger for writing",
+        explanation: "Writing a letter to /proc/sysrq-trigger makes the host kernel act at once: \
+            reboot (b), crash (c), kill every process (i), remount read-only (u). It is not \
+            namespaced, so from a container it is a host-wide denial of service, or a way to force \
+            a crash dump. Check which command was written and whether the host rebooted; the \
+            container should not see a writable /proc.",
+        scope: "write-open of /proc/sysrq-trigger from a container (attempts count)",
+        inputs: OPENS,
+        kernel: &[KernelDependency {
+            feature: KernelFeature::MagicSysrq,
+            without: Without::Note,
+            text: "this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off): attempts \
+                to open it are reported, nothing can be triggered",
+        }],
+        fixtures: Fixtures::Recorded(&["sysrq"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        let opened = o.has(OpenClass::ProcEntry) && o.name() == "sysrq-trigger";
+        // A kernel without CONFIG_MAGIC_SYSRQ has no such file: the attempt is still reported.
+        let tried = o.has(OpenClass::Failed) && o.path == "/proc/sysrq-trigger";
+        if !(o.write && (opened || tried)) {
+            return None;
+        }
+        let outcome = if opened { "opened" } else { "tried to open" };
+        Some(Finding::new(
+            format!(
+                "{} {outcome} /proc/sysrq-trigger for writing (host reboot, crash or kill-all); find out why it has a writable /proc.",
+                who(e, c)
+            ),
+            o.details(),
+        ))
     }
-    let outcome = if opened { "opened" } else { "tried to open" };
-    Some(Finding::new(
-        format!(
-            "{} {outcome} /proc/sysrq-trigger for writing (host reboot, crash or kill-all); find out why it has a writable /proc.",
-            who(e, c)
-        ),
-        o.details(),
-    ))
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::sysrq()
+    }
 }
 
-pub static KERNEL_MEMORY: RuleInfo = RuleInfo {
-    id: "kernel-memory-access",
-    severity: Severity::Critical,
-    mitre: "T1611",
-    title: "Container opened /dev/mem, /dev/kmem, /dev/port or /proc/kcore",
-    explanation: "These files expose physical memory, kernel memory or I/O ports of the host. \
-        Reading them leaks every secret on the machine; writing them rewrites the running \
-        kernel. Attempts count too (a /dev/mem that refuses with ENXIO or EPERM still shows \
-        intent). Check the device list and capabilities of the container (CAP_SYS_RAWIO, \
-        privileged) and what it read.",
-    event_kinds: &["file_open"],
-};
+pub struct KernelMemory;
+
+impl Check for KernelMemory {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "kernel-memory-access",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "Container opened /dev/mem, /dev/kmem, /dev/port or /proc/kcore",
+        explanation: "These files expose physical memory, kernel memory or I/O ports of the host. \
+            Reading them leaks every secret on the machine; writing them rewrites the running \
+            kernel. Attempts count too (a /dev/mem that refuses with ENXIO or EPERM still shows \
+            intent). Check the device list and capabilities of the container (CAP_SYS_RAWIO, \
+            privileged) and what it read.",
+        scope: "open of /dev/mem, /dev/kmem, /dev/port or /proc/kcore (refused attempts count)",
+        inputs: OPENS,
+        kernel: &[KernelDependency {
+            feature: KernelFeature::DevMem,
+            without: Without::Note,
+            text: "this kernel has no /dev/mem driver: opens fail with ENXIO and are reported \
+                as attempts",
+        }],
+        fixtures: Fixtures::Recorded(&["dev-mem"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        let hit = o.has(OpenClass::MemDevice)
+            || (o.has(OpenClass::ProcEntry) && o.name() == "kcore" && o.ret >= 0)
+            || (o.has(OpenClass::Failed) && KERNEL_MEMORY_PATHS.contains(&o.path));
+        if !hit {
+            return None;
+        }
+        let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
+        Some(Finding::new(
+            format!(
+                "{} {outcome} {} (host kernel memory); check the container's devices and capabilities.",
+                who(e, c),
+                o.shown()
+            ),
+            o.details(),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::kernel_memory()
+    }
+}
 
 const KERNEL_MEMORY_PATHS: [&str; 4] = ["/dev/mem", "/dev/kmem", "/dev/port", "/proc/kcore"];
 
-pub fn kernel_memory(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    let hit = o.has("mem_device")
-        || (o.has("proc_entry") && o.name() == "kcore" && o.ret >= 0)
-        || (o.has("failed") && KERNEL_MEMORY_PATHS.contains(&o.path));
-    if !hit {
-        return None;
-    }
-    let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
-    Some(Finding::new(
-        format!(
-            "{} {outcome} {} (host kernel memory); check the container's devices and capabilities.",
-            who(e, c),
-            o.shown()
-        ),
-        o.details(),
-    ))
-}
+pub struct BlockDevice;
 
-pub static BLOCK_DEVICE: RuleInfo = RuleInfo {
-    id: "raw-block-device-open",
-    severity: Severity::High,
-    mitre: "T1006",
-    title: "Container opened a raw block device",
-    explanation: "A process in a container opened a block device. With the host's disk as a \
-        raw device, a filesystem can be read or written around every permission (debugfs, \
-        dd), which reaches all host data. Check the devices given to the container and \
-        whether it was opened for writing.",
-    event_kinds: &["file_open"],
-};
-
-pub fn block_device(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    if !o.has("block_device") {
-        return None;
-    }
-    let mode = if o.write { "read-write" } else { "read-only" };
-    // A refused open (device cgroup, LSM) still shows the intent.
-    let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
-    Some(Finding::new(
-        format!(
-            "{} {outcome} block device {} ({}) {mode}; check which devices the container was given.",
-            who(e, c),
-            o.shown(),
-            o.rdev
-        ),
-        o.details(),
-    ))
-}
-
-pub static PROC_ROOT: RuleInfo = RuleInfo {
-    id: "host-fs-via-proc-root",
-    severity: Severity::High,
-    mitre: "T1611",
-    title: "Container reached the host filesystem through /proc/PID/root",
-    explanation: "A process in a container opened a file that lives in the mount namespace of \
-        the host (or of another container), typically through /proc/PID/root of a process \
-        outside its own — possible when the container shares the host's PID namespace. It can \
-        read and write the host's files as if it were there. Check the file (details) and why \
-        the container sees host processes.",
-    event_kinds: &["file_open"],
-};
-
-pub fn proc_root(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    let foreign = o.foreign?;
-    let whose = match &foreign.owner {
-        NsOwner::Host => "the host".to_owned(),
-        NsOwner::Container { id, .. } if *id != c.id => format!("container {id}"),
-        _ => return None,
+impl Check for BlockDevice {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "raw-block-device-open",
+        severity: Severity::High,
+        mitre: "T1006",
+        title: "Container opened a raw block device",
+        explanation: "A process in a container opened a block device. With the host's disk as a \
+            raw device, a filesystem can be read or written around every permission (debugfs, \
+            dd), which reaches all host data. Check the devices given to the container and \
+            whether it was opened for writing.",
+        scope: "open of a block device from a container (refused attempts count)",
+        inputs: OPENS,
+        fixtures: Fixtures::Recorded(&["block"]),
+        ..RuleInfo::BASE
     };
-    Some(Finding::new(
-        format!(
-            "{} opened {} in the mount namespace of {whose}; check what it read or wrote there.",
-            who(e, c),
-            o.shown()
-        ),
-        json!({ "path": o.shown(), "write": o.write, "mnt_ns": foreign.inode, "owner": whose, "file": o.file }),
-    ))
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        if !o.has(OpenClass::BlockDevice) {
+            return None;
+        }
+        let mode = if o.write { "read-write" } else { "read-only" };
+        // A refused open (device cgroup, LSM) still shows the intent.
+        let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
+        Some(Finding::new(
+            format!(
+                "{} {outcome} block device {} ({}) {mode}; check which devices the container was given.",
+                who(e, c),
+                o.shown(),
+                o.rdev
+            ),
+            o.details(),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::block_device()
+    }
 }
 
-pub static RUNTIME_BINARY: RuleInfo = RuleInfo {
-    id: "runtime-binary-overwrite",
-    severity: Severity::Critical,
-    mitre: "T1611",
-    title: "Container opened a container runtime binary for writing",
-    explanation: "A process in a container opened the binary of a container runtime (runc, \
-        crun, containerd-shim, …) for writing, or /proc/PID/exe of one. Overwriting runc \
-        through /proc/self/exe while it execs into the container is CVE-2019-5736: the next \
-        runtime call runs the attacker's code as root on the host. Check the runtime binary's \
-        checksum against the package, and the runtime version.",
-    event_kinds: &["file_open"],
-};
+pub struct ProcRoot;
+
+impl Check for ProcRoot {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "host-fs-via-proc-root",
+        severity: Severity::High,
+        mitre: "T1611",
+        title: "Container reached the host filesystem through /proc/PID/root",
+        explanation: "A process in a container opened a file that lives in the mount namespace of \
+            the host (or of another container), typically through /proc/PID/root of a process \
+            outside its own — possible when the container shares the host's PID namespace. It can \
+            read and write the host's files as if it were there. Check the file (details) and why \
+            the container sees host processes.",
+        scope: "a file opened in the mount namespace of the host or another container (/proc/PID/root)",
+        inputs: OPENS,
+        fixtures: Fixtures::Recorded(&["proc-root"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        let foreign = o.foreign?;
+        let whose = match &foreign.owner {
+            NsOwner::Host => "the host".to_owned(),
+            NsOwner::Container { id, .. } if *id != c.id => format!("container {id}"),
+            _ => return None,
+        };
+        Some(Finding::new(
+            format!(
+                "{} opened {} in the mount namespace of {whose}; check what it read or wrote there.",
+                who(e, c),
+                o.shown()
+            ),
+            json!({ "path": o.shown(), "write": o.write, "mnt_ns": foreign.inode, "owner": whose, "file": o.file }),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::proc_root()
+    }
+}
+
+pub struct RuntimeBinary;
+
+impl Check for RuntimeBinary {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "runtime-binary-overwrite",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "Container opened a container runtime binary for writing",
+        explanation: "A process in a container opened the binary of a container runtime (runc, \
+            crun, containerd-shim, …) for writing, or /proc/PID/exe of one. Overwriting runc \
+            through /proc/self/exe while it execs into the container is CVE-2019-5736: the next \
+            runtime call runs the attacker's code as root on the host. Check the runtime binary's \
+            checksum against the package, and the runtime version.",
+        scope: "write-open of a container runtime binary or of /proc/PID/exe (CVE-2019-5736 pattern)",
+        inputs: OPENS,
+        fixtures: Fixtures::Recorded(&["proc-exe"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        let hit = o.has(OpenClass::RuntimeBinary) || (o.write && is_proc_exe(o.path));
+        if !hit {
+            return None;
+        }
+        Some(Finding::new(
+            format!(
+                "{} opened {} for writing (runtime binary overwrite, CVE-2019-5736 pattern); verify the runtime binary on the host.",
+                who(e, c),
+                o.shown()
+            ),
+            o.details(),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::runtime_binary()
+    }
+}
 
 /// `/proc/<pid or self>/exe`.
 fn is_proc_exe(path: &str) -> bool {
@@ -262,51 +369,48 @@ fn is_proc_exe(path: &str) -> bool {
         .is_some_and(|pid| pid == "self" || pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
-pub fn runtime_binary(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    let hit = o.has("runtime_binary") || (o.write && is_proc_exe(o.path));
-    if !hit {
-        return None;
-    }
-    Some(Finding::new(
-        format!(
-            "{} opened {} for writing (runtime binary overwrite, CVE-2019-5736 pattern); verify the runtime binary on the host.",
-            who(e, c),
-            o.shown()
-        ),
-        o.details(),
-    ))
-}
+pub struct DebugRecon;
 
-pub static DEBUG_RECON: RuleInfo = RuleInfo {
-    id: "kernel-debug-recon",
-    severity: Severity::Low,
-    mitre: "T1082",
-    title: "Container read kernel debugging interfaces",
-    explanation: "A process in a container opened /proc/kallsyms, /proc/sched_debug or a file \
-        on debugfs/tracefs. These reveal kernel addresses and host-wide scheduling and process \
-        details used to prepare kernel exploits (defeating KASLR). Low severity on its own; \
-        raise attention if an exploit-like alert from the same container follows.",
-    event_kinds: &["file_open"],
-};
+impl Check for DebugRecon {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "kernel-debug-recon",
+        severity: Severity::Low,
+        mitre: "T1082",
+        title: "Container read kernel debugging interfaces",
+        explanation: "A process in a container opened /proc/kallsyms, /proc/sched_debug or a file \
+            on debugfs/tracefs. These reveal kernel addresses and host-wide scheduling and process \
+            details used to prepare kernel exploits (defeating KASLR). Low severity on its own; \
+            raise attention if an exploit-like alert from the same container follows.",
+        scope: "reads of /proc/kallsyms, /proc/sched_debug, debugfs/tracefs from a container",
+        inputs: OPENS,
+        fixtures: Fixtures::Recorded(&["recon"]),
+        ..RuleInfo::BASE
+    };
 
-pub fn debug_recon(e: &Event) -> Option<Finding> {
-    let (c, o) = open(e)?;
-    let hit =
-        o.has("debugfs") || (o.has("proc_entry") && matches!(o.name(), "kallsyms" | "sched_debug"));
-    if !hit || o.ret < 0 {
-        return None;
+    fn check(e: &Event) -> Option<Finding> {
+        let (c, o) = open(e)?;
+        let hit = o.has(OpenClass::Debugfs)
+            || (o.has(OpenClass::ProcEntry) && matches!(o.name(), "kallsyms" | "sched_debug"));
+        if !hit || o.ret < 0 {
+            return None;
+        }
+        Some(Finding::new(
+            format!("{} read kernel debug interface {}.", who(e, c), o.shown()),
+            o.details(),
+        ))
     }
-    Some(Finding::new(
-        format!("{} read kernel debug interface {}.", who(e, c), o.shown()),
-        o.details(),
-    ))
+
+    #[cfg(test)]
+    fn examples() -> Vec<Example> {
+        cases::debug_recon()
+    }
 }
 
 /// binfmt_misc and uevent_helper writes count as host kernel settings written from a container.
 pub fn kernel_setting_file(e: &Event) -> Option<Finding> {
     let (c, o) = open(e)?;
-    let hit = o.write && (o.has("binfmt_misc") || o.has("uevent_helper")) && o.ret >= 0;
+    let hit =
+        o.write && (o.has(OpenClass::BinfmtMisc) || o.has(OpenClass::UeventHelper)) && o.ret >= 0;
     if !hit {
         return None;
     }
@@ -323,11 +427,266 @@ pub fn kernel_setting_file(e: &Event) -> Option<Finding> {
 /// Opening /dev/userfaultfd (the device form of the syscall).
 pub fn userfaultfd_device(e: &Event) -> Option<Finding> {
     let (c, o) = open(e)?;
-    if !o.has("userfaultfd_device") || o.ret < 0 {
+    if !o.has(OpenClass::UserfaultfdDevice) || o.ret < 0 {
         return None;
     }
     Some(Finding::new(
         format!("{} opened /dev/userfaultfd.", who(e, c)),
         o.details(),
     ))
+}
+
+#[cfg(test)]
+mod cases {
+    use serde_json::json;
+
+    use super::super::examples::{
+        Example, OTHER_CONTAINER, by_runtime, in_container, on_host, open, other_container,
+    };
+    use crate::model::{JoinedNamespace, NsOwner, NsType, OpenClass as C, Payload, Runtime};
+
+    fn written(path: &str, classes: &[C]) -> Payload {
+        open(path, classes, true, 3)
+    }
+
+    pub fn release_agent() -> Vec<Example> {
+        let agent = written("/tmp/cg/release_agent", &[C::CgroupRelease]);
+        vec![
+            Example::alert(
+                "release_agent opened for writing",
+                vec![in_container("sh", agent.clone())],
+                |a| {
+                    assert_eq!(a.details["file"]["name"], "release_agent");
+                    assert_eq!(a.details["write"], true);
+                    assert!(a.summary.contains("release_agent"), "{}", a.summary);
+                },
+            ),
+            Example::silent(
+                "the runtime setting up cgroups, and a refused open",
+                vec![
+                    by_runtime(agent),
+                    in_container(
+                        "sh",
+                        open("/tmp/cg/release_agent", &[C::CgroupRelease], true, -13),
+                    ),
+                ],
+            ),
+            Example::silent(
+                "reading cgroup.procs",
+                vec![in_container(
+                    "cat",
+                    open("/sys/fs/cgroup/cgroup.procs", &[], false, 3),
+                )],
+            ),
+        ]
+    }
+
+    pub fn sysrq() -> Vec<Example> {
+        vec![
+            Example::alert(
+                "sysrq-trigger opened for writing",
+                vec![in_container(
+                    "sh",
+                    written("/proc/sysrq-trigger", &[C::ProcEntry]),
+                )],
+                |a| {
+                    assert_eq!(a.details["path"], "/proc/sysrq-trigger");
+                    assert!(
+                        a.summary.contains(" opened /proc/sysrq-trigger"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
+            Example::alert(
+                "an attempt on a kernel without CONFIG_MAGIC_SYSRQ",
+                vec![in_container(
+                    "sh",
+                    open("/proc/sysrq-trigger", &[], true, -2),
+                )],
+                |a| assert!(a.summary.contains("tried to open"), "{}", a.summary),
+            ),
+            Example::silent(
+                "reading it, and the host writing it",
+                vec![
+                    in_container(
+                        "cat",
+                        open("/proc/sysrq-trigger", &[C::ProcEntry], false, 3),
+                    ),
+                    on_host("sh", written("/proc/sysrq-trigger", &[C::ProcEntry])),
+                ],
+            ),
+        ]
+    }
+
+    pub fn kernel_memory() -> Vec<Example> {
+        vec![
+            Example::alert(
+                "/dev/mem refused with ENXIO",
+                vec![in_container(
+                    "dd",
+                    open("/dev/mem", &[C::MemDevice], false, -6),
+                )],
+                |a| {
+                    assert_eq!(a.details["path"], "/dev/mem");
+                    assert_eq!(a.details["ret"], -6);
+                    assert!(
+                        a.summary.contains("tried to open /dev/mem"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
+            Example::alert(
+                "/proc/kcore opened",
+                vec![in_container(
+                    "cat",
+                    open("/proc/kcore", &[C::ProcEntry], false, 3),
+                )],
+                |a| assert!(a.summary.contains("opened /proc/kcore"), "{}", a.summary),
+            ),
+            Example::silent(
+                "/dev/null and /proc/meminfo",
+                vec![
+                    in_container("sh", open("/dev/null", &[], true, 3)),
+                    in_container("free", open("/proc/meminfo", &[C::ProcEntry], false, 3)),
+                ],
+            ),
+        ]
+    }
+
+    pub fn block_device() -> Vec<Example> {
+        let mut disk = open("/dev/vda", &[C::BlockDevice], false, -1);
+        if let Payload::FileOpen { rdev, .. } = &mut disk {
+            *rdev = "254:0".into();
+        }
+        vec![
+            Example::alert(
+                "the host's disk, refused",
+                vec![in_container("debugfs", disk)],
+                |a| {
+                    assert_eq!(a.details["rdev"], "254:0");
+                    assert!(
+                        a.summary
+                            .contains("tried to open block device /dev/vda (254:0) read-only"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
+            Example::silent(
+                "a character device and a regular file",
+                vec![
+                    in_container("sh", open("/dev/tty", &[], true, 3)),
+                    in_container("sh", open("/etc/passwd", &[], false, 3)),
+                ],
+            ),
+        ]
+    }
+
+    fn foreign(owner: NsOwner) -> Payload {
+        let mut p = open("/proc/1/root/etc/shadow", &[C::ForeignMntNs], false, 3);
+        if let Payload::FileOpen { foreign_mnt_ns, .. } = &mut p {
+            *foreign_mnt_ns = Some(JoinedNamespace {
+                ns_type: NsType::Mnt,
+                inode: 4026531832,
+                previous: 4026532300,
+                owner,
+            });
+        }
+        p
+    }
+
+    pub fn proc_root() -> Vec<Example> {
+        let other = other_container();
+        vec![
+            Example::alert(
+                "the host's /etc/shadow through /proc/1/root",
+                vec![in_container("cat", foreign(NsOwner::Host))],
+                |a| {
+                    assert_eq!(a.details["owner"], "the host");
+                    assert_eq!(a.details["mnt_ns"], 4026531832u32);
+                    assert_eq!(a.details["path"], "/proc/1/root/etc/shadow");
+                },
+            ),
+            Example::alert(
+                "another container's file",
+                vec![in_container(
+                    "cat",
+                    foreign(NsOwner::Container {
+                        id: other.id,
+                        runtime: Runtime::Containerd,
+                    }),
+                )],
+                |a| {
+                    assert_eq!(
+                        a.details["owner"],
+                        json!(format!("container {OTHER_CONTAINER}"))
+                    )
+                },
+            ),
+            Example::silent(
+                "its own container's namespace, an unknown one, and runc's exec fifo",
+                vec![
+                    in_container("cat", foreign(super::super::examples::own_container())),
+                    in_container("cat", foreign(NsOwner::Unknown)),
+                    by_runtime(foreign(NsOwner::Host)),
+                ],
+            ),
+        ]
+    }
+
+    pub fn runtime_binary() -> Vec<Example> {
+        vec![
+            Example::alert(
+                "/proc/self/exe opened for writing (CVE-2019-5736)",
+                vec![in_container("sh", written("/proc/self/exe", &[]))],
+                |a| assert_eq!(a.details["path"], "/proc/self/exe"),
+            ),
+            Example::alert(
+                "the runc binary, marked by the kernel",
+                vec![in_container(
+                    "sh",
+                    open("/usr/bin/runc", &[C::RuntimeBinary], true, 3),
+                )],
+                |a| assert!(a.summary.contains("/usr/bin/runc"), "{}", a.summary),
+            ),
+            Example::silent(
+                "reading /proc/self/exe, and /proc/1/exe-like paths that are not exe",
+                vec![
+                    in_container("ls", open("/proc/self/exe", &[], false, 3)),
+                    in_container("sh", written("/proc/self/exe.d", &[])),
+                    in_container("sh", written("/proc/x1/exe", &[])),
+                ],
+            ),
+        ]
+    }
+
+    pub fn debug_recon() -> Vec<Example> {
+        vec![
+            Example::alert(
+                "kallsyms read",
+                vec![in_container(
+                    "cat",
+                    open("/proc/kallsyms", &[C::ProcEntry], false, 3),
+                )],
+                |a| assert_eq!(a.details["file"]["name"], "kallsyms"),
+            ),
+            Example::alert(
+                "a tracefs file",
+                vec![in_container(
+                    "cat",
+                    open("/sys/kernel/tracing/trace", &[C::Debugfs], false, 3),
+                )],
+                |a| assert_eq!(a.details["path"], "/sys/kernel/tracing/trace"),
+            ),
+            Example::silent(
+                "/proc/cpuinfo, and a refused kallsyms",
+                vec![
+                    in_container("cat", open("/proc/cpuinfo", &[C::ProcEntry], false, 3)),
+                    in_container("cat", open("/proc/kallsyms", &[C::ProcEntry], false, -13)),
+                ],
+            ),
+        ]
+    }
 }

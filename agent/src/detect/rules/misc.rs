@@ -1,9 +1,10 @@
 //! Runtime API sockets and usermode helpers.
 
+use escapewatch_common::kind::EventKind;
 use serde_json::json;
 
 use super::{
-    RuleInfo,
+    Check, Fixtures, Input, RuleInfo,
     simple::{Finding, short, who, workload},
 };
 use crate::{
@@ -11,18 +12,7 @@ use crate::{
     model::{Event, Payload},
 };
 
-pub static RUNTIME_SOCKET: RuleInfo = RuleInfo {
-    id: "runtime-socket-access",
-    severity: Severity::High,
-    mitre: "T1610",
-    title: "Container connected to a container runtime API socket",
-    explanation: "A process in a container connected to the API socket of Docker, containerd, \
-        CRI-O or podman (usually bind-mounted into it). Whoever talks to that socket can start \
-        a privileged container with the host's root filesystem: it is root on the host. Check \
-        why the socket is mounted into the container and what the process asked the runtime \
-        to do (the runtime's logs).",
-    event_kinds: &["unix_connect"],
-};
+pub struct RuntimeSocket;
 
 const RUNTIME_SOCKETS: [&str; 7] = [
     "docker.sock",
@@ -34,58 +24,145 @@ const RUNTIME_SOCKETS: [&str; 7] = [
     "containerd-shim.sock",
 ];
 
-pub fn runtime_socket(e: &Event) -> Option<Finding> {
-    let Payload::UnixConnect { ret, path } = &e.data else {
-        return None;
+impl Check for RuntimeSocket {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "runtime-socket-access",
+        severity: Severity::High,
+        mitre: "T1610",
+        title: "Container connected to a container runtime API socket",
+        scope: "connect to a docker/containerd/cri-o/podman API socket",
+        explanation: "A process in a container connected to the API socket of Docker, \
+            containerd, CRI-O or podman (usually bind-mounted into it). Whoever talks to that \
+            socket can start a privileged container with the host's root filesystem: it is root \
+            on the host. Check why the socket is mounted into the container and what the process \
+            asked the runtime to do (the runtime's logs).",
+        inputs: &[Input::Kind(EventKind::UnixConnect)],
+        fixtures: Fixtures::Recorded(&["runtime-socket"]),
+        ..RuleInfo::BASE
     };
-    let c = workload(e)?;
-    let name = path.rsplit('/').next().unwrap_or(path);
-    if *ret != 0 || !RUNTIME_SOCKETS.contains(&name) {
-        return None;
+
+    fn check(e: &Event) -> Option<Finding> {
+        let Payload::UnixConnect { ret, path } = &e.data else {
+            return None;
+        };
+        let c = workload(e)?;
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if *ret != 0 || !RUNTIME_SOCKETS.contains(&name) {
+            return None;
+        }
+        Some(Finding::new(
+            format!(
+                "{} connected to runtime API socket {path}: it can start privileged containers on the host; find out why the socket is mounted in.",
+                who(e, c)
+            ),
+            json!({ "socket": path }),
+        ))
     }
-    Some(Finding::new(
-        format!(
-            "{} connected to runtime API socket {path}: it can start privileged containers on the host; find out why the socket is mounted in.",
-            who(e, c)
-        ),
-        json!({ "socket": path }),
-    ))
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, in_container, on_host};
+        let connect = |ret, path: &str| Payload::UnixConnect {
+            ret,
+            path: path.into(),
+        };
+        vec![
+            Example::alert(
+                "the docker socket, bind-mounted",
+                vec![in_container("curl", connect(0, "/var/run/docker.sock"))],
+                |a| assert_eq!(a.details["socket"], "/var/run/docker.sock"),
+            ),
+            Example::silent(
+                "syslog, a refused connect, and the docker CLI on the host",
+                vec![
+                    in_container("logger", connect(0, "/dev/log")),
+                    in_container("curl", connect(-111, "/run/containerd/containerd.sock")),
+                    on_host("docker", connect(0, "/var/run/docker.sock")),
+                ],
+            ),
+        ]
+    }
 }
 
-pub static USERMODE_HELPER: RuleInfo = RuleInfo {
-    id: "usermode-helper-from-container",
-    severity: Severity::Critical,
-    mitre: "T1611",
-    title: "The host kernel ran a program from a container's filesystem",
-    explanation: "The kernel itself started a program (a usermode helper: a core_pattern pipe, a \
-        cgroup release_agent, kernel.modprobe, the uevent helper) whose binary lies inside a \
-        container's filesystem. It runs as root in the host's namespaces: whatever the \
-        container put there just executed on the host. This is the outcome every \
-        core_pattern/release_agent/modprobe escape shares, so it also catches variants no other \
-        rule knows. Check the binary (details), the host's core_pattern, release_agent and \
-        modprobe settings, and treat the host as compromised.",
-    event_kinds: &["process_exec"],
-};
+pub struct UsermodeHelper;
 
-pub fn usermode_helper(e: &Event) -> Option<Finding> {
-    let Payload::ProcessExec {
-        filename,
-        usermode_helper: true,
-        binary_container: Some(c),
-        ..
-    } = &e.data
-    else {
-        return None;
+impl Check for UsermodeHelper {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "usermode-helper-from-container",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "The host kernel ran a program from a container's filesystem",
+        scope: "the kernel runs a usermode helper whose binary lies in a container's filesystem",
+        explanation: "The kernel itself started a program (a usermode helper: a core_pattern \
+            pipe, a cgroup release_agent, kernel.modprobe, the uevent helper) whose binary lies \
+            inside a container's filesystem. It runs as root in the host's namespaces: whatever \
+            the container put there just executed on the host. This is the outcome every \
+            core_pattern/release_agent/modprobe escape shares, so it also catches variants no \
+            other rule knows. Check the binary (details), the host's core_pattern, release_agent \
+            and modprobe settings, and treat the host as compromised.",
+        inputs: &[Input::Kind(EventKind::ProcessExec)],
+        fixtures: Fixtures::Recorded(&["release-agent", "core-pattern"]),
+        ..RuleInfo::BASE
     };
-    let mut f = Finding::new(
-        format!(
-            "The host kernel ran {filename} as a usermode helper (pid {}) from the filesystem of {} container {}; the container's code runs as root on the host.",
-            e.process.pid,
-            c.runtime.as_str(),
-            short(&c.id)
-        ),
-        json!({ "binary": filename, "args": e.process.args, "helper_pid": e.process.pid }),
-    );
-    f.container = Some(c.clone());
-    Some(f)
+
+    fn check(e: &Event) -> Option<Finding> {
+        let Payload::ProcessExec {
+            filename,
+            usermode_helper: true,
+            binary_container: Some(c),
+            ..
+        } = &e.data
+        else {
+            return None;
+        };
+        let mut f = Finding::new(
+            format!(
+                "The host kernel ran {filename} as a usermode helper (pid {}) from the filesystem of {} container {}; the container's code runs as root on the host.",
+                e.process.pid,
+                c.runtime.as_str(),
+                short(&c.id)
+            ),
+            json!({ "binary": filename, "args": e.process.args, "helper_pid": e.process.pid }),
+        );
+        f.container = Some(c.clone());
+        Some(f)
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, OTHER_CONTAINER, on_host, other_container};
+        let exec = |filename: &str, helper, container| Payload::ProcessExec {
+            filename: filename.into(),
+            truncated: false,
+            usermode_helper: helper,
+            binary_container: container,
+        };
+        let helper = on_host(
+            "helper.sh",
+            exec("/proc/77/root/helper.sh", true, Some(other_container())),
+        );
+        vec![
+            // The kernel's helper is a host process: the alert names the container whose
+            // filesystem held the binary.
+            Example::alert(
+                "a release_agent script from a container",
+                vec![helper],
+                |a| {
+                    assert_eq!(a.container.as_ref().unwrap().id, OTHER_CONTAINER);
+                    assert_eq!(a.details["binary"], "/proc/77/root/helper.sh");
+                    assert_eq!(a.details["helper_pid"], 4242);
+                },
+            ),
+            Example::silent(
+                "modprobe from the host's own disk, and a container exec'ing its own binary",
+                vec![
+                    on_host("modprobe", exec("/sbin/modprobe", true, None)),
+                    on_host(
+                        "sh",
+                        exec("/proc/77/root/bin/sh", false, Some(other_container())),
+                    ),
+                ],
+            ),
+        ]
+    }
 }

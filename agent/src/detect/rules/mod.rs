@@ -1,4 +1,11 @@
 //! The rule catalogue. Rule ids are a public contract: users alert and allowlist on them.
+//!
+//! A rule is declared once, in its own file: its [`RuleInfo`] (id, severity, MITRE technique,
+//! texts, the typed inputs it reads, what it needs of the kernel, its replay fixtures), its
+//! logic, and its examples (hand-built events it must alert on, and benign look-alikes it must
+//! stay silent on). [`catalogue`] registers it with one line. Everything else — the README
+//! table, `escapewatch rules`, the tests' severities, the `rule_hook_info` metric — is
+//! generated from the catalogue, and one contract test (`contract.rs`) checks every entry.
 
 mod dirty_cow;
 mod files;
@@ -11,22 +18,118 @@ mod simple;
 mod syscalls;
 mod sysctl;
 
+#[cfg(test)]
+mod contract;
+#[cfg(test)]
+pub(crate) mod examples;
+
+use escapewatch_common::{calls::WatchedSyscall, kind::EventKind};
+pub use simple::Check;
 use simple::Simple;
 
 use super::{Alert, AlertContainer, AlertProcess, Severity};
 use crate::model::Event;
 
-/// What a rule is, for `escapewatch rules` and for every alert it raises.
+/// What a rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// Every record of a wire kind, whichever program produced it.
+    Kind(EventKind),
+    /// The `Syscall` records of one watched syscall.
+    Syscall(WatchedSyscall),
+    /// The agent's own `events_lost` report, made from the kernel's loss counters.
+    LossReport,
+}
+
+impl Input {
+    /// `file_open`, `syscall:ptrace`, `events_lost`.
+    pub fn name(self) -> String {
+        match self {
+            Input::Kind(k) => k.name().to_owned(),
+            Input::Syscall(s) => format!("syscall:{}", s.name()),
+            Input::LossReport => "events_lost".to_owned(),
+        }
+    }
+}
+
+/// A kernel facility whose absence changes what a rule can see. Probed outside the engine
+/// (`rules_report`): detection itself never looks at the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFeature {
+    /// Loadable module support (CONFIG_MODULES): /proc/modules.
+    Modules,
+    /// CONFIG_MAGIC_SYSRQ: /proc/sysrq-trigger.
+    MagicSysrq,
+    /// A /dev/mem driver.
+    DevMem,
+}
+
+/// What a missing [`KernelFeature`] means for a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Without {
+    /// The rule cannot fire at all on such a kernel.
+    NotApplicable,
+    /// The rule still applies, with a note for responders.
+    Note,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelDependency {
+    pub feature: KernelFeature,
+    pub without: Without,
+    /// Said when the feature is missing.
+    pub text: &'static str,
+}
+
+/// The recorded event logs (`tests/fixtures/<name>.events.jsonl` with the alerts they must
+/// give) in which the rule fires, or why none can be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fixtures {
+    Recorded(&'static [&'static str]),
+    /// No kernel of the test matrix can run the primitive (or record its log).
+    Unavailable(&'static str),
+}
+
+/// What a rule is, for `escapewatch rules`, the README, metrics and every alert it raises.
 #[derive(Debug)]
 pub struct RuleInfo {
     pub id: &'static str,
     pub severity: Severity,
     pub mitre: &'static str,
     pub title: &'static str,
+    /// One line for the README table: what it catches.
+    pub scope: &'static str,
     /// What happened, why it matters, what to check next.
     pub explanation: &'static str,
-    /// The kernel events the rule reads (`escapewatch rules` maps them to hooks).
-    pub event_kinds: &'static [&'static str],
+    /// The events the rule reads (`escapewatch rules` maps them to hooks).
+    pub inputs: &'static [Input],
+    /// What the rule needs of the kernel.
+    pub kernel: &'static [KernelDependency],
+    pub fixtures: Fixtures,
+    /// The alert is about the agent itself (it lost events): the agent also logs it as a
+    /// warning, so an operator reading the agent's log sees it.
+    pub agent_warning: bool,
+}
+
+impl RuleInfo {
+    /// Whether kernel programs feed the rule (the loss rule reads the agent's own reports).
+    pub fn reads_kernel(&self) -> bool {
+        self.inputs.iter().any(|i| *i != Input::LossReport)
+    }
+
+    /// The defaults of the optional fields, for `..RuleInfo::BASE` in declarations.
+    pub const BASE: RuleInfo = RuleInfo {
+        id: "",
+        severity: Severity::High,
+        mitre: "",
+        title: "",
+        scope: "",
+        explanation: "",
+        inputs: &[],
+        kernel: &[],
+        fixtures: Fixtures::Unavailable(""),
+        agent_warning: false,
+    };
 }
 
 /// A detection rule. Rules keep only bounded state and never do I/O.
@@ -35,42 +138,89 @@ pub trait Rule: Send {
     fn process(&mut self, event: &Event, out: &mut Vec<Alert>);
 }
 
-fn simple(info: &'static RuleInfo, check: fn(&Event) -> Option<simple::Finding>) -> Box<dyn Rule> {
-    Box::new(Simple { info, check })
+/// A rule type as the catalogue registers it.
+pub trait Declared: Rule + Default + 'static {
+    const INFO: &'static RuleInfo;
+    /// Hand-built events the rule must alert on, and benign look-alikes it must stay silent
+    /// on; run by the contract test.
+    #[cfg(test)]
+    fn examples() -> Vec<examples::Example>;
+}
+
+/// A rule's line in the catalogue.
+pub struct Entry {
+    pub info: &'static RuleInfo,
+    pub make: fn() -> Box<dyn Rule>,
+    #[cfg(test)]
+    pub examples: fn() -> Vec<examples::Example>,
+}
+
+fn rule<R: Declared>() -> Entry {
+    Entry {
+        info: R::INFO,
+        make: || Box::new(R::default()),
+        #[cfg(test)]
+        examples: R::examples,
+    }
+}
+
+fn check<C: Check>() -> Entry {
+    rule::<Simple<C>>()
 }
 
 /// Every rule, in the order alerts are emitted.
-pub fn catalogue() -> Vec<Box<dyn Rule>> {
+pub fn catalogue() -> Vec<Entry> {
     vec![
-        Box::new(namespace_join_host::NamespaceJoinHost),
-        simple(&namespace::UNSHARE_USER, namespace::unshare_user),
-        simple(&mount::MOUNT_HOST_DEVICE, mount::mount_host_device),
-        simple(&files::RELEASE_AGENT, files::release_agent),
-        simple(&sysctl::CORE_PATTERN, sysctl::core_pattern),
-        simple(&sysctl::SYSCTL_WRITE, sysctl::sysctl_write),
-        simple(&files::SYSRQ, files::sysrq),
-        Box::new(dirty_cow::DirtyCow::default()),
-        simple(&memory::DIRTY_PIPE, memory::dirty_pipe),
-        simple(&memory::PROC_MEM_WRITE, memory::proc_mem_write),
-        simple(&syscalls::PTRACE, syscalls::ptrace),
-        simple(&syscalls::MODULE_LOAD, syscalls::module_load),
-        simple(&syscalls::OPEN_BY_HANDLE, syscalls::open_by_handle),
-        simple(&syscalls::BPF, syscalls::bpf),
-        simple(&files::RUNTIME_BINARY, files::runtime_binary),
-        simple(&misc::RUNTIME_SOCKET, misc::runtime_socket),
-        simple(&files::KERNEL_MEMORY, files::kernel_memory),
-        simple(&files::BLOCK_DEVICE, files::block_device),
-        simple(&files::PROC_ROOT, files::proc_root),
-        simple(&misc::USERMODE_HELPER, misc::usermode_helper),
-        simple(&files::DEBUG_RECON, files::debug_recon),
-        simple(&syscalls::USERFAULTFD, syscalls::userfaultfd),
-        Box::new(super::overload::OverloadDetector::new()),
+        rule::<namespace_join_host::NamespaceJoinHost>(),
+        check::<namespace::UnshareUser>(),
+        check::<mount::MountHostDevice>(),
+        check::<files::ReleaseAgent>(),
+        check::<sysctl::CorePattern>(),
+        check::<sysctl::SysctlWrite>(),
+        check::<files::Sysrq>(),
+        rule::<dirty_cow::DirtyCow>(),
+        check::<memory::DirtyPipe>(),
+        check::<memory::ProcMemWrite>(),
+        check::<syscalls::Ptrace>(),
+        check::<syscalls::ModuleLoad>(),
+        check::<syscalls::OpenByHandle>(),
+        check::<syscalls::Bpf>(),
+        check::<files::RuntimeBinary>(),
+        check::<misc::RuntimeSocket>(),
+        check::<files::KernelMemory>(),
+        check::<files::BlockDevice>(),
+        check::<files::ProcRoot>(),
+        check::<misc::UsermodeHelper>(),
+        check::<files::DebugRecon>(),
+        check::<syscalls::Userfaultfd>(),
+        rule::<super::overload::OverloadDetector>(),
     ]
 }
 
-/// The static descriptions of every rule.
+/// The static descriptions of every rule, in catalogue order.
 pub fn infos() -> Vec<&'static RuleInfo> {
-    catalogue().iter().map(|r| r.info()).collect()
+    catalogue().iter().map(|e| e.info).collect()
+}
+
+/// The rule with this id.
+pub fn info(id: &str) -> Option<&'static RuleInfo> {
+    catalogue().into_iter().map(|e| e.info).find(|i| i.id == id)
+}
+
+/// The README's rule table, generated from the catalogue (the contract test keeps the README
+/// equal to it; `escapewatch rules --format markdown` prints it).
+pub fn markdown_table() -> String {
+    let mut s = String::from("| id | severity | MITRE | what |\n|---|---|---|---|\n");
+    for i in infos() {
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            i.id,
+            i.severity.as_str(),
+            i.mitre,
+            i.scope
+        ));
+    }
+    s
 }
 
 /// An alert of `info` about `event`, with the shared fields filled in.

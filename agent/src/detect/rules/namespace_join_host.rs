@@ -1,15 +1,17 @@
 //! `namespace-join-host`: a container process joins, by setns, a namespace of the host or of
 //! another container.
 
+use escapewatch_common::kind::EventKind;
 use serde_json::json;
 
-use super::{Rule, RuleInfo, alert, simple::short};
+use super::{Declared, Fixtures, Input, Rule, RuleInfo, alert, simple::short};
 use crate::{
     detect::{Alert, Severity},
     model::{Event, NsOwner, NsSyscall, Payload},
 };
 
 pub static INFO: RuleInfo = RuleInfo {
+    scope: "a container process joins, by setns, a namespace of the host or of another container",
     id: "namespace-join-host",
     severity: Severity::Critical,
     mitre: "T1611",
@@ -23,9 +25,12 @@ pub static INFO: RuleInfo = RuleInfo {
         configuration (privileged, shared PID namespace, capabilities), the process tree and \
         command lines around the event (`escapewatch timeline`), and what the process did after \
         joining; treat the host as compromised until shown otherwise.",
-    event_kinds: &["setns"],
+    inputs: &[Input::Kind(EventKind::Setns)],
+    fixtures: Fixtures::Recorded(&["namespace-join-host", "incident-two-containers"]),
+    ..RuleInfo::BASE
 };
 
+#[derive(Default)]
 pub struct NamespaceJoinHost;
 
 impl Rule for NamespaceJoinHost {
@@ -68,7 +73,7 @@ impl Rule for NamespaceJoinHost {
             }
             NsOwner::Unknown => "unknown".to_owned(),
         };
-        let types: Vec<&str> = foreign.iter().map(|j| j.ns_type.as_str()).collect();
+        let types: Vec<&str> = foreign.iter().map(|j| j.ns_type.name()).collect();
         let summary = format!(
             "Process {comm} (pid {pid}) in {runtime} container {id} joined the {whose}'s {types} \
              namespace{plural} (inode {inode}) with setns; isolate the container and inspect the host.",
@@ -92,6 +97,66 @@ impl Rule for NamespaceJoinHost {
     }
 }
 
+impl Declared for NamespaceJoinHost {
+    const INFO: &'static RuleInfo = &INFO;
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, in_container, other_container};
+        use crate::model::{JoinedNamespace, NsType, testing::setns_event};
+        let setns = |comm: &str, ret, owner| {
+            let mut e = setns_event(crate::model::testing::container_process(), ret, vec![]);
+            if let Payload::Namespace { joined, .. } = &mut e.data
+                && ret == 0
+            {
+                joined.push(JoinedNamespace {
+                    ns_type: NsType::Mnt,
+                    inode: 4026531832,
+                    previous: 4026532300,
+                    owner,
+                });
+            }
+            in_container(comm, e.data)
+        };
+        let other = other_container();
+        vec![
+            Example::alert(
+                "nsenter into the host's mount namespace",
+                vec![setns("nsenter", 0, NsOwner::Host)],
+                |a| {
+                    assert_eq!(a.details["namespace_type"], "mnt");
+                    assert_eq!(a.details["inode"], 4026531832u32);
+                    assert_eq!(a.details["owner"], "host");
+                    assert_eq!(a.details["fd"], 3);
+                    assert_eq!(a.details["joined"][0]["previous"], 4026532300u32);
+                },
+            ),
+            Example::alert(
+                "into another container",
+                vec![setns(
+                    "nsenter",
+                    0,
+                    NsOwner::Container {
+                        id: other.id,
+                        runtime: other.runtime,
+                    },
+                )],
+                |a| assert_eq!(a.details["owner"], "container bbbbbbbbbbbb (containerd)"),
+            ),
+            Example::silent(
+                "its own namespace, an unknown one, a refused call, and runc",
+                vec![
+                    setns("nsenter", 0, super::examples::own_container()),
+                    setns("nsenter", 0, NsOwner::Unknown),
+                    setns("nsenter", -1, NsOwner::Host),
+                    // runc joining a host network namespace given by path (--net=host).
+                    super::examples::by_runtime(setns("runc", 0, NsOwner::Host).data),
+                ],
+            ),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +170,7 @@ mod tests {
 
     fn joined(owner: NsOwner) -> Vec<JoinedNamespace> {
         vec![JoinedNamespace {
-            ns_type: "mnt".into(),
+            ns_type: crate::model::NsType::Mnt,
             inode: HOST_MNT,
             previous: CT_MNT,
             owner,

@@ -1,8 +1,10 @@
 //! Stateless rules: a predicate over one event that, when it holds, says what to report.
 
+use std::marker::PhantomData;
+
 use serde_json::Value;
 
-use super::{Rule, RuleInfo, alert};
+use super::{Declared, Rule, RuleInfo, alert};
 use crate::{
     detect::{Alert, AlertContainer},
     model::{Container, Event},
@@ -28,24 +30,45 @@ impl Finding {
     }
 }
 
-pub struct Simple {
-    pub info: &'static RuleInfo,
-    pub check: fn(&Event) -> Option<Finding>,
+/// A stateless rule: a predicate over one event.
+pub trait Check: Send + 'static {
+    const INFO: &'static RuleInfo;
+    fn check(e: &Event) -> Option<Finding>;
+    /// See [`super::Declared::examples`].
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example>;
 }
 
-impl Rule for Simple {
+/// A [`Check`] as a [`Rule`].
+pub struct Simple<C>(PhantomData<C>);
+
+impl<C> Default for Simple<C> {
+    fn default() -> Self {
+        Simple(PhantomData)
+    }
+}
+
+impl<C: Check> Rule for Simple<C> {
     fn info(&self) -> &'static RuleInfo {
-        self.info
+        C::INFO
     }
 
     fn process(&mut self, event: &Event, out: &mut Vec<Alert>) {
-        if let Some(f) = (self.check)(event) {
-            let mut a = alert(self.info, event, f.summary, f.details);
+        if let Some(f) = C::check(event) {
+            let mut a = alert(C::INFO, event, f.summary, f.details);
             if let Some(c) = f.container {
                 a.container = Some(AlertContainer::from_container(&c));
             }
             out.push(a);
         }
+    }
+}
+
+impl<C: Check> Declared for Simple<C> {
+    const INFO: &'static RuleInfo = C::INFO;
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        C::examples()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Writes to host kernel settings: kernel.core_pattern, and every other /proc/sys write.
 
+use escapewatch_common::kind::EventKind;
 use serde_json::json;
 
 use super::{
-    RuleInfo, files,
+    Check, Fixtures, Input, RuleInfo, files,
     simple::{Finding, who, workload},
 };
 use crate::{
@@ -11,33 +12,14 @@ use crate::{
     model::{Event, Payload},
 };
 
-pub static CORE_PATTERN: RuleInfo = RuleInfo {
-    id: "core-pattern-write",
-    severity: Severity::Critical,
-    mitre: "T1611",
-    title: "Container wrote kernel.core_pattern",
-    explanation: "kernel.core_pattern is global: when it starts with `|`, the host kernel runs \
-        that program as root for every crashing process on the machine. A container that \
-        writes it (with a writable /proc/sys) and then crashes a process of its own escapes — \
-        the program path usually points into the container through /proc/%P/root. Check the \
-        value (details), restore the host's, and look for a usermode-helper alert that follows.",
-    event_kinds: &["sysctl_write"],
-};
+struct Write<'a> {
+    name: &'a str,
+    value: &'a str,
+    namespaced: bool,
+    truncated: bool,
+}
 
-pub static SYSCTL_WRITE: RuleInfo = RuleInfo {
-    id: "sysctl-write-from-container",
-    severity: Severity::High,
-    mitre: "T1611",
-    title: "Container changed a host kernel setting",
-    explanation: "A process in a container wrote a kernel setting that is not namespaced: \
-        /proc/sys (kernel.modprobe and kernel.hotplug name programs the kernel runs as root, \
-        vm.* and kernel.* change the whole host), the binfmt_misc registry, or \
-        /sys/kernel/uevent_helper. Settings of namespaces the container owns (its net.*, its \
-        hostname) are not reported. Check the value written (details) and restore the host's.",
-    event_kinds: &["sysctl_write", "file_open"],
-};
-
-fn sysctl(e: &Event) -> Option<(&str, &str, bool, bool)> {
+fn sysctl(e: &Event) -> Option<Write<'_>> {
     let Payload::SysctlWrite {
         name,
         value,
@@ -47,37 +29,180 @@ fn sysctl(e: &Event) -> Option<(&str, &str, bool, bool)> {
     else {
         return None;
     };
-    Some((name, value, *namespaced, *truncated))
+    Some(Write {
+        name,
+        value,
+        namespaced: *namespaced,
+        truncated: *truncated,
+    })
 }
 
-pub fn core_pattern(e: &Event) -> Option<Finding> {
-    let (name, value, _, truncated) = sysctl(e)?;
-    if name != "kernel.core_pattern" {
-        return None;
-    }
-    let c = workload(e)?;
-    Some(Finding::new(
-        format!(
-            "{} set kernel.core_pattern to {value:?}: the host kernel will run it as root on the next crash; restore the host's value now.",
-            who(e, c)
-        ),
-        json!({ "sysctl": name, "value": value, "truncated": truncated }),
-    ))
-}
+const CORE_PATTERN: &str = "kernel.core_pattern";
 
-pub fn sysctl_write(e: &Event) -> Option<Finding> {
-    let Some((name, value, namespaced, truncated)) = sysctl(e) else {
-        return files::kernel_setting_file(e);
+pub struct CorePattern;
+
+impl Check for CorePattern {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "core-pattern-write",
+        severity: Severity::Critical,
+        mitre: "T1611",
+        title: "Container wrote kernel.core_pattern",
+        scope: "kernel.core_pattern written from a container (the value is in the alert)",
+        explanation: "kernel.core_pattern is global: when it starts with `|`, the host kernel \
+            runs that program as root for every crashing process on the machine. A container \
+            that writes it (with a writable /proc/sys) and then crashes a process of its own \
+            escapes — the program path usually points into the container through \
+            /proc/%P/root. Check the value (details), restore the host's, and look for a \
+            usermode-helper alert that follows.",
+        inputs: &[Input::Kind(EventKind::SysctlWrite)],
+        fixtures: Fixtures::Recorded(&["core-pattern"]),
+        ..RuleInfo::BASE
     };
-    if name == "kernel.core_pattern" || namespaced {
-        return None;
+
+    fn check(e: &Event) -> Option<Finding> {
+        let w = sysctl(e)?;
+        if w.name != CORE_PATTERN {
+            return None;
+        }
+        let c = workload(e)?;
+        Some(Finding::new(
+            format!(
+                "{} set kernel.core_pattern to {:?}: the host kernel will run it as root on the next crash; restore the host's value now.",
+                who(e, c),
+                w.value
+            ),
+            json!({ "sysctl": w.name, "value": w.value, "truncated": w.truncated }),
+        ))
     }
-    let c = workload(e)?;
-    Some(Finding::new(
-        format!(
-            "{} set host kernel setting {name} to {value:?}; check it and restore the host's value.",
-            who(e, c)
-        ),
-        json!({ "sysctl": name, "value": value, "truncated": truncated }),
-    ))
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, by_runtime, in_container, on_host};
+        let pattern = "|/proc/%P/root/bin/busybox touch /tmp/escaped";
+        vec![
+            Example::alert(
+                "a pipe to a container binary",
+                vec![in_container("sh", write(CORE_PATTERN, pattern, false))],
+                |a| {
+                    assert_eq!(a.details["sysctl"], CORE_PATTERN);
+                    assert_eq!(
+                        a.details["value"],
+                        "|/proc/%P/root/bin/busybox touch /tmp/escaped"
+                    );
+                    assert_eq!(a.details["truncated"], false);
+                },
+            ),
+            Example::silent(
+                "systemd-coredump set by the host, runc, and another sysctl",
+                vec![
+                    on_host(
+                        "sysctl",
+                        write(CORE_PATTERN, "|/lib/systemd/systemd-coredump", false),
+                    ),
+                    by_runtime(write(CORE_PATTERN, "core", false)),
+                    in_container("sh", write("kernel.core_uses_pid", "1", false)),
+                ],
+            ),
+        ]
+    }
+}
+
+pub struct SysctlWrite;
+
+impl Check for SysctlWrite {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "sysctl-write-from-container",
+        severity: Severity::High,
+        mitre: "T1611",
+        title: "Container changed a host kernel setting",
+        scope: "any other host sysctl, binfmt_misc or uevent_helper write from a container (its own namespaced sysctls excepted)",
+        explanation: "A process in a container wrote a kernel setting that is not namespaced: \
+            /proc/sys (kernel.modprobe and kernel.hotplug name programs the kernel runs as root, \
+            vm.* and kernel.* change the whole host), the binfmt_misc registry, or \
+            /sys/kernel/uevent_helper. Settings of namespaces the container owns (its net.*, its \
+            hostname) are not reported. Check the value written (details) and restore the \
+            host's.",
+        inputs: &[
+            Input::Kind(EventKind::SysctlWrite),
+            Input::Kind(EventKind::FileOpen),
+        ],
+        fixtures: Fixtures::Recorded(&["sysctl"]),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let Some(w) = sysctl(e) else {
+            return files::kernel_setting_file(e);
+        };
+        if w.name == CORE_PATTERN || w.namespaced {
+            return None;
+        }
+        let c = workload(e)?;
+        Some(Finding::new(
+            format!(
+                "{} set host kernel setting {} to {:?}; check it and restore the host's value.",
+                who(e, c),
+                w.name,
+                w.value
+            ),
+            json!({ "sysctl": w.name, "value": w.value, "truncated": w.truncated }),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, in_container, on_host, open};
+        use crate::model::OpenClass;
+        vec![
+            Example::alert(
+                "vm.swappiness",
+                vec![in_container("sh", write("vm.swappiness", "10", false))],
+                |a| {
+                    assert_eq!(a.details["sysctl"], "vm.swappiness");
+                    assert_eq!(a.details["value"], "10");
+                },
+            ),
+            Example::alert(
+                "a binfmt_misc registration",
+                vec![in_container(
+                    "sh",
+                    open(
+                        "/proc/sys/fs/binfmt_misc/register",
+                        &[OpenClass::BinfmtMisc],
+                        true,
+                        3,
+                    ),
+                )],
+                |a| assert_eq!(a.details["path"], "/proc/sys/fs/binfmt_misc/register"),
+            ),
+            Example::silent(
+                "its own net.* and hostname, core_pattern (its own rule), the host's sysctl",
+                vec![
+                    in_container("sysctl", write("net.ipv4.ip_forward", "1", true)),
+                    in_container("hostname", write("kernel.hostname", "web", true)),
+                    in_container("sh", write(CORE_PATTERN, "core", false)),
+                    on_host("sysctl", write("vm.swappiness", "10", false)),
+                    in_container(
+                        "cat",
+                        open(
+                            "/proc/sys/fs/binfmt_misc/status",
+                            &[OpenClass::BinfmtMisc],
+                            false,
+                            3,
+                        ),
+                    ),
+                ],
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+fn write(name: &str, value: &str, namespaced: bool) -> Payload {
+    Payload::SysctlWrite {
+        name: name.into(),
+        value: value.into(),
+        namespaced,
+        truncated: false,
+    }
 }

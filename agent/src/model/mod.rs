@@ -4,6 +4,12 @@
 //! a process belongs to, whether it is part of a container runtime, and who owns every namespace
 //! a syscall touched. Enrichment states facts; `detect` makes the judgement.
 
+pub mod bits;
+
+pub use escapewatch_common::{
+    calls::{MountCall, WatchedSyscall},
+    event::NsType,
+};
 use serde::{Deserialize, Serialize};
 
 /// Version of the event-log format (the JSON shape below). Bump on incompatible changes.
@@ -105,8 +111,10 @@ pub struct Process {
     pub args: Vec<String>,
     pub uid: u32,
     pub gid: u32,
-    /// Effective capabilities as a hex mask.
-    pub cap_effective: String,
+    /// Effective capabilities (written as a hex mask); `None` (written `""`) for the agent's
+    /// own reports.
+    #[serde(with = "bits::hex_or_empty")]
+    pub cap_effective: Option<u64>,
     pub cgroup_id: u64,
     /// cgroup v2 path, when known.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -136,7 +144,7 @@ pub enum NsOwner {
 #[serde(deny_unknown_fields)]
 pub struct JoinedNamespace {
     #[serde(rename = "type")]
-    pub ns_type: String,
+    pub ns_type: NsType,
     pub inode: u32,
     /// The inode the process had before.
     pub previous: u32,
@@ -177,11 +185,11 @@ pub enum Payload {
         exit_code: i32,
     },
     Mount {
-        /// mount, open_tree, move_mount, fsopen or fsconfig.
-        call: String,
+        call: MountCall,
         ret: i64,
-        /// MS_* (mount) or the call's flags, hex.
-        flags: String,
+        /// MS_* (mount) or the call's flags (written in hex).
+        #[serde(with = "bits::hex")]
+        flags: u64,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         source: String,
         #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -199,14 +207,13 @@ pub enum Payload {
     FileOpen {
         /// The fd, or -errno.
         ret: i64,
-        /// O_* flags, hex.
-        flags: String,
+        /// O_* flags (written in octal).
+        #[serde(with = "bits::octal")]
+        flags: u64,
         /// Opened for writing.
         write: bool,
-        /// Why the kernel reported it: proc_entry, cgroup_release, debugfs, binfmt_misc,
-        /// block_device, mem_device, runtime_binary, foreign_mnt_ns, uevent_helper,
-        /// userfaultfd_device, failed.
-        classes: Vec<String>,
+        /// Why the kernel reported it.
+        classes: Vec<OpenClass>,
         /// Filesystem type by its magic (proc, cgroup, sysfs, …) or the magic in hex.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         fs: String,
@@ -242,8 +249,9 @@ pub enum Payload {
         start: u64,
         len: u64,
         advice: u32,
-        /// The mapping: vm_flags (hex), bounds and file.
-        vm_flags: String,
+        /// The mapping: vm_flags (written in hex), bounds and file.
+        #[serde(with = "bits::hex")]
+        vm_flags: u64,
         vm_start: u64,
         vm_end: u64,
         file: FileRef,
@@ -272,19 +280,19 @@ pub enum Payload {
     /// mapping, seen in the kernel's fault handler: the copy-on-write break.
     CowFault {
         addr: u64,
-        /// FAULT_FLAG_* (hex).
-        fault_flags: String,
+        /// FAULT_FLAG_* (written in hex).
+        #[serde(with = "bits::hex")]
+        fault_flags: u64,
         /// The mapping belongs to another process (the ptrace variant).
         remote_mm: bool,
-        vm_flags: String,
+        #[serde(with = "bits::hex")]
+        vm_flags: u64,
         vm_start: u64,
         vm_end: u64,
         file: FileRef,
     },
     Syscall {
-        /// ptrace, process_vm_writev, bpf, open_by_handle_at, userfaultfd, init_module,
-        /// finit_module.
-        name: String,
+        name: WatchedSyscall,
         ret: i64,
         args: [u64; 4],
         /// ptrace / process_vm_writev: the process aimed at.
@@ -305,10 +313,11 @@ pub enum Payload {
         syscall: NsSyscall,
         /// Return value (for clone: the child pid; negative: -errno).
         ret: i64,
-        /// setns nstype / unshare or clone flags, hex.
-        flags: String,
+        /// setns nstype / unshare or clone flags (written in hex).
+        #[serde(with = "bits::hex")]
+        flags: u64,
         /// Namespace types named by the flags.
-        flag_types: Vec<String>,
+        flag_types: Vec<NsType>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fd: Option<i32>,
         before: Namespaces,
@@ -363,6 +372,24 @@ impl Event {
     }
 }
 
+/// Why the kernel reported a file open (`escapewatch_common::event::open_class` bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenClass {
+    /// The open failed (the path was kept instead of a file).
+    Failed,
+    ProcEntry,
+    CgroupRelease,
+    Debugfs,
+    BinfmtMisc,
+    BlockDevice,
+    MemDevice,
+    RuntimeBinary,
+    ForeignMntNs,
+    UeventHelper,
+    UserfaultfdDevice,
+}
+
 /// A file identified by device and inode, with its dentry name(s).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -406,25 +433,22 @@ impl Namespaces {
         }
     }
 
-    /// (type name, inode) pairs, in wire order.
-    pub fn iter(&self) -> [(&'static str, u32); 8] {
-        [
-            ("mnt", self.mnt),
-            ("pid", self.pid),
-            ("net", self.net),
-            ("uts", self.uts),
-            ("ipc", self.ipc),
-            ("user", self.user),
-            ("cgroup", self.cgroup),
-            ("time", self.time),
-        ]
+    /// (type, inode) pairs, in wire order.
+    pub fn iter(&self) -> [(NsType, u32); 8] {
+        NsType::ALL.map(|t| (t, self.get(t)))
     }
 
-    pub fn get(&self, ns_type: &str) -> Option<u32> {
-        self.iter()
-            .into_iter()
-            .find(|(name, _)| *name == ns_type)
-            .map(|(_, inode)| inode)
+    pub fn get(&self, ns_type: NsType) -> u32 {
+        match ns_type {
+            NsType::Mnt => self.mnt,
+            NsType::Pid => self.pid,
+            NsType::Net => self.net,
+            NsType::Uts => self.uts,
+            NsType::Ipc => self.ipc,
+            NsType::User => self.user,
+            NsType::Cgroup => self.cgroup,
+            NsType::Time => self.time,
+        }
     }
 }
 
@@ -451,7 +475,7 @@ pub(crate) mod testing {
                 args: vec!["nsenter".into(), "-t".into(), "77".into(), "-m".into()],
                 uid: 0,
                 gid: 0,
-                cap_effective: "0x1ffffffffff".into(),
+                cap_effective: Some(0x1ff_ffff_ffff),
                 cgroup_id: 5000,
                 cgroup: format!("/docker/{}", "a".repeat(64)),
                 namespaces: Namespaces {
@@ -478,8 +502,8 @@ pub(crate) mod testing {
             data: Payload::Namespace {
                 syscall: NsSyscall::Setns,
                 ret,
-                flags: "0x20000".into(),
-                flag_types: vec!["mnt".into()],
+                flags: 0x20000,
+                flag_types: vec![NsType::Mnt],
                 fd: Some(3),
                 before: Namespaces::default(),
                 joined,

@@ -1,0 +1,101 @@
+//! The syscalls a record can name: the watched syscalls of [`crate::event::SyscallEvent`] and
+//! the mount-family calls of [`crate::event::MountEvent`], as typed enums over their wire ids.
+//! Userspace decodes them with `TryFrom<u32>`; their serde names are the ones the event log
+//! has always written.
+
+use crate::{
+    event::{mount_call, syscall_id},
+    programs::ProgramId,
+};
+
+/// A wire id that this build does not know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownCall(pub u32);
+
+macro_rules! calls {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$doc:meta])* $name:ident = $id:path => $label:literal,)+ }) => {
+        $(#[$meta])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[cfg_attr(
+            feature = "user",
+            derive(serde::Serialize, serde::Deserialize),
+            serde(rename_all = "snake_case")
+        )]
+        pub enum $ty {
+            $($(#[$doc])* $name = $id,)+
+        }
+
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$name,)+];
+
+            /// The syscall's name (as the event log writes it).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($ty::$name => $label,)+
+                }
+            }
+        }
+
+        impl TryFrom<u32> for $ty {
+            type Error = UnknownCall;
+
+            fn try_from(value: u32) -> Result<Self, UnknownCall> {
+                match value {
+                    $(v if v == $id => Ok($ty::$name),)+
+                    other => Err(UnknownCall(other)),
+                }
+            }
+        }
+    };
+}
+
+calls! {
+    /// A syscall of the `Syscall` event kind.
+    WatchedSyscall {
+        Ptrace = syscall_id::PTRACE => "ptrace",
+        ProcessVmWritev = syscall_id::PROCESS_VM_WRITEV => "process_vm_writev",
+        Bpf = syscall_id::BPF => "bpf",
+        OpenByHandleAt = syscall_id::OPEN_BY_HANDLE_AT => "open_by_handle_at",
+        Userfaultfd = syscall_id::USERFAULTFD => "userfaultfd",
+        InitModule = syscall_id::INIT_MODULE => "init_module",
+        FinitModule = syscall_id::FINIT_MODULE => "finit_module",
+    }
+}
+
+calls! {
+    /// The call of a `Mount` event.
+    MountCall {
+        Mount = mount_call::MOUNT => "mount",
+        OpenTree = mount_call::OPEN_TREE => "open_tree",
+        MoveMount = mount_call::MOVE_MOUNT => "move_mount",
+        Fsopen = mount_call::FSOPEN => "fsopen",
+        /// fsconfig(FSCONFIG_SET_STRING, "source", …).
+        Fsconfig = mount_call::FSCONFIG_SOURCE => "fsconfig",
+    }
+}
+
+impl WatchedSyscall {
+    /// The program whose records carry this syscall.
+    pub const fn program(self) -> ProgramId {
+        match self {
+            WatchedSyscall::Ptrace => ProgramId::SysEnterPtrace,
+            WatchedSyscall::ProcessVmWritev => ProgramId::SysEnterProcessVmWritev,
+            WatchedSyscall::Bpf => ProgramId::SysEnterBpf,
+            WatchedSyscall::OpenByHandleAt => ProgramId::SysEnterOpenByHandleAt,
+            WatchedSyscall::Userfaultfd => ProgramId::SysEnterUserfaultfd,
+            WatchedSyscall::InitModule => ProgramId::SysEnterInitModule,
+            WatchedSyscall::FinitModule => ProgramId::SysEnterFinitModule,
+        }
+    }
+}
+
+// Every watched syscall's program produces `Syscall` records.
+const _: () = {
+    let mut i = 0;
+    while i < WatchedSyscall::ALL.len() {
+        let p = &crate::programs::PROGRAMS[WatchedSyscall::ALL[i].program() as usize];
+        assert!(p.kinds.len() == 1 && p.kinds[0] as u32 == crate::kind::EventKind::Syscall as u32);
+        i += 1;
+    }
+};
