@@ -9,6 +9,7 @@
 #[cfg(feature = "user")]
 extern crate alloc;
 
+pub mod abi;
 pub mod config;
 pub mod event;
 pub mod kind;
