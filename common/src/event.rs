@@ -1,6 +1,6 @@
 //! Event records written by the eBPF programs. Every record starts with [`EventHeader`].
 
-use crate::{ARGS_LEN, COMM_LEN, PATH_LEN};
+use crate::{ARGS_LEN, COMM_LEN, PATH_LEN, abi};
 
 /// Namespace slots carried in every header, in this order.
 pub const NS_COUNT: usize = 8;
@@ -56,37 +56,16 @@ impl NsType {
     /// The CLONE_NEW* flag of this namespace type (clone, unshare and setns's nstype).
     pub const fn clone_flag(self) -> u64 {
         match self {
-            NsType::Mnt => clone_flags::CLONE_NEWNS,
-            NsType::Pid => clone_flags::CLONE_NEWPID,
-            NsType::Net => clone_flags::CLONE_NEWNET,
-            NsType::Uts => clone_flags::CLONE_NEWUTS,
-            NsType::Ipc => clone_flags::CLONE_NEWIPC,
-            NsType::User => clone_flags::CLONE_NEWUSER,
-            NsType::Cgroup => clone_flags::CLONE_NEWCGROUP,
-            NsType::Time => clone_flags::CLONE_NEWTIME,
+            NsType::Mnt => abi::CLONE_NEWNS,
+            NsType::Pid => abi::CLONE_NEWPID,
+            NsType::Net => abi::CLONE_NEWNET,
+            NsType::Uts => abi::CLONE_NEWUTS,
+            NsType::Ipc => abi::CLONE_NEWIPC,
+            NsType::User => abi::CLONE_NEWUSER,
+            NsType::Cgroup => abi::CLONE_NEWCGROUP,
+            NsType::Time => abi::CLONE_NEWTIME,
         }
     }
-}
-
-/// The CLONE_NEW* flags from include/uapi/linux/sched.h.
-pub mod clone_flags {
-    pub const CLONE_NEWTIME: u64 = 0x0000_0080;
-    pub const CLONE_NEWNS: u64 = 0x0002_0000;
-    pub const CLONE_NEWCGROUP: u64 = 0x0200_0000;
-    pub const CLONE_NEWUTS: u64 = 0x0400_0000;
-    pub const CLONE_NEWIPC: u64 = 0x0800_0000;
-    pub const CLONE_NEWUSER: u64 = 0x1000_0000;
-    pub const CLONE_NEWPID: u64 = 0x2000_0000;
-    pub const CLONE_NEWNET: u64 = 0x4000_0000;
-    /// Any namespace-creating flag. CLONE_NEWTIME is left out for clone(2): there its bit is
-    /// CSIGNAL territory (0x80 is part of the exit signal); clone3 and unshare check it apart.
-    pub const CLONE_NEW_MASK: u64 = CLONE_NEWNS
-        | CLONE_NEWCGROUP
-        | CLONE_NEWUTS
-        | CLONE_NEWIPC
-        | CLONE_NEWUSER
-        | CLONE_NEWPID
-        | CLONE_NEWNET;
 }
 
 /// Header flag: at least one namespace inode could not be read (reported as 0).
@@ -236,11 +215,6 @@ pub struct InodeKey {
     pub ino: u64,
 }
 
-/// Kernel encoding of a device number (include/linux/kdev_t.h MKDEV).
-pub const fn kernel_dev(major: u32, minor: u32) -> u32 {
-    (major << 20) | minor
-}
-
 /// `EventKind::Mount`, emitted when the syscall returns. Strings are what the caller passed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,7 +272,7 @@ pub struct FileOpenEvent {
     pub fs_magic: u32,
     /// inode.i_mode.
     pub i_mode: u32,
-    /// inode.i_rdev (kernel encoding: major << 20 | minor).
+    /// inode.i_rdev (kernel encoding, [`abi::kernel_dev`]).
     pub rdev: u32,
     /// file.f_mode (FMODE_* bits).
     pub f_mode: u32,

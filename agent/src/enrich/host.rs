@@ -2,15 +2,12 @@
 
 use std::{fs, path::Path};
 
-use crate::model::Namespaces;
+use escapewatch_common::abi::{
+    PROC_CGROUP_INIT_INO, PROC_IPC_INIT_INO, PROC_PID_INIT_INO, PROC_TIME_INIT_INO,
+    PROC_USER_INIT_INO, PROC_UTS_INIT_INO,
+};
 
-/// Initial namespace inode numbers, fixed by the kernel (include/linux/proc_ns.h).
-pub const PROC_IPC_INIT_INO: u32 = 0xEFFF_FFFF;
-pub const PROC_UTS_INIT_INO: u32 = 0xEFFF_FFFE;
-pub const PROC_USER_INIT_INO: u32 = 0xEFFF_FFFD;
-pub const PROC_PID_INIT_INO: u32 = 0xEFFF_FFFC;
-pub const PROC_CGROUP_INIT_INO: u32 = 0xEFFF_FFFB;
-pub const PROC_TIME_INIT_INO: u32 = 0xEFFF_FFFA;
+use crate::model::Namespaces;
 
 /// The host's namespaces and a sentence saying where they came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod procfs_scan;
 use std::collections::HashMap;
 
 use escapewatch_common::{
+    abi,
     event::{
         EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, EXEC_FLAG_KERNEL_PARENT,
         EventHeader, NsType,
@@ -75,7 +76,7 @@ impl System for LiveSystem {
         let rdev = meta.rdev();
         Some((
             meta.mode(),
-            ((libc::major(rdev) as u32) << 20) | libc::minor(rdev) as u32,
+            abi::kernel_dev(libc::major(rdev) as u32, libc::minor(rdev) as u32),
         ))
     }
     fn container_roots(&mut self, pid: u32) -> Vec<String> {

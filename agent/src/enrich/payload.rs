@@ -2,6 +2,7 @@
 //! (whose a target process or a foreign namespace is, which container holds a helper binary).
 
 use escapewatch_common::{
+    abi,
     event::{
         COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_SELF, MadviseEvent,
         MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, open_class, vma_bits,
@@ -21,37 +22,33 @@ pub fn text(buf: &[u8]) -> String {
 
 /// `major:minor` of a kernel-encoded device number.
 pub fn dev(kdev: u32) -> String {
-    format!("{}:{}", kdev >> 20, kdev & 0xf_ffff)
+    format!(
+        "{}:{}",
+        abi::kernel_dev_major(kdev),
+        abi::kernel_dev_minor(kdev)
+    )
 }
 
 fn fs_name(magic: u32) -> String {
-    match magic {
-        0 => String::new(),
-        0x9fa0 => "proc".into(),
-        0x0027_e0eb => "cgroup".into(),
-        0x6367_7270 => "cgroup2".into(),
-        0x6265_6572 => "sysfs".into(),
-        0x6462_6720 => "debugfs".into(),
-        0x7472_6163 => "tracefs".into(),
-        0x4249_4e4d => "binfmt_misc".into(),
-        0x0102_1994 => "tmpfs".into(),
-        0x0000_ef53 => "ext4".into(),
-        0x794c_7630 => "overlay".into(),
-        0x5846_5342 => "xfs".into(),
-        0x9123_683e => "btrfs".into(),
-        other => format!("{other:#x}"),
+    if magic == 0 {
+        return String::new();
     }
+    abi::FS_MAGIC_NAMES
+        .iter()
+        .find(|(m, _)| *m == magic)
+        .map_or_else(|| format!("{magic:#x}"), |(_, name)| (*name).into())
 }
 
 fn file_type(mode: u32) -> &'static str {
-    match mode & 0o170000 {
-        0o100000 => "regular",
-        0o040000 => "directory",
-        0o060000 => "block",
-        0o020000 => "char",
-        0o010000 => "fifo",
-        0o140000 => "socket",
-        0o120000 => "symlink",
+    // i_mode is a 16-bit umode_t: the type bits all lie in the low half.
+    match mode as u16 & abi::S_IFMT {
+        abi::S_IFREG => "regular",
+        abi::S_IFDIR => "directory",
+        abi::S_IFBLK => "block",
+        abi::S_IFCHR => "char",
+        abi::S_IFIFO => "fifo",
+        abi::S_IFSOCK => "socket",
+        abi::S_IFLNK => "symlink",
         _ => "",
     }
 }
@@ -70,11 +67,6 @@ const CLASSES: [(u32, OpenClass); 11] = [
     (open_class::UEVENT_HELPER, OpenClass::UeventHelper),
     (open_class::USERFAULTFD_DEV, OpenClass::UserfaultfdDevice),
 ];
-
-const O_WRONLY: u32 = 0o1;
-const O_RDWR: u32 = 0o2;
-const O_TRUNC: u32 = 0o1000;
-const FMODE_WRITE: u32 = 0x2;
 
 /// Sysctl name prefixes that belong to a namespace, with that namespace's type.
 const NAMESPACED_SYSCTLS: [(&str, NsType); 8] = [
@@ -226,7 +218,8 @@ impl<S: System> Enricher<S> {
 
     pub(super) fn file_open(&mut self, e: &FileOpenEvent) -> Payload {
         let flags = e.open_flags;
-        let write = flags & (O_WRONLY | O_RDWR | O_TRUNC) != 0 || e.f_mode & FMODE_WRITE != 0;
+        let write = u64::from(flags) & (abi::O_WRONLY | abi::O_RDWR | abi::O_TRUNC) != 0
+            || e.f_mode & abi::FMODE_WRITE != 0;
         let failed = e.class & open_class::FAILED != 0;
         let mut class = e.class;
         let (mut mode, mut rdev) = (e.i_mode, e.rdev);
@@ -238,11 +231,9 @@ impl<S: System> Enricher<S> {
             && let Some((m, r)) = self.device_in_container(e.header.tgid, &path)
         {
             (mode, rdev) = (m, r);
-            match m & 0o170000 {
-                0o060000 => class |= open_class::BLOCK_DEVICE,
-                0o020000 if [(1, 1), (1, 2), (1, 4)].contains(&(r >> 20, r & 0xf_ffff)) => {
-                    class |= open_class::MEM_DEVICE
-                }
+            match m as u16 & abi::S_IFMT {
+                abi::S_IFBLK => class |= open_class::BLOCK_DEVICE,
+                abi::S_IFCHR if abi::MEM_DEVICES.contains(&r) => class |= open_class::MEM_DEVICE,
                 _ => {}
             }
         }

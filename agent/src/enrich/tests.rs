@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use escapewatch_common::{
-    ARGS_LEN, PATH_LEN, SCHEMA_VERSION,
+    ARGS_LEN, PATH_LEN, SCHEMA_VERSION, abi,
     event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NS_COUNT, NamespaceEvent},
     kind::EventKind,
     user::RawEvent,
@@ -122,7 +122,7 @@ fn ns_event(
         NamespaceEvent {
             header: header(kind, pid, 1, cgroup_id, after),
             ret: 0,
-            flags: 0x20000,
+            flags: abi::CLONE_NEWNS,
             fd: 3,
             _pad: 0,
             ns_before: before,

@@ -32,14 +32,6 @@ pub struct FileInfo {
     pub dentry: KPtr,
 }
 
-pub const S_IFMT: u16 = 0o170000;
-pub const S_IFBLK: u16 = 0o060000;
-pub const S_IFCHR: u16 = 0o020000;
-pub const S_IFREG: u16 = 0o100000;
-pub const S_IFIFO: u16 = 0o010000;
-/// include/linux/fs.h
-pub const FMODE_WRITE: u32 = 0x2;
-
 #[inline(always)]
 pub fn file_info(file: KPtr) -> Result<FileInfo, i64> {
     let inode = read_ptr(file, cfg!(file_f_inode))?;

@@ -4,6 +4,7 @@
 use aya_ebpf::helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf};
 use escapewatch_common::{
     COMM_LEN,
+    abi::EFAULT,
     config::OFFSET_NONE,
     event::{EventHeader, HDR_FLAG_CRED_PARTIAL, HDR_FLAG_NS_PARTIAL, NS_COUNT, NsType},
 };
@@ -11,7 +12,7 @@ use escapewatch_common::{
 use crate::cfg;
 
 /// Error of a kernel read: the offset is unknown on this kernel or the read faulted.
-pub const ERR_READ: i64 = -14;
+pub const ERR_READ: i64 = -EFAULT;
 
 /// An opaque kernel pointer (`struct task_struct *` and friends).
 pub type KPtr = *const u8;

@@ -9,6 +9,7 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     ARGS_LEN, PATH_LEN,
+    abi::PF_KTHREAD,
     event::{
         EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, EXEC_FLAG_KERNEL_PARENT, ExecEvent,
         ExitEvent, ForkEvent,
@@ -25,9 +26,6 @@ use crate::{
     },
     maps::EVENTS_LIFECYCLE,
 };
-
-/// include/linux/sched.h
-const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `trace_sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)`,
 /// raw tracepoint since 4.17 (tracepoint since 3.4). Fires after the new image is in place.

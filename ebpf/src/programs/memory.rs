@@ -15,6 +15,10 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext, TracePointContext},
 };
 use escapewatch_common::{
+    abi::{
+        FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, FMODE_WRITE, MADV_DONTNEED, S_IFIFO, S_IFMT, S_IFREG,
+        VM_SHARED, VM_WRITE,
+    },
     event::{
         COW_FAULT_REMOTE_MM, CowFaultEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN,
         NS_COUNT, PipeWriteEvent, vma_bits,
@@ -28,10 +32,7 @@ use crate::{
     cfg,
     helpers::{
         emit::{emit, run},
-        files::{
-            FMODE_WRITE, FileInfo, S_IFIFO, S_IFMT, S_IFREG, dentry_name, dentry_parent, fd_file,
-            file_info,
-        },
+        files::{FileInfo, dentry_name, dentry_parent, fd_file, file_info},
         pending::{self, tgid},
         task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
     },
@@ -39,14 +40,6 @@ use crate::{
         EVENTS_CRITICAL, MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, SCRATCH_MARK,
     },
 };
-
-const MADV_DONTNEED: u64 = 4;
-const VM_WRITE: u64 = 0x2;
-const VM_SHARED: u64 = 0x8;
-/// `enum fault_flag` (include/linux/mm_types.h), unchanged since 5.x: a write fault, raised
-/// for another task's mm or by GUP on behalf of a syscall (FOLL_REMOTE: /proc/PID/mem, ptrace).
-const FAULT_FLAG_WRITE: u32 = 1 << 0;
-const FAULT_FLAG_REMOTE: u32 = 1 << 7;
 
 /// What bpf_find_vma's callback copies out of the vm_area_struct.
 #[repr(C)]

@@ -5,7 +5,9 @@
 use aya_ebpf::{
     helpers::bpf_probe_read_user_str_bytes, macros::tracepoint, programs::TracePointContext,
 };
-use escapewatch_common::{event::mount_call, kind::EventKind, programs::ProgramId};
+use escapewatch_common::{
+    abi::FSCONFIG_SET_STRING, event::mount_call, kind::EventKind, programs::ProgramId,
+};
 
 use super::{arg, ret};
 use crate::{
@@ -16,8 +18,6 @@ use crate::{
     },
     maps::{EVENTS_CRITICAL, PENDING_MOUNT, SCRATCH_MOUNT},
 };
-
-const FSCONFIG_SET_STRING: u64 = 1;
 
 /// Copy a user string into `out`, leaving it empty when the pointer is NULL or unreadable.
 #[inline(always)]

@@ -8,7 +8,8 @@
 
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
 use escapewatch_common::{
-    event::{NS_COUNT, clone_flags},
+    abi::{CLONE_NEW_MASK, CLONE_NEWTIME},
+    event::NS_COUNT,
     kind::EventKind,
     programs::ProgramId,
 };
@@ -41,7 +42,7 @@ pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterUnshare, || {
         let flags = arg(&ctx, 0)?;
-        if flags & (clone_flags::CLONE_NEW_MASK | clone_flags::CLONE_NEWTIME) == 0 {
+        if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
             return Ok(());
         }
         enter(EventKind::Unshare, flags, -1)
@@ -54,7 +55,7 @@ pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
 pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterClone, || {
         let flags = arg(&ctx, 0)?;
-        if flags & clone_flags::CLONE_NEW_MASK == 0 {
+        if flags & CLONE_NEW_MASK == 0 {
             return Ok(());
         }
         enter(EventKind::CloneNewNamespace, flags, -1)
@@ -69,7 +70,7 @@ pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
         let uargs = arg(&ctx, 0)? as *const u64;
         // SAFETY: user pointer validated by the helper.
         let flags = unsafe { bpf_probe_read_user(uargs) }.map_err(|_| ERR_READ)?;
-        if flags & (clone_flags::CLONE_NEW_MASK | clone_flags::CLONE_NEWTIME) == 0 {
+        if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
             return Ok(());
         }
         enter(EventKind::CloneNewNamespace, flags, -1)

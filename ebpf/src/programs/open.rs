@@ -17,9 +17,13 @@ use aya_ebpf::{
     programs::{LsmContext, TracePointContext},
 };
 use escapewatch_common::{
+    abi::{
+        BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT, ENXIO,
+        EPERM, ETXTBSY, FMODE_WRITE, MEM_DEVICES, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC,
+        S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
+    },
     event::{
-        FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, kernel_dev,
-        open_class,
+        FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -31,8 +35,8 @@ use crate::{
     helpers::{
         emit::{emit, output_in_place, run},
         files::{
-            FMODE_WRITE, FileInfo, S_IFBLK, S_IFCHR, S_IFMT, dentry_name, dentry_parent, fd_file,
-            file_info, file_mnt_ns, name_is, own_mnt_ns, parse_pid,
+            FileInfo, dentry_name, dentry_parent, fd_file, file_info, file_mnt_ns, name_is,
+            own_mnt_ns, parse_pid,
         },
         pending::{self, tgid, tid},
         task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
@@ -45,27 +49,6 @@ use crate::{
 
 /// `Pending::args[2]` of an open syscall once the LSM hook left its record in PENDING_OPEN.
 const LSM_STASHED: u64 = 1;
-
-const O_WRONLY: u64 = 0o1;
-const O_RDWR: u64 = 0o2;
-const O_TRUNC: u64 = 0o1000;
-
-const PROC_SUPER_MAGIC: u32 = 0x9fa0;
-const CGROUP_SUPER_MAGIC: u32 = 0x0027_e0eb;
-const DEBUGFS_MAGIC: u32 = 0x6462_6720;
-const TRACEFS_MAGIC: u32 = 0x7472_6163;
-const BINFMTFS_MAGIC: u32 = 0x4249_4e4d;
-const SYSFS_MAGIC: u32 = 0x6265_6572;
-
-/// errnos of a failed open worth reporting: the object exists but refused (or is absent in
-/// the way /dev/mem is on kernels without CONFIG_DEVMEM).
-const ENXIO: i64 = 6;
-const EPERM: i64 = 1;
-const EACCES: i64 = 13;
-const ETXTBSY: i64 = 26;
-const EIO: i64 = 5;
-const ENODEV: i64 = 19;
-const ENOENT: i64 = 2;
 
 /// Paths whose absence (ENOENT) is still worth reporting: a kernel without them makes the
 /// attempt harmless, not innocent.
@@ -145,7 +128,8 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         S_IFBLK => class |= open_class::BLOCK_DEVICE,
         S_IFCHR => {
             let r = info.rdev;
-            if r == kernel_dev(1, 1) || r == kernel_dev(1, 2) || r == kernel_dev(1, 4) {
+            let [mem, kmem, port] = MEM_DEVICES;
+            if r == mem || r == kmem || r == port {
                 class |= open_class::MEM_DEVICE;
             }
             if name_is(name, b"userfaultfd") {
@@ -405,6 +389,8 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
         let mut name = [0u8; NAME_LEN];
         if rc < 0 {
             let errno = -rc;
+            // errnos worth reporting: the object exists but refused (or is absent in the way
+            // /dev/mem is on kernels without CONFIG_DEVMEM).
             if errno == ENXIO
                 || errno == EPERM
                 || errno == EACCES

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use escapewatch_common::{kind::EventKind, programs::ProgramId};
+use escapewatch_common::{abi::AF_UNIX, kind::EventKind, programs::ProgramId};
 
 use super::{arg, ret};
 use crate::{
@@ -16,8 +16,6 @@ use crate::{
     },
     maps::{EVENTS_CRITICAL, PENDING_CONNECT, SCRATCH_CONNECT},
 };
-
-const AF_UNIX: u16 = 1;
 
 /// `connect(int fd, struct sockaddr *uservaddr, int addrlen)`: the path is read at entry.
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]

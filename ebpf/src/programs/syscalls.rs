@@ -4,6 +4,10 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use escapewatch_common::{
+    abi::{
+        BPF_LINK_CREATE, BPF_PROG_ATTACH, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN, PTRACE_ATTACH,
+        PTRACE_POKEDATA, PTRACE_POKETEXT, PTRACE_POKEUSER, PTRACE_SEIZE,
+    },
     event::{NS_COUNT, NamespaceEvent, SyscallEvent, syscall_id},
     kind::EventKind,
     programs::ProgramId,
@@ -18,17 +22,6 @@ use crate::{
     },
     maps::EVENTS_CRITICAL,
 };
-
-const PTRACE_POKETEXT: u64 = 4;
-const PTRACE_POKEDATA: u64 = 5;
-const PTRACE_POKEUSER: u64 = 6;
-const PTRACE_ATTACH: u64 = 16;
-const PTRACE_SEIZE: u64 = 0x4206;
-
-const BPF_PROG_LOAD: u64 = 5;
-const BPF_PROG_ATTACH: u64 = 8;
-const BPF_RAW_TRACEPOINT_OPEN: u64 = 17;
-const BPF_LINK_CREATE: u64 = 28;
 
 /// Record the first `N` (at most four) arguments of this syscall for the exit, from candidates
 /// only. `N` must not exceed the syscall's argument count: the kernel refuses to attach a

@@ -357,7 +357,7 @@ mod tests {
         Payload::Madvise {
             start: START,
             len: 0x1000,
-            advice: 4,
+            advice: escapewatch_common::abi::MADV_DONTNEED as u32,
             vm_flags: 0x800_0071,
             vm_start: START,
             vm_end: END,
