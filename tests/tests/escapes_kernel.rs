@@ -54,6 +54,37 @@ fn mount_host_sysfs() {
 }
 
 #[test]
+fn procfs_mount_in_container() {
+    let (agent, alert, c) = scenario(
+        "procfs-mount",
+        "procfs-mount-in-container",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "mkdir -p /tmp/p && mount -t proc proc /tmp/p && ls /tmp/p/sysrq-trigger; umount /tmp/p",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["fstype"], "proc", "{alert:#}");
+    assert_eq!(alert["details"]["target"], "/tmp/p", "{alert:#}");
+    assert_eq!(alert["details"]["call"], "mount", "{alert:#}");
+    assert_eq!(alert["details"]["ret"], 0, "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "mount", "{alert:#}");
+    // The runtime mounted the container's own /proc too: that is not reported.
+    assert_eq!(
+        agent
+            .alerts()
+            .iter()
+            .filter(|a| a["rule"] == "procfs-mount-in-container")
+            .count(),
+        1
+    );
+    drop(c);
+    finish(agent, "procfs-mount");
+}
+
+#[test]
 fn mount_host_block_device() {
     let disk = root_disk();
     let (agent, alert, c) = scenario(

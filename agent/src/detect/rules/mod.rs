@@ -14,6 +14,7 @@ mod misc;
 mod mount;
 mod namespace;
 mod namespace_join_host;
+mod procfs_mount;
 mod simple;
 mod syscalls;
 mod sysctl;
@@ -174,6 +175,7 @@ pub fn catalogue() -> Vec<Entry> {
         rule::<namespace_join_host::NamespaceJoinHost>(),
         check::<namespace::UnshareUser>(),
         check::<mount::MountHostDevice>(),
+        check::<procfs_mount::ProcfsMount>(),
         check::<files::ReleaseAgent>(),
         check::<sysctl::CorePattern>(),
         check::<sysctl::SysctlWrite>(),
