@@ -288,7 +288,7 @@ impl Container {
         let missing = missing_parents(path, &cgroup_mounts());
         CREATED_PARENTS
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend(missing);
         Container {
             id: id.to_owned(),
@@ -422,7 +422,9 @@ fn remove_created_parents() {
     let Ok(_lock) = CgroupLock::take(libc::LOCK_EX) else {
         return;
     };
-    let mut set = CREATED_PARENTS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut set = CREATED_PARENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Reverse order visits children before their parents. A directory that still holds
     // another container's cgroup fails with EBUSY and stays for a later drop.
     for dir in set.iter().rev().cloned().collect::<Vec<_>>() {

@@ -125,7 +125,10 @@ fn cgroup_release_agent_escape() {
     );
     let dir = work_dir("release-agent");
     let agent = Agent::start(&dir);
-    let c = privileged("release-agent", |b| b.unmask_paths());
+    let c = privileged(
+        "release-agent",
+        escapewatch_integration::runc::Bundle::unmask_paths,
+    );
     let cgroup = c.cgroup_path().expect("cgroup");
     let host_root = c.bundle_dir().join("rootfs");
     fs::write(
@@ -180,7 +183,10 @@ fn core_pattern_escape() {
     let _restore = HostSetting::keep("/proc/sys/kernel/core_pattern");
     let dir = work_dir("core-pattern");
     let agent = Agent::start(&dir);
-    let c = privileged("core-pattern", |b| b.writable_proc_sys());
+    let c = privileged(
+        "core-pattern",
+        escapewatch_integration::runc::Bundle::writable_proc_sys,
+    );
     let cgroup = c.cgroup_path().expect("cgroup");
     let pattern = "|/proc/%P/root/bin/busybox touch /proc/%P/root/tmp/escaped";
     let out = sh(
@@ -224,7 +230,7 @@ fn sysctl_write_from_container() {
     let (agent, alert, c) = scenario(
         "sysctl",
         "sysctl-write-from-container",
-        |b| b.writable_proc_sys(),
+        escapewatch_integration::runc::Bundle::writable_proc_sys,
         |c| sh(c, &format!("echo {value} > /proc/sys/vm/swappiness")),
     );
     assert_eq!(alert["details"]["sysctl"], "vm.swappiness");
@@ -239,7 +245,7 @@ fn sysrq_trigger_write() {
     let (agent, alert, c) = scenario(
         "sysrq",
         "sysrq-trigger-write",
-        |b| b.unmask_paths(),
+        escapewatch_integration::runc::Bundle::unmask_paths,
         |c| sh(c, ": > /proc/sysrq-trigger"),
     );
     // This kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off): the attempt is what

@@ -285,7 +285,7 @@ impl Btf {
                 Err(e) => reasons.push(e.to_string()),
             }
         }
-        let tried = paths.iter().map(|p| p.to_string()).collect();
+        let tried = paths.iter().map(std::string::ToString::to_string).collect();
         Err(BtfError::NoneOfPaths {
             struct_name: struct_name.into(),
             tried,

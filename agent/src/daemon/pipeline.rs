@@ -346,8 +346,7 @@ impl Pipeline {
                 escapewatch_common::user::DecodeError::HeaderSize { .. } => "header_size",
                 escapewatch_common::user::DecodeError::UnknownKind(_) => "unknown_kind",
                 escapewatch_common::user::DecodeError::SizeMismatch { .. } => "size_mismatch",
-                #[allow(unreachable_patterns)]
-                _ => "other",
+                escapewatch_common::user::DecodeError::UnknownCall { .. } => "unknown_call",
             };
             self.metrics
                 .decode_errors

@@ -487,7 +487,7 @@ fn tidy(base: &Path, keep: u32, counters: &WorkerCounters) {
                     info!(path = %path.display(), "event log segment deleted (retention)");
                 }
                 Err(e) => {
-                    warn!(path = %path.display(), error = %e, "cannot delete an old event log segment")
+                    warn!(path = %path.display(), error = %e, "cannot delete an old event log segment");
                 }
             }
             continue;

@@ -120,7 +120,7 @@ async fn handle(mut stream: TcpStream, metrics: &Metrics, health: &Health) -> st
         buf.extend_from_slice(&chunk[..n]);
         match parse_head(&buf) {
             Ok(Some(head)) => break head,
-            Ok(None) if buf.len() < MAX_REQUEST => continue,
+            Ok(None) if buf.len() < MAX_REQUEST => {}
             Ok(None) => {
                 return write(
                     &mut stream,

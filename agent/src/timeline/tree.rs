@@ -134,7 +134,7 @@ impl ProcessTable {
         if e.kind_name() == "process_exit" {
             node.exit_code = serde_json::to_value(&e.data)
                 .ok()
-                .and_then(|v| v.get("exit_code").and_then(|c| c.as_i64()));
+                .and_then(|v| v.get("exit_code").and_then(serde_json::Value::as_i64));
         }
         // Ancestors, as far as the log knows them.
         let mut next = parent;
@@ -182,7 +182,7 @@ impl ProcessTable {
         for (k, n) in &self.nodes {
             match n.parent {
                 Some(p) if p != *k && self.nodes.contains_key(&p) => {
-                    children.entry(p).or_default().push(*k)
+                    children.entry(p).or_default().push(*k);
                 }
                 _ => roots.push(*k),
             }

@@ -46,7 +46,7 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
                     // SAFETY: probe read into a fixed buffer; the helper bounds the length.
                     match unsafe { bpf_probe_read_kernel_str_bytes(name, &mut ev.filename) } {
                         Ok(s) if s.len() + 1 >= PATH_LEN => {
-                            ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED
+                            ev.flags |= EXEC_FLAG_FILENAME_TRUNCATED;
                         }
                         Ok(_) => {}
                         Err(_) => ev.filename[0] = 0,

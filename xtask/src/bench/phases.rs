@@ -176,7 +176,7 @@ fn sweep(plan: &Plan, bin: &Path, ew: &Path, work: &Path, log: bool) -> Result<V
     let mut losses = 0;
     // One generator thread per core: one thread cannot make more than about 180k setns/s
     // with the programs attached.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     for &rate in &plan.knee_rates {
         let ev0 = setns_events(&agent)?;
         let cpu0 = agent.cpu_secs()?;

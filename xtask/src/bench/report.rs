@@ -42,7 +42,7 @@ fn machine() -> String {
         });
     format!(
         "{model}, {} cores, {mem} RAM, Linux {}, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         cmd("uname", &["-r"]),
         cmd("sh", &["-c", ". /etc/os-release && echo $PRETTY_NAME"]),
     )

@@ -622,7 +622,7 @@ mod cases {
                     assert_eq!(
                         a.details["owner"],
                         json!(format!("container {OTHER_CONTAINER}"))
-                    )
+                    );
                 },
             ),
             Example::silent(
