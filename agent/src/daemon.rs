@@ -200,15 +200,15 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let policy = opts.config.policy().map_err(RunError::Policy)?;
     metrics.init_alert_series(&detect::all_rule_infos(), &policy);
     metrics.config_last_reload_timestamp.set(unix_now_secs());
-    let sizes = opts.config.ring_buffers.sizes();
+    let rings = opts.config.ring_buffers;
     metrics
         .ring_buffer_bytes
         .with_label_values(&["critical"])
-        .set(f64::from(sizes.critical));
+        .set(f64::from(rings.critical_bytes));
     metrics
         .ring_buffer_bytes
         .with_label_values(&["lifecycle"])
-        .set(f64::from(sizes.lifecycle));
+        .set(f64::from(rings.lifecycle_bytes));
 
     let proc_root = PathBuf::from("/proc");
     let host_ns = host::host_namespaces(&proc_root);
@@ -235,7 +235,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let alerts = JsonLines::open(alert_log.as_deref())?;
 
     let mut loaded = loader::load(&loader::LoadOptions {
-        rings: sizes,
+        rings,
         btf: opts.btf.clone(),
         host_mnt_ns: host_ns.namespaces.mnt,
         cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::{
     btf::{Btf, BtfError},
-    config::PrecisionHook,
+    config::{PrecisionHook, RingBuffers},
     offsets::{OffsetError, kernel_config},
 };
 
@@ -74,17 +74,10 @@ pub enum LoadError {
     Required { failed: Vec<String> },
 }
 
-/// Ring buffer sizes in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct RingSizes {
-    pub critical: u32,
-    pub lifecycle: u32,
-}
-
 /// What loading needs to know about this machine.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    pub rings: RingSizes,
+    pub rings: RingBuffers,
     /// Kernel BTF to read offsets from (default /sys/kernel/btf/vmlinux).
     pub btf: Option<PathBuf>,
     /// The host's mount namespace inode (0: unknown).
@@ -363,8 +356,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&aya_btf))
         .override_global(CONFIG_GLOBAL, &config, true)
-        .map_max_entries(RING_CRITICAL, rings.critical)
-        .map_max_entries(RING_LIFECYCLE, rings.lifecycle)
+        .map_max_entries(RING_CRITICAL, rings.critical_bytes)
+        .map_max_entries(RING_LIFECYCLE, rings.lifecycle_bytes)
         .load(OBJECT)
         .map_err(|source| LoadError::Object { source })?;
     let mut attachments: Vec<Attachment> = Vec::new();
