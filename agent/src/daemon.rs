@@ -145,7 +145,7 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
         metrics.programs_failed.with_label_values(&[hook]).add(0);
         if a.attached() {
             metrics.programs_attached.with_label_values(&[hook]).inc();
-        } else if a.error.is_some() && !a.absent {
+        } else if a.failed() {
             metrics.programs_failed.with_label_values(&[hook]).inc();
         }
     }
@@ -178,7 +178,7 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
     let failed: Vec<&str> = loaded
         .attachments
         .iter()
-        .filter(|a| a.error.is_some() && !a.absent)
+        .filter(|a| a.failed())
         .map(|a| a.program)
         .collect();
     let ready = failed.is_empty();
