@@ -24,7 +24,7 @@ use crate::{
     runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
-use pipeline::Pipeline;
+use pipeline::{Pipeline, PipelineParts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -261,17 +261,17 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         "process table seeded from /proc"
     );
 
-    let mut pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(PipelineParts {
         enricher,
-        Engine::with_policy(policy),
-        metrics.clone(),
+        engine: Engine::with_policy(policy),
+        metrics: metrics.clone(),
+        runtime_watch,
         event_log,
         header,
         alerts,
-        alert_log,
-        boot,
-    );
-    pipeline.runtime_watch = runtime_watch;
+        alert_log_path: alert_log,
+        boot_unix_ns: boot,
+    });
 
     report_attachments(&loaded, &metrics, &health);
     // A fresh agent is not "silent": the last-event clock starts now.
