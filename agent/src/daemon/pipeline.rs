@@ -444,43 +444,32 @@ impl KernelCounts {
     /// Records the kernel dropped since the last call, by kind name; counted and warned about.
     fn new_losses(&mut self, collector: &Collector, metrics: &Metrics) -> BTreeMap<String, u64> {
         let mut new_losses = BTreeMap::new();
-        for (kind, total) in collector.lost_by_kind() {
-            let before = self.lost_seen.insert(kind, total).unwrap_or(0);
+        for (kind, lost, total) in increases(&mut self.lost_seen, collector.lost_by_kind()) {
             let name = kind_name(kind);
-            if total > before {
-                new_losses.insert(name.clone(), total - before);
-                metrics
-                    .events_lost
-                    .with_label_values(&[&name])
-                    .inc_by(total - before);
-                warn!(
-                    kind = name,
-                    lost = total - before,
-                    total,
-                    "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
-                );
-            }
+            new_losses.insert(name.clone(), lost);
+            metrics.events_lost.with_label_values(&[&name]).inc_by(lost);
+            warn!(
+                kind = name,
+                lost,
+                total,
+                "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
+            );
         }
         new_losses
     }
 
     /// Kernel reads that failed in each program since the last call: counted and warned about.
     fn new_program_errors(&mut self, collector: &Collector, metrics: &Metrics) {
-        for (prog, total) in collector.program_errors() {
-            let before = self.errors_seen.insert(prog, total).unwrap_or(0);
-            if total > before {
-                let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
-                metrics
-                    .program_errors
-                    .with_label_values(&[name])
-                    .inc_by(total - before);
-                warn!(
-                    program = name,
-                    errors = total - before,
-                    total,
-                    "kernel reads failed in program"
-                );
-            }
+        for (prog, errors, total) in increases(&mut self.errors_seen, collector.program_errors()) {
+            let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
+            metrics
+                .program_errors
+                .with_label_values(&[name])
+                .inc_by(errors);
+            warn!(
+                program = name,
+                errors, total, "kernel reads failed in program"
+            );
         }
     }
 
@@ -506,6 +495,18 @@ impl KernelCounts {
             }
         }
     }
+}
+
+/// `(key, increase, total)` of each of the kernel's running totals that grew since `seen`,
+/// which is brought up to date.
+fn increases(seen: &mut BTreeMap<u32, u64>, totals: BTreeMap<u32, u64>) -> Vec<(u32, u64, u64)> {
+    totals
+        .into_iter()
+        .filter_map(|(key, total)| {
+            let before = seen.insert(key, total).unwrap_or(0);
+            (total > before).then(|| (key, total - before, total))
+        })
+        .collect()
 }
 
 impl Containers {
