@@ -116,12 +116,13 @@ pub enum AttachError {
     Lsm(#[from] LsmError),
 }
 
-/// One tracepoint of a handler that this kernel would not attach it to.
+/// One tracepoint of a handler that this kernel would not attach it to. Shown with the
+/// kernel's reason, as one of a list: no source of its own.
 #[derive(Debug, thiserror::Error)]
-#[error("{name}: {}", error_chain(.source))]
+#[error("{name}: {}", error_chain(.error))]
 pub struct MissingTracepoint {
     name: &'static str,
-    source: aya::programs::ProgramError,
+    error: aya::programs::ProgramError,
 }
 
 fn join_missing(missing: &[MissingTracepoint]) -> String {
@@ -284,7 +285,7 @@ fn attach_one(
             for name in names {
                 match p.attach(category, name) {
                     Ok(_) => attached += 1,
-                    Err(source) => missing.push(MissingTracepoint { name, source }),
+                    Err(error) => missing.push(MissingTracepoint { name, error }),
                 }
             }
             if attached == 0 {
