@@ -13,12 +13,9 @@ use std::{
 use escapewatch_common::maps::{RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES};
 use serde::Deserialize;
 
-use crate::{
-    detect::{
-        self, Policy,
-        policy::{PolicyError, RuleSettings},
-    },
-    loader::RingSizes,
+use crate::detect::{
+    self, Policy,
+    policy::{PolicyError, RuleSettings},
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/escapewatch/config.toml";
@@ -145,7 +142,8 @@ impl PrecisionHook {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Also what the loader sizes the kernel's ring buffers by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RingBuffers {
     /// Bytes of the buffer for namespace and escape-primitive events (power of two, ≥ 4096).
@@ -159,15 +157,6 @@ impl Default for RingBuffers {
         RingBuffers {
             critical_bytes: RING_CRITICAL_DEFAULT_BYTES,
             lifecycle_bytes: RING_LIFECYCLE_DEFAULT_BYTES,
-        }
-    }
-}
-
-impl RingBuffers {
-    pub fn sizes(&self) -> RingSizes {
-        RingSizes {
-            critical: self.critical_bytes,
-            lifecycle: self.lifecycle_bytes,
         }
     }
 }
@@ -326,7 +315,7 @@ mod tests {
             c.logs.event_log.as_deref(),
             Some(Path::new("/var/log/e.jsonl"))
         );
-        assert_eq!(c.ring_buffers.sizes().critical, 65536);
+        assert_eq!(c.ring_buffers.critical_bytes, 65536);
     }
 
     #[test]

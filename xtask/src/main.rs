@@ -38,8 +38,6 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run everything CI runs: fmt, clippy (host and BPF target), unit tests and the
-    /// privileged integration tests (real eBPF, real runc containers; needs root).
     /// Check deploy/ (promtool rules and tests, DaemonSet, dashboard); with --deb also build
     /// the .deb, install it, run and verify what it installed, and purge it (root).
     Deploy {
@@ -67,6 +65,8 @@ enum Task {
         #[arg(long)]
         smoke: bool,
     },
+    /// Set up, then run everything CI runs: fmt, clippy (host and BPF target), unit tests and the
+    /// privileged integration tests (real eBPF, real runc containers; needs root).
     Test {
         /// Only the integration tests whose name contains this (vm-test is then left out).
         #[arg(long)]

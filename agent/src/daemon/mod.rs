@@ -24,7 +24,7 @@ use crate::{
     runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
-use pipeline::Pipeline;
+use pipeline::{Pipeline, PipelineParts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -145,7 +145,7 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
         metrics.programs_failed.with_label_values(&[hook]).add(0);
         if a.attached() {
             metrics.programs_attached.with_label_values(&[hook]).inc();
-        } else if a.error.is_some() && !a.absent {
+        } else if a.failed() {
             metrics.programs_failed.with_label_values(&[hook]).inc();
         }
     }
@@ -178,7 +178,7 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
     let failed: Vec<&str> = loaded
         .attachments
         .iter()
-        .filter(|a| a.error.is_some() && !a.absent)
+        .filter(|a| a.failed())
         .map(|a| a.program)
         .collect();
     let ready = failed.is_empty();
@@ -200,15 +200,15 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let policy = opts.config.policy().map_err(RunError::Policy)?;
     metrics.init_alert_series(&detect::all_rule_infos(), &policy);
     metrics.config_last_reload_timestamp.set(unix_now_secs());
-    let sizes = opts.config.ring_buffers.sizes();
+    let rings = opts.config.ring_buffers;
     metrics
         .ring_buffer_bytes
         .with_label_values(&["critical"])
-        .set(f64::from(sizes.critical));
+        .set(f64::from(rings.critical_bytes));
     metrics
         .ring_buffer_bytes
         .with_label_values(&["lifecycle"])
-        .set(f64::from(sizes.lifecycle));
+        .set(f64::from(rings.lifecycle_bytes));
 
     let proc_root = PathBuf::from("/proc");
     let host_ns = host::host_namespaces(&proc_root);
@@ -235,7 +235,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let alerts = JsonLines::open(alert_log.as_deref())?;
 
     let mut loaded = loader::load(&loader::LoadOptions {
-        rings: sizes,
+        rings,
         btf: opts.btf.clone(),
         host_mnt_ns: host_ns.namespaces.mnt,
         cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),
@@ -261,17 +261,17 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         "process table seeded from /proc"
     );
 
-    let mut pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(PipelineParts {
         enricher,
-        Engine::with_policy(policy),
-        metrics.clone(),
+        engine: Engine::with_policy(policy),
+        metrics: metrics.clone(),
+        runtime_watch,
         event_log,
         header,
         alerts,
-        alert_log,
-        boot,
-    );
-    pipeline.runtime_watch = runtime_watch;
+        alert_log_path: alert_log,
+        boot_unix_ns: boot,
+    });
 
     report_attachments(&loaded, &metrics, &health);
     // A fresh agent is not "silent": the last-event clock starts now.

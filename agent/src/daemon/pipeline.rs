@@ -80,12 +80,37 @@ impl Throttle {
     }
 }
 
+/// What a [`Pipeline`] is made of.
+pub struct PipelineParts {
+    pub enricher: Enricher<LiveSystem>,
+    pub engine: Engine,
+    pub metrics: Arc<Metrics>,
+    /// Keeps the kernel's list of runtime binaries current (None: the kernel map is missing).
+    pub runtime_watch: Option<RuntimeWatch>,
+    pub event_log: Option<EventLog>,
+    /// The session header every reopened event log starts with.
+    pub header: LogHeader,
+    pub alerts: JsonLines,
+    pub alert_log_path: Option<PathBuf>,
+    /// The wall-clock time of boot, in ns: kernel timestamps plus this are wall time.
+    pub boot_unix_ns: i128,
+}
+
 pub struct Pipeline {
     pub enricher: Enricher<LiveSystem>,
     pub engine: Engine,
     pub metrics: Arc<Metrics>,
     /// Keeps the kernel's list of runtime binaries current (loader-owned).
     pub runtime_watch: Option<RuntimeWatch>,
+    logs: Logs,
+    kernel: KernelCounts,
+    containers: Containers,
+    boot_unix_ns: i128,
+    agent: AlertProcess,
+}
+
+/// The event log and the alert log, and how much of their bytes and errors the metrics have.
+struct Logs {
     event_log: Option<EventLog>,
     /// Configured but not open (a reopen failed): events are counted as write errors.
     event_log_missing: Option<EventLogConfig>,
@@ -96,48 +121,55 @@ pub struct Pipeline {
     alert_bytes_seen: u64,
     alert_warn: Throttle,
     reopen_warn: Throttle,
-    boot_unix_ns: i128,
-    agent: AlertProcess,
-    per_kind: BTreeMap<u32, IntCounter>,
-    containers: HashMap<String, u64>,
-    lost_seen: BTreeMap<u32, u64>,
-    errors_seen: BTreeMap<u32, u64>,
-    pub decode_errors: u64,
 }
 
+/// How much of the kernel's counters (events by kind, losses, program errors) and of the
+/// undecodable records the metrics have.
+#[derive(Default)]
+struct KernelCounts {
+    per_kind: BTreeMap<u32, IntCounter>,
+    lost_seen: BTreeMap<u32, u64>,
+    errors_seen: BTreeMap<u32, u64>,
+    decode_errors: u64,
+}
+
+/// Containers with a recent event: id → kernel time of the last one.
+#[derive(Default)]
+struct Containers(HashMap<String, u64>);
+
 impl Pipeline {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        enricher: Enricher<LiveSystem>,
-        engine: Engine,
-        metrics: Arc<Metrics>,
-        event_log: Option<EventLog>,
-        header: LogHeader,
-        alerts: JsonLines,
-        alert_log_path: Option<PathBuf>,
-        boot_unix_ns: i128,
-    ) -> Self {
+    pub fn new(parts: PipelineParts) -> Self {
+        let PipelineParts {
+            enricher,
+            engine,
+            metrics,
+            runtime_watch,
+            event_log,
+            header,
+            alerts,
+            alert_log_path,
+            boot_unix_ns,
+        } = parts;
         Pipeline {
             enricher,
             engine,
             metrics,
-            runtime_watch: None,
-            event_log,
-            event_log_missing: None,
-            header,
-            event_log_seen: EventLogStats::default(),
-            alerts,
-            alert_log_path,
-            alert_bytes_seen: 0,
-            alert_warn: Throttle::default(),
-            reopen_warn: Throttle::default(),
+            runtime_watch,
+            logs: Logs {
+                event_log,
+                event_log_missing: None,
+                header,
+                event_log_seen: EventLogStats::default(),
+                alerts,
+                alert_log_path,
+                alert_bytes_seen: 0,
+                alert_warn: Throttle::default(),
+                reopen_warn: Throttle::default(),
+            },
+            kernel: KernelCounts::default(),
+            containers: Containers::default(),
             boot_unix_ns,
             agent: agent_process(),
-            per_kind: BTreeMap::new(),
-            containers: HashMap::new(),
-            lost_seen: BTreeMap::new(),
-            errors_seen: BTreeMap::new(),
-            decode_errors: 0,
         }
     }
 
@@ -169,23 +201,13 @@ impl Pipeline {
     pub fn process(&mut self, batch: &mut Vec<RawEvent>) {
         let mut last_ktime = None;
         for raw in batch.drain(..) {
-            let kind = raw.header().kind;
-            let metrics = &self.metrics;
-            self.per_kind
-                .entry(kind)
-                .or_insert_with(|| metrics.events.with_label_values(&[&kind_name(kind)]))
-                .inc();
+            self.kernel.count_event(raw.header().kind, &self.metrics);
             let event = self.enricher.enrich(&raw);
             if let Some(watch) = &mut self.runtime_watch {
                 watch.observe(&event);
             }
             if let Some(c) = &event.container {
-                match self.containers.get_mut(&c.id) {
-                    Some(t) => *t = event.ktime_ns,
-                    None => {
-                        self.containers.insert(c.id.clone(), event.ktime_ns);
-                    }
-                }
+                self.containers.seen(&c.id, event.ktime_ns);
             }
             self.log_and_detect(&event);
             let latency = boottime_ns().saturating_sub(event.ktime_ns);
@@ -201,11 +223,7 @@ impl Pipeline {
 
     /// Into the event log, then through the engine: the order replay sees.
     fn log_and_detect(&mut self, event: &Event) {
-        match &mut self.event_log {
-            Some(log) => log.write(event),
-            None if self.event_log_missing.is_some() => self.metrics.event_log_write_errors.inc(),
-            None => {}
-        }
+        self.logs.record(event, &self.metrics);
         let outcome = self.engine.process(event);
         for s in outcome.suppressed {
             self.metrics
@@ -227,16 +245,7 @@ impl Pipeline {
 
     /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
     pub fn emit(&mut self, alert: Alert, ktime_ns: Option<u64>) {
-        // The events behind an alert reach the event log before the alert reaches its log.
-        if let Some(log) = &mut self.event_log {
-            log.flush();
-        }
-        if let Err(e) = self.alerts.write(&alert) {
-            self.metrics.alert_log_write_errors.inc();
-            if self.alert_warn.ready() {
-                error!(error = %e, rule = alert.rule, "writing an alert failed (escapewatch_alert_log_write_errors_total counts them)");
-            }
-        }
+        self.logs.write_alert(&alert, &self.metrics);
         self.metrics
             .alerts
             .with_label_values(&[&alert.rule, alert.severity.as_str()])
@@ -248,72 +257,16 @@ impl Pipeline {
     }
 
     fn flush(&mut self) {
-        if let Some(log) = &mut self.event_log {
-            log.flush();
-        }
-        if let Err(e) = self.alerts.flush() {
-            self.metrics.alert_log_write_errors.inc();
-            if self.alert_warn.ready() {
-                error!(error = %e, "flushing the alert log failed");
-            }
-        }
-        let written = self.alerts.bytes_written;
-        self.metrics
-            .alert_log_bytes
-            .inc_by(written.saturating_sub(self.alert_bytes_seen));
-        self.alert_bytes_seen = written;
-        if let Some(log) = &self.event_log {
-            let s = log.stats();
-            let m = &self.metrics;
-            m.event_log_bytes
-                .inc_by(s.bytes.saturating_sub(self.event_log_seen.bytes));
-            m.event_log_write_errors.inc_by(
-                s.write_errors
-                    .saturating_sub(self.event_log_seen.write_errors),
-            );
-            self.event_log_seen = s;
-        }
+        self.logs.flush(&self.metrics);
     }
 
     /// Once a second: kernel loss and error counters, `detector-overloaded`, gauges.
     pub fn tick(&mut self, collector: &Collector) {
         let now = boottime_ns();
-        let mut new_losses = BTreeMap::new();
-        for (kind, total) in collector.lost_by_kind() {
-            let before = self.lost_seen.insert(kind, total).unwrap_or(0);
-            let name = kind_name(kind);
-            if total > before {
-                new_losses.insert(name.clone(), total - before);
-                self.enricher.note_loss();
-                self.metrics
-                    .events_lost
-                    .with_label_values(&[&name])
-                    .inc_by(total - before);
-                warn!(
-                    kind = name,
-                    lost = total - before,
-                    total,
-                    "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
-                );
-            }
-        }
-        for (prog, total) in collector.program_errors() {
-            let before = self.errors_seen.insert(prog, total).unwrap_or(0);
-            if total > before {
-                let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
-                self.metrics
-                    .program_errors
-                    .with_label_values(&[name])
-                    .inc_by(total - before);
-                warn!(
-                    program = name,
-                    errors = total - before,
-                    total,
-                    "kernel reads failed in program"
-                );
-            }
-        }
+        let new_losses = self.kernel.new_losses(collector, &self.metrics);
+        self.kernel.new_program_errors(collector, &self.metrics);
         if !new_losses.is_empty() {
+            self.enricher.note_loss();
             // The loss report enters the event stream like any event: logged, then judged by
             // the engine's detector-overloaded rule, so replay sees what the live engine saw.
             let report = self.enricher.synthetic(
@@ -324,43 +277,97 @@ impl Pipeline {
             self.log_and_detect(&report);
             self.flush();
         }
-        self.containers
-            .retain(|_, last| now.saturating_sub(*last) < CONTAINER_IDLE_NS);
         self.metrics
             .containers_tracked
-            .set(self.containers.len() as i64);
+            .set(self.containers.expire(now) as i64);
         self.metrics
             .processes_tracked
             .set(self.enricher.processes_tracked() as i64);
-        if self.event_log_missing.is_some() {
-            self.reopen_event_log(None);
-        }
+        self.logs.retry_event_log(&self.metrics);
     }
 
     pub fn count_decode_errors(&mut self, errors: Vec<escapewatch_common::user::DecodeError>) {
-        for e in errors {
-            self.decode_errors += 1;
-            let reason = match &e {
-                escapewatch_common::user::DecodeError::TooShort { .. } => "too_short",
-                escapewatch_common::user::DecodeError::SchemaVersion { .. } => "schema_version",
-                escapewatch_common::user::DecodeError::HeaderSize { .. } => "header_size",
-                escapewatch_common::user::DecodeError::UnknownKind(_) => "unknown_kind",
-                escapewatch_common::user::DecodeError::SizeMismatch { .. } => "size_mismatch",
-                escapewatch_common::user::DecodeError::UnknownCall { .. } => "unknown_call",
-            };
-            self.metrics
-                .decode_errors
-                .with_label_values(&[reason])
-                .inc();
-            if self.decode_errors <= 10 || self.decode_errors.is_power_of_two() {
-                warn!(error = %e, total = self.decode_errors, "dropped an undecodable kernel record");
-            }
-        }
+        self.kernel.count_decode_errors(errors, &self.metrics);
     }
 
     /// SIGHUP: reopen the alert log (logrotate moved it) at `path`. A failure keeps the old one.
     pub fn reopen_alert_log(&mut self, path: Option<PathBuf>) {
-        self.flush();
+        self.logs.reopen_alert_log(path, &self.metrics);
+    }
+
+    /// SIGHUP: close the event log and open `cfg` (the same path after logrotate, or a new
+    /// one). The new file starts with a session header, so it can be replayed on its own.
+    /// While it cannot be opened, every event counts as a write error and it is retried.
+    pub fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>) {
+        self.logs.reopen_event_log(cfg, &self.metrics);
+    }
+
+    /// Shutdown: flush, close the event log (waits for its compression thread).
+    pub fn close(mut self) {
+        self.logs.close(&self.metrics);
+        info!(
+            decode_errors = self.kernel.decode_errors,
+            "drained and flushed; bye"
+        );
+    }
+}
+
+impl Logs {
+    fn record(&mut self, event: &Event, metrics: &Metrics) {
+        match &mut self.event_log {
+            Some(log) => log.write(event),
+            None if self.event_log_missing.is_some() => metrics.event_log_write_errors.inc(),
+            None => {}
+        }
+    }
+
+    fn write_alert(&mut self, alert: &Alert, metrics: &Metrics) {
+        // The events behind an alert reach the event log before the alert reaches its log.
+        if let Some(log) = &mut self.event_log {
+            log.flush();
+        }
+        if let Err(e) = self.alerts.write(alert) {
+            metrics.alert_log_write_errors.inc();
+            if self.alert_warn.ready() {
+                error!(error = %e, rule = alert.rule, "writing an alert failed (escapewatch_alert_log_write_errors_total counts them)");
+            }
+        }
+    }
+
+    fn flush(&mut self, metrics: &Metrics) {
+        if let Some(log) = &mut self.event_log {
+            log.flush();
+        }
+        if let Err(e) = self.alerts.flush() {
+            metrics.alert_log_write_errors.inc();
+            if self.alert_warn.ready() {
+                error!(error = %e, "flushing the alert log failed");
+            }
+        }
+        let written = self.alerts.bytes_written;
+        metrics
+            .alert_log_bytes
+            .inc_by(written.saturating_sub(self.alert_bytes_seen));
+        self.alert_bytes_seen = written;
+        if let Some(stats) = self.event_log.as_ref().map(EventLog::stats) {
+            self.count_event_log(stats, metrics);
+        }
+    }
+
+    /// Into the metrics: what the event log wrote and failed to since they last heard.
+    fn count_event_log(&mut self, s: EventLogStats, metrics: &Metrics) {
+        metrics
+            .event_log_bytes
+            .inc_by(s.bytes.saturating_sub(self.event_log_seen.bytes));
+        metrics.event_log_write_errors.inc_by(
+            s.write_errors
+                .saturating_sub(self.event_log_seen.write_errors),
+        );
+        self.event_log_seen = s;
+    }
+
+    fn reopen_alert_log(&mut self, path: Option<PathBuf>, metrics: &Metrics) {
+        self.flush(metrics);
         match JsonLines::open(path.as_deref()) {
             Ok(new) => {
                 self.alerts = new;
@@ -369,22 +376,19 @@ impl Pipeline {
                 info!(path = ?self.alert_log_path, "alert log reopened");
             }
             Err(e) => {
-                self.metrics.alert_log_write_errors.inc();
+                metrics.alert_log_write_errors.inc();
                 error!(error = %e, "reopening the alert log failed; still writing to the old one");
             }
         }
     }
 
-    /// SIGHUP: close the event log and open `cfg` (the same path after logrotate, or a new
-    /// one). The new file starts with a session header, so it can be replayed on its own.
-    /// While it cannot be opened, every event counts as a write error and it is retried.
-    pub fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>) {
+    fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>, metrics: &Metrics) {
         let cfg = match cfg {
             Some(c) => Some(c),
             None => self.event_log_missing.take(),
         };
         if let Some(old) = self.event_log.take() {
-            self.flush_event_stats(&old);
+            self.count_event_log(old.stats(), metrics);
             old.close();
         }
         self.event_log_seen = EventLogStats::default();
@@ -403,22 +407,17 @@ impl Pipeline {
         }
     }
 
-    fn flush_event_stats(&mut self, log: &EventLog) {
-        let s = log.stats();
-        self.metrics
-            .event_log_bytes
-            .inc_by(s.bytes.saturating_sub(self.event_log_seen.bytes));
-        self.metrics.event_log_write_errors.inc_by(
-            s.write_errors
-                .saturating_sub(self.event_log_seen.write_errors),
-        );
+    /// An event log that could not be reopened is tried again (once a second).
+    fn retry_event_log(&mut self, metrics: &Metrics) {
+        if self.event_log_missing.is_some() {
+            self.reopen_event_log(None, metrics);
+        }
     }
 
-    /// Shutdown: flush, close the event log (waits for its compression thread).
-    pub fn close(mut self) {
-        self.flush();
+    fn close(&mut self, metrics: &Metrics) {
+        self.flush(metrics);
         if let Some(log) = self.event_log.take() {
-            self.flush_event_stats(&log);
+            self.count_event_log(log.stats(), metrics);
             let s = log.close();
             info!(
                 lines = s.lines,
@@ -430,9 +429,98 @@ impl Pipeline {
                 "event log closed"
             );
         }
-        info!(
-            decode_errors = self.decode_errors,
-            "drained and flushed; bye"
-        );
+    }
+}
+
+impl KernelCounts {
+    fn count_event(&mut self, kind: u32, metrics: &Metrics) {
+        self.per_kind
+            .entry(kind)
+            .or_insert_with(|| metrics.events.with_label_values(&[&kind_name(kind)]))
+            .inc();
+    }
+
+    /// Records the kernel dropped since the last call, by kind name; counted and warned about.
+    fn new_losses(&mut self, collector: &Collector, metrics: &Metrics) -> BTreeMap<String, u64> {
+        let mut new_losses = BTreeMap::new();
+        for (kind, lost, total) in increases(&mut self.lost_seen, collector.lost_by_kind()) {
+            let name = kind_name(kind);
+            new_losses.insert(name.clone(), lost);
+            metrics.events_lost.with_label_values(&[&name]).inc_by(lost);
+            warn!(
+                kind = name,
+                lost,
+                total,
+                "kernel ring buffer full: events lost (raise ring_buffers sizes in the config)"
+            );
+        }
+        new_losses
+    }
+
+    /// Kernel reads that failed in each program since the last call: counted and warned about.
+    fn new_program_errors(&mut self, collector: &Collector, metrics: &Metrics) {
+        for (prog, errors, total) in increases(&mut self.errors_seen, collector.program_errors()) {
+            let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
+            metrics
+                .program_errors
+                .with_label_values(&[name])
+                .inc_by(errors);
+            warn!(
+                program = name,
+                errors, total, "kernel reads failed in program"
+            );
+        }
+    }
+
+    fn count_decode_errors(
+        &mut self,
+        errors: Vec<escapewatch_common::user::DecodeError>,
+        metrics: &Metrics,
+    ) {
+        for e in errors {
+            self.decode_errors += 1;
+            let reason = match &e {
+                escapewatch_common::user::DecodeError::TooShort { .. } => "too_short",
+                escapewatch_common::user::DecodeError::SchemaVersion { .. } => "schema_version",
+                escapewatch_common::user::DecodeError::HeaderSize { .. } => "header_size",
+                escapewatch_common::user::DecodeError::UnknownKind(_) => "unknown_kind",
+                escapewatch_common::user::DecodeError::SizeMismatch { .. } => "size_mismatch",
+                escapewatch_common::user::DecodeError::UnknownCall { .. } => "unknown_call",
+            };
+            metrics.decode_errors.with_label_values(&[reason]).inc();
+            if self.decode_errors <= 10 || self.decode_errors.is_power_of_two() {
+                warn!(error = %e, total = self.decode_errors, "dropped an undecodable kernel record");
+            }
+        }
+    }
+}
+
+/// `(key, increase, total)` of each of the kernel's running totals that grew since `seen`,
+/// which is brought up to date.
+fn increases(seen: &mut BTreeMap<u32, u64>, totals: BTreeMap<u32, u64>) -> Vec<(u32, u64, u64)> {
+    totals
+        .into_iter()
+        .filter_map(|(key, total)| {
+            let before = seen.insert(key, total).unwrap_or(0);
+            (total > before).then(|| (key, total - before, total))
+        })
+        .collect()
+}
+
+impl Containers {
+    fn seen(&mut self, id: &str, ktime_ns: u64) {
+        match self.0.get_mut(id) {
+            Some(t) => *t = ktime_ns,
+            None => {
+                self.0.insert(id.to_owned(), ktime_ns);
+            }
+        }
+    }
+
+    /// Forget the containers idle for [`CONTAINER_IDLE_NS`] at `now`; how many remain.
+    fn expire(&mut self, now: u64) -> usize {
+        self.0
+            .retain(|_, last| now.saturating_sub(*last) < CONTAINER_IDLE_NS);
+        self.0.len()
     }
 }

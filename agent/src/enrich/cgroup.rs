@@ -12,6 +12,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use procfs::{FromRead as _, ProcessCGroups, process::MountInfos};
+
 /// Entries kept before the cache is rebuilt from scratch.
 const CACHE_LIMIT: usize = 65_536;
 
@@ -89,37 +91,34 @@ impl CgroupResolver {
 
 /// Mount point of the cgroup2 filesystem from /proc/self/mountinfo.
 pub fn cgroup2_mount(proc_root: &Path) -> Option<PathBuf> {
-    let info = fs::read_to_string(proc_root.join("self/mountinfo")).ok()?;
-    info.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        if post.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        pre.split_whitespace().nth(4).map(PathBuf::from)
-    })
+    let mounts = MountInfos::from_file(proc_root.join("self/mountinfo")).ok()?;
+    cgroup2_in(mounts)
+}
+
+fn cgroup2_in(mounts: MountInfos) -> Option<PathBuf> {
+    mounts
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup2")
+        .map(|m| m.mount_point)
 }
 
 /// A process's cgroup path from /proc/PID/cgroup: the v2 (`0::`) path when it is not the root,
 /// else the first non-root v1 path (name=systemd first, as systemd and runtimes keep it exact).
 pub fn proc_cgroup_path(proc_root: &Path, pid: u32) -> Option<String> {
-    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
-    parse_proc_cgroup(&text)
+    let groups = ProcessCGroups::from_file(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+    cgroup_path(&groups).map(str::to_owned)
 }
 
-fn parse_proc_cgroup(text: &str) -> Option<String> {
+fn cgroup_path(groups: &ProcessCGroups) -> Option<&str> {
     let mut v2 = None;
     let mut systemd = None;
     let mut first_v1 = None;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if id == "0" && controllers.is_empty() {
+    for g in groups {
+        let path = g.pathname.as_str();
+        if g.hierarchy == 0 && g.controllers.is_empty() {
             v2 = Some(path);
         } else if path != "/" {
-            if controllers == "name=systemd" {
+            if g.controllers == ["name=systemd"] {
                 systemd = Some(path);
             } else if first_v1.is_none() {
                 first_v1 = Some(path);
@@ -127,14 +126,37 @@ fn parse_proc_cgroup(text: &str) -> Option<String> {
         }
     }
     match v2 {
-        Some(p) if p != "/" => Some(p.to_owned()),
-        _ => systemd.or(first_v1).or(v2).map(str::to_owned),
+        Some(p) if p != "/" => Some(p),
+        _ => systemd.or(first_v1).or(v2),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_proc_cgroup(text: &str) -> Option<String> {
+        let groups = ProcessCGroups::from_read(text.as_bytes()).ok()?;
+        cgroup_path(&groups).map(str::to_owned)
+    }
+
+    #[test]
+    fn finds_the_cgroup2_mount() {
+        let mountinfo = "\
+22 1 259:2 / / rw,relatime shared:1 - ext4 /dev/root rw
+25 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+26 25 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:8 - cgroup2 cgroup2 rw,nsdelegate
+";
+        let mounts = MountInfos::from_read(mountinfo.as_bytes()).unwrap();
+        assert_eq!(cgroup2_in(mounts), Some(PathBuf::from("/sys/fs/cgroup")));
+        let without: String = mountinfo
+            .lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mounts = MountInfos::from_read(without.as_bytes()).unwrap();
+        assert_eq!(cgroup2_in(mounts), None);
+    }
 
     #[test]
     fn proc_cgroup_prefers_v2_then_systemd_then_v1() {

@@ -80,32 +80,28 @@ impl System for LiveSystem {
         ))
     }
     fn container_roots(&mut self, pid: u32) -> Vec<String> {
-        std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("mountinfo"))
-            .map(|text| root_sources(&text))
-            .unwrap_or_default()
+        use procfs::FromRead as _;
+        procfs::process::MountInfos::from_file(
+            self.proc_root.join(pid.to_string()).join("mountinfo"),
+        )
+        .map(|mounts| root_sources(&mounts))
+        .unwrap_or_default()
     }
 }
 
 /// From a container's mountinfo, where its `/` comes from on the host: the mount's root
 /// within its source filesystem (a bind-mounted directory) and an overlay's upperdir.
-pub fn root_sources(mountinfo: &str) -> Vec<String> {
+pub fn root_sources(mounts: &procfs::process::MountInfos) -> Vec<String> {
     let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = pre.split_whitespace().collect();
-        if fields.get(4) != Some(&"/") {
-            continue;
+    for m in mounts
+        .iter()
+        .filter(|m| m.mount_point == std::path::Path::new("/"))
+    {
+        if m.root != "/" {
+            out.push(m.root.clone());
         }
-        if let Some(root) = fields.get(3).filter(|r| **r != "/") {
-            out.push((*root).to_owned());
-        }
-        let opts = post.split_whitespace().nth(2).unwrap_or("");
-        for opt in opts.split(',') {
-            if let Some(dir) = opt.strip_prefix("upperdir=") {
-                out.push(dir.to_owned());
-            }
+        if let Some(Some(dir)) = m.super_options.get("upperdir") {
+            out.push(dir.clone());
         }
     }
     out

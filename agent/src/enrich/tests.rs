@@ -293,3 +293,21 @@ fn a_self_reexec_of_a_process_already_gone_keeps_the_running_image() {
     let unknown = en.enrich(&exec(40, 1, HOST, "/dev/fd/3"));
     assert_eq!(unknown.process.exe, "/dev/fd/3");
 }
+
+/// A container's `/`: a bind-mounted directory gives its root within the source filesystem,
+/// an overlay its upperdir; mounts elsewhere give nothing.
+#[test]
+fn container_root_sources_from_mountinfo() {
+    use procfs::FromRead as _;
+    let mountinfo = "\
+612 590 0:61 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/l1:/var/lib/l2,upperdir=/var/lib/c/abc/diff,workdir=/var/lib/c/abc/work
+613 612 0:64 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+700 590 259:2 /srv/rootfs/abc / rw,relatime - ext4 /dev/root rw
+701 700 259:2 /data /data rw,relatime - ext4 /dev/root rw,upperdir=/not/root
+";
+    let mounts = procfs::process::MountInfos::from_read(mountinfo.as_bytes()).unwrap();
+    assert_eq!(
+        super::root_sources(&mounts),
+        ["/var/lib/c/abc/diff", "/srv/rootfs/abc"]
+    );
+}

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::{
     btf::{Btf, BtfError},
-    config::PrecisionHook,
+    config::{PrecisionHook, RingBuffers},
     offsets::{OffsetError, kernel_config},
 };
 
@@ -74,17 +74,10 @@ pub enum LoadError {
     Required { failed: Vec<String> },
 }
 
-/// Ring buffer sizes in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct RingSizes {
-    pub critical: u32,
-    pub lifecycle: u32,
-}
-
 /// What loading needs to know about this machine.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    pub rings: RingSizes,
+    pub rings: RingBuffers,
     /// Kernel BTF to read offsets from (default /sys/kernel/btf/vmlinux).
     pub btf: Option<PathBuf>,
     /// The host's mount namespace inode (0: unknown).
@@ -95,25 +88,115 @@ pub struct LoadOptions {
     pub disabled: Vec<PrecisionHook>,
 }
 
+/// Why one program could not be attached. The message is this step's; the kernel's reason
+/// (errno, verifier log) is the source: [`error_chain`] gives both in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("program {program} is missing from the eBPF object")]
+    MissingProgram { program: &'static str },
+    /// Not of the program type its spec says, or the kernel refused to load or attach it.
+    #[error(transparent)]
+    Program(#[from] aya::programs::ProgramError),
+    #[error("{}", join_missing(.missing))]
+    NoTracepoint {
+        category: &'static str,
+        missing: Vec<MissingTracepoint>,
+    },
+    #[error("no cgroup2 hierarchy is mounted")]
+    NoCgroup2,
+    #[error("cannot open cgroup2 root {}", .path.display())]
+    OpenCgroup2 {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("this kernel has no kprobes ({KPROBE_PMU} is missing: CONFIG_KPROBES off)")]
+    NoKprobes,
+    #[error(transparent)]
+    Lsm(#[from] LsmError),
+}
+
+/// One tracepoint of a handler that this kernel would not attach it to. Shown with the
+/// kernel's reason, as one of a list: no source of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {}", error_chain(.error))]
+pub struct MissingTracepoint {
+    name: &'static str,
+    error: aya::programs::ProgramError,
+}
+
+fn join_missing(missing: &[MissingTracepoint]) -> String {
+    let each: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    each.join("; ")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LsmError {
+    #[error("cannot read the active LSM list {}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("BPF LSM is not active (active LSMs: {active}); boot with lsm=...,bpf to enable it")]
+    Inactive { active: String },
+}
+
 /// How one program fared.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
+pub enum ProgramState {
+    Attached,
+    /// Not loaded: a preferred alternative of the same group attached.
+    Standby {
+        served_by: &'static str,
+    },
+    /// Not tried (`hooks.disable`, `--disable-hooks`); only precision hooks can be disabled,
+    /// and their `fallback` serves instead.
+    Disabled,
+    /// Not attached, and not a failure of the agent: the hook does not exist on this kernel
+    /// (e.g. no init_module tracepoints without CONFIG_MODULES: nothing there to watch), or a
+    /// precision hook the kernel refuses whose `fallback` serves instead.
+    Absent {
+        error: AttachError,
+    },
+    /// Not attached: the rules that need it do not see its events.
+    Failed {
+        error: AttachError,
+    },
+}
+
+impl ProgramState {
+    /// Why the program is not attached; None when attached or standing by.
+    pub fn why_not(&self) -> Option<String> {
+        match self {
+            ProgramState::Attached | ProgramState::Standby { .. } => None,
+            ProgramState::Disabled => {
+                Some("disabled by configuration (hooks.disable, --disable-hooks)".to_owned())
+            }
+            ProgramState::Absent { error } | ProgramState::Failed { error } => {
+                Some(error_chain(error))
+            }
+        }
+    }
+}
+
+/// How one program fared, with what it is.
+#[derive(Debug)]
 pub struct Attachment {
     pub program: &'static str,
     pub group: &'static str,
     pub hook: Hook,
-    /// None when attached; otherwise why not.
-    pub error: Option<String>,
-    /// The hook does not exist on this kernel (e.g. no init_module tracepoints without
-    /// CONFIG_MODULES: nothing there to watch), or a precision hook the kernel refuses whose
-    /// `fallback` serves instead: not a failure of the agent.
-    pub absent: bool,
-    /// Not loaded: a preferred alternative of the same group attached.
-    pub standby: bool,
+    pub state: ProgramState,
 }
 
 impl Attachment {
     pub fn attached(&self) -> bool {
-        self.error.is_none() && !self.standby
+        matches!(self.state, ProgramState::Attached)
+    }
+
+    /// Not attached for a reason that leaves rules blind (absent hooks and fallbacks aside).
+    pub fn failed(&self) -> bool {
+        matches!(self.state, ProgramState::Failed { .. })
     }
 }
 
@@ -125,9 +208,7 @@ pub struct Loaded {
 impl Loaded {
     /// Every program attached, hooks this kernel does not have aside.
     pub fn all_attached(&self) -> bool {
-        self.attachments
-            .iter()
-            .all(|a| a.error.is_none() || a.absent)
+        !self.attachments.iter().any(Attachment::failed)
     }
 
     /// `hook-type/program` of every attached program producing `kind`.
@@ -144,16 +225,11 @@ impl Loaded {
     }
 }
 
-/// Effective capabilities of this process.
+/// Effective capabilities of this process (none if /proc says nothing).
 fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .unwrap_or(0)
+    procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map_or(0, |s| s.capeff)
 }
 
 fn check_privileges() -> Result<(), LoadError> {
@@ -194,14 +270,14 @@ fn attach_one(
     btf: &aya::Btf,
     spec: &ProgramSpec,
     cgroup2_root: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<(), AttachError> {
     let program = ebpf
         .program_mut(spec.name)
-        .ok_or_else(|| format!("program {} is missing from the eBPF object", spec.name))?;
+        .ok_or(AttachError::MissingProgram { program: spec.name })?;
     match spec.hook {
         Hook::Tracepoint { category, names } => {
-            let p: &mut TracePoint = program.try_into().map_err(|e| format!("{e}"))?;
-            p.load().map_err(|e| error_chain(&e))?;
+            let p: &mut TracePoint = program.try_into()?;
+            p.load()?;
             // One handler may serve several syscall exits: attach it to each that this kernel
             // has (no init_module tracepoints without CONFIG_MODULES, say).
             let mut attached = 0;
@@ -209,17 +285,16 @@ fn attach_one(
             for name in names {
                 match p.attach(category, name) {
                     Ok(_) => attached += 1,
-                    Err(e) => missing.push(format!("{name}: {}", error_chain(&e))),
+                    Err(error) => missing.push(MissingTracepoint { name, error }),
                 }
             }
             if attached == 0 {
-                return Err(missing.join("; "));
+                return Err(AttachError::NoTracepoint { category, missing });
             }
-
             if !missing.is_empty() {
                 warn!(
                     program = spec.name,
-                    missing = %missing.join("; "),
+                    missing = %join_missing(&missing),
                     "attached to {attached} of {} tracepoints",
                     names.len()
                 );
@@ -227,57 +302,57 @@ fn attach_one(
             Ok(())
         }
         Hook::CgroupSysctl => {
-            let root = cgroup2_root.ok_or("no cgroup2 hierarchy is mounted")?;
-            let cgroup = std::fs::File::open(root)
-                .map_err(|e| format!("cannot open cgroup2 root {}: {e}", root.display()))?;
-            let p: &mut CgroupSysctl = program.try_into().map_err(|e| format!("{e}"))?;
+            let root = cgroup2_root.ok_or(AttachError::NoCgroup2)?;
+            let cgroup = std::fs::File::open(root).map_err(|source| AttachError::OpenCgroup2 {
+                path: root.to_owned(),
+                source,
+            })?;
+            let p: &mut CgroupSysctl = program.try_into()?;
             p.load()
                 .and_then(|()| p.attach(&cgroup, CgroupAttachMode::Single).map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
         Hook::RawTracepoint { name } => {
-            let p: &mut RawTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            let p: &mut RawTracePoint = program.try_into()?;
             p.load()
                 .and_then(|()| p.attach(name).map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
         Hook::BtfTracepoint { name } => {
-            let p: &mut BtfTracePoint = program.try_into().map_err(|e| format!("{e}"))?;
+            let p: &mut BtfTracePoint = program.try_into()?;
             p.load(name, btf)
                 .and_then(|()| p.attach().map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
         Hook::FEntry { function } => {
-            let p: &mut FEntry = program.try_into().map_err(|e| format!("{e}"))?;
+            let p: &mut FEntry = program.try_into()?;
             p.load(function, btf)
                 .and_then(|()| p.attach().map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
         Hook::KProbe { function } => {
             // aya attaches kprobes through the kprobe PMU (perf_event_open, kernel 4.17+).
             if !Path::new(KPROBE_PMU).exists() {
-                return Err(format!(
-                    "this kernel has no kprobes ({KPROBE_PMU} is missing: CONFIG_KPROBES off)"
-                ));
+                return Err(AttachError::NoKprobes);
             }
-            let p: &mut KProbe = program.try_into().map_err(|e| format!("{e}"))?;
+            let p: &mut KProbe = program.try_into()?;
             p.load()
                 .and_then(|()| p.attach(function, 0).map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
         Hook::Lsm { hook } => {
             bpf_lsm_active()?;
-            let p: &mut Lsm = program.try_into().map_err(|e| format!("{e}"))?;
+            let p: &mut Lsm = program.try_into()?;
             p.load(hook, btf)
                 .and_then(|()| p.attach().map(drop))
-                .map_err(|e| error_chain(&e))
+                .map_err(AttachError::from)
         }
     }
 }
 
 /// BPF LSM programs load on any CONFIG_BPF_LSM kernel but only run when `bpf` is in the active
 /// LSM list (`lsm=` on the kernel command line): check, mounting securityfs if needed.
-fn bpf_lsm_active() -> Result<(), String> {
+fn bpf_lsm_active() -> Result<(), LsmError> {
     let list = Path::new(SECURITYFS).join("lsm");
     if !list.exists() {
         let _ = nix::mount::mount(
@@ -289,14 +364,13 @@ fn bpf_lsm_active() -> Result<(), String> {
         );
     }
     let active = std::fs::read_to_string(&list)
-        .map_err(|e| format!("cannot read the active LSM list {}: {e}", list.display()))?;
+        .map_err(|source| LsmError::Unreadable { path: list, source })?;
     if active.trim().split(',').any(|l| l == "bpf") {
         Ok(())
     } else {
-        Err(format!(
-            "BPF LSM is not active (active LSMs: {}); boot with lsm=...,bpf to enable it",
-            active.trim()
-        ))
+        Err(LsmError::Inactive {
+            active: active.trim().to_owned(),
+        })
     }
 }
 
@@ -316,11 +390,11 @@ fn hook_absent(hook: &Hook) -> bool {
     }
 }
 
-/// An aya error with its source chain (errno, verifier log) in one message; of a verifier log
-/// only the end, which says why the program was rejected.
-fn error_chain(e: &aya::programs::ProgramError) -> String {
+/// An error with its source chain (errno, verifier log) in one message; of a verifier log only
+/// the end, which says why the program was rejected.
+fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
+    let mut src = e.source();
     while let Some(s) = src {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
@@ -336,6 +410,73 @@ fn error_chain(e: &aya::programs::ProgramError) -> String {
         )
     } else {
         lines.join(" | ")
+    }
+}
+
+/// What becomes of `spec`, given the programs before it: standby when a preferred alternative
+/// of its group attached, else disabled by configuration, else what `attach` gives.
+fn program_state(
+    spec: &ProgramSpec,
+    before: &[Attachment],
+    opts: &LoadOptions,
+    attach: impl FnOnce() -> Result<(), AttachError>,
+) -> ProgramState {
+    // Alternatives of a group: the first that attaches serves, the rest stand by.
+    let served_by = PROGRAMS
+        .iter()
+        .zip(before)
+        .find(|(other, a)| other.group == spec.group && a.attached())
+        .map(|(other, _)| other.name);
+    if let Some(served_by) = served_by {
+        return ProgramState::Standby { served_by };
+    }
+    if opts
+        .disabled
+        .iter()
+        .any(|h| h.kind_name() == spec.hook.kind_name())
+    {
+        return ProgramState::Disabled;
+    }
+    match attach() {
+        Ok(()) => ProgramState::Attached,
+        Err(error) if hook_absent(&spec.hook) || !spec.fallback.is_empty() => {
+            ProgramState::Absent { error }
+        }
+        Err(error) => ProgramState::Failed { error },
+    }
+}
+
+fn log_state(spec: &ProgramSpec, state: &ProgramState) {
+    let (program, group, hook) = (spec.name, spec.group, spec.hook.kind_name());
+    match state {
+        ProgramState::Standby { served_by } => info!(
+            program,
+            group, hook, served_by, "not loaded: a preferred hook of the same group serves"
+        ),
+        ProgramState::Attached => info!(program, group, hook, target = ?spec.hook, "attached"),
+        ProgramState::Disabled | ProgramState::Absent { .. } if !spec.fallback.is_empty() => {
+            info!(
+                program,
+                group,
+                hook,
+                reason = %state.why_not().unwrap_or_default(),
+                fallback = spec.fallback,
+                "not attached; the next hook of its group, or else its fallback, serves its rules"
+            );
+        }
+        ProgramState::Disabled | ProgramState::Absent { .. } => info!(
+            program,
+            group,
+            hook,
+            "not attached: this kernel does not have this hook (nothing there to watch)"
+        ),
+        ProgramState::Failed { error } => warn!(
+            program,
+            group,
+            hook,
+            error = %error_chain(error),
+            "could not attach; the rules that need it will not see these events"
+        ),
     }
 }
 
@@ -363,90 +504,30 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&aya_btf))
         .override_global(CONFIG_GLOBAL, &config, true)
-        .map_max_entries(RING_CRITICAL, rings.critical)
-        .map_max_entries(RING_LIFECYCLE, rings.lifecycle)
+        .map_max_entries(RING_CRITICAL, rings.critical_bytes)
+        .map_max_entries(RING_LIFECYCLE, rings.lifecycle_bytes)
         .load(OBJECT)
         .map_err(|source| LoadError::Object { source })?;
     let mut attachments: Vec<Attachment> = Vec::new();
     for spec in PROGRAMS {
-        // Alternatives of a group: the first that attaches serves, the rest stand by.
-        let served_by = PROGRAMS
-            .iter()
-            .zip(&attachments)
-            .find(|(other, a)| other.group == spec.group && a.attached())
-            .map(|(other, _)| other.name);
-        if let Some(by) = served_by {
-            info!(
-                program = spec.name,
-                group = spec.group,
-                hook = spec.hook.kind_name(),
-                served_by = by,
-                "not loaded: a preferred hook of the same group serves"
-            );
-            attachments.push(Attachment {
-                program: spec.name,
-                group: spec.group,
-                hook: spec.hook,
-                error: None,
-                absent: false,
-                standby: true,
-            });
-            continue;
-        }
-        let disabled = opts
-            .disabled
-            .iter()
-            .any(|h| h.kind_name() == spec.hook.kind_name());
-        let error = if disabled {
-            Some("disabled by configuration (hooks.disable, --disable-hooks)".to_owned())
-        } else {
-            attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref()).err()
-        };
-        let absent = error.is_some() && (hook_absent(&spec.hook) || !spec.fallback.is_empty());
-        match &error {
-            None => info!(
-                program = spec.name,
-                group = spec.group,
-                hook = spec.hook.kind_name(),
-                target = ?spec.hook,
-                "attached"
-            ),
-            Some(e) if !spec.fallback.is_empty() => info!(
-                program = spec.name,
-                group = spec.group,
-                hook = spec.hook.kind_name(),
-                reason = %e,
-                fallback = spec.fallback,
-                "not attached; the next hook of its group, or else its fallback, serves its rules"
-            ),
-            Some(_) if absent => info!(
-                program = spec.name,
-                group = spec.group,
-                hook = spec.hook.kind_name(),
-                "not attached: this kernel does not have this hook (nothing there to watch)"
-            ),
-            Some(e) => warn!(
-                program = spec.name,
-                group = spec.group,
-                hook = spec.hook.kind_name(),
-                error = %e,
-                "could not attach; the rules that need it will not see these events"
-            ),
-        }
+        let state = program_state(spec, &attachments, opts, || {
+            attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref())
+        });
+        log_state(spec, &state);
         attachments.push(Attachment {
-            absent,
             program: spec.name,
             group: spec.group,
             hook: spec.hook,
-            error,
-            standby: false,
+            state,
         });
     }
     let failed: Vec<String> = PROGRAMS
         .iter()
         .zip(&attachments)
-        .filter(|(spec, a)| spec.required && a.error.is_some())
-        .map(|(spec, a)| format!("{}: {}", spec.name, a.error.as_deref().unwrap_or("")))
+        .filter_map(|(spec, a)| {
+            let why = a.state.why_not().filter(|_| spec.required)?;
+            Some(format!("{}: {why}", spec.name))
+        })
         .collect();
     if !failed.is_empty() {
         return Err(LoadError::Required { failed });
@@ -499,3 +580,6 @@ impl RuntimeInodes {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests;
