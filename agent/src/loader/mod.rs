@@ -1,5 +1,6 @@
 //! Load the eBPF object, hand it this kernel's offsets, attach every program and report how.
 
+use escapewatch_common::abi::{CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, kernel_dev};
 use std::path::{Path, PathBuf};
 
 use aya::{
@@ -34,10 +35,6 @@ const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
 
 /// Lines kept from the end of a verifier log in an attach error.
 const VERIFIER_TAIL: usize = 8;
-
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -566,8 +563,7 @@ impl RuntimeInodes {
         };
         let dev = meta.dev();
         let key = InodeKey {
-            // Kernel encoding (MKDEV): major << 20 | minor.
-            dev: ((libc::major(dev) as u32) << 20) | libc::minor(dev) as u32,
+            dev: kernel_dev(libc::major(dev), libc::minor(dev)),
             _pad: 0,
             ino: meta.ino(),
         };
