@@ -6,10 +6,107 @@
 use std::{fs, path::Path, process::Command};
 
 use escapewatch_integration::{
-    agent::{Agent, work_dir},
+    agent::{Agent, ns_inode, work_dir},
     escape::{WAIT, check_hooks, finish, privileged, scenario, sh},
     scenario::check_alert,
 };
+
+/// Issue H, the 32-bit entry: setns made with `int 0x80` is invisible to the x86-64 syscall
+/// tracepoints, so no namespace-join-host; the namespace the process then holds is the alert.
+#[test]
+fn setns_through_the_32_bit_entry_is_caught_by_the_namespace_it_holds() {
+    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
+    let host_mnt = ns_inode(host.id(), "mnt");
+    let (agent, alert, c) = scenario(
+        "namespace-held-compat",
+        "foreign-namespace-held",
+        |b| b.share_host_namespace("pid"),
+        |c| {
+            sh(
+                c,
+                &format!("primitives setns32 /proc/{}/ns/mnt /bin/true", host.id()),
+            )
+        },
+    );
+    assert_eq!(alert["details"]["namespace_type"], "mnt", "{alert:#}");
+    assert_eq!(alert["details"]["inode"], host_mnt, "{alert:#}");
+    assert_eq!(alert["details"]["owner"], "the host", "{alert:#}");
+    assert_eq!(alert["details"]["seen_at"], "process_exec", "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "true", "{alert:#}");
+    assert_ne!(
+        alert["details"]["container_namespace"], host_mnt,
+        "{alert:#}"
+    );
+    // The setns itself went unseen by its tracepoint: this was the only way to catch it.
+    assert!(
+        !agent
+            .alerts()
+            .iter()
+            .any(|a| a["rule"] == "namespace-join-host"),
+        "a 32-bit setns reached the setns tracepoint"
+    );
+    drop(c);
+    let _ = host.kill();
+    let _ = host.wait();
+    finish(agent, "namespace-held-compat");
+}
+
+/// Issue H, trust in names: an image whose entrypoint is called like runc's sealed memfd copy
+/// (`/memfd:runc_cloned…`) used to stay a "runtime helper", so its setns into the host was
+/// ignored. Helper status now comes from host-side facts only: this is a workload.
+#[test]
+fn an_entrypoint_named_like_runcs_memfd_is_no_runtime_helper() {
+    let dir = work_dir("memfd-name");
+    let agent = Agent::start(&dir);
+    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
+    let bundle = escapewatch_integration::scenario::with_primitives(
+        escapewatch_integration::runc::Bundle::busybox("memfd-name")
+            .expect("bundle")
+            .share_host_namespace("pid")
+            .add_capabilities(&["CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_CHROOT"]),
+    );
+    let fake = bundle.rootfs().join("memfd:runc_cloned:x");
+    fs::create_dir_all(&fake).unwrap();
+    fs::copy(
+        bundle.rootfs().join("bin/primitives"),
+        fake.join("primitives"),
+    )
+    .unwrap();
+    fs::copy(bundle.rootfs().join("bin/busybox"), fake.join("busybox")).unwrap();
+    let script = format!(
+        "sleep 2; exec /memfd:runc_cloned:x/primitives setns /proc/{}/ns/mnt /bin/true",
+        host.id()
+    );
+    let c = bundle
+        .args(&["/memfd:runc_cloned:x/busybox", "sh", "-c", &script])
+        .run_detached(&escapewatch_integration::runc::unique_id("ewt"))
+        .expect("run");
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let alert = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["container"]["id"] == cgroup
+    });
+    check_alert(&alert, "namespace-join-host", &cgroup, "unknown");
+    assert_eq!(
+        alert["process"]["exe"], "/memfd:runc_cloned:x/primitives",
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["owner"], "host", "{alert:#}");
+    assert_eq!(
+        alert["details"]["inode"],
+        ns_inode(host.id(), "mnt"),
+        "{alert:#}"
+    );
+    let event = agent.wait_for_event(WAIT, |e| e["id"] == alert["event_ids"][0]);
+    assert!(
+        event["process"].get("runtime_helper").is_none(),
+        "{event:#}"
+    );
+    check_hooks(&agent, &alert);
+    drop(c);
+    let _ = host.kill();
+    let _ = host.wait();
+    finish(agent, "memfd-name");
+}
 
 #[test]
 fn dirty_cow_race() {

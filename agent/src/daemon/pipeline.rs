@@ -190,6 +190,7 @@ impl Pipeline {
             cgroup: String::new(),
             namespaces: Namespaces::default(),
             runtime_helper: false,
+            foreign_namespaces: Vec::new(),
         }
     }
 

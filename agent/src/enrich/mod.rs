@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod container;
+mod held;
 pub mod host;
 mod owners;
 mod payload;
@@ -44,6 +45,8 @@ pub trait System {
     fn container_roots(&mut self, pid: u32) -> Vec<String>;
     /// Mode and kernel-encoded device number of `path` inside the root of `pid`.
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)>;
+    /// (device, inode) of the file a live process runs.
+    fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)>;
 }
 
 /// The live machine: /proc and the cgroup2 hierarchy.
@@ -63,6 +66,12 @@ impl System for LiveSystem {
         std::fs::read_link(self.proc_root.join(pid.to_string()).join("exe"))
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
+    }
+    fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/PID/exe resolves to the file itself (a memfd too), not to a path string.
+        let meta = std::fs::metadata(self.proc_root.join(pid.to_string()).join("exe")).ok()?;
+        Some((meta.dev(), meta.ino()))
     }
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
         use std::os::unix::fs::MetadataExt;
@@ -117,6 +126,8 @@ pub struct Enricher<S: System> {
     /// Host paths of containers' root filesystems, learned when a container is first seen.
     container_roots: Vec<(String, crate::model::Container)>,
     roots_learned: std::collections::HashSet<String>,
+    /// Each container's namespaces when first seen (the post-condition of `foreign_held`).
+    start_ns: held::StartNamespaces,
     /// The kernel has lost lifecycle events at some point: exec events may be missing, so
     /// names that change without an exec are looked into (see `recheck_missed_exec`).
     lossy: bool,
@@ -133,6 +144,7 @@ impl<S: System> Enricher<S> {
             ns_owner: HashMap::new(),
             container_roots: Vec::new(),
             roots_learned: std::collections::HashSet::new(),
+            start_ns: held::StartNamespaces::default(),
             lossy: false,
             next_id: 1,
         }
@@ -167,6 +179,7 @@ impl<S: System> Enricher<S> {
         ProcEntry {
             start_time: s.start_time,
             exe: s.exe.clone(),
+            exe_id: s.exe_id,
             args: s.args.clone(),
             cgroup_id,
             lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
@@ -308,15 +321,18 @@ impl<S: System> Enricher<S> {
             cgroup: entry.cgroup.clone(),
             namespaces: ns,
             runtime_helper,
+            foreign_namespaces: Vec::new(),
         };
         let id = self.next_id;
         self.next_id += 1;
         if let Some(entry) = self.procs.get_mut(&h.tgid) {
             entry.namespaces = ns;
         }
+        let mut process = process;
         if let Some(c) = &container
             && !runtime_helper
         {
+            process.foreign_namespaces = self.foreign_held(c, &ns);
             self.learn_owner(c, &ns);
             if self.roots_learned.insert(c.id.clone()) {
                 for root in self.system.container_roots(h.tgid) {
@@ -368,13 +384,17 @@ impl<S: System> Enricher<S> {
                 .filter(|s| same_start(s.start_time, h.start_time_ns));
             let cgroup = self.system.cgroup_path(h.cgroup_id, pid);
             let (exe, args) = snap.map(|s| (s.exe, s.args)).unwrap_or_default();
-            let comm = String::from_utf8_lossy(until_nul(&h.comm)).into_owned();
-            let lineage = classify_unseen(&cgroup, &exe, &comm, ns, &self.host.namespaces);
+            let fork_of_helper = self.fork_of_helper(pid, h.ppid);
+            let lineage = classify_unseen(&cgroup, &exe, fork_of_helper, ns, &self.host.namespaces);
+            let exe_id = fork_of_helper
+                .then(|| self.procs.get(&h.ppid).and_then(|p| p.exe_id))
+                .flatten();
             self.procs.insert(
                 pid,
                 ProcEntry {
                     start_time: h.start_time_ns,
                     exe,
+                    exe_id,
                     args,
                     cgroup_id: h.cgroup_id,
                     cgroup,
@@ -399,26 +419,29 @@ impl<S: System> Enricher<S> {
     /// A process whose name changed although no exec of it was seen (the exec event was lost
     /// to a full ring buffer) may have become something else: a host process may now be runc
     /// or a container's workload, a runtime helper may now be the workload. Judge it as the
-    /// lost exec would have been judged, by what /proc says it runs (if it still runs), its
-    /// name and where it is (`ns`: before the event's own syscall). runc renames itself
-    /// ("runc:[1:CHILD]", "runc:[2:INIT]") without exec'ing; those names keep it a helper.
-    /// Container lineage is never given up.
+    /// lost exec would have been judged, by what /proc says it runs (if it still runs) and
+    /// where it is (`ns`: before the event's own syscall). runc renames itself
+    /// ("runc:[1:CHILD]", "runc:[2:INIT]") without exec'ing: a helper still running the same
+    /// file (device and inode, not its name) stays a helper. Container lineage is never given
+    /// up.
     fn recheck_missed_exec(&mut self, h: &EventHeader, ns: &Namespaces) {
         let comm = String::from_utf8_lossy(until_nul(&h.comm)).into_owned();
         let pid = h.tgid;
         let entry = &self.procs[&pid];
         // Without loss every exec is seen. An exec leaves only the leader thread, so other
         // threads' names (which differ by design) say nothing.
-        if !self.lossy
-            || h.tid != h.tgid
-            || entry.comm.is_empty()
-            || entry.comm == comm
-            || comm.starts_with("runc:[")
-        {
+        if !self.lossy || h.tid != h.tgid || entry.comm.is_empty() || entry.comm == comm {
             return;
         }
         let old = entry.lineage.clone();
         if matches!(old, Lineage::Container(_)) {
+            return;
+        }
+        let recorded = entry.exe_id;
+        if old == Lineage::RuntimeHelper
+            && recorded.is_some()
+            && self.system.exe_id(pid) == recorded
+        {
             return;
         }
         let exe = self.system.exe(pid).unwrap_or_default();
@@ -426,7 +449,7 @@ impl<S: System> Enricher<S> {
         let entry = self.procs.get_mut(&pid).expect("checked above");
         entry.lineage = match old {
             Lineage::RuntimeHelper => lineage_after_exec(&old, &exe, ns.mnt, &host, &entry.cgroup),
-            _ => classify_unseen(&entry.cgroup, &exe, &comm, ns, &host),
+            _ => classify_unseen(&entry.cgroup, &exe, false, ns, &host),
         };
         if entry.lineage != old && !exe.is_empty() {
             entry.exe = exe;
@@ -444,6 +467,7 @@ impl<S: System> Enricher<S> {
             Some(p) => ProcEntry {
                 start_time: child.start_time_ns,
                 exe: p.exe,
+                exe_id: p.exe_id,
                 args: p.args,
                 cgroup_id: child.cgroup_id,
                 cgroup,
@@ -460,14 +484,9 @@ impl<S: System> Enricher<S> {
                     .unwrap_or_default();
                 ProcEntry {
                     start_time: child.start_time_ns,
-                    lineage: classify_unseen(
-                        &cgroup,
-                        &exe,
-                        &String::from_utf8_lossy(until_nul(&child.comm)),
-                        ns,
-                        &self.host.namespaces,
-                    ),
+                    lineage: classify_unseen(&cgroup, &exe, false, ns, &self.host.namespaces),
                     exe,
+                    exe_id: None,
                     args: Vec::new(),
                     cgroup_id: child.cgroup_id,
                     cgroup,
@@ -505,6 +524,28 @@ impl<S: System> Enricher<S> {
         entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
         entry.exe = exe;
         entry.args = args;
+        let helper = entry.lineage == Lineage::RuntimeHelper;
+        let exe_id = if helper {
+            self.system.exe_id(h.tgid)
+        } else {
+            None
+        };
+        if let Some(entry) = self.procs.get_mut(&h.tgid) {
+            entry.exe_id = exe_id;
+        }
+    }
+
+    /// A process first seen mid-life whose parent is a runtime helper running the same file.
+    fn fork_of_helper(&mut self, pid: u32, ppid: u32) -> bool {
+        let Some(parent) = self
+            .procs
+            .get(&ppid)
+            .filter(|p| p.lineage == Lineage::RuntimeHelper)
+            .and_then(|p| p.exe_id)
+        else {
+            return false;
+        };
+        self.system.exe_id(pid) == Some(parent)
     }
 
     /// Drop processes that exited more than the grace period ago.

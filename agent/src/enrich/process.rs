@@ -28,12 +28,11 @@ const RUNTIME_BINARIES: [&str; 10] = [
 /// `containerd-shim`, `containerd-shim-runc-v2`, … are matched by prefix.
 const RUNTIME_PREFIXES: [&str; 1] = ["containerd-shim"];
 
+/// A runtime binary by its file name. Only ever asked of a file exec'd in the host's mount
+/// namespace, whose name the host's root filesystem gives: a container chooses the names in its
+/// own image (and of any memfd), never those.
 pub fn is_runtime_binary(path: &str) -> bool {
     let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-    // runc 1.1 runs a sealed memfd copy of itself (the CVE-2019-5736 fix).
-    if path.starts_with("/memfd:runc_cloned") {
-        return true;
-    }
     let name = path.rsplit('/').next().unwrap_or(path);
     RUNTIME_BINARIES.contains(&name) || RUNTIME_PREFIXES.iter().any(|p| name.starts_with(p))
 }
@@ -50,6 +49,9 @@ pub enum Lineage {
 pub struct ProcEntry {
     pub start_time: u64,
     pub exe: String,
+    /// (device, inode) of the executable, kept for runtime helpers: a helper renamed without a
+    /// seen exec is still the runtime only while it runs the same file.
+    pub exe_id: Option<(u64, u64)>,
     pub args: Vec<String>,
     pub cgroup_id: u64,
     pub cgroup: String,
@@ -67,6 +69,8 @@ pub struct ProcSnapshot {
     pub pid: u32,
     pub start_time: u64,
     pub exe: String,
+    /// (device, inode) of the executable.
+    pub exe_id: Option<(u64, u64)>,
     pub args: Vec<String>,
     pub cgroup: String,
     pub namespaces: Namespaces,
@@ -88,9 +92,9 @@ pub fn classify_unknown(cgroup: &str, exe: &str, ns: &Namespaces, host: &Namespa
         return Lineage::Container(c);
     }
     let in_host_mnt = host.mnt == 0 || ns.mnt == host.mnt;
-    // runc's sealed memfd copy cannot come from a container image; a plain "runc" path only
-    // counts in the host's mount namespace (a container may ship a binary named runc).
-    if is_runtime_binary(exe) && (in_host_mnt || exe.starts_with("/memfd:runc_cloned")) {
+    // A runtime binary counts only in the host's mount namespace: a container may ship a
+    // binary called runc, or a file or memfd called /memfd:runc_cloned.
+    if in_host_mnt && is_runtime_binary(exe) {
         return Lineage::RuntimeHelper;
     }
     let differs =
@@ -103,18 +107,18 @@ pub fn classify_unknown(cgroup: &str, exe: &str, ns: &Namespaces, host: &Namespa
 }
 
 /// Lineage of a process first seen mid-life because its fork and exec events were lost to a
-/// full ring buffer (detector-overloaded says so). /proc may already show what it exec'd next,
-/// so the name the kernel reported with the event counts too: runc names its init stages
-/// "runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]". A workload could take such a name, but
-/// only a process whose lineage was lost is judged this way.
+/// full ring buffer (detector-overloaded says so). `fork_of_helper`: its parent is a runtime
+/// helper and it runs the very file its parent runs (same device and inode): a fork of the
+/// runtime that has not exec'd, such as runc's init stages. The names runc gives those stages
+/// ("runc:[2:INIT]") decide nothing: any process can take them.
 pub fn classify_unseen(
     cgroup: &str,
     exe: &str,
-    comm: &str,
+    fork_of_helper: bool,
     ns: &Namespaces,
     host: &Namespaces,
 ) -> Lineage {
-    if comm.starts_with("runc:[") {
+    if fork_of_helper {
         return Lineage::RuntimeHelper;
     }
     classify_unknown(cgroup, exe, ns, host)
@@ -130,11 +134,10 @@ pub fn lineage_after_exec(
 ) -> Lineage {
     let in_host_mnt = host.mnt == 0 || mnt == host.mnt;
     match old {
-        // The runtime's own re-execs, hooks and CNI plugins run in the host mount namespace;
-        // the exec into a container's mount namespace starts the container's workload.
-        Lineage::RuntimeHelper if in_host_mnt || filename.starts_with("/memfd:runc_cloned") => {
-            Lineage::RuntimeHelper
-        }
+        // The runtime's own re-execs (of its sealed memfd copy too), hooks and CNI plugins
+        // run in the host mount namespace; the exec into a container's mount namespace starts
+        // the container's workload, whatever the file is called.
+        Lineage::RuntimeHelper if in_host_mnt => Lineage::RuntimeHelper,
         Lineage::RuntimeHelper => Lineage::Container(container_for_cgroup(cgroup)),
         Lineage::Host if in_host_mnt && is_runtime_binary(filename) => Lineage::RuntimeHelper,
         Lineage::Host => Lineage::Host,
@@ -202,6 +205,38 @@ mod tests {
             classify_unknown("/mybox", "/usr/sbin/runc", &ns(101, 201), &HOST),
             Lineage::Container(_)
         ));
+    }
+
+    #[test]
+    fn names_a_container_chooses_never_make_a_runtime_helper() {
+        // A file (or memfd) called like runc's sealed copy, exec'd in the container: workload.
+        let entry = lineage_after_exec(
+            &Lineage::RuntimeHelper,
+            "/memfd:runc_cloned:x/busybox",
+            101,
+            &HOST,
+            "/ct1",
+        );
+        assert!(matches!(entry, Lineage::Container(_)), "{entry:?}");
+        assert!(matches!(
+            classify_unknown(
+                "/ct1",
+                "/memfd:runc_cloned:/proc/self/exe (deleted)",
+                &ns(101, 201),
+                &HOST
+            ),
+            Lineage::Container(_)
+        ));
+        // A process named like runc's init stage, seen first after lost events: by its name
+        // alone it is nothing; only a fork of a helper running the same file is a helper.
+        assert!(matches!(
+            classify_unseen("/ct1", "/bin/sh", false, &ns(101, 201), &HOST),
+            Lineage::Container(_)
+        ));
+        assert_eq!(
+            classify_unseen("/ct1", "/bin/sh", true, &ns(101, 201), &HOST),
+            Lineage::RuntimeHelper
+        );
     }
 
     #[test]

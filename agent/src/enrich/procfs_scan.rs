@@ -20,11 +20,18 @@ pub fn snapshot(proc_root: &Path, pid: u32) -> Option<ProcSnapshot> {
     let args = p.cmdline().unwrap_or_default();
     let cgroup = proc_cgroup_path(proc_root, pid).unwrap_or_else(|| "/".into());
     let namespaces = process_namespaces(proc_root, &pid.to_string()).unwrap_or_default();
+    let exe_id = std::fs::metadata(proc_root.join(pid.to_string()).join("exe"))
+        .ok()
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
     Some(ProcSnapshot {
         pid,
         // Same clock as the kernel's start_boottime, at tick resolution.
         start_time: stat.starttime * (1_000_000_000 / ticks_per_second()),
         exe,
+        exe_id,
         args,
         cgroup,
         namespaces,

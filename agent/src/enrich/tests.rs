@@ -37,6 +37,14 @@ impl System for FakeSystem {
     fn device_at(&mut self, _pid: u32, _path: &str) -> Option<(u32, u32)> {
         None
     }
+    /// A file per distinct executable path: the same path is the same file.
+    fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)> {
+        use std::hash::{Hash, Hasher};
+        let exe = self.exes.get(&pid)?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        exe.hash(&mut h);
+        Some((1, h.finish()))
+    }
     fn container_roots(&mut self, _pid: u32) -> Vec<String> {
         vec!["/srv/boxes/mybox/rootfs".into()]
     }
@@ -180,6 +188,46 @@ fn runtime_lineage_makes_a_container_and_its_setns_into_the_host_is_seen() {
 }
 
 #[test]
+fn a_container_process_holding_the_hosts_namespace_is_stated_whatever_the_path() {
+    let mut en = enricher();
+    start_container(&mut en);
+    en.enrich(&fork(14, 12, 50, CT));
+    // No setns event (a 32-bit setns is invisible to the syscall tracepoints): the next event
+    // of the process carries the host's mount namespace in its header.
+    let mut after = CT;
+    after[0] = HOST[0];
+    let ev = en.enrich(&exec(14, 50, after, "/bin/sh"));
+    let held: Vec<_> = ev
+        .process
+        .foreign_namespaces
+        .iter()
+        .map(|j| (j.ns_type.name(), j.inode, j.previous, j.owner.clone()))
+        .collect();
+    assert_eq!(held, vec![("mnt", HOST[0], CT[0], NsOwner::Host)]);
+    // Its container's own processes hold nothing foreign, and neither do host processes.
+    let own = en.enrich(&exec(12, 50, CT, "/bin/true"));
+    assert!(own.process.foreign_namespaces.is_empty());
+    let host = en.enrich(&fork(15, 10, 1, HOST));
+    assert!(host.process.foreign_namespaces.is_empty());
+}
+
+#[test]
+fn a_container_sharing_a_host_namespace_from_the_start_holds_nothing_foreign() {
+    let mut en = enricher();
+    en.enrich(&fork(11, 10, 1, HOST));
+    en.enrich(&exec(11, 1, HOST, "/usr/sbin/runc"));
+    en.enrich(&fork(12, 11, 1, HOST));
+    // --net=host: the container's namespaces are its own except the host's network.
+    let mut shared = CT;
+    shared[2] = HOST[2];
+    let entry = en.enrich(&exec(12, 50, shared, "/bin/sh"));
+    assert!(entry.container.is_some());
+    assert!(entry.process.foreign_namespaces.is_empty());
+    let later = en.enrich(&fork(13, 12, 50, shared));
+    assert!(later.process.foreign_namespaces.is_empty());
+}
+
+#[test]
 fn host_processes_stay_host_after_unshare_and_nsenter() {
     let mut en = enricher();
     en.enrich(&fork(20, 10, 1, HOST));
@@ -277,6 +325,35 @@ fn a_helper_renamed_after_a_lost_exec_is_judged_by_what_it_runs_now() {
         !ev.process.runtime_helper,
         "the workload is no longer taken for runc"
     );
+    assert_eq!(ev.container.map(|c| c.id), Some("/mybox".to_owned()));
+}
+
+#[test]
+fn a_process_named_like_runc_is_a_helper_only_as_a_fork_of_one_running_the_same_file() {
+    let mut en = enricher();
+    en.note_loss();
+    // runc (11) runs; its child 12's fork and exec were lost. 12 runs the same file: a fork
+    // of runc that has not exec'd (its init stage), whatever it is called.
+    en.system.exes.insert(11, "/usr/sbin/runc".into());
+    en.system.exes.insert(12, "/usr/sbin/runc".into());
+    en.enrich(&fork(11, 10, 1, HOST));
+    en.enrich(&exec(11, 1, HOST, "/usr/sbin/runc"));
+    let mut init = ns_event(EventKind::Unshare, 12, 50, HOST, CT);
+    if let RawEvent::Namespace(_, e) = &mut init {
+        e.header.ppid = 11;
+        e.header.comm[..13].copy_from_slice(b"runc:[2:INIT]");
+    }
+    assert!(en.enrich(&init).process.runtime_helper);
+    // A container process first seen with runc's stage name, running its own binary: no
+    // helper (it used to be one by its name).
+    en.system.exes.insert(13, "/bin/busybox".into());
+    let mut imposter = ns_event(EventKind::Setns, 13, 50, CT, HOST);
+    if let RawEvent::Namespace(_, e) = &mut imposter {
+        e.header.ppid = 12;
+        e.header.comm[..13].copy_from_slice(b"runc:[2:INIT]");
+    }
+    let ev = en.enrich(&imposter);
+    assert!(!ev.process.runtime_helper, "a name made it a helper");
     assert_eq!(ev.container.map(|c| c.id), Some("/mybox".to_owned()));
 }
 

@@ -124,6 +124,11 @@ pub struct Process {
     /// host, doing the runtime's own setns/unshare work.
     #[serde(default, skip_serializing_if = "is_false")]
     pub runtime_helper: bool,
+    /// Namespaces it holds that belong to the host or to another container and that its
+    /// container did not have when the agent first saw it: the effect of an escape, whatever
+    /// path led there. `previous` is the container's own namespace of that type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_namespaces: Vec<JoinedNamespace>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -483,6 +488,7 @@ pub(crate) mod testing {
                     ..Namespaces::default()
                 },
                 runtime_helper: false,
+                foreign_namespaces: Vec::new(),
             },
             container: Some(Container {
                 id: "a".repeat(64),

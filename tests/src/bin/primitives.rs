@@ -4,7 +4,7 @@
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
 //! Usage: primitives <dirtycow FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
-//!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module>
+//!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD>
 
 use std::{
     ffi::CString,
@@ -248,6 +248,59 @@ fn finit_module() {
     println!("finit_module: {rc}");
 }
 
+/// setns(2) through the 32-bit syscall entry (`int 0x80` with the i386 number) from this
+/// 64-bit process, which the per-syscall tracepoints of x86-64 do not see; then exec `cmd` in
+/// the namespace reached, so the process makes an event there.
+#[cfg(target_arch = "x86_64")]
+fn setns32(path: &str, cmd: &str) {
+    /// `__NR_setns` in arch/x86/entry/syscalls/syscall_32.tbl.
+    const I386_SETNS: i64 = 346;
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open namespace"));
+    let ret: i64;
+    // SAFETY: int 0x80 with eax=setns, ebx=fd, ecx=nstype (0: any); the kernel reads only
+    // these registers and returns in eax; no memory is passed.
+    unsafe {
+        // rbx is LLVM's: the fd goes in through another register, swapped in and back.
+        std::arch::asm!(
+            "xchg {fd}, rbx",
+            "int 0x80",
+            "xchg {fd}, rbx",
+            fd = inout(reg) i64::from(file.as_raw_fd()) => _,
+            inlateout("rax") I386_SETNS => ret,
+            in("rcx") 0i64,
+            options(nostack),
+        );
+    }
+    if ret != 0 {
+        eprintln!(
+            "primitives: setns32: {}",
+            std::io::Error::from_raw_os_error(-ret as i32)
+        );
+        exit(1);
+    }
+    println!("setns32 ok");
+    exec(cmd)
+}
+
+/// setns(2) the ordinary way, then exec `cmd`.
+fn setns64(path: &str, cmd: &str) {
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open namespace"));
+    // SAFETY: setns on a descriptor we own.
+    if unsafe { libc::setns(file.as_raw_fd(), 0) } != 0 {
+        fail("setns");
+    }
+    println!("setns ok");
+    exec(cmd)
+}
+
+fn exec(cmd: &str) -> ! {
+    let c = CString::new(cmd).unwrap_or_else(|_| fail("command"));
+    let argv = [c.as_ptr(), std::ptr::null()];
+    // SAFETY: a NUL-terminated argv of one C string and NULL.
+    unsafe { libc::execv(c.as_ptr(), argv.as_ptr()) };
+    fail("exec")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| {
@@ -266,9 +319,12 @@ fn main() {
         Some("userfaultfd") => userfaultfd(),
         Some("connect") => connect(&arg(2)),
         Some("finit-module") => finit_module(),
+        #[cfg(target_arch = "x86_64")]
+        Some("setns32") => setns32(&arg(2), &arg(3)),
+        Some("setns") => setns64(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module>"
+                "usage: primitives <dirtycow FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
             );
             exit(2);
         }

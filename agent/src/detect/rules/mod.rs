@@ -13,6 +13,7 @@ mod memory;
 mod misc;
 mod mount;
 mod namespace;
+mod namespace_held;
 mod namespace_join_host;
 mod procfs_mount;
 mod simple;
@@ -173,6 +174,7 @@ fn check<C: Check>() -> Entry {
 pub fn catalogue() -> Vec<Entry> {
     vec![
         rule::<namespace_join_host::NamespaceJoinHost>(),
+        rule::<namespace_held::ForeignNamespaceHeld>(),
         check::<namespace::UnshareUser>(),
         check::<mount::MountHostDevice>(),
         check::<procfs_mount::ProcfsMount>(),

@@ -26,7 +26,11 @@ pub static INFO: RuleInfo = RuleInfo {
         command lines around the event (`escapewatch timeline`), and what the process did after \
         joining; treat the host as compromised until shown otherwise.",
     inputs: &[Input::Kind(EventKind::Setns)],
-    fixtures: Fixtures::Recorded(&["namespace-join-host", "incident-two-containers"]),
+    fixtures: Fixtures::Recorded(&[
+        "namespace-join-host",
+        "incident-two-containers",
+        "memfd-name",
+    ]),
     ..RuleInfo::BASE
 };
 
