@@ -116,6 +116,31 @@ pub static MARKED_FDS: LruHashMap<u64, Mark> = LruHashMap::with_max_entries(4096
 #[map]
 pub static SCRATCH_MARK: PerCpuArray<Mark> = PerCpuArray::with_max_entries(1, 0);
 
+/// A mapping a process discards pages of: (tgid, vm_start).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MappingKey {
+    pub vm_start: u64,
+    pub tgid: u32,
+    pub _pad: u32,
+}
+
+/// How many discards of one mapping were reported in the current window.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Budget {
+    pub window_start_ns: u64,
+    pub count: u32,
+    pub _pad: u32,
+}
+
+/// The Dirty COW race discards a page millions of times: per mapping, only the first
+/// [`MADVISE_PER_WINDOW`] discards of each window reach the ring buffer (the rule needs 3).
+#[map]
+pub static MADVISE_BUDGET: LruHashMap<MappingKey, Budget> = LruHashMap::with_max_entries(4096, 0);
+pub const MADVISE_PER_WINDOW: u32 = 4;
+pub const MADVISE_WINDOW_NS: u64 = 500_000_000;
+
 /// Slot 0 becomes 1 once any fd was ever marked: until then the write path, the hottest
 /// syscall there is, returns after one array read.
 #[map]

@@ -41,8 +41,12 @@ pub static INFO: RuleInfo = RuleInfo {
     ..RuleInfo::BASE
 };
 
-/// Time between two alerts; losses in between are added to the next one.
+/// Time between two alerts naming the same container (or none); losses in between are added
+/// to the next one. Another container's overload is alerted at once: one flood's cooldown
+/// never hides the next.
 pub const COOLDOWN_NS: u64 = 60_000_000_000;
+/// Containers whose last alert time is kept (the oldest is forgotten beyond that).
+const COOLDOWN_KEYS: usize = 4096;
 /// Without losses, the container counts start afresh after this long (the daemon's tick).
 const QUIET_INTERVAL_NS: u64 = 1_000_000_000;
 /// Containers counted per interval; beyond that, events count as "other".
@@ -56,10 +60,14 @@ pub struct OverloadDetector {
     pending_ids: Vec<u64>,
     /// The process that reported the losses (the agent).
     reporter: Option<AlertProcess>,
-    last_alert_ns: Option<u64>,
+    /// Last alert time by the container it named (`None`: no container stood out).
+    last_alert_ns: BTreeMap<Option<Container>, u64>,
     /// Start of the interval the container counts cover.
     interval_start_ns: Option<u64>,
     per_container: BTreeMap<Container, u64>,
+    /// The container with most events in the interval (ties: the smaller container), kept as
+    /// counts grow so that no event pays for a scan.
+    top: Option<(Container, u64)>,
     events: u64,
 }
 
@@ -75,17 +83,30 @@ impl OverloadDetector {
             self.reset_interval(event.ktime_ns);
         }
         self.events += 1;
-        if let Some(c) = &event.container {
-            if let Some(n) = self.per_container.get_mut(c) {
-                *n += 1;
-            } else if self.per_container.len() < CONTAINER_LIMIT {
-                self.per_container.insert(c.clone(), 1);
-            }
+        let Some(c) = &event.container else {
+            return;
+        };
+        let n = if let Some(n) = self.per_container.get_mut(c) {
+            *n += 1;
+            *n
+        } else if self.per_container.len() < CONTAINER_LIMIT {
+            self.per_container.insert(c.clone(), 1);
+            1
+        } else {
+            return;
+        };
+        let leads = match &self.top {
+            None => true,
+            Some((t, tn)) => n > *tn || (n == *tn && c < t),
+        };
+        if leads {
+            self.top = Some((c.clone(), n));
         }
     }
 
     fn reset_interval(&mut self, now_ns: u64) {
         self.per_container.clear();
+        self.top = None;
         self.events = 0;
         self.interval_start_ns = Some(now_ns);
     }
@@ -94,10 +115,7 @@ impl OverloadDetector {
         let now_ns = e.ktime_ns;
         let lost_total: u64 = self.pending.values().sum();
         // Most events first; ties broken by the container's order, so the choice is stable.
-        let top = self
-            .per_container
-            .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)));
+        let top = self.top.as_ref().map(|(c, n)| (c, n));
         let interval_s = self
             .interval_start_ns
             .map_or(0.0, |s| now_ns.saturating_sub(s) as f64 / 1e9);
@@ -167,15 +185,30 @@ impl Rule for OverloadDetector {
         } else {
             self.observe(e);
         }
-        if self.pending.is_empty()
-            || self
-                .last_alert_ns
-                .is_some_and(|t| e.ktime_ns.saturating_sub(t) < COOLDOWN_NS)
+        if self.pending.is_empty() {
+            return;
+        }
+        let key = self.top.as_ref().map(|(c, _)| c.clone());
+        if self
+            .last_alert_ns
+            .get(&key)
+            .is_some_and(|t| e.ktime_ns.saturating_sub(*t) < COOLDOWN_NS)
         {
             return;
         }
         out.push(self.alert(e));
-        self.last_alert_ns = Some(e.ktime_ns);
+        if self.last_alert_ns.len() >= COOLDOWN_KEYS && !self.last_alert_ns.contains_key(&key) {
+            // The one alerted longest ago; its next overload simply alerts again.
+            if let Some(oldest) = self
+                .last_alert_ns
+                .iter()
+                .min_by_key(|(k, t)| (**t, (*k).clone()))
+                .map(|(k, _)| k.clone())
+            {
+                self.last_alert_ns.remove(&oldest);
+            }
+        }
+        self.last_alert_ns.insert(key, e.ktime_ns);
         self.pending.clear();
         self.pending_ids.clear();
         self.reset_interval(e.ktime_ns);
@@ -314,6 +347,45 @@ mod tests {
         // Nothing new: quiet again.
         later.ktime_ns = 3 * COOLDOWN_NS;
         assert!(run(&mut d, &later).is_empty());
+    }
+
+    #[test]
+    fn another_containers_overload_within_the_cooldown_is_alerted_at_once() {
+        let mut d = OverloadDetector::new();
+        let first = setns_event(container_process(), 0, vec![]);
+        assert!(run(&mut d, &first).is_empty());
+        let a = run(&mut d, &lost(2, first.ktime_ns + 1, &[("process_fork", 4)]))
+            .pop()
+            .expect("first overload");
+        assert_eq!(a.details["top_container"]["id"], "a".repeat(64));
+        // 30 s later a second container floods.
+        let mut flood = first.clone();
+        flood.container = Some(Container {
+            id: "b".repeat(64),
+            runtime: Runtime::Containerd,
+            pod_uid: None,
+        });
+        let t = first.ktime_ns + 30_000_000_000;
+        for i in 0..3 {
+            flood.ktime_ns = t + i;
+            assert!(run(&mut d, &flood).is_empty());
+        }
+        let b = run(&mut d, &lost(9, t + 10, &[("file_open", 7)]))
+            .pop()
+            .expect("the second container's overload is not hidden by the first's cooldown");
+        assert_eq!(b.details["top_container"]["id"], "b".repeat(64));
+        assert_eq!(b.details["lost"]["file_open"], 7);
+        // The first container again within its cooldown: counted into its next alert.
+        let mut again = first.clone();
+        again.ktime_ns = t + 20;
+        run(&mut d, &again);
+        assert!(run(&mut d, &lost(11, t + 21, &[("process_exec", 1)])).is_empty());
+        again.ktime_ns = first.ktime_ns + 1 + COOLDOWN_NS;
+        let later = run(&mut d, &again)
+            .pop()
+            .expect("pending losses after the cooldown");
+        assert_eq!(later.details["lost"]["process_exec"], 1);
+        assert_eq!(later.event_ids, vec![11]);
     }
 
     #[test]

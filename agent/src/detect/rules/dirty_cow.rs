@@ -21,25 +21,28 @@ use crate::{
 };
 
 pub static INFO: RuleInfo = RuleInfo {
-    scope: "madvise(MADV_DONTNEED) racing forced writes (/proc/self/mem, ptrace POKE) into a read-only private file mapping",
+    scope: "madvise(MADV_DONTNEED or MADV_DONTNEED_LOCKED) racing forced writes (/proc/PID/mem, ptrace POKE) into a read-only private mapping: a file, anonymous memory or the vDSO",
     id: "dirty-cow",
     severity: Severity::Critical,
     mitre: "T1068",
     title: "Dirty COW race: madvise(MADV_DONTNEED) racing forced writes to a read-only mapping",
     explanation: "A process in a container repeatedly discarded the pages of a read-only, \
-        private file mapping with madvise(MADV_DONTNEED) while forcing writes into the same \
-        mapping through /proc/self/mem (or ptrace). That is the Dirty COW race \
-        (CVE-2016-5195): on an unpatched kernel the forced write lands in the file's page cache, \
-        so any file the process can read — /etc/passwd, setuid binaries, runc — is changed for \
-        the whole host. On a patched kernel the write harmlessly goes to a private copy, but \
-        the attempt is the signal. Check the file named in details and the kernel version.",
+        private mapping with madvise(MADV_DONTNEED or MADV_DONTNEED_LOCKED) while forcing \
+        writes into the same mapping through /proc/PID/mem or ptrace POKE (from the process \
+        itself, a thread, or a tracer). That is the Dirty COW race (CVE-2016-5195): on an \
+        unpatched kernel the forced write lands in the page cache of a file — /etc/passwd, \
+        setuid binaries, runc — for the whole host, or in the vDSO that every process on the \
+        host runs (the scumjr/dirtycow-vdso container escape). On a patched kernel the write \
+        harmlessly goes to a private copy, but the attempt is the signal. Check the mapping \
+        named in details (a file, or an anonymous/special mapping such as [vdso]) and the \
+        kernel version.",
     inputs: &[
         Input::Kind(EventKind::Madvise),
         Input::Kind(EventKind::MemWrite),
         Input::Kind(EventKind::CowFault),
         Input::Syscall(WatchedSyscall::Ptrace),
     ],
-    fixtures: Fixtures::Recorded(&["dirty-cow"]),
+    fixtures: Fixtures::Recorded(&["dirty-cow", "dirty-cow-ptrace"]),
     ..RuleInfo::BASE
 };
 
@@ -172,7 +175,6 @@ impl Rule for DirtyCow {
                 addr,
                 target,
                 vma_found: true,
-                vma_file_backed: true,
                 vma_writable: false,
                 vma_shared: false,
                 vma_file,
@@ -264,10 +266,14 @@ impl Rule for DirtyCow {
             .collect();
         ids.sort_unstable();
         ids.dedup();
+        let mapping = if target.file.is_empty() {
+            "an anonymous or special mapping (such as the vDSO)".to_owned()
+        } else {
+            format!("read-only mapping of {}", target.file)
+        };
         let summary = format!(
-            "{} raced madvise(MADV_DONTNEED) against forced writes into read-only mapping of {} ({} discards, {} writes in {} ms): Dirty COW; verify that file on the host.",
+            "{} raced madvise(MADV_DONTNEED) against forced writes into {mapping} ({} discards, {} writes in {} ms): Dirty COW; verify that file on the host.",
             who(e, container),
-            target.file,
             discards.len(),
             writes.len(),
             WINDOW_NS / 1_000_000
@@ -312,6 +318,54 @@ impl Declared for DirtyCow {
                 assert_eq!(a.details["range"][0], tests::START);
                 assert_eq!(a.event_ids, vec![1, 2, 3, 4, 5, 6]);
             }),
+            Example::alert(
+                "the vDSO: an anonymous/special mapping, advice 24",
+                {
+                    let vdso = || {
+                        let mut d = tests::discard();
+                        if let Payload::Madvise { advice, file, .. } = &mut d {
+                            *advice = 24;
+                            *file = crate::model::FileRef {
+                                dev: "0:0".into(),
+                                ..Default::default()
+                            };
+                        }
+                        d
+                    };
+                    let poke = || Payload::MemWrite {
+                        ret: 8,
+                        addr: tests::START + 16,
+                        len: 8,
+                        target: super::examples::target(
+                            4242,
+                            "exploit",
+                            crate::model::NsOwner::Unknown,
+                        ),
+                        vma_found: true,
+                        vma_file_backed: false,
+                        vma_writable: false,
+                        vma_shared: false,
+                        vma_file: None,
+                    };
+                    (0..3)
+                        .flat_map(|_| {
+                            [
+                                in_container("exploit", vdso()),
+                                in_container("exploit", poke()),
+                            ]
+                        })
+                        .collect()
+                },
+                |a| {
+                    assert_eq!(a.details["file"], "");
+                    assert_eq!(a.details["ino"], 0);
+                    assert!(
+                        a.summary.contains("anonymous or special mapping"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
             // An allocator returning pages and a debugger's occasional poke: below the race's
             // rate, or without the other half.
             Example::silent("two of each, then discards alone", {
