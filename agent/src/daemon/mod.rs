@@ -18,7 +18,7 @@ use crate::{
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
     loader::{self, LoadError, Loaded},
-    metrics::{self, Health, Metrics, MetricsError},
+    metrics::{self, Health, Metrics, MetricsError, Readiness},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
     rules_report,
     runtime_watch::RuntimeWatch,
@@ -181,12 +181,12 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
         .filter(|a| a.failed())
         .map(|a| a.program)
         .collect();
-    let ready = failed.is_empty();
-    metrics.ready.set(i64::from(ready));
-    health.set_ready(
-        ready,
-        format!("programs not attached: {}", failed.join(", ")),
+    health.set(
+        Readiness::Programs,
+        (!failed.is_empty()).then(|| format!("programs not attached: {}", failed.join(", "))),
     );
+    health.set(Readiness::Starting, None);
+    metrics.ready.set(i64::from(health.ready().is_none()));
 }
 
 pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
@@ -242,11 +242,13 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         disabled: opts.disabled_hooks(),
     })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
-    // After loading, so privilege and BTF problems are reported as such; a taken port still
-    // fails before READY=1 (the programs detach as the error unwinds).
+    // After loading, so privilege and BTF problems are reported as such. A taken port is
+    // not fatal (whoever binds it first must not be able to keep the detector off): it is
+    // logged, counted, holds /readyz at 503 and is retried. READY=1 is still sent: systemd's
+    // readiness means detection is up, and it is; withholding it would have systemd kill
+    // and restart the agent in a loop, which is the blinding the squatter wanted.
     if let Some(addr) = opts.metrics_addr() {
-        let bound = metrics::serve(addr, metrics.clone(), health.clone())?;
-        info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
+        metrics::serve(addr, metrics.clone(), health.clone())?;
     }
     let runtime_watch = loader::RuntimeInodes::new(&mut loaded.ebpf).map(RuntimeWatch::new);
 
@@ -301,6 +303,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
             _ = tick.tick() => {
                 health.beat();
                 pipeline.tick(&collector);
+                metrics.ready.set(i64::from(health.ready().is_none()));
                 continue;
             }
         }
@@ -310,7 +313,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     }
 
     sd_notify("STOPPING=1");
-    health.set_ready(false, "shutting down".into());
+    health.set(Readiness::ShuttingDown, Some("shutting down".into()));
     // Detach first so nothing new arrives, then drain what the kernel already submitted.
     drop(loaded);
     let stats = collector.drain(&mut batch);
