@@ -9,8 +9,10 @@ use std::{
 
 use escapewatch_integration::{
     agent::{Agent, work_dir},
-    escape::nsenter_escape,
+    escape::{finish, nsenter_escape},
+    scenario::catalogued,
 };
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// The agent's metrics bind retry interval (`metrics::BIND_RETRY`), plus slack.
@@ -50,4 +52,111 @@ fn a_taken_metrics_port_does_not_stop_detection() {
     );
     assert_eq!(agent.http_get("/readyz").trim(), "ready");
     agent.stop();
+}
+
+fn bpftool(args: &[&str]) -> std::process::Output {
+    Command::new("bpftool")
+        .args(args)
+        .output()
+        .expect("run bpftool")
+}
+
+fn bpftool_json(args: &[&str]) -> Vec<Value> {
+    let out = bpftool(&[&["-j"], args].concat());
+    assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+}
+
+/// The newest link of the program named `name` (the agent under test attached last: agents
+/// are serialised by the machine lock).
+fn newest_link_of(name: &str) -> Value {
+    let progs: Vec<u64> = bpftool_json(&["prog", "show"])
+        .iter()
+        .filter(|p| p["name"] == name)
+        .filter_map(|p| p["id"].as_u64())
+        .collect();
+    bpftool_json(&["link", "show"])
+        .into_iter()
+        .filter(|l| l["prog_id"].as_u64().is_some_and(|id| progs.contains(&id)))
+        .max_by_key(|l| l["id"].as_u64())
+        .unwrap_or_else(|| panic!("no bpf link of program {name}"))
+}
+
+/// The fields of an alert the agent raises about itself, against the catalogue.
+fn check_agent_alert(alert: &Value, rule: &str, agent_pid: u32) {
+    let info = catalogued(rule);
+    assert_eq!(alert["rule"], rule, "{alert:#}");
+    assert_eq!(alert["severity"], info["severity"], "{alert:#}");
+    assert_eq!(alert["mitre"], info["mitre"], "{alert:#}");
+    assert_eq!(alert["mitre"], "T1562.001", "{alert:#}");
+    assert_eq!(alert["explanation"], info["explanation"], "{alert:#}");
+    assert_eq!(alert["container"], Value::Null, "{alert:#}");
+    assert_eq!(alert["process"]["pid"], agent_pid, "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "escapewatch", "{alert:#}");
+    assert_eq!(
+        alert["event_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{alert:#}"
+    );
+}
+
+#[test]
+fn a_detached_program_is_an_alert() {
+    let dir = work_dir("detector-tampered");
+    let mut agent = Agent::start_with(&dir, Some(""));
+    assert_eq!(agent.http_get("/readyz").trim(), "ready");
+
+    // cgroup links can be detached from outside; on 6.x kernels perf_event (tracepoint) and
+    // raw_tracepoint links refuse it (EOPNOTSUPP). Where the kernel lets the tracepoint go
+    // too, the alert must name it as well.
+    let sysctl = newest_link_of("sysctl_write");
+    assert_eq!(sysctl["type"], "cgroup", "{sysctl:#}");
+    assert_ne!(sysctl["cgroup_id"], 0, "attached at start: {sysctl:#}");
+    let id = sysctl["id"].to_string();
+    let out = bpftool(&["link", "detach", "id", &id]);
+    assert!(out.status.success(), "bpftool link detach id {id}: {out:?}");
+    let setns = newest_link_of("sys_enter_setns")["id"].to_string();
+    let setns_detached = bpftool(&["link", "detach", "id", &setns]).status.success();
+    let mut want = vec!["sysctl_write"];
+    if setns_detached {
+        want.insert(0, "sys_enter_setns");
+    }
+
+    let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-tampered");
+    check_agent_alert(&alert, "detector-tampered", agent.pid());
+    assert_eq!(
+        alert["details"]["programs"],
+        serde_json::json!(want),
+        "{alert:#}"
+    );
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sysctl_write"),
+        "{alert:#}"
+    );
+    agent.wait_for_stderr("the agent raised an alert about itself", WAIT);
+    assert_eq!(
+        agent.metric_sum(
+            "escapewatch_programs_detached_total",
+            "program=\"sysctl_write\""
+        ),
+        1.0
+    );
+    assert_eq!(agent.metric_sum("escapewatch_ready ", ""), 0.0);
+    let ready = agent.http_get("/readyz");
+    assert!(
+        ready.contains("programs detached while running: sysctl_write"),
+        "/readyz: {ready}"
+    );
+    // Reported once: the next checks find nothing new.
+    std::thread::sleep(Duration::from_secs(4));
+    let tampered = agent
+        .alerts()
+        .into_iter()
+        .filter(|a| a["rule"] == "detector-tampered")
+        .count();
+    assert_eq!(tampered, 1);
+    finish(agent, "detector-tampered");
 }

@@ -3,6 +3,7 @@
 //! SIGTERM/SIGINT.
 
 mod pipeline;
+mod selfcheck;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -25,6 +26,7 @@ use crate::{
     sink::{JsonLines, SinkError},
 };
 use pipeline::{Pipeline, PipelineParts};
+use selfcheck::SelfCheck;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -276,6 +278,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     });
 
     report_attachments(&loaded, &metrics, &health);
+    let mut self_check = SelfCheck::new(&loaded, &metrics);
     // A fresh agent is not "silent": the last-event clock starts now.
     metrics.last_event_timestamp.set(unix_now_secs());
     let attached = loaded.attachments.iter().filter(|a| a.attached()).count();
@@ -303,6 +306,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
             _ = tick.tick() => {
                 health.beat();
                 pipeline.tick(&collector);
+                if let Some(report) = self_check.run(&metrics, &health) {
+                    pipeline.report(report);
+                }
                 metrics.ready.set(i64::from(health.ready().is_none()));
                 continue;
             }

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub containers_tracked: IntGauge,
     pub programs_attached: IntGaugeVec,
     pub programs_failed: IntGaugeVec,
+    /// Programs the self-check found detached after they had been attached, by program.
+    pub programs_detached: IntCounterVec,
     /// 1 for each (rule, hook type, program) serving that rule on this kernel.
     pub rule_hook: IntGaugeVec,
     pub last_event_timestamp: Gauge,
@@ -235,6 +237,12 @@ impl Metrics {
                     &["hook"],
                 ),
             )?,
+            programs_detached: counter_vec!(
+                &r,
+                "escapewatch_programs_detached_total",
+                "eBPF programs found detached (link gone or detached from its target) after the agent attached them, by program; each raises detector-tampered.",
+                &["program"]
+            ),
             rule_hook: reg(
                 &r,
                 "escapewatch_rule_hook_info",

@@ -276,6 +276,13 @@ pub enum Payload {
     EventsLost {
         lost: std::collections::BTreeMap<String, u64>,
     },
+    /// Not a kernel event: the agent's periodic self-check found programs it had attached no
+    /// longer attached (their link gone, or detached from its target). Logged so replay sees
+    /// what the live engine saw (`detector-tampered`).
+    ProgramsDetached {
+        /// The programs newly found detached, by name (`sys_enter_setns`).
+        programs: Vec<String>,
+    },
     /// A forced write fault (/proc/PID/mem, ptrace POKE) into a read-only private file
     /// mapping, seen in the kernel's fault handler: the copy-on-write break.
     CowFault {
@@ -365,6 +372,7 @@ impl Event {
             Payload::MemWrite { .. } => "mem_write",
             Payload::CowFault { .. } => "cow_fault",
             Payload::EventsLost { .. } => "events_lost",
+            Payload::ProgramsDetached { .. } => "programs_detached",
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",
