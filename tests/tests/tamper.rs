@@ -8,7 +8,7 @@ use std::{
 };
 
 use escapewatch_integration::{
-    agent::{Agent, work_dir},
+    agent::{Agent, read_jsonl, work_dir},
     escape::{finish, nsenter_escape},
     scenario::catalogued,
 };
@@ -159,4 +159,61 @@ fn a_detached_program_is_an_alert() {
         .count();
     assert_eq!(tampered, 1);
     finish(agent, "detector-tampered");
+}
+
+#[test]
+fn a_killed_agent_restarting_is_an_alert_and_a_clean_restart_is_not() {
+    let dir = work_dir("detector-restarted");
+    let mut first = Agent::start(&dir);
+    let killed_pid = first.pid();
+    first.kill();
+    // The killed run's log is moved away, as logrotate would: the marker beside it is what
+    // tells, and the new session is a log (and a fixture) of its own.
+    std::fs::rename(&first.event_log, dir.join("events.killed.jsonl")).unwrap();
+    drop(first);
+
+    // Before the fix a kill and a restart inside AgentDown's 2 minutes raised nothing.
+    let second = Agent::start(&dir);
+    let alert = second.wait_for_alert(WAIT, |a| a["rule"] == "detector-restarted");
+    check_agent_alert(&alert, "detector-restarted", second.pid());
+    assert_eq!(alert["details"]["previous_pid"], killed_pid, "{alert:#}");
+    assert_eq!(alert["details"]["host_rebooted"], false, "{alert:#}");
+    assert!(
+        alert["details"]["previous_start"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{alert:#}"
+    );
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("pid {killed_pid}")),
+        "{alert:#}"
+    );
+    // The report is the first event of the new session, so replay sees it first too.
+    let id = alert["event_ids"][0].clone();
+    let lines = read_jsonl(&second.event_log);
+    let header = lines
+        .iter()
+        .rposition(|l| l["format"] == "escapewatch-events")
+        .expect("a session header");
+    assert_eq!(lines[header + 1]["id"], id, "{:#}", lines[header + 1]);
+    assert_eq!(lines[header + 1]["data"]["kind"], "agent_restarted");
+    finish(second, "detector-restarted");
+
+    // A clean stop (finish sent SIGTERM) and a start: nothing to report.
+    let alert_log = dir.join("alerts.jsonl");
+    let count = |alerts: Vec<Value>| {
+        alerts
+            .iter()
+            .filter(|a| a["rule"] == "detector-restarted")
+            .count()
+    };
+    let before = count(read_jsonl(&alert_log));
+    let mut third = Agent::start(&dir);
+    third.wait_for_stderr("self-check: watching", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(third.alerts()), before, "{:#?}", third.alerts());
+    third.stop();
 }

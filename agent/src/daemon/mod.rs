@@ -2,6 +2,7 @@
 //! and health; reload the policy and reopen the logs on SIGHUP; drain and flush on
 //! SIGTERM/SIGINT.
 
+mod marker;
 mod pipeline;
 mod selfcheck;
 
@@ -25,6 +26,7 @@ use crate::{
     runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
+use marker::RunMarker;
 use pipeline::{Pipeline, PipelineParts};
 use selfcheck::SelfCheck;
 
@@ -229,6 +231,12 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         rule_set_hash: eventlog::rule_set_hash(rules::infos()),
         segment: 0,
     };
+    // Read before anything can fail: a start that fails keeps the previous run's marker for the
+    // next one. Without an event log there is no session to record the report in: not checked.
+    let run_marker = opts
+        .event_log_config()
+        .map(|cfg| RunMarker::beside(&cfg.path));
+    let previous_run = run_marker.as_ref().and_then(RunMarker::previous_run);
     let event_log = opts
         .event_log_config()
         .map(|cfg| EventLog::open(cfg, header.clone()))
@@ -279,6 +287,13 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
 
     report_attachments(&loaded, &metrics, &health);
     let mut self_check = SelfCheck::new(&loaded, &metrics);
+    // The first event of the session: the previous run ended without a clean stop.
+    if let Some(report) = previous_run {
+        pipeline.report(report);
+    }
+    if let Some(m) = &run_marker {
+        m.write(host::rfc3339_ns(boot + i128::from(boottime_ns())));
+    }
     // A fresh agent is not "silent": the last-event clock starts now.
     metrics.last_event_timestamp.set(unix_now_secs());
     let attached = loaded.attachments.iter().filter(|a| a.attached()).count();
@@ -327,6 +342,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     pipeline.process(&mut batch);
     pipeline.tick(&collector);
     pipeline.close();
+    if let Some(m) = &run_marker {
+        m.remove();
+    }
     Ok(())
 }
 

@@ -43,6 +43,8 @@ pub enum Input {
     LossReport,
     /// The agent's own `programs_detached` report, made by its periodic self-check.
     DetachReport,
+    /// The agent's own `agent_restarted` report, made at start from its run marker.
+    RestartReport,
 }
 
 impl Input {
@@ -53,6 +55,7 @@ impl Input {
             Input::Syscall(s) => format!("syscall:{}", s.name()),
             Input::LossReport => "events_lost".to_owned(),
             Input::DetachReport => "programs_detached".to_owned(),
+            Input::RestartReport => "agent_restarted".to_owned(),
         }
     }
 }
@@ -203,6 +206,7 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Userfaultfd>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
+        check::<tamper::DetectorRestarted>(),
     ]
 }
 
