@@ -45,7 +45,7 @@ fn serves(p: &ProgramSpec, input: Input) -> bool {
     match input {
         Input::Kind(kind) => p.kinds.contains(&kind),
         Input::Syscall(s) => p.id == s.program(),
-        Input::LossReport => false,
+        Input::LossReport | Input::DetachReport | Input::RestartReport => false,
     }
 }
 

@@ -87,12 +87,19 @@ impl Agent {
     /// Start the agent with a config file holding `config` (TOML) and metrics on a free
     /// loopback port (see [`Agent::metrics`]).
     pub fn start_with(dir: &Path, config: Option<&str>) -> Agent {
+        Self::start_on(dir, config, "127.0.0.1:0")
+    }
+
+    /// The same with metrics on `metrics_addr`. `dir` may hold an earlier agent's logs (a
+    /// restart on the same log directory).
+    pub fn start_on(dir: &Path, config: Option<&str>, metrics_addr: &str) -> Agent {
         require_root();
         let lock = MachineLock::acquire();
         let event_log = dir.join("events.jsonl");
         let alert_log = dir.join("alerts.jsonl");
         // Stand in for systemd: the agent must send READY=1 here once attached (Type=notify).
         let notify_path = dir.join("notify.sock");
+        let _ = fs::remove_file(&notify_path);
         let notify =
             std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind notify socket");
         notify
@@ -104,7 +111,7 @@ impl Agent {
             .arg(&event_log)
             .arg("--alert-log")
             .arg(&alert_log)
-            .args(["--metrics-addr", "127.0.0.1:0"]);
+            .args(["--metrics-addr", metrics_addr]);
         if let Some(text) = config {
             let path = dir.join("config.toml");
             fs::write(&path, text).expect("write the test config");

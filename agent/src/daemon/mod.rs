@@ -2,7 +2,9 @@
 //! and health; reload the policy and reopen the logs on SIGHUP; drain and flush on
 //! SIGTERM/SIGINT.
 
+mod marker;
 mod pipeline;
+mod selfcheck;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -18,13 +20,15 @@ use crate::{
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
     loader::{self, LoadError, Loaded},
-    metrics::{self, Health, Metrics, MetricsError},
+    metrics::{self, Health, Metrics, MetricsError, Readiness},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
     rules_report,
     runtime_watch::RuntimeWatch,
     sink::{JsonLines, SinkError},
 };
+use marker::RunMarker;
 use pipeline::{Pipeline, PipelineParts};
+use selfcheck::SelfCheck;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -181,12 +185,12 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
         .filter(|a| a.failed())
         .map(|a| a.program)
         .collect();
-    let ready = failed.is_empty();
-    metrics.ready.set(i64::from(ready));
-    health.set_ready(
-        ready,
-        format!("programs not attached: {}", failed.join(", ")),
+    health.set(
+        Readiness::Programs,
+        (!failed.is_empty()).then(|| format!("programs not attached: {}", failed.join(", "))),
     );
+    health.set(Readiness::Starting, None);
+    metrics.ready.set(i64::from(health.ready().is_none()));
 }
 
 pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
@@ -227,6 +231,12 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         rule_set_hash: eventlog::rule_set_hash(rules::infos()),
         segment: 0,
     };
+    // Read before anything can fail: a start that fails keeps the previous run's marker for the
+    // next one. Without an event log there is no session to record the report in: not checked.
+    let run_marker = opts
+        .event_log_config()
+        .map(|cfg| RunMarker::beside(&cfg.path));
+    let previous_run = run_marker.as_ref().and_then(RunMarker::previous_run);
     let event_log = opts
         .event_log_config()
         .map(|cfg| EventLog::open(cfg, header.clone()))
@@ -242,11 +252,13 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         disabled: opts.disabled_hooks(),
     })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
-    // After loading, so privilege and BTF problems are reported as such; a taken port still
-    // fails before READY=1 (the programs detach as the error unwinds).
+    // After loading, so privilege and BTF problems are reported as such. A taken port is
+    // not fatal (whoever binds it first must not be able to keep the detector off): it is
+    // logged, counted, holds /readyz at 503 and is retried. READY=1 is still sent: systemd's
+    // readiness means detection is up, and it is; withholding it would have systemd kill
+    // and restart the agent in a loop, which is the blinding the squatter wanted.
     if let Some(addr) = opts.metrics_addr() {
-        let bound = metrics::serve(addr, metrics.clone(), health.clone())?;
-        info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
+        metrics::serve(addr, metrics.clone(), health.clone())?;
     }
     let runtime_watch = loader::RuntimeInodes::new(&mut loaded.ebpf).map(RuntimeWatch::new);
 
@@ -274,6 +286,14 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     });
 
     report_attachments(&loaded, &metrics, &health);
+    let mut self_check = SelfCheck::new(&loaded, &metrics);
+    // The first event of the session: the previous run ended without a clean stop.
+    if let Some(report) = previous_run {
+        pipeline.report(report);
+    }
+    if let Some(m) = &run_marker {
+        m.write(host::rfc3339_ns(boot + i128::from(boottime_ns())));
+    }
     // A fresh agent is not "silent": the last-event clock starts now.
     metrics.last_event_timestamp.set(unix_now_secs());
     let attached = loaded.attachments.iter().filter(|a| a.attached()).count();
@@ -301,6 +321,10 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
             _ = tick.tick() => {
                 health.beat();
                 pipeline.tick(&collector);
+                if let Some(report) = self_check.run(&metrics, &health) {
+                    pipeline.report(report);
+                }
+                metrics.ready.set(i64::from(health.ready().is_none()));
                 continue;
             }
         }
@@ -310,7 +334,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     }
 
     sd_notify("STOPPING=1");
-    health.set_ready(false, "shutting down".into());
+    health.set(Readiness::ShuttingDown, Some("shutting down".into()));
     // Detach first so nothing new arrives, then drain what the kernel already submitted.
     drop(loaded);
     let stats = collector.drain(&mut batch);
@@ -318,6 +342,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     pipeline.process(&mut batch);
     pipeline.tick(&collector);
     pipeline.close();
+    if let Some(m) = &run_marker {
+        m.remove();
+    }
     Ok(())
 }
 

@@ -287,6 +287,17 @@ impl Pipeline {
         self.logs.retry_event_log(&self.metrics);
     }
 
+    /// Something the agent found about itself, into the event stream like any event: logged,
+    /// then judged by the engine (`detector-tampered`), so replay sees what the live engine
+    /// saw.
+    pub fn report(&mut self, data: Payload) {
+        let report = self
+            .enricher
+            .synthetic(boottime_ns(), self.agent_as_process(), data);
+        self.log_and_detect(&report);
+        self.flush();
+    }
+
     pub fn count_decode_errors(&mut self, errors: Vec<escapewatch_common::user::DecodeError>) {
         self.kernel.count_decode_errors(errors, &self.metrics);
     }

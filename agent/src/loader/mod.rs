@@ -1,5 +1,7 @@
 //! Load the eBPF object, hand it this kernel's offsets, attach every program and report how.
 
+pub mod links;
+
 use escapewatch_common::abi::{CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, kernel_dev};
 use std::path::{Path, PathBuf};
 

@@ -158,6 +158,7 @@ async fn write(stream: &mut TcpStream, r: Response, head_only: bool) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Readiness;
 
     #[test]
     fn request_heads() {
@@ -182,7 +183,7 @@ mod tests {
             route("GET", "/readyz", &m, &h).status,
             "503 Service Unavailable"
         );
-        h.set_ready(true, String::new());
+        h.set(Readiness::Starting, None);
         assert_eq!(route("GET", "/readyz", &m, &h).status, "200 OK");
         assert_eq!(
             route("POST", "/metrics", &m, &h).status,

@@ -5,15 +5,13 @@
 //! every rule at its effective severity): a series that appears at 1 has no earlier sample, and
 //! `increase()` over it would stay 0, so the first escape would never fire an alert.
 
+mod health;
 mod http;
 
 use std::{
     net::{SocketAddr, TcpListener},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::Instant,
+    sync::Arc,
+    time::Duration,
 };
 
 use escapewatch_common::kind::EventKind;
@@ -21,6 +19,10 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use tracing::{error, info};
+
+pub use health::{HEARTBEAT_STALE_MS, Health, Readiness};
 
 use crate::detect::{Policy, RuleInfo};
 
@@ -65,10 +67,15 @@ pub struct Metrics {
     pub containers_tracked: IntGauge,
     pub programs_attached: IntGaugeVec,
     pub programs_failed: IntGaugeVec,
+    /// Programs the self-check found detached after they had been attached, by program.
+    pub programs_detached: IntCounterVec,
     /// 1 for each (rule, hook type, program) serving that rule on this kernel.
     pub rule_hook: IntGaugeVec,
     pub last_event_timestamp: Gauge,
     pub ready: IntGauge,
+    /// 1 while /metrics is served; 0 while its address cannot be bound (retried).
+    pub metrics_listener_up: IntGauge,
+    pub metrics_bind_failures: IntCounter,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_timestamp: Gauge,
@@ -230,6 +237,12 @@ impl Metrics {
                     &["hook"],
                 ),
             )?,
+            programs_detached: counter_vec!(
+                &r,
+                "escapewatch_programs_detached_total",
+                "eBPF programs found detached (link gone or detached from its target) after the agent attached them, by program; each raises detector-tampered.",
+                &["program"]
+            ),
             rule_hook: reg(
                 &r,
                 "escapewatch_rule_hook_info",
@@ -255,6 +268,22 @@ impl Metrics {
                 IntGauge::new(
                     "escapewatch_ready",
                     "1 once every program is attached and events flow.",
+                ),
+            )?,
+            metrics_listener_up: reg(
+                &r,
+                "escapewatch_metrics_listener_up",
+                IntGauge::new(
+                    "escapewatch_metrics_listener_up",
+                    "1 while the metrics listener is bound; 0 while its address is taken (the bind is retried; nobody can scrape the 0, escapewatch_metrics_bind_failures_total keeps the record).",
+                ),
+            )?,
+            metrics_bind_failures: reg(
+                &r,
+                "escapewatch_metrics_bind_failures_total",
+                IntCounter::new(
+                    "escapewatch_metrics_bind_failures_total",
+                    "Failed attempts to bind the metrics address (another process holds it).",
                 ),
             )?,
             config_reloads: counter_vec!(
@@ -344,87 +373,149 @@ impl Metrics {
     }
 }
 
-/// What /healthz and /readyz report, updated by the run loop.
-pub struct Health {
-    started: Instant,
-    /// Milliseconds since `started` at the run loop's last tick.
-    heartbeat_ms: AtomicU64,
-    ready: AtomicBool,
-    /// Why not ready, for the /readyz body.
-    not_ready: Mutex<String>,
-}
+/// How often a metrics address that could not be bound is tried again.
+pub const BIND_RETRY: Duration = Duration::from_secs(10);
 
-/// The run loop ticks every second; this much silence means it is stuck.
-pub const HEARTBEAT_STALE_MS: u64 = 10_000;
-
-impl Health {
-    pub fn new() -> Health {
-        Health {
-            started: Instant::now(),
-            heartbeat_ms: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
-            not_ready: Mutex::new("starting: programs not attached yet".into()),
-        }
-    }
-
-    pub fn beat(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.heartbeat_ms.store(ms, Ordering::Relaxed);
-    }
-
-    pub fn set_ready(&self, ready: bool, why_not: String) {
-        if let Ok(mut w) = self.not_ready.lock() {
-            *w = why_not;
-        }
-        self.ready.store(ready, Ordering::Release);
-    }
-
-    /// None when alive; otherwise why not.
-    pub fn alive(&self) -> Option<String> {
-        let now = self.started.elapsed().as_millis() as u64;
-        let last = self.heartbeat_ms.load(Ordering::Relaxed);
-        (now.saturating_sub(last) > HEARTBEAT_STALE_MS)
-            .then(|| format!("run loop silent for {} ms", now - last))
-    }
-
-    /// None when ready; otherwise why not.
-    pub fn ready(&self) -> Option<String> {
-        if self.ready.load(Ordering::Acquire) {
-            return None;
-        }
-        Some(
-            self.not_ready
-                .lock()
-                .map(|s| s.clone())
-                .unwrap_or_else(|_| "not ready".into()),
-        )
-    }
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Bind now (so a taken port fails before any program is attached) and serve /metrics,
-/// /healthz and /readyz from a thread of its own: a scrape must get through even while the
-/// run loop is busy draining a flood, and must never slow that loop down.
+/// Serve /metrics, /healthz and /readyz on `addr` from a thread of its own: a scrape must get
+/// through even while the run loop is busy draining a flood, and must never slow that loop
+/// down.
+///
+/// A taken port does not stop the agent: whoever binds 9464 first must not be able to switch
+/// detection off. The bind is tried now and then every [`BIND_RETRY`] until it succeeds;
+/// meanwhile each failure is logged as an error naming the address, counted
+/// (`escapewatch_metrics_bind_failures_total`, readable once the listener is up), and holds
+/// readiness back (`escapewatch_metrics_listener_up 0`, /readyz 503 until then).
+/// Returns the bound address when the first attempt succeeded.
 pub fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-) -> Result<SocketAddr, MetricsError> {
-    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| MetricsError::Bind { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| MetricsError::Bind { addr, source })?;
+) -> Result<Option<SocketAddr>, MetricsError> {
+    let first = bind(addr);
+    let bound = match &first {
+        Ok((_, bound)) => Some(*bound),
+        Err(e) => {
+            listener_down(e, &metrics, &health);
+            None
+        }
+    };
     std::thread::Builder::new()
         .name("metrics-http".into())
-        .spawn(move || http::run(listener, metrics, health))
+        .spawn(move || {
+            let mut attempt = first;
+            let listener = loop {
+                match attempt {
+                    Ok((listener, bound)) => {
+                        listener_up(bound, &metrics, &health);
+                        break listener;
+                    }
+                    Err(_) => {
+                        std::thread::sleep(BIND_RETRY);
+                        attempt = bind(addr);
+                        if let Err(e) = &attempt {
+                            listener_down(e, &metrics, &health);
+                        }
+                    }
+                }
+            };
+            http::run(listener, metrics, health);
+        })
         .map_err(MetricsError::Thread)?;
     Ok(bound)
+}
+
+fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), MetricsError> {
+    let err = |source| MetricsError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok((listener, bound))
+}
+
+fn listener_down(e: &MetricsError, metrics: &Metrics, health: &Health) {
+    metrics.metrics_bind_failures.inc();
+    metrics.metrics_listener_up.set(0);
+    let MetricsError::Bind { addr, .. } = e else {
+        return;
+    };
+    health.set(
+        Readiness::MetricsListener,
+        Some(format!("metrics listener down: cannot bind {addr}")),
+    );
+    error!(
+        addr = %addr,
+        error = %error_chain(e),
+        retry_seconds = BIND_RETRY.as_secs(),
+        "metrics are not served: cannot bind {addr}; detection and alerting go on, the bind is retried every {} s (escapewatch_metrics_bind_failures_total counts the failures)",
+        BIND_RETRY.as_secs()
+    );
+}
+
+fn listener_up(bound: SocketAddr, metrics: &Metrics, health: &Health) {
+    metrics.metrics_listener_up.set(1);
+    health.set(Readiness::MetricsListener, None);
+    info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
+}
+
+/// The full error chain in one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(addr: SocketAddr, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    }
+
+    /// Whoever holds the port first must not keep the agent from starting: `serve` returns,
+    /// readiness and the gauge say the listener is down, and it serves once the port is free.
+    #[test]
+    fn a_taken_port_is_retried_not_fatal() {
+        let squatter = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = squatter.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let health = Arc::new(Health::new());
+        health.set(Readiness::Starting, None);
+        let bound =
+            serve(addr, metrics.clone(), health.clone()).expect("a taken port is not fatal");
+        assert_eq!(bound, None);
+        assert_eq!(metrics.metrics_listener_up.get(), 0);
+        assert_eq!(metrics.metrics_bind_failures.get(), 1);
+        let why = health.ready().expect("not ready while metrics are down");
+        assert!(why.contains(&addr.to_string()), "{why}");
+        drop(squatter);
+        let deadline = std::time::Instant::now() + BIND_RETRY + Duration::from_secs(3);
+        let body = loop {
+            if let Some(b) = get(addr, "/metrics").filter(|b| b.starts_with("HTTP/1.1 200")) {
+                break b;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/metrics not served within the retry interval"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(body.contains("escapewatch_metrics_listener_up 1"), "{body}");
+        assert!(
+            body.contains("escapewatch_metrics_bind_failures_total 1"),
+            "{body}"
+        );
+        assert_eq!(health.ready(), None);
+        assert!(get(addr, "/readyz").unwrap().starts_with("HTTP/1.1 200"));
+    }
 }

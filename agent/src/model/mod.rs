@@ -281,6 +281,24 @@ pub enum Payload {
     EventsLost {
         lost: std::collections::BTreeMap<String, u64>,
     },
+    /// Not a kernel event: the agent's periodic self-check found programs it had attached no
+    /// longer attached (their link gone, or detached from its target). Logged so replay sees
+    /// what the live engine saw (`detector-tampered`).
+    ProgramsDetached {
+        /// The programs newly found detached, by name (`sys_enter_setns`).
+        programs: Vec<String>,
+    },
+    /// Not a kernel event: at start, the agent found that its previous run on this event log
+    /// did not stop cleanly (killed, crashed). The first event of the new session, logged so
+    /// replay sees what the live engine saw (`detector-restarted`).
+    AgentRestarted {
+        /// 0 when the previous run's marker could not be read.
+        previous_pid: u32,
+        /// When the previous run became ready (RFC 3339); empty when unknown.
+        previous_start: String,
+        /// The host booted again since: the previous run went down with it.
+        host_rebooted: bool,
+    },
     /// A forced write fault (/proc/PID/mem, ptrace POKE) into a read-only private file
     /// mapping, seen in the kernel's fault handler: the copy-on-write break.
     CowFault {
@@ -370,6 +388,8 @@ impl Event {
             Payload::MemWrite { .. } => "mem_write",
             Payload::CowFault { .. } => "cow_fault",
             Payload::EventsLost { .. } => "events_lost",
+            Payload::ProgramsDetached { .. } => "programs_detached",
+            Payload::AgentRestarted { .. } => "agent_restarted",
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",

@@ -55,7 +55,7 @@ fn violations(entry: &Entry) -> Vec<String> {
         let produced = match input {
             Input::Kind(k) => PROGRAMS.iter().any(|p| p.kinds.contains(&k)),
             Input::Syscall(s) => PROGRAMS.iter().any(|p| p.id == s.program()),
-            Input::LossReport => true,
+            Input::LossReport | Input::DetachReport | Input::RestartReport => true,
         };
         if !produced {
             out.push(format!(

@@ -19,6 +19,7 @@ mod procfs_mount;
 mod simple;
 mod syscalls;
 mod sysctl;
+mod tamper;
 
 #[cfg(test)]
 mod contract;
@@ -41,6 +42,10 @@ pub enum Input {
     Syscall(WatchedSyscall),
     /// The agent's own `events_lost` report, made from the kernel's loss counters.
     LossReport,
+    /// The agent's own `programs_detached` report, made by its periodic self-check.
+    DetachReport,
+    /// The agent's own `agent_restarted` report, made at start from its run marker.
+    RestartReport,
 }
 
 impl Input {
@@ -50,6 +55,8 @@ impl Input {
             Input::Kind(k) => k.name().to_owned(),
             Input::Syscall(s) => format!("syscall:{}", s.name()),
             Input::LossReport => "events_lost".to_owned(),
+            Input::DetachReport => "programs_detached".to_owned(),
+            Input::RestartReport => "agent_restarted".to_owned(),
         }
     }
 }
@@ -114,9 +121,11 @@ pub struct RuleInfo {
 }
 
 impl RuleInfo {
-    /// Whether kernel programs feed the rule (the loss rule reads the agent's own reports).
+    /// Whether kernel programs feed the rule (the agent's own reports are no kernel events).
     pub fn reads_kernel(&self) -> bool {
-        self.inputs.iter().any(|i| *i != Input::LossReport)
+        self.inputs
+            .iter()
+            .any(|i| matches!(i, Input::Kind(_) | Input::Syscall(_)))
     }
 
     /// The defaults of the optional fields, for `..RuleInfo::BASE` in declarations.
@@ -198,6 +207,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<files::DebugRecon>(),
         check::<syscalls::Userfaultfd>(),
         rule::<super::overload::OverloadDetector>(),
+        check::<tamper::DetectorTampered>(),
+        check::<tamper::DetectorRestarted>(),
     ]
 }
 
