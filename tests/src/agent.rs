@@ -12,6 +12,9 @@ use std::{
 
 use serde_json::Value;
 
+/// How long an agent may take from start to `ready`.
+const READY_WAIT: Duration = Duration::from_secs(120);
+
 /// Where tests keep their files (event logs are kept for inspection and as fixtures).
 pub fn work_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -143,7 +146,9 @@ impl Agent {
             stderr_lines: rx,
             stderr: Vec::new(),
         };
-        agent.wait_for_stderr("escapewatch is ready", Duration::from_secs(30));
+        // Loading every program takes seconds natively but up to a minute in a TCG guest of
+        // the kernel matrix on a busy host (6.1 verifies slowly).
+        agent.wait_for_stderr("escapewatch is ready", READY_WAIT);
         let mut buf = [0u8; 64];
         let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
         assert_eq!(&buf[..n], b"READY=1");

@@ -143,7 +143,7 @@ fn guest_timeout() -> Duration {
     let secs = std::env::var("ESCAPEWATCH_VM_TIMEOUT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(900);
+        .unwrap_or(1500);
     Duration::from_secs(secs)
 }
 
