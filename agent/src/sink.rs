@@ -5,7 +5,7 @@
 //! flushed after every batch.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
 };
@@ -40,11 +40,9 @@ impl JsonLines {
     pub fn open(path: Option<&Path>) -> Result<Self, SinkError> {
         let (what, out): (String, Box<dyn Write + Send>) = match path {
             Some(p) if p != Path::new("-") => {
-                let f: File = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|source| SinkError::Open {
+                // Not through a link planted in the log directory; created 0640.
+                let f: File =
+                    crate::safe_open::open_append(p).map_err(|source| SinkError::Open {
                         path: p.to_owned(),
                         source,
                     })?;
