@@ -146,3 +146,28 @@ fn clear_errors() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+/// `timeline -` spooled standard input to `$TMPDIR/escapewatch-timeline-stdin-PID`, created
+/// with truncation: a 0600 file planted there was overwritten, then deleted. `exec` keeps the
+/// shell's pid, so the file is planted at exactly the name that process would have used.
+#[test]
+fn timeline_from_stdin_leaves_a_file_at_the_old_spool_path_alone() {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"p="${TMPDIR:-/tmp}/escapewatch-timeline-stdin-$$"; printf 'planted\n' > "$p"; chmod 600 "$p"; echo "$p" >&2; exec "$0" timeline - --container c0ffee < "$1""#,
+        )
+        .arg(env!("CARGO_BIN_EXE_escapewatch"))
+        .arg(fixture())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run escapewatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let planted = PathBuf::from(stderr.lines().next().unwrap());
+    let kept = std::fs::read_to_string(&planted);
+    let _ = std::fs::remove_file(&planted);
+    assert_eq!(kept.expect("the planted file is still there"), "planted\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("container c0ffee"), "{text}");
+}

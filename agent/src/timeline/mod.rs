@@ -14,6 +14,7 @@ mod tree;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    fs::File,
     io,
     path::{Path, PathBuf},
 };
@@ -163,7 +164,7 @@ struct Found {
     hosts: BTreeSet<String>,
 }
 
-fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineError> {
+fn first_pass(spool: &Spool, q: &TimelineQuery) -> Result<Found, TimelineError> {
     let new_engine: &dyn Fn() -> Engine = &Engine::new;
     let mut sessions = Sessions::new(new_engine);
     let mut session = 0u64;
@@ -171,7 +172,7 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
         alerts: Vec::new(),
         hosts: BTreeSet::new(),
     };
-    let mut stream = LogStream::new(paths, q.strict);
+    let mut stream = spool.stream(q.strict)?;
     while let Some(record) = stream.next_record() {
         match record? {
             Record::Header(h) => {
@@ -190,14 +191,23 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
     Ok(found)
 }
 
-/// Build the timeline `q` asks for. `-` (stdin) is kept in a temp file for the second pass.
+/// Build the timeline `q` asks for. `-` (stdin) is kept in an unnamed temp file for the
+/// second pass.
 pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineError> {
+    build_with_stdin(paths, q, &mut io::stdin().lock())
+}
+
+/// [`build`], with `stdin` read for `-`.
+pub fn build_with_stdin(
+    paths: &[PathBuf],
+    q: &TimelineQuery,
+    stdin: &mut dyn io::Read,
+) -> Result<Timeline, TimelineError> {
     if q.containers.is_empty() && q.alert_event_ids.is_empty() && q.rules.is_empty() {
         return Err(TimelineError::NoSubject);
     }
-    let spool = Spool::new(paths)?;
-    let paths = spool.paths.as_slice();
-    let found = first_pass(paths, q)?;
+    let spool = Spool::new(paths, stdin)?;
+    let found = first_pass(&spool, q)?;
 
     // Anchors: the alerts the query names, within the containers if those are given too.
     let by_ids = !q.alert_event_ids.is_empty();
@@ -270,7 +280,7 @@ pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineE
         from,
         to,
     };
-    let mut tl = second_pass(paths, q, &subject, &found, &anchors, origin)?;
+    let mut tl = second_pass(&spool, q, &subject, &found, &anchors, origin)?;
     tl.hosts = found.hosts.into_iter().collect();
     tl.window = (from.map(rfc3339), to.map(rfc3339));
     Ok(tl)
@@ -298,7 +308,7 @@ impl Subject {
 }
 
 fn second_pass(
-    paths: &[PathBuf],
+    spool: &Spool,
     q: &TimelineQuery,
     subject: &Subject,
     found: &Found,
@@ -337,7 +347,7 @@ fn second_pass(
     let mut origin = origin;
     let mut sessions = Sessions::new(&Engine::new);
     let mut session = 0u64;
-    let mut stream = LogStream::new(paths, q.strict);
+    let mut stream = spool.stream(q.strict)?;
     while let Some(record) = stream.next_record() {
         let e = match record? {
             Record::Header(h) => {
@@ -413,52 +423,103 @@ fn second_pass(
     Ok(tl)
 }
 
-/// Standard input, read twice: copied to a temp file first (deleted on drop).
+/// Standard input, read twice: copied into an unnamed temp file first. No name means no
+/// name to predict: a file planted in /tmp is never opened, let alone overwritten, and
+/// nothing is left behind when the process dies.
 struct Spool {
     paths: Vec<PathBuf>,
-    temp: Option<PathBuf>,
+    stdin: Option<File>,
 }
 
 impl Spool {
-    fn new(paths: &[PathBuf]) -> Result<Spool, TimelineError> {
+    fn new(paths: &[PathBuf], stdin: &mut dyn io::Read) -> Result<Spool, TimelineError> {
         if !paths.iter().any(|p| p == Path::new("-")) {
             return Ok(Spool {
                 paths: paths.to_vec(),
-                temp: None,
+                stdin: None,
             });
         }
-        let temp =
-            std::env::temp_dir().join(format!("escapewatch-timeline-stdin-{}", std::process::id()));
-        let copy = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&temp)?;
-            io::copy(&mut io::stdin().lock(), &mut f)?;
-            Ok(())
+        let dir = std::env::temp_dir();
+        let mut copy = || -> io::Result<File> {
+            let mut f = unnamed_temp_file(&dir)?;
+            io::copy(stdin, &mut f)?;
+            Ok(f)
         };
-        copy().map_err(|source| TimelineError::Spool {
-            path: temp.clone(),
+        let file = copy().map_err(|source| TimelineError::Spool {
+            path: dir.clone(),
             source,
         })?;
-        let paths = paths
-            .iter()
-            .map(|p| {
-                if p == Path::new("-") {
-                    temp.clone()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
         Ok(Spool {
-            paths,
-            temp: Some(temp),
+            paths: paths.to_vec(),
+            stdin: Some(file),
         })
+    }
+
+    fn stream(&self, strict: bool) -> Result<LogStream, TimelineError> {
+        let stream = LogStream::new(&self.paths, strict);
+        match &self.stdin {
+            None => Ok(stream),
+            Some(f) => f
+                .try_clone()
+                .map(|f| stream.with_stdin(f))
+                .map_err(|source| TimelineError::Spool {
+                    path: std::env::temp_dir(),
+                    source,
+                }),
+        }
     }
 }
 
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if let Some(t) = &self.temp {
-            let _ = std::fs::remove_file(t);
+/// O_TMPFILE (0600, never linked into `dir`); where the file system lacks it, mkstemp's
+/// random O_EXCL name, unlinked at once.
+fn unnamed_temp_file(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmpfile = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir);
+    match tmpfile {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR)) => {
+            let (fd, path) = nix::unistd::mkstemp(&dir.join("escapewatch-timeline-XXXXXX"))?;
+            // SAFETY: mkstemp returned a new descriptor that nothing else owns.
+            let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            std::fs::remove_file(path)?;
+            Ok(file)
         }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// The old spool file was `$TMPDIR/escapewatch-timeline-stdin-PID`, created with
+    /// truncation: a file planted there (or the 0600 file of another run) was overwritten and
+    /// then deleted.
+    #[test]
+    fn a_file_at_the_old_predictable_spool_path_is_not_touched() {
+        let planted =
+            std::env::temp_dir().join(format!("escapewatch-timeline-stdin-{}", std::process::id()));
+        std::fs::write(&planted, "not yours\n").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/incident-two-containers.events.jsonl");
+        let text = std::fs::read(&log).unwrap();
+        let q = TimelineQuery {
+            containers: vec!["host".into()],
+            ..TimelineQuery::default()
+        };
+        let from_stdin = build_with_stdin(&[PathBuf::from("-")], &q, &mut text.as_slice()).unwrap();
+        let from_file = build(&[log], &q).unwrap();
+        assert_eq!(from_stdin.events_read, from_file.events_read);
+        assert!(from_stdin.events_read > 0);
+        assert_eq!(from_stdin.rows.len(), from_file.rows.len());
+        assert_eq!(std::fs::read_to_string(&planted).unwrap(), "not yours\n");
+        std::fs::remove_file(&planted).unwrap();
     }
 }
