@@ -47,6 +47,15 @@ fn precious(dir: &Path) -> PathBuf {
     target
 }
 
+/// A log directory `logs/` and, beside it, the file an attacker's link points at.
+fn attacked_log_dir(name: &str) -> (PathBuf, PathBuf) {
+    let dir = tempdir(name);
+    let target = precious(&dir);
+    let logs = dir.join("logs");
+    fs::create_dir(&logs).unwrap();
+    (target, logs)
+}
+
 fn assert_untouched(target: &Path) {
     assert_eq!(fs::read_to_string(target).unwrap(), "root:secret:0:0\n");
     assert_eq!(
@@ -68,10 +77,7 @@ fn open_and_close(path: &Path) -> EventLogStats {
 
 #[test]
 fn a_symlink_at_the_event_log_path_is_refused_and_its_target_untouched() {
-    let dir = tempdir("event-link");
-    let target = precious(&dir);
-    let logs = dir.join("logs");
-    fs::create_dir(&logs).unwrap();
+    let (target, logs) = attacked_log_dir("event-link");
     let path = logs.join("events.jsonl");
     symlink(&target, &path).unwrap();
     let e = EventLog::open(config(&path), header())
@@ -86,9 +92,8 @@ fn a_symlink_at_the_event_log_path_is_refused_and_its_target_untouched() {
 
 #[test]
 fn a_symlink_at_the_alert_log_path_is_refused_and_its_target_untouched() {
-    let dir = tempdir("alert-link");
-    let target = precious(&dir);
-    let path = dir.join("alerts.jsonl");
+    let (target, logs) = attacked_log_dir("alert-link");
+    let path = logs.join("alerts.jsonl");
     symlink(&target, &path).unwrap();
     let e = JsonLines::open(Some(&path))
         .err()
@@ -101,10 +106,7 @@ fn a_symlink_at_the_alert_log_path_is_refused_and_its_target_untouched() {
 
 #[test]
 fn a_symlink_planted_at_a_segment_name_is_neither_read_nor_compressed() {
-    let dir = tempdir("segment-link");
-    let target = precious(&dir);
-    let logs = dir.join("logs");
-    fs::create_dir(&logs).unwrap();
+    let (target, logs) = attacked_log_dir("segment-link");
     let planted = logs.join("events.jsonl.000001");
     symlink(&target, &planted).unwrap();
     let stats = open_and_close(&logs.join("events.jsonl"));
@@ -117,10 +119,7 @@ fn a_symlink_planted_at_a_segment_name_is_neither_read_nor_compressed() {
 
 #[test]
 fn a_symlink_planted_at_the_compressed_name_does_not_cost_the_segment() {
-    let dir = tempdir("zst-link");
-    let target = precious(&dir);
-    let logs = dir.join("logs");
-    fs::create_dir(&logs).unwrap();
+    let (target, logs) = attacked_log_dir("zst-link");
     let plain = logs.join("events.jsonl.000001");
     let h = serde_json::to_string(&header()).unwrap();
     fs::write(&plain, format!("{h}\n")).unwrap();
@@ -154,10 +153,7 @@ fn log_files_are_created_0640() {
 
 #[test]
 fn an_active_segment_replaced_by_a_symlink_is_not_rotated() {
-    let dir = tempdir("active-link");
-    let target = precious(&dir);
-    let logs = dir.join("logs");
-    fs::create_dir(&logs).unwrap();
+    let (target, logs) = attacked_log_dir("active-link");
     let path = logs.join("events.jsonl");
     let mut log = EventLog::open(
         EventLogConfig {
