@@ -13,9 +13,12 @@ use std::{
 use escapewatch_common::maps::{RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES};
 use serde::Deserialize;
 
-use crate::detect::{
-    self, Policy,
-    policy::{PolicyError, RuleSettings},
+use crate::{
+    detect::{
+        self, Policy,
+        policy::{PolicyError, RuleSettings},
+    },
+    safe_open::{self, Refused},
 };
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/escapewatch/config.toml";
@@ -30,6 +33,11 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("refusing config file {path}: {problem}")]
+    Unsafe {
+        path: PathBuf,
+        problem: UnsafeConfig,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config file {path}{}: `{key}` {problem}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
@@ -39,6 +47,28 @@ pub enum ConfigError {
         key: String,
         problem: String,
     },
+}
+
+/// Largest config file read. Real ones are a few KiB; a bound means `/dev/zero` or a runaway
+/// generated file is an error at once instead of memory read forever.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Why a config file is not read at all. The config is the detector's policy (allowlists
+/// switch alerts off), so only its owner may be able to change it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeConfig {
+    #[error(
+        "it is a symbolic link (not followed: whoever can change the link chooses the policy); give the file it points to"
+    )]
+    Symlink,
+    #[error("it is a {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is writable by every user (mode {mode:04o}): anyone could change the policy")]
+    WorldWritable { mode: u32 },
+    #[error("it is owned by uid {owner}; the agent (uid {agent}) reads only files owned by {}", if *agent == 0 { "root" } else { "itself or root" })]
+    Owner { owner: u32, agent: u32 },
+    #[error("it is larger than the {max}-byte limit ({size} bytes)")]
+    TooLarge { size: u64, max: u64 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -173,12 +203,21 @@ impl Config {
         Ok(config)
     }
 
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    /// Parse the bytes of a config file read from `path` (they must be UTF-8).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Config, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        Self::parse(&text, path)
+        Self::parse(text, path)
+    }
+
+    /// Read, check and parse `path`. Refused before a byte is read: a link, anything but a
+    /// regular file (a FIFO would block a SIGHUP reload forever), a file everyone can write,
+    /// one owned by neither root nor the agent's user, one over [`MAX_CONFIG_BYTES`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = read_config_file(path)?;
+        Self::from_bytes(&bytes, path)
     }
 
     /// The file given, else the default file if it exists, else the defaults.
@@ -249,6 +288,55 @@ impl Config {
         })?;
         Ok(())
     }
+}
+
+fn read_config_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    use std::{io::Read as _, os::unix::fs::MetadataExt as _};
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let refuse = |problem| ConfigError::Unsafe {
+        path: path.to_owned(),
+        problem,
+    };
+    // O_NOFOLLOW | O_NONBLOCK, then fstat: the checks below are of the file that is read.
+    let file = safe_open::open_read(path).map_err(|e| match safe_open::refusal(&e) {
+        Some(Refused::Symlink) => refuse(UnsafeConfig::Symlink),
+        Some(Refused::NotRegular(kind)) => refuse(UnsafeConfig::NotRegular(kind)),
+        None => read_err(e),
+    })?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.mode() & 0o002 != 0 {
+        return Err(refuse(UnsafeConfig::WorldWritable {
+            mode: meta.mode() & 0o7777,
+        }));
+    }
+    let agent = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != agent {
+        return Err(refuse(UnsafeConfig::Owner {
+            owner: meta.uid(),
+            agent,
+        }));
+    }
+    let too_large = |size| {
+        refuse(UnsafeConfig::TooLarge {
+            size,
+            max: MAX_CONFIG_BYTES,
+        })
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    // The bound holds even for a file that grows while it is read.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// 1-based line of `key` (dotted, `[i]` for array entries) in `text`: the deepest part of the

@@ -64,7 +64,11 @@ fn severity_arg(s: &str) -> Result<Severity, String> {
     replay::parse_severity(s)
 }
 
-/// `90`, `90s`, `5m`, `2h`, `1d`.
+/// Longest window side: a century is more than any log covers, and far from the end of the
+/// dates `time` represents (year 9999), so no window arithmetic can overflow because of it.
+const MAX_WINDOW_DAYS: i64 = 36_525;
+
+/// `90`, `90s`, `5m`, `2h`, `1d`; at most [`MAX_WINDOW_DAYS`].
 fn duration_arg(s: &str) -> Result<time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -80,7 +84,12 @@ fn duration_arg(s: &str) -> Result<time::Duration, String> {
         "d" => 86400,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h, d)")),
     };
-    Ok(time::Duration::seconds(n.saturating_mul(secs)))
+    match n.checked_mul(secs) {
+        Some(total) if total <= MAX_WINDOW_DAYS * 86400 => Ok(time::Duration::seconds(total)),
+        _ => Err(format!(
+            "{s:?} is out of range: at most {MAX_WINDOW_DAYS}d (a century)"
+        )),
+    }
 }
 
 pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
@@ -168,7 +177,8 @@ pub struct TimelineArgs {
     /// Write to FILE instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Keep at most this many events (the rest is counted).
+    /// Keep at most this many events, and at most this many alerts named by the query and
+    /// this many others (the rest is counted and reported). Bounds the memory used.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_events: usize,
     /// Make damaged lines and unreadable or empty files fatal instead of warnings.
@@ -208,6 +218,8 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
         events = tl.events_read,
         shown = tl.rows.len(),
         alerts = tl.alerts.len(),
+        events_not_shown = tl.omitted,
+        alerts_not_kept = tl.alerts_omitted,
         "timeline done"
     );
     Ok(())

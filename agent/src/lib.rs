@@ -18,5 +18,6 @@ pub mod offsets;
 pub mod replay;
 pub mod rules_report;
 pub mod runtime_watch;
+pub mod safe_open;
 pub mod sink;
 pub mod timeline;

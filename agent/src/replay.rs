@@ -148,6 +148,8 @@ pub struct LogStream {
     next_path: usize,
     current: Option<OpenFile>,
     strict: bool,
+    /// Read in place of standard input (`-`), from its start each time.
+    stdin: Option<std::fs::File>,
     pub stats: ReadStats,
 }
 
@@ -158,8 +160,15 @@ impl LogStream {
             next_path: 0,
             current: None,
             strict,
+            stdin: None,
             stats: ReadStats::default(),
         }
+    }
+
+    /// Read `-` from `file` (a copy of standard input kept for a second pass).
+    pub fn with_stdin(mut self, file: std::fs::File) -> Self {
+        self.stdin = Some(file);
+        self
     }
 
     /// Where the record last returned came from.
@@ -189,7 +198,7 @@ impl LogStream {
             if self.current.is_none() {
                 let path = self.paths.get(self.next_path)?.clone();
                 self.next_path += 1;
-                match open(&path) {
+                match open(&path, self.stdin.as_ref()) {
                     Ok(f) => {
                         self.stats.files += 1;
                         self.current = Some(f);
@@ -307,8 +316,15 @@ impl LogStream {
     }
 }
 
-fn open(path: &Path) -> Result<OpenFile, ReplayError> {
-    let src = eventlog::open_input(path).map_err(|source| ReplayError::Open {
+fn open(path: &Path, stdin: Option<&std::fs::File>) -> Result<OpenFile, ReplayError> {
+    let src = match stdin {
+        Some(copy) if path == Path::new("-") => copy.try_clone().and_then(|mut f| {
+            std::io::Seek::rewind(&mut f)?;
+            eventlog::open_stream(Box::new(f))
+        }),
+        _ => eventlog::open_input(path),
+    }
+    .map_err(|source| ReplayError::Open {
         path: path.to_owned(),
         source,
     })?;

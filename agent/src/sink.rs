@@ -5,7 +5,7 @@
 //! flushed after every batch.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
 };
@@ -40,11 +40,9 @@ impl JsonLines {
     pub fn open(path: Option<&Path>) -> Result<Self, SinkError> {
         let (what, out): (String, Box<dyn Write + Send>) = match path {
             Some(p) if p != Path::new("-") => {
-                let f: File = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|source| SinkError::Open {
+                // Not through a link planted in the log directory; created 0640.
+                let f: File =
+                    crate::safe_open::open_append(p).map_err(|source| SinkError::Open {
                         path: p.to_owned(),
                         source,
                     })?;
@@ -171,16 +169,61 @@ pub fn short_container(id: &str) -> String {
     }
 }
 
-/// Control characters (a comm or argument can hold any byte) would break the row or drive
-/// the terminal: show them escaped.
+/// Control characters (a comm, an argument or a path can hold any byte) would break the row
+/// or drive the terminal (`\x1b[2J` clears it), and bidi overrides (U+202E) make text read
+/// backwards: show them escaped, `\x1b`, `\u{202e}`.
 pub fn one_line(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
+    if !s.chars().any(needs_escape) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
             }
-        })
-        .collect()
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// C0 and C1 controls (ESC, CSI 0x9b, DEL), the bidi embeddings, overrides and isolates
+/// (U+202A–U+202E, U+2066–U+2069) and marks (U+200E, U+200F, U+061C), and the Unicode line
+/// and paragraph separators: characters that change how the text around them is shown.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_and_bidi_overrides_are_shown_escaped() {
+        assert_eq!(one_line("plain /usr/bin/x"), "plain /usr/bin/x");
+        assert_eq!(
+            one_line("a\x1b[2Jb\u{9b}c\u{202e}d\u{2066}e\nf\x7f"),
+            "a\\x1b[2Jb\\x9bc\\u{202e}d\\u{2066}e\\nf\\x7f"
+        );
+        assert!(
+            !one_line("\u{202d}\u{2069}\u{200f}")
+                .chars()
+                .any(needs_escape)
+        );
+    }
 }

@@ -146,3 +146,157 @@ fn clear_errors() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+/// `timeline -` spooled standard input to `$TMPDIR/escapewatch-timeline-stdin-PID`, created
+/// with truncation: a 0600 file planted there was overwritten, then deleted. `exec` keeps the
+/// shell's pid, so the file is planted at exactly the name that process would have used.
+#[test]
+fn timeline_from_stdin_leaves_a_file_at_the_old_spool_path_alone() {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"p="${TMPDIR:-/tmp}/escapewatch-timeline-stdin-$$"; printf 'planted\n' > "$p"; chmod 600 "$p"; echo "$p" >&2; exec "$0" timeline - --container c0ffee < "$1""#,
+        )
+        .arg(env!("CARGO_BIN_EXE_escapewatch"))
+        .arg(fixture())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run escapewatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let planted = PathBuf::from(stderr.lines().next().unwrap());
+    let kept = std::fs::read_to_string(&planted);
+    let _ = std::fs::remove_file(&planted);
+    assert_eq!(kept.expect("the planted file is still there"), "planted\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("container c0ffee"), "{text}");
+}
+
+fn write_log(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ew-timeline-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn timeline_of(log: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_escapewatch"))
+        .arg("timeline")
+        .arg(log)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run escapewatch")
+}
+
+/// A container chooses its comm and arguments: an ESC sequence must not reach the terminal
+/// (`\x1b[2J` clears it) and a bidi override (U+202E) must not reverse what follows.
+#[test]
+fn hostile_comm_and_args_are_shown_escaped() {
+    let text = std::fs::read_to_string(fixture())
+        .unwrap()
+        .replace(r#""comm":"nsenter""#, r#""comm":"ns\u001b[2J\u202eenter""#)
+        .replace(
+            r#""/proc/self/ns/mnt""#,
+            r#""/proc/\u001b[2J\u009b\u2066/mnt""#,
+        );
+    let log = write_log("hostile", &text);
+    let out = timeline_of(&log, &["--alert-event-ids", "84"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let raw: Vec<char> = shown
+        .chars()
+        .filter(|&c| escapewatch::sink::needs_escape(c) && c != '\n')
+        .collect();
+    assert!(raw.is_empty(), "raw controls {raw:?} in:\n{shown}");
+    assert!(shown.contains(r"ns\x1b[2J\u{202e}enter"), "{shown}");
+    assert!(shown.contains(r"/proc/\x1b[2J\x9b\u{2066}/mnt"), "{shown}");
+    // The page escapes them too (a bidi override would reverse the rendered text).
+    let out = timeline_of(&log, &["--alert-event-ids", "84", "--format", "html"]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(!page.contains('\u{202e}') && !page.contains('\u{1b}'));
+    assert!(
+        page.contains(r"\u{202e}"),
+        "bidi override not shown escaped"
+    );
+}
+
+#[test]
+fn extreme_windows_and_dates_give_a_clean_answer_not_a_panic() {
+    let out = timeline(&["--alert-event-ids", "84", "--before", "9999999999d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("out of range"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // The largest window allowed still works.
+    ok(&[
+        "--alert-event-ids",
+        "84",
+        "--before",
+        "36525d",
+        "--after",
+        "36525d",
+    ]);
+    // An alert dated in the last hour time can represent: the window is open at that end.
+    let text = std::fs::read_to_string(fixture())
+        .unwrap()
+        .replace("2026-11-23T02:", "9999-12-31T23:");
+    let log = write_log("year-9999", &text);
+    for after in ["1h", "36525d"] {
+        let out = timeline_of(&log, &["--alert-event-ids", "84", "--after", after]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("window 9999-12-31 23:10:44.814 … end"),
+            "{shown}"
+        );
+        assert!(shown.contains("namespace-join-host"), "{shown}");
+    }
+}
+
+/// 100,000 alerts with --max-events 1000: 1000 kept, the rest counted and reported. Before,
+/// every alert of the log was held (407 MB for 100,000).
+#[test]
+fn alerts_are_bounded_by_max_events_and_the_rest_reported() {
+    let fixture_text = std::fs::read_to_string(fixture()).unwrap();
+    let header = fixture_text.lines().next().unwrap();
+    let setns = fixture_text
+        .lines()
+        .find(|l| l.starts_with(r#"{"id":84,"#))
+        .unwrap();
+    let mut text = format!("{header}\n");
+    for id in 1..=100_000u64 {
+        text.push_str(&setns.replacen(r#"{"id":84,"#, &format!(r#"{{"id":{id},"#), 1));
+        text.push('\n');
+    }
+    let log = write_log("many-alerts", &text);
+    let out = timeline_of(
+        &log,
+        &["--rule", "namespace-join-host", "--max-events", "1000"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("100000 events read, 1000 shown"),
+        "{}",
+        &shown[..400]
+    );
+    assert!(shown.contains("99000 more not shown"), "{}", &shown[..400]);
+    assert!(
+        shown.contains("99000 more alert(s) not kept"),
+        "{}",
+        &shown[..400]
+    );
+    assert!(shown.contains("· 1000 alert(s)"), "{}", &shown[..400]);
+    assert!(shown.contains("  [1000] ") && !shown.contains("  [1001] "));
+}

@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{setup, workspace_root};
 
-pub const TARGETS: [&str; 2] = ["event_line", "kernel_record"];
+pub const TARGETS: [&str; 4] = ["event_line", "kernel_record", "config", "btf"];
 
 fn ensure_cargo_fuzz() -> Result<()> {
     let ok = Command::new("cargo")
@@ -29,11 +29,21 @@ fn ensure_cargo_fuzz() -> Result<()> {
     Ok(())
 }
 
-/// Seed the line decoder with real log lines; the record decoder starts empty.
+/// Seed the line decoder with real log lines, the config parser with the shipped config and
+/// the BTF reader with a small valid blob; the record decoder starts empty.
 fn seed(target: &str) -> Result<std::path::PathBuf> {
     let root = workspace_root();
     let dir = root.join("target/fuzz-corpus").join(target);
     fs::create_dir_all(&dir)?;
+    if target == "config" {
+        fs::copy(
+            root.join("deploy/config/config.toml"),
+            dir.join("shipped-config.toml"),
+        )?;
+    }
+    if target == "btf" {
+        fs::write(dir.join("task_struct.btf"), small_btf())?;
+    }
     if target == "event_line" {
         for entry in fs::read_dir(root.join("tests/fixtures"))?.flatten() {
             let text = fs::read_to_string(entry.path()).unwrap_or_default();
@@ -44,6 +54,40 @@ fn seed(target: &str) -> Result<std::path::PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// BTF with an int, `struct task_struct { int pid; int tgid; }` and a typedef of it (the
+/// vmlinux BTF is megabytes, over the input size limit): the fuzzer starts from a blob the
+/// parser accepts instead of having to find the magic and the section layout.
+fn small_btf() -> Vec<u8> {
+    let strings = b"\0int\0task_struct\0pid\0tgid\0task_t\0";
+    let words: [u32; 15] = [
+        1,
+        1 << 24,
+        4,
+        32, // [1] int, 4 bytes, 32 bits
+        5,
+        (4 << 24) | 2,
+        8, // [2] struct task_struct, 2 members, 8 bytes
+        17,
+        1,
+        0, // pid: int at bit 0
+        21,
+        1,
+        32, // tgid: int at bit 32
+        26,
+        8 << 24, // [3] typedef task_t → 2 (its type follows)
+    ];
+    let mut types: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    types.extend(2u32.to_le_bytes());
+    let mut out = vec![0x9f, 0xeb, 1, 0];
+    let (tl, sl) = (types.len() as u32, strings.len() as u32);
+    for w in [24, 0, tl, tl, sl] {
+        out.extend(w.to_le_bytes());
+    }
+    out.extend(types);
+    out.extend(strings);
+    out
 }
 
 /// Run every target for `seconds`; returns (target, executions).

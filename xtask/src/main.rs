@@ -44,8 +44,8 @@ enum Task {
         #[arg(long)]
         deb: bool,
     },
-    /// Run each cargo-fuzz target (event-log line decoder, kernel record decoder) for a
-    /// bounded time with the pinned nightly; a crash fails.
+    /// Run each cargo-fuzz target (event-log line decoder, kernel record decoder, config
+    /// parser, BTF reader) for a bounded time with the pinned nightly; a crash fails.
     Fuzz {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]

@@ -14,7 +14,7 @@ mod reader;
 mod segments;
 mod writer;
 
-pub use reader::{LineReader, MAX_LINE_BYTES, RawLine, open_input};
+pub use reader::{LineReader, MAX_LINE_BYTES, RawLine, open_input, open_stream};
 pub use segments::{Segment, order_paths, segment_of};
 pub use writer::{EventLog, EventLogConfig, EventLogError, EventLogStats};
 

@@ -15,11 +15,15 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Open `path` (`-`: standard input) for reading, decompressing when it is zstd. The content
 /// decides, not the name: a compressed log piped through stdin works too.
 pub fn open_input(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
-    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
-        Box::new(io::stdin())
+    if path == Path::new("-") {
+        open_stream(Box::new(io::stdin()))
     } else {
-        Box::new(File::open(path)?)
-    };
+        open_stream(Box::new(File::open(path)?))
+    }
+}
+
+/// A log from `raw` (plain or zstd, by content).
+pub fn open_stream(raw: Box<dyn Read + Send>) -> io::Result<Box<dyn BufRead + Send>> {
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     if starts_with_zstd_magic(&mut buffered)? {
         let decoder = zstd::stream::read::Decoder::with_buffer(buffered)?;

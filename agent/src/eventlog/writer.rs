@@ -10,9 +10,14 @@
 //! thousands of events a second. A failed write (disk full) is cut back to the last
 //! whole line, counted and logged; the agent goes on detecting. Rotation is a rename; the
 //! fsyncs, compression and retention run on a low-priority thread, away from the event path.
+//!
+//! The log directory may hold what others planted: every file is opened with O_NOFOLLOW
+//! (`safe_open`) and created 0640, truncation works on the open descriptor, rotation renames
+//! only the inode the writer has open, and the compression thread neither reads nor writes
+//! through a link.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, BufReader, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::{
@@ -28,7 +33,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::segments::{rotated_name, segment_of, with_suffix};
-use crate::model::LogHeader;
+use crate::{
+    model::LogHeader,
+    safe_open::{self, open_append},
+};
 
 #[derive(Debug, Clone)]
 pub struct EventLogConfig {
@@ -302,6 +310,14 @@ impl EventLog {
         // makes the rotated segment and the rename durable before it compresses.
         let seq = self.next_seq;
         let rotated = rotated_name(&self.cfg.path, seq);
+        // Rename only the file this log writes: a link or another file put in its place is
+        // not ours to number (and the compression thread would have to open it).
+        if !is_same_file(&self.file, &self.cfg.path)? {
+            return Err(io::Error::other(format!(
+                "{} is no longer the file the agent writes (replaced, or a symbolic link); not rotating it",
+                self.cfg.path.display()
+            )));
+        }
         fs::rename(&self.cfg.path, &rotated)?;
         match open_append(&self.cfg.path) {
             Ok(f) => self.file = f,
@@ -315,15 +331,6 @@ impl EventLog {
         self.len = 0;
         Ok(seq)
     }
-}
-
-/// Read too: reopening looks for a partial last line.
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .create(true)
-        .append(true)
-        .open(path)
 }
 
 /// A SIGKILL mid-write leaves a partial last line; cut it off so the next header does not
@@ -356,6 +363,13 @@ fn cut_partial_tail(file: &File, path: &Path) -> io::Result<u64> {
 fn break_tail(file: &File, path: &Path, whole: u64, len: u64) -> io::Result<()> {
     warn!(path = %path.display(), bytes = len - whole, "cutting a partial last line (the agent was killed while writing it)");
     file.set_len(whole)
+}
+
+/// `path` (not followed if a link) is the inode `file` has open.
+fn is_same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (open, named) = (file.metadata()?, fs::symlink_metadata(path)?);
+    Ok(named.is_file() && open.dev() == named.dev() && open.ino() == named.ino())
 }
 
 fn sync_dir(path: &Path) {
@@ -496,7 +510,9 @@ fn tidy(base: &Path, keep: u32, counters: &WorkerCounters) {
             continue;
         }
         let packed = with_suffix(path, ".zst");
-        if packed.exists() {
+        // Not `exists()`: that follows a link, and a link planted at the .zst name would
+        // make this delete the only copy of the segment.
+        if fs::symlink_metadata(&packed).is_ok_and(|m| m.is_file()) {
             // Compressed before a crash, not yet deleted: the .zst is complete (renamed last).
             let _ = fs::remove_file(path);
             continue;
@@ -516,11 +532,12 @@ fn tidy(base: &Path, keep: u32, counters: &WorkerCounters) {
 fn compress(plain: &Path, packed: &Path) -> io::Result<()> {
     let tmp = with_suffix(plain, ".zst.tmp");
     let result = (|| {
-        let input = File::open(plain)?;
+        // A link planted at a segment name is refused, not read into a log file.
+        let input = safe_open::open_read(plain)?;
         // The rotation left the segment's data and its rename to this thread to make durable.
         input.sync_all()?;
         sync_dir(plain);
-        let out = File::create(&tmp)?;
+        let out = safe_open::create_new(&tmp)?;
         let mut enc = zstd::stream::write::Encoder::new(out, SEGMENT_ZSTD_LEVEL)?;
         // Lets a reader detect a damaged segment instead of replaying wrong bytes.
         enc.include_checksum(true)?;

@@ -19,7 +19,8 @@ pub fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {
+            // Controls and bidi overrides (a comm can reverse the text after it).
+            c if crate::sink::needs_escape(c) && c != '\n' && c != '\t' => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
@@ -81,11 +82,7 @@ pub fn render(tl: &Timeline) -> String {
         esc(&window),
         tl.events_read,
         tl.rows.len(),
-        if tl.omitted > 0 {
-            format!(" ({} more not shown: narrow the window)", tl.omitted)
-        } else {
-            String::new()
-        },
+        tl.omitted_note(),
         tl.alerts.len()
     );
 

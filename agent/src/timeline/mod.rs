@@ -1,22 +1,27 @@
 //! `escapewatch timeline`: what happened around an alert, for a person to read.
 //!
-//! Two passes over the logs. The first replays them (the same engine and session rules as
-//! `replay`) to find the alerts and the anchors the query names; the second keeps the events
-//! of the subject (a container, or the process tree of an alerted host process) inside the
-//! time window, and the process ancestry around them. Only the selected events are held in
-//! memory, so a large log costs time, not memory. Event kinds are handled by their name and
+//! Two passes over the logs, each replaying them (the same engine and session rules as
+//! `replay`). The first finds the anchors the query names; the second keeps the events of the
+//! subject (a container, or the process tree of an alerted host process) inside the time
+//! window, the process ancestry around them, and the alerts citing them. At most
+//! `max_events` events, anchors and other alerts are held (the rest is counted and reported),
+//! so a large log costs time, not memory. Everything shown in text form goes through
+//! `sink::one_line` (controls and bidi overrides escaped). Event kinds are handled by their name and
 //! their JSON, never by matching the payload enum, so new kinds show up without changes here.
 
 mod describe;
 pub mod html;
+mod spool;
 pub mod text;
 mod tree;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     io,
-    path::{Path, PathBuf},
+    path::PathBuf,
 };
+
+use spool::Spool;
 
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -26,7 +31,7 @@ pub use tree::TreeNode;
 use crate::{
     detect::{Alert, Engine},
     model::Event,
-    replay::{LogStream, Record, ReplayError, Sessions, container_matches},
+    replay::{Record, ReplayError, Sessions, container_matches},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +68,8 @@ pub struct TimelineQuery {
     pub after: Duration,
     pub since: Option<OffsetDateTime>,
     pub until: Option<OffsetDateTime>,
-    /// At most this many events are kept (the rest is counted).
+    /// At most this many events are kept, and at most this many anchors and this many other
+    /// alerts (the rest is counted: `omitted`, `alerts_omitted`). Bounds the memory.
     pub max_events: usize,
     pub strict: bool,
 }
@@ -125,10 +131,35 @@ pub struct Timeline {
     pub events_read: u64,
     /// Selected events beyond `max_events`, not kept.
     pub omitted: u64,
+    /// Alerts beyond `max_events` (of the anchors, or of the alerts citing shown events),
+    /// not kept.
+    pub alerts_omitted: u64,
     pub warnings: u64,
 }
 
 impl Timeline {
+    /// What `max_events` left out, for headers; empty when nothing was.
+    pub fn omitted_note(&self) -> String {
+        let mut parts = Vec::new();
+        if self.omitted > 0 {
+            parts.push(format!(
+                "{} more not shown: narrow the window",
+                self.omitted
+            ));
+        }
+        if self.alerts_omitted > 0 {
+            parts.push(format!(
+                "{} more alert(s) not kept: narrow the query or raise --max-events",
+                self.alerts_omitted
+            ));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join("; "))
+        }
+    }
+
     /// The time window shown, for headers: "whole log" or "<from> … <to>".
     pub fn window_label(&self) -> String {
         match &self.window {
@@ -157,21 +188,42 @@ fn key(session: u64, e: &Event) -> ProcKey {
     (session, e.process.pid, e.process.start_time)
 }
 
-/// What the first pass found.
+/// What the first pass found: the anchors (at most `max_events` of them kept) and what the
+/// subject and window are derived from (over every anchor, kept or not).
 struct Found {
-    alerts: Vec<(u64, Alert, ProcKey)>,
+    /// (alert ordinal in the replay, session, alert, process key) of the kept anchors.
+    anchors: Vec<(u64, u64, Alert, ProcKey)>,
+    anchors_omitted: u64,
+    anchor_span: Option<(OffsetDateTime, OffsetDateTime)>,
+    containers: BTreeSet<String>,
+    host_roots: BTreeSet<ProcKey>,
     hosts: BTreeSet<String>,
 }
 
-fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineError> {
+fn is_anchor(q: &TimelineQuery, a: &Alert) -> bool {
+    let in_containers = q.containers.is_empty()
+        || q.containers
+            .iter()
+            .any(|c| container_matches(c, a.container.as_ref().map(|c| c.id.as_str())));
+    (q.alert_event_ids.is_empty() || a.event_ids.iter().any(|id| q.alert_event_ids.contains(id)))
+        && (q.rules.is_empty() || q.rules.contains(&a.rule))
+        && in_containers
+}
+
+fn first_pass(spool: &Spool, q: &TimelineQuery) -> Result<Found, TimelineError> {
     let new_engine: &dyn Fn() -> Engine = &Engine::new;
     let mut sessions = Sessions::new(new_engine);
     let mut session = 0u64;
+    let mut ordinal = 0u64;
     let mut found = Found {
-        alerts: Vec::new(),
+        anchors: Vec::new(),
+        anchors_omitted: 0,
+        anchor_span: None,
+        containers: BTreeSet::new(),
+        host_roots: BTreeSet::new(),
         hosts: BTreeSet::new(),
     };
-    let mut stream = LogStream::new(paths, q.strict);
+    let mut stream = spool.stream(q.strict)?;
     while let Some(record) = stream.next_record() {
         match record? {
             Record::Header(h) => {
@@ -182,7 +234,27 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
             }
             Record::Event(e) => {
                 for alert in sessions.engine.process(&e).alerts {
-                    found.alerts.push((session, alert, key(session, &e)));
+                    ordinal += 1;
+                    if !is_anchor(q, &alert) {
+                        continue;
+                    }
+                    if let Some(t) = parse_time(&alert.time) {
+                        found.anchor_span = Some(match found.anchor_span {
+                            None => (t, t),
+                            Some((lo, hi)) => (lo.min(t), hi.max(t)),
+                        });
+                    }
+                    match &alert.container {
+                        Some(c) => drop(found.containers.insert(c.id.clone())),
+                        None => drop(found.host_roots.insert(key(session, &e))),
+                    }
+                    if found.anchors.len() < q.max_events {
+                        found
+                            .anchors
+                            .push((ordinal, session, alert, key(session, &e)));
+                    } else {
+                        found.anchors_omitted += 1;
+                    }
                 }
             }
         }
@@ -190,33 +262,29 @@ fn first_pass(paths: &[PathBuf], q: &TimelineQuery) -> Result<Found, TimelineErr
     Ok(found)
 }
 
-/// Build the timeline `q` asks for. `-` (stdin) is kept in a temp file for the second pass.
+/// Build the timeline `q` asks for. `-` (stdin) is kept in an unnamed temp file for the
+/// second pass.
 pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineError> {
+    build_with_stdin(paths, q, &mut io::stdin().lock())
+}
+
+/// [`build`], with `stdin` read for `-`.
+pub fn build_with_stdin(
+    paths: &[PathBuf],
+    q: &TimelineQuery,
+    stdin: &mut dyn io::Read,
+) -> Result<Timeline, TimelineError> {
     if q.containers.is_empty() && q.alert_event_ids.is_empty() && q.rules.is_empty() {
         return Err(TimelineError::NoSubject);
     }
-    let spool = Spool::new(paths)?;
-    let paths = spool.paths.as_slice();
-    let found = first_pass(paths, q)?;
+    let spool = Spool::new(paths, stdin)?;
+    let found = first_pass(&spool, q)?;
 
     // Anchors: the alerts the query names, within the containers if those are given too.
     let by_ids = !q.alert_event_ids.is_empty();
     let by_rule = !q.rules.is_empty();
-    let in_containers = |a: &Alert| {
-        q.containers.is_empty()
-            || q.containers
-                .iter()
-                .any(|c| container_matches(c, a.container.as_ref().map(|c| c.id.as_str())))
-    };
-    let is_anchor = |a: &Alert| {
-        (!by_ids || a.event_ids.iter().any(|id| q.alert_event_ids.contains(id)))
-            && (!by_rule || q.rules.contains(&a.rule))
-            && in_containers(a)
-    };
-    let anchors: Vec<usize> = (0..found.alerts.len())
-        .filter(|&i| is_anchor(&found.alerts[i].1))
-        .collect();
-    if anchors.is_empty() && by_ids {
+    let no_anchor = found.anchors.is_empty() && found.anchors_omitted == 0;
+    if no_anchor && by_ids {
         let rule_note = if by_rule {
             format!(" with rule(s) {:?}", q.rules)
         } else {
@@ -227,34 +295,29 @@ pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineE
             rule_note,
         });
     }
-    if anchors.is_empty() && by_rule && q.containers.is_empty() {
+    if no_anchor && by_rule && q.containers.is_empty() {
         return Err(TimelineError::NoSuchRule {
             rules: q.rules.clone(),
         });
     }
 
     // Subject: the containers given, else the anchors' containers and host processes.
-    let mut containers: BTreeSet<String> = q.containers.iter().cloned().collect();
-    let mut host_roots: BTreeSet<ProcKey> = BTreeSet::new();
-    if containers.is_empty() {
-        for &i in &anchors {
-            let (_, a, k) = &found.alerts[i];
-            match &a.container {
-                Some(c) => drop(containers.insert(c.id.clone())),
-                None => drop(host_roots.insert(*k)),
-            }
-        }
-    }
+    let (containers, host_roots) = if q.containers.is_empty() {
+        (found.containers.clone(), found.host_roots.clone())
+    } else {
+        (q.containers.iter().cloned().collect(), BTreeSet::new())
+    };
 
-    // Window: around the anchors when the query named alerts; since/until narrow it.
-    let anchor_times: Vec<OffsetDateTime> = anchors
-        .iter()
-        .filter_map(|&i| parse_time(&found.alerts[i].1.time))
-        .collect();
+    // Window: around the anchors when the query named alerts; since/until narrow it. A
+    // window reaching past the dates time can represent (year 9999) is open on that side.
     let (mut from, mut to) = (None, None);
     if by_ids || by_rule {
-        from = anchor_times.iter().min().map(|t| *t - q.before);
-        to = anchor_times.iter().max().map(|t| *t + q.after);
+        from = found
+            .anchor_span
+            .and_then(|(lo, _)| lo.checked_sub(q.before));
+        to = found
+            .anchor_span
+            .and_then(|(_, hi)| hi.checked_add(q.after));
     }
     if let Some(s) = q.since {
         from = Some(from.map_or(s, |f: OffsetDateTime| f.max(s)));
@@ -262,7 +325,7 @@ pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineE
     if let Some(u) = q.until {
         to = Some(to.map_or(u, |t: OffsetDateTime| t.min(u)));
     }
-    let origin = anchor_times.iter().min().copied();
+    let origin = found.anchor_span.map(|(lo, _)| lo);
 
     let subject = Subject {
         containers,
@@ -270,7 +333,8 @@ pub fn build(paths: &[PathBuf], q: &TimelineQuery) -> Result<Timeline, TimelineE
         from,
         to,
     };
-    let mut tl = second_pass(paths, q, &subject, &found, &anchors, origin)?;
+    let mut tl = second_pass(&spool, q, &subject, &found, origin)?;
+    tl.alerts_omitted += found.anchors_omitted;
     tl.hosts = found.hosts.into_iter().collect();
     tl.window = (from.map(rfc3339), to.map(rfc3339));
     Ok(tl)
@@ -295,24 +359,38 @@ impl Subject {
         }
         parts.join(", ")
     }
+
+    fn shows(&self, session: u64, e: &Event, procs: &tree::ProcessTable) -> bool {
+        let in_container = e.container.as_ref().is_some_and(|c| {
+            self.containers
+                .iter()
+                .any(|want| container_matches(want, Some(&c.id)))
+        }) || (e.container.is_none() && self.containers.contains("host"));
+        let in_tree =
+            !self.host_roots.is_empty() && procs.descends_from(session, e, &self.host_roots);
+        let t = parse_time(&e.time);
+        let after_from = match (t, self.from) {
+            (Some(t), Some(from)) => t >= from,
+            _ => true,
+        };
+        let before_to = match (t, self.to) {
+            (Some(t), Some(to)) => t <= to,
+            _ => true,
+        };
+        (in_container || in_tree) && after_from && before_to
+    }
 }
 
+/// The second pass replays again (the engine is deterministic: its n-th alert is the first
+/// pass's n-th) and keeps the rows; an alert not among the anchors is kept when it cites a
+/// row, at most `max_events` of them. Neither pass holds every alert of the log.
 fn second_pass(
-    paths: &[PathBuf],
+    spool: &Spool,
     q: &TimelineQuery,
     subject: &Subject,
     found: &Found,
-    anchors: &[usize],
     origin: Option<OffsetDateTime>,
 ) -> Result<Timeline, TimelineError> {
-    // Alerts by the (session, event id) they cite.
-    let mut citing: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
-    for (i, (session, a, _)) in found.alerts.iter().enumerate() {
-        for id in &a.event_ids {
-            citing.entry((*session, *id)).or_default().push(i);
-        }
-    }
-    let mut shown_alerts: BTreeMap<usize, usize> = BTreeMap::new();
     let mut tl = Timeline {
         subject: subject.describe(),
         hosts: Vec::new(),
@@ -322,22 +400,28 @@ fn second_pass(
         tree: Vec::new(),
         events_read: 0,
         omitted: 0,
+        alerts_omitted: 0,
         warnings: 0,
     };
-    for &i in anchors {
-        let (session, alert, _) = &found.alerts[i];
-        shown_alerts.insert(i, tl.alerts.len());
+    // Alert ordinal → index in `tl.alerts`.
+    let mut shown_alerts: BTreeMap<u64, usize> = BTreeMap::new();
+    for (ordinal, session, alert, _) in &found.anchors {
+        shown_alerts.insert(*ordinal, tl.alerts.len());
         tl.alerts.push(TimelineAlert {
             alert: alert.clone(),
             session: *session,
             anchor: true,
         });
     }
+    let mut context_alerts = 0usize;
+    // (session, event id) of each row → (row index, process key).
+    let mut rows_by_event: BTreeMap<(u64, u64), (usize, ProcKey)> = BTreeMap::new();
     let mut procs = tree::ProcessTable::default();
     let mut origin = origin;
     let mut sessions = Sessions::new(&Engine::new);
     let mut session = 0u64;
-    let mut stream = LogStream::new(paths, q.strict);
+    let mut ordinal = 0u64;
+    let mut stream = spool.stream(q.strict)?;
     while let Some(record) = stream.next_record() {
         let e = match record? {
             Record::Header(h) => {
@@ -350,115 +434,101 @@ fn second_pass(
         };
         tl.events_read += 1;
         procs.observe(session, &e);
-        let in_container = e.container.as_ref().is_some_and(|c| {
-            subject
-                .containers
-                .iter()
-                .any(|want| container_matches(want, Some(&c.id)))
-        }) || (e.container.is_none() && subject.containers.contains("host"));
-        let in_tree =
-            !subject.host_roots.is_empty() && procs.descends_from(session, &e, &subject.host_roots);
-        if !(in_container || in_tree) {
-            continue;
-        }
-        let t = parse_time(&e.time);
-        if let (Some(t), Some(from)) = (t, subject.from)
-            && t < from
-        {
-            continue;
-        }
-        if let (Some(t), Some(to)) = (t, subject.to)
-            && t > to
-        {
-            continue;
-        }
-        if tl.rows.len() >= q.max_events {
-            tl.omitted += 1;
-            continue;
-        }
-        procs.select(session, &e);
-        let t = t.unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let origin = *origin.get_or_insert(t);
-        let mut row_alerts = Vec::new();
-        for &ai in citing.get(&(session, e.id)).into_iter().flatten() {
-            let idx = *shown_alerts.entry(ai).or_insert_with(|| {
-                let (s, a, _) = &found.alerts[ai];
-                tl.alerts.push(TimelineAlert {
-                    alert: a.clone(),
-                    session: *s,
-                    anchor: false,
+        if subject.shows(session, &e, &procs) {
+            if tl.rows.len() < q.max_events {
+                procs.select(session, &e);
+                let t = parse_time(&e.time).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                let origin = *origin.get_or_insert(t);
+                rows_by_event.insert((session, e.id), (tl.rows.len(), key(session, &e)));
+                tl.rows.push(Row {
+                    session,
+                    id: e.id,
+                    time: e.time.clone(),
+                    offset_s: (t - origin).as_seconds_f64(),
+                    pid: e.process.pid,
+                    ppid: e.process.ppid,
+                    comm: e.process.comm.clone(),
+                    exe: e.process.exe.clone(),
+                    container: e.container.as_ref().map(|c| c.id.clone()),
+                    kind: e.kind_name().to_owned(),
+                    details: describe(&e),
+                    alerts: Vec::new(),
                 });
-                tl.alerts.len() - 1
-            });
-            row_alerts.push(idx);
-            procs.mark_alert(session, &e, &found.alerts[ai].1.rule);
+            } else {
+                tl.omitted += 1;
+            }
         }
-        tl.rows.push(Row {
-            session,
-            id: e.id,
-            time: e.time.clone(),
-            offset_s: (t - origin).as_seconds_f64(),
-            pid: e.process.pid,
-            ppid: e.process.ppid,
-            comm: e.process.comm.clone(),
-            exe: e.process.exe.clone(),
-            container: e.container.as_ref().map(|c| c.id.clone()),
-            kind: e.kind_name().to_owned(),
-            details: describe(&e),
-            alerts: row_alerts,
-        });
+        // An alert cites this event or earlier ones, so its rows are already there.
+        for alert in sessions.engine.process(&e).alerts {
+            ordinal += 1;
+            let rows: Vec<(usize, ProcKey)> = alert
+                .event_ids
+                .iter()
+                .filter_map(|id| rows_by_event.get(&(session, *id)).copied())
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let idx = match shown_alerts.get(&ordinal) {
+                Some(&i) => i,
+                None if context_alerts < q.max_events => {
+                    context_alerts += 1;
+                    tl.alerts.push(TimelineAlert {
+                        alert: alert.clone(),
+                        session,
+                        anchor: false,
+                    });
+                    shown_alerts.insert(ordinal, tl.alerts.len() - 1);
+                    tl.alerts.len() - 1
+                }
+                None => {
+                    tl.alerts_omitted += 1;
+                    continue;
+                }
+            };
+            for (row, proc_key) in rows {
+                if !tl.rows[row].alerts.contains(&idx) {
+                    tl.rows[row].alerts.push(idx);
+                }
+                procs.mark_alert(proc_key, &alert.rule);
+            }
+        }
     }
+    order_context_alerts(&mut tl, found.anchors.len());
     tl.warnings = stream.stats.warnings;
     tl.tree = procs.into_tree();
     Ok(tl)
 }
 
-/// Standard input, read twice: copied to a temp file first (deleted on drop).
-struct Spool {
-    paths: Vec<PathBuf>,
-    temp: Option<PathBuf>,
-}
-
-impl Spool {
-    fn new(paths: &[PathBuf]) -> Result<Spool, TimelineError> {
-        if !paths.iter().any(|p| p == Path::new("-")) {
-            return Ok(Spool {
-                paths: paths.to_vec(),
-                temp: None,
-            });
+/// Number the alerts that are not anchors by the first row citing them (the order they are
+/// met reading the events), as a reader expects, not by when the engine raised them.
+fn order_context_alerts(tl: &mut Timeline, anchors: usize) {
+    let mut first_row: BTreeMap<usize, usize> = BTreeMap::new();
+    for (r, row) in tl.rows.iter_mut().enumerate() {
+        row.alerts.sort_unstable();
+        for &a in &row.alerts {
+            first_row.entry(a).or_insert(r);
         }
-        let temp =
-            std::env::temp_dir().join(format!("escapewatch-timeline-stdin-{}", std::process::id()));
-        let copy = || -> io::Result<()> {
-            let mut f = std::fs::File::create(&temp)?;
-            io::copy(&mut io::stdin().lock(), &mut f)?;
-            Ok(())
-        };
-        copy().map_err(|source| TimelineError::Spool {
-            path: temp.clone(),
-            source,
-        })?;
-        let paths = paths
-            .iter()
-            .map(|p| {
-                if p == Path::new("-") {
-                    temp.clone()
-                } else {
-                    p.clone()
-                }
-            })
-            .collect();
-        Ok(Spool {
-            paths,
-            temp: Some(temp),
-        })
     }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        if let Some(t) = &self.temp {
-            let _ = std::fs::remove_file(t);
+    let mut context: Vec<usize> = (anchors..tl.alerts.len()).collect();
+    context.sort_by_key(|a| (first_row.get(a).copied(), *a));
+    let mut new_index = vec![0usize; tl.alerts.len()];
+    for (i, slot) in new_index.iter_mut().enumerate().take(anchors) {
+        *slot = i;
+    }
+    for (pos, &old) in context.iter().enumerate() {
+        new_index[old] = anchors + pos;
+    }
+    let mut alerts: Vec<Option<TimelineAlert>> = tl.alerts.drain(..).map(Some).collect();
+    let mut ordered = Vec::with_capacity(alerts.len());
+    for old in (0..anchors).chain(context.iter().copied()) {
+        ordered.push(alerts[old].take().expect("each alert placed once"));
+    }
+    tl.alerts = ordered;
+    for row in &mut tl.rows {
+        for a in &mut row.alerts {
+            *a = new_index[*a];
         }
+        row.alerts.sort_unstable();
     }
 }

@@ -40,18 +40,14 @@ pub fn render(tl: &Timeline, color: bool) -> String {
         "{}",
         st.bold(&format!("escapewatch timeline — {}", one_line(&tl.subject)))
     );
-    let window = tl.window_label();
+    let window = one_line(&tl.window_label());
     let _ = writeln!(
         out,
         "host {} · window {window} · {} events read, {} shown{} · {} alert(s)",
         one_line(&tl.hosts.join(", ")),
         tl.events_read,
         tl.rows.len(),
-        if tl.omitted > 0 {
-            format!(" ({} more not shown: narrow the window)", tl.omitted)
-        } else {
-            String::new()
-        },
+        tl.omitted_note(),
         tl.alerts.len()
     );
 
@@ -65,9 +61,9 @@ pub fn render(tl: &Timeline, color: bool) -> String {
             out,
             "  {} {}  {}  {}  pid {} {}  events {:?}",
             st.alert(&format!("[{}]", i + 1)),
-            short_time(&al.time),
+            one_line(&short_time(&al.time)),
             st.alert(&al.severity.as_str().to_uppercase()),
-            st.alert(&al.rule),
+            st.alert(&one_line(&al.rule)),
             al.process.pid,
             one_line(&al.process.comm),
             al.event_ids
@@ -95,20 +91,20 @@ pub fn render(tl: &Timeline, color: bool) -> String {
         let container = r
             .container
             .as_deref()
-            .map_or_else(|| "host".to_owned(), short_container);
+            .map_or_else(|| "host".to_owned(), |c| one_line(&short_container(c)));
         let mut details = one_line(&r.details);
         if details.chars().count() > MAX_DETAILS {
             details = details.chars().take(MAX_DETAILS).collect::<String>() + "…";
         }
         let line = format!(
             "{:<23}  {:>+9.3}  {:>6}  {:>7}  {:<15}  {:<13}  {:<14}  {}",
-            short_time(&r.time),
+            one_line(&short_time(&r.time)),
             r.offset_s,
             r.id,
             r.pid,
             clip(&one_line(&r.comm), 15),
             clip(&container, 13),
-            clip(&r.kind, 14),
+            clip(&one_line(&r.kind), 14),
             details
         );
         if r.alerts.is_empty() {
@@ -119,7 +115,12 @@ pub fn render(tl: &Timeline, color: bool) -> String {
                 .iter()
                 .map(|&i| {
                     let a = &tl.alerts[i].alert;
-                    format!("[{}] {} ({})", i + 1, a.rule, a.severity.as_str())
+                    format!(
+                        "[{}] {} ({})",
+                        i + 1,
+                        one_line(&a.rule),
+                        a.severity.as_str()
+                    )
                 })
                 .collect();
             let _ = writeln!(out, "{}", st.alert(&format!(">> {line}")));
@@ -172,7 +173,7 @@ fn tree_lines(out: &mut String, st: &Style, n: &TreeNode, prefix: &str, last: bo
         label.push_str(&format!("  ({})", super::exit_status(*c)));
     }
     let label = if !n.alerts.is_empty() {
-        st.alert(&format!("{label}  ⚠ {}", n.alerts.join(", ")))
+        st.alert(&format!("{label}  ⚠ {}", one_line(&n.alerts.join(", "))))
     } else if n.in_subject {
         label
     } else {

@@ -167,11 +167,8 @@ impl ProcessTable {
         }
     }
 
-    pub fn mark_alert(&mut self, session: u64, e: &Event, rule: &str) {
-        if let Some(n) = self
-            .nodes
-            .get_mut(&(session, e.process.pid, e.process.start_time))
-        {
+    pub fn mark_alert(&mut self, process: ProcKey, rule: &str) {
+        if let Some(n) = self.nodes.get_mut(&process) {
             n.alerts.insert(rule.to_owned());
         }
     }
