@@ -134,8 +134,9 @@ pub struct Budget {
     pub _pad: u32,
 }
 
-/// The Dirty COW race discards a page millions of times: per mapping, only the first
-/// [`MADVISE_PER_WINDOW`] discards of each window reach the ring buffer (the rule needs 3).
+/// The Dirty COW race forces writes millions of times: per mapping, only the first
+/// [`MADVISE_PER_WINDOW`] forced-write faults of each window reach the ring buffer (the rule
+/// needs 3).
 #[map]
 pub static MADVISE_BUDGET: LruHashMap<MappingKey, Budget> = LruHashMap::with_max_entries(4096, 0);
 pub const MADVISE_PER_WINDOW: u32 = 4;

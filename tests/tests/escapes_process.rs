@@ -130,8 +130,9 @@ fn dirty_cow_race() {
 }
 
 /// Issue H, Dirty COW another way: the race through ptrace POKEDATA from the parent into a
-/// child that discards from a thread (no /proc/PID/mem). Its madvise stream used to overflow
-/// the ring buffer (8,000 events lost); the kernel now passes a handful per mapping and window.
+/// child that discards from a thread (no /proc/PID/mem). The pokes' write half is the ptrace
+/// tracepoint here and the forced-write fault (fentry/kprobe, budgeted per mapping) on the
+/// matrix kernels; no madvise record may be lost.
 #[test]
 fn dirty_cow_race_through_ptrace_pokes() {
     let (mut agent, alert, c) = scenario(

@@ -21,21 +21,19 @@ use crate::{
 };
 
 pub static INFO: RuleInfo = RuleInfo {
-    scope: "madvise(MADV_DONTNEED or MADV_DONTNEED_LOCKED) racing forced writes (/proc/PID/mem, ptrace POKE) into a read-only private mapping: a file, anonymous memory or the vDSO",
+    scope: "madvise(MADV_DONTNEED) racing forced writes (/proc/PID/mem, ptrace POKE from the process, a thread or a tracer) into a read-only private mapping",
     id: "dirty-cow",
     severity: Severity::Critical,
     mitre: "T1068",
     title: "Dirty COW race: madvise(MADV_DONTNEED) racing forced writes to a read-only mapping",
     explanation: "A process in a container repeatedly discarded the pages of a read-only, \
-        private mapping with madvise(MADV_DONTNEED or MADV_DONTNEED_LOCKED) while forcing \
-        writes into the same mapping through /proc/PID/mem or ptrace POKE (from the process \
-        itself, a thread, or a tracer). That is the Dirty COW race (CVE-2016-5195): on an \
-        unpatched kernel the forced write lands in the page cache of a file — /etc/passwd, \
-        setuid binaries, runc — for the whole host, or in the vDSO that every process on the \
-        host runs (the scumjr/dirtycow-vdso container escape). On a patched kernel the write \
+        private mapping with madvise(MADV_DONTNEED) while forcing writes into the same mapping \
+        through /proc/PID/mem or ptrace POKE (from the process itself, a thread, or a tracer). \
+        That is the Dirty COW race (CVE-2016-5195): on an unpatched kernel the forced write \
+        lands in the file's page cache, so any file the process can read — /etc/passwd, \
+        setuid binaries, runc — is changed for the whole host. On a patched kernel the write \
         harmlessly goes to a private copy, but the attempt is the signal. Check the mapping \
-        named in details (a file, or an anonymous/special mapping such as [vdso]) and the \
-        kernel version.",
+        named in details and the kernel version.",
     inputs: &[
         Input::Kind(EventKind::Madvise),
         Input::Kind(EventKind::MemWrite),
