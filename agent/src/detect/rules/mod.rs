@@ -128,7 +128,9 @@ impl RuleInfo {
             .any(|i| matches!(i, Input::Kind(_) | Input::Syscall(_)))
     }
 
-    /// The defaults of the optional fields, for `..RuleInfo::BASE` in declarations.
+    /// The defaults of the optional fields (`inputs`, `kernel`, `agent_warning`), for
+    /// `..RuleInfo::BASE` in declarations. Its id, texts and `fixtures` are placeholders the
+    /// contract test rejects; its severity is one too, and every declaration sets its own.
     pub const BASE: RuleInfo = RuleInfo {
         id: "",
         severity: Severity::High,
