@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod enrich;
+pub mod errors;
 pub mod eventlog;
 pub mod loader;
 pub mod metrics;

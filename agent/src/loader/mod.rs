@@ -392,13 +392,7 @@ fn hook_absent(hook: &Hook) -> bool {
 /// An error with its source chain (errno, verifier log) in one message; of a verifier log only
 /// the end, which says why the program was rejected.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
+    let msg = crate::errors::chain(e);
     let lines: Vec<&str> = msg.lines().collect();
     if lines.len() > VERIFIER_TAIL {
         format!(

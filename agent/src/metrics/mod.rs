@@ -444,7 +444,7 @@ fn listener_down(e: &MetricsError, metrics: &Metrics, health: &Health) {
     );
     error!(
         addr = %addr,
-        error = %error_chain(e),
+        error = %crate::errors::chain(e),
         retry_seconds = BIND_RETRY.as_secs(),
         "metrics are not served: cannot bind {addr}; detection and alerting go on, the bind is retried every {} s (escapewatch_metrics_bind_failures_total counts the failures)",
         BIND_RETRY.as_secs()
@@ -455,18 +455,6 @@ fn listener_up(bound: SocketAddr, metrics: &Metrics, health: &Health) {
     metrics.metrics_listener_up.set(1);
     health.set(Readiness::MetricsListener, None);
     info!(addr = %bound, "metrics listening on http://{bound}/metrics (/healthz, /readyz)");
-}
-
-/// The full error chain in one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

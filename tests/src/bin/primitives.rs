@@ -22,13 +22,13 @@ fn fail(what: &str) -> ! {
     exit(1)
 }
 
-/// Dirty COW: map FILE read-only and private; one thread discards the pages, another forces
-/// writes into the mapping through /proc/self/mem.
-fn dirtycow(path: &str) {
+/// FILE mapped read-only and private, the target both Dirty COW variants race on: (address,
+/// length). The mapping stays for the life of the process.
+fn map_readonly_private(path: &str) -> (usize, usize) {
     let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
     let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
-    // SAFETY: mapping a file we opened; the mapping is only touched through madvise and
-    // /proc/self/mem below.
+    // SAFETY: mapping a file we opened; callers touch the mapping only through madvise,
+    // /proc/self/mem and ptrace.
     let map = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -42,7 +42,13 @@ fn dirtycow(path: &str) {
     if map == libc::MAP_FAILED {
         fail("mmap");
     }
-    let addr = map as usize;
+    (map as usize, len)
+}
+
+/// Dirty COW: map FILE read-only and private; one thread discards the pages, another forces
+/// writes into the mapping through /proc/self/mem.
+fn dirtycow(path: &str) {
+    let (addr, len) = map_readonly_private(path);
     static STOP: AtomicBool = AtomicBool::new(false);
     let discard = thread::spawn(move || {
         let mut n = 0u64;
@@ -252,23 +258,7 @@ fn finit_module() {
 /// read-only private mapping of FILE from a thread while its main thread sits in a ptrace
 /// stop; the parent pokes the mapping with PTRACE_POKEDATA. No /proc/PID/mem is involved.
 fn dirtycow_ptrace(path: &str) {
-    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
-    // SAFETY: a read-only private mapping of a file we opened; only madvise and ptrace touch it.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_PRIVATE,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if map == libc::MAP_FAILED {
-        fail("mmap");
-    }
-    let addr = map as usize;
+    let (addr, len) = map_readonly_private(path);
     // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe
     // functions and spawns its own thread after the fork.
     let child = unsafe { libc::fork() };
