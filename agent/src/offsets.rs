@@ -117,6 +117,8 @@ pub fn kernel_config(
         file_private_data: r.required("file", &["private_data"]),
         vma_vm_mm: r.required("vm_area_struct", &["vm_mm"]),
         file_f_flags: r.required("file", &["f_flags"]),
+        // x86 only: the 32-bit syscall entry dispatcher reads TS_COMPAT here.
+        task_ti_status: r.optional("task_struct", &["thread_info.status"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {

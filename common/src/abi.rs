@@ -276,6 +276,55 @@ const _: () = {
     }
 };
 
+// arch/x86/include/asm/thread_info.h, arch/x86/include/asm/ptrace.h,
+// arch/x86/entry/syscalls/syscall_32.tbl
+
+/// `thread_info.status` bit: a 32-bit syscall is in progress (arch/x86/include/asm/thread_info.h).
+/// Set by the i386 entries (`int 0x80`, sysenter, 32-bit syscall) for the duration of the call,
+/// whether the caller is a 32-bit or a 64-bit process.
+pub const TS_COMPAT: u32 = 0x0002;
+
+/// Byte offsets in x86-64 `struct pt_regs` (arch/x86/include/asm/ptrace.h, fixed by the entry
+/// assembly) of the registers that carry the six arguments of an i386 syscall, in order: ebx,
+/// ecx, edx, esi, edi, ebp. Only their low 32 bits are the argument.
+pub const I386_SYSCALL_ARG_REGS: [usize; 6] = [40, 88, 96, 104, 112, 32];
+
+/// i386 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl) of the watched syscalls: the
+/// numbers a 64-bit process passes to `int 0x80`, which the per-syscall tracepoints of x86-64
+/// do not report.
+pub mod i386 {
+    pub const WRITE: u64 = 4;
+    pub const OPEN: u64 = 5;
+    pub const MOUNT: u64 = 21;
+    pub const PTRACE: u64 = 26;
+    pub const SOCKETCALL: u64 = 102;
+    pub const CLONE: u64 = 120;
+    pub const INIT_MODULE: u64 = 128;
+    pub const WRITEV: u64 = 146;
+    pub const PWRITE64: u64 = 181;
+    pub const MADVISE: u64 = 219;
+    pub const OPENAT: u64 = 295;
+    pub const UNSHARE: u64 = 310;
+    pub const SPLICE: u64 = 313;
+    pub const PWRITEV: u64 = 334;
+    pub const OPEN_BY_HANDLE_AT: u64 = 342;
+    pub const SETNS: u64 = 346;
+    pub const PROCESS_VM_WRITEV: u64 = 348;
+    pub const FINIT_MODULE: u64 = 350;
+    pub const BPF: u64 = 357;
+    pub const CONNECT: u64 = 362;
+    pub const USERFAULTFD: u64 = 374;
+    pub const PWRITEV2: u64 = 379;
+    pub const OPEN_TREE: u64 = 428;
+    pub const MOVE_MOUNT: u64 = 429;
+    pub const FSOPEN: u64 = 430;
+    pub const FSCONFIG: u64 = 431;
+    pub const CLONE3: u64 = 435;
+    pub const OPENAT2: u64 = 437;
+    /// `socketcall(2)` call number of connect (include/uapi/linux/net.h `SYS_CONNECT`).
+    pub const SYS_CONNECT: u64 = 3;
+}
+
 #[cfg(all(test, feature = "user"))]
 mod tests {
     use super::*;

@@ -81,7 +81,9 @@ pub struct KernelConfig {
     pub vma_vm_mm: u32,
     /// `file.f_flags` (O_* flags of an open file, for the LSM open hook).
     pub file_f_flags: u32,
-    pub _pad: u32,
+    /// `task_struct.thread_info.status` (x86: `TS_COMPAT` marks a 32-bit syscall in progress);
+    /// `OFFSET_NONE` where the architecture has no such field.
+    pub task_ti_status: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 256);
@@ -138,6 +140,6 @@ impl KernelConfig {
         file_private_data: OFFSET_NONE,
         vma_vm_mm: OFFSET_NONE,
         file_f_flags: OFFSET_NONE,
-        _pad: 0,
+        task_ti_status: OFFSET_NONE,
     };
 }

@@ -63,6 +63,8 @@ program_ids! {
     FentryHandleMmFault = 33,
     KprobeHandleMmFault = 34,
     LsmFileOpen = 35,
+    CompatSysEnter = 36,
+    CompatSysExit = 37,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -443,7 +445,34 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd)",
     },
+    // The 32-bit syscall entry of x86-64, which the per-syscall tracepoints above do not see:
+    // every watched syscall made through it, handed to the same entry and exit logic.
+    compat(P::CompatSysEnter, "compat_sys_enter", "sys_enter"),
+    compat(P::CompatSysExit, "compat_sys_exit", "sys_exit"),
 ];
+
+/// What the 32-bit entry programs serve: every kind a watched syscall produces.
+const COMPAT_KINDS: &[EventKind] = &[
+    K::Setns,
+    K::Unshare,
+    K::CloneNewNamespace,
+    K::Mount,
+    K::FileOpen,
+    K::Syscall,
+    K::UnixConnect,
+];
+
+const fn compat(id: ProgramId, name: &'static str, tracepoint: &'static str) -> ProgramSpec {
+    ProgramSpec {
+        id,
+        name,
+        hook: Hook::RawTracepoint { name: tracepoint },
+        group: name,
+        kinds: COMPAT_KINDS,
+        required: false,
+        fallback: "",
+    }
+}
 
 const COW_FALLBACK: &str = "the write/pwrite64 tracepoints on marked /proc/PID/mem descriptors with bpf_find_vma, and the ptrace tracepoint";
 

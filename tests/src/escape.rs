@@ -76,11 +76,10 @@ pub fn expected_hook(rule: &str) -> Option<String> {
     })
 }
 
-/// Every event an alert cites names the eBPF program that saw it (`hook`, `type/program`); when
-/// this kernel's expectation names the rule, one of them is of that hook type. The hooks seen
-/// are appended to target/integration/hooks.tsv for the kernel matrix report.
-pub fn check_hooks(agent: &Agent, alert: &Value) {
-    let rule = alert["rule"].as_str().unwrap_or_default().to_owned();
+/// The hooks (`type/program`) of the events `alert` cites, each once, in citation order.
+/// Every cited event must name one.
+pub fn cited_hooks(agent: &Agent, alert: &Value) -> Vec<String> {
+    let rule = alert["rule"].as_str().unwrap_or_default();
     let ids: Vec<u64> = alert["event_ids"]
         .as_array()
         .map(|ids| ids.iter().filter_map(Value::as_u64).collect())
@@ -98,6 +97,15 @@ pub fn check_hooks(agent: &Agent, alert: &Value) {
             hooks.push(hook.to_owned());
         }
     }
+    hooks
+}
+
+/// Every event an alert cites names the eBPF program that saw it (`hook`, `type/program`); when
+/// this kernel's expectation names the rule, one of them is of that hook type. The hooks seen
+/// are appended to target/integration/hooks.tsv for the kernel matrix report.
+pub fn check_hooks(agent: &Agent, alert: &Value) {
+    let rule = alert["rule"].as_str().unwrap_or_default().to_owned();
+    let hooks = cited_hooks(agent, alert);
     if let Some(want) = expected_hook(&rule) {
         assert!(
             hooks
@@ -175,6 +183,30 @@ pub fn host_rdev(path: &str) -> String {
     use std::os::unix::fs::MetadataExt;
     let rdev = fs::metadata(path).expect("stat device").rdev();
     format!("{}:{}", libc::major(rdev), libc::minor(rdev))
+}
+
+/// A container sharing the host PID namespace runs `command(pid)` against a host process; the
+/// `ptrace-cross-container` alert that follows is checked (the attach request, the target and
+/// its owner) and returned with the agent, the container gone.
+pub fn ptrace_host_scenario(test: &str, command: impl Fn(u32) -> String) -> (Agent, Value) {
+    let mut host = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("host sleep");
+    let pid = host.id();
+    let (agent, alert, c) = scenario(
+        test,
+        "ptrace-cross-container",
+        |b| b.share_host_namespace("pid"),
+        |c| sh(c, &command(pid)),
+    );
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(alert["details"]["request"], "PTRACE_ATTACH", "{alert:#}");
+    assert_eq!(alert["details"]["target"]["pid"], pid, "{alert:#}");
+    assert_eq!(alert["details"]["target_owner"], "the host", "{alert:#}");
+    drop(c);
+    (agent, alert)
 }
 
 /// The block device behind the host's root filesystem.

@@ -7,49 +7,9 @@ use std::{fs, path::Path, process::Command};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
-    escape::{WAIT, check_hooks, finish, privileged, scenario, sh},
+    escape::{WAIT, check_hooks, finish, privileged, ptrace_host_scenario, scenario, sh},
     scenario::check_alert,
 };
-
-/// Issue H, the 32-bit entry: setns made with `int 0x80` is invisible to the x86-64 syscall
-/// tracepoints, so no namespace-join-host; the namespace the process then holds is the alert.
-#[test]
-fn setns_through_the_32_bit_entry_is_caught_by_the_namespace_it_holds() {
-    let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
-    let host_mnt = ns_inode(host.id(), "mnt");
-    let (agent, alert, c) = scenario(
-        "namespace-held-compat",
-        "foreign-namespace-held",
-        |b| b.share_host_namespace("pid"),
-        |c| {
-            sh(
-                c,
-                &format!("primitives setns32 /proc/{}/ns/mnt /bin/true", host.id()),
-            )
-        },
-    );
-    assert_eq!(alert["details"]["namespace_type"], "mnt", "{alert:#}");
-    assert_eq!(alert["details"]["inode"], host_mnt, "{alert:#}");
-    assert_eq!(alert["details"]["owner"], "the host", "{alert:#}");
-    assert_eq!(alert["details"]["seen_at"], "process_exec", "{alert:#}");
-    assert_eq!(alert["process"]["comm"], "true", "{alert:#}");
-    assert_ne!(
-        alert["details"]["container_namespace"], host_mnt,
-        "{alert:#}"
-    );
-    // The setns itself went unseen by its tracepoint: this was the only way to catch it.
-    assert!(
-        !agent
-            .alerts()
-            .iter()
-            .any(|a| a["rule"] == "namespace-join-host"),
-        "a 32-bit setns reached the setns tracepoint"
-    );
-    drop(c);
-    let _ = host.kill();
-    let _ = host.wait();
-    finish(agent, "namespace-held-compat");
-}
 
 /// Issue H, trust in names: an image whose entrypoint is called like runc's sealed memfd copy
 /// (`/memfd:runc_cloned…`) used to stay a "runtime helper", so its setns into the host was
@@ -210,23 +170,7 @@ fn process_vm_writev_into_another_process() {
 
 #[test]
 fn ptrace_host_process() {
-    let mut host = Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("host sleep");
-    let pid = host.id();
-    let (agent, alert, c) = scenario(
-        "ptrace",
-        "ptrace-cross-container",
-        |b| b.share_host_namespace("pid"),
-        |c| sh(c, &format!("primitives ptrace {pid}")),
-    );
-    let _ = host.kill();
-    let _ = host.wait();
-    assert_eq!(alert["details"]["request"], "PTRACE_ATTACH");
-    assert_eq!(alert["details"]["target"]["pid"], pid);
-    assert_eq!(alert["details"]["target_owner"], "the host");
-    drop(c);
+    let (agent, _) = ptrace_host_scenario("ptrace", |pid| format!("primitives ptrace {pid}"));
     finish(agent, "ptrace");
 }
 

@@ -1,9 +1,13 @@
 //! Syscall entry → exit hand-over, per thread.
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use escapewatch_common::{event::NS_COUNT, kind::EventKind};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, maps::LruHashMap};
+use escapewatch_common::{event::NS_COUNT, kind::EventKind, programs::ProgramId};
 
-use crate::maps::{PENDING_SYSCALLS, Pending};
+use super::{
+    emit::{Record, output_in_place},
+    task::current,
+};
+use crate::maps::{EVENTS_CRITICAL, PENDING_SYSCALLS, Pending};
 
 #[inline(always)]
 pub fn tid() -> u32 {
@@ -42,4 +46,25 @@ pub fn take() -> Option<Pending> {
     let pending = unsafe { PENDING_SYSCALLS.get(tid) }.copied()?;
     let _ = PENDING_SYSCALLS.remove(tid);
     Some(pending)
+}
+
+/// The record this thread's syscall entry left in `map`, sent with the syscall's result `rc`
+/// (written by `set_ret`) and removed. Returns whether there was one.
+#[inline(always)]
+pub fn emit_recorded<T: Record>(
+    map: &LruHashMap<u32, T>,
+    program: ProgramId,
+    kind: EventKind,
+    rc: i64,
+    set_ret: impl FnOnce(&mut T, i64),
+) -> bool {
+    let tid = tid();
+    let Some(rec) = map.get_ptr_mut(tid) else {
+        return false;
+    };
+    // SAFETY: this thread's own entry, sent and removed below.
+    set_ret(unsafe { &mut *rec }, rc);
+    output_in_place(&EVENTS_CRITICAL, program, kind, current(), rec);
+    let _ = map.remove(tid);
+    true
 }

@@ -9,14 +9,14 @@ use escapewatch_common::{
     abi::FSCONFIG_SET_STRING, event::mount_call, kind::EventKind, programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, ret};
 use crate::{
     helpers::{
-        emit::{output_in_place, run},
-        pending::tid,
-        task::{ERR_READ, current, is_candidate},
+        emit::run,
+        pending::{self, tid},
+        task::{ERR_READ, is_candidate},
     },
-    maps::{EVENTS_CRITICAL, PENDING_MOUNT, SCRATCH_MOUNT},
+    maps::{PENDING_MOUNT, SCRATCH_MOUNT},
 };
 
 /// Copy a user string into `out`, leaving it empty when the pointer is NULL or unreadable.
@@ -53,83 +53,88 @@ fn record(call: u32, flags: u64, source: u64, target: u64, fstype: u64) -> Resul
 /// `mount(char *dev_name, char *dir_name, char *type, unsigned long flags, void *data)`.
 #[tracepoint(category = "syscalls", name = "sys_enter_mount")]
 pub fn sys_enter_mount(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterMount, || {
-        record(
-            mount_call::MOUNT,
-            arg(&ctx, 3)?,
-            arg(&ctx, 0)?,
-            arg(&ctx, 1)?,
-            arg(&ctx, 2)?,
-        )
-    })
+    run(ProgramId::SysEnterMount, || mount(&ctx))
+}
+
+#[inline(always)]
+pub fn mount(a: &impl SysArgs) -> Result<(), i64> {
+    record(
+        mount_call::MOUNT,
+        a.arg(3)?,
+        a.arg(0)?,
+        a.arg(1)?,
+        a.arg(2)?,
+    )
 }
 
 /// `open_tree(int dfd, const char *filename, unsigned flags)`, 5.2+.
 #[tracepoint(category = "syscalls", name = "sys_enter_open_tree")]
 pub fn sys_enter_open_tree(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterOpenTree, || {
-        record(mount_call::OPEN_TREE, arg(&ctx, 2)?, arg(&ctx, 1)?, 0, 0)
-    })
+    run(ProgramId::SysEnterOpenTree, || open_tree(&ctx))
+}
+
+#[inline(always)]
+pub fn open_tree(a: &impl SysArgs) -> Result<(), i64> {
+    record(mount_call::OPEN_TREE, a.arg(2)?, a.arg(1)?, 0, 0)
 }
 
 /// `move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned
 /// flags)`, 5.2+.
 #[tracepoint(category = "syscalls", name = "sys_enter_move_mount")]
 pub fn sys_enter_move_mount(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterMoveMount, || {
-        record(
-            mount_call::MOVE_MOUNT,
-            arg(&ctx, 4)?,
-            arg(&ctx, 1)?,
-            arg(&ctx, 3)?,
-            0,
-        )
-    })
+    run(ProgramId::SysEnterMoveMount, || move_mount(&ctx))
+}
+
+#[inline(always)]
+pub fn move_mount(a: &impl SysArgs) -> Result<(), i64> {
+    record(mount_call::MOVE_MOUNT, a.arg(4)?, a.arg(1)?, a.arg(3)?, 0)
 }
 
 /// `fsopen(const char *fs_name, unsigned flags)`, 5.2+.
 #[tracepoint(category = "syscalls", name = "sys_enter_fsopen")]
 pub fn sys_enter_fsopen(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterFsopen, || {
-        record(mount_call::FSOPEN, arg(&ctx, 1)?, 0, 0, arg(&ctx, 0)?)
-    })
+    run(ProgramId::SysEnterFsopen, || fsopen(&ctx))
+}
+
+#[inline(always)]
+pub fn fsopen(a: &impl SysArgs) -> Result<(), i64> {
+    record(mount_call::FSOPEN, a.arg(1)?, 0, 0, a.arg(0)?)
 }
 
 /// `fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux)`, 5.2+: only
 /// setting the "source" (the device or path to mount).
 #[tracepoint(category = "syscalls", name = "sys_enter_fsconfig")]
 pub fn sys_enter_fsconfig(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterFsconfig, || {
-        if arg(&ctx, 1)? != FSCONFIG_SET_STRING {
-            return Ok(());
-        }
-        let mut key = [0u8; 8];
-        user_str(arg(&ctx, 2)?, &mut key);
-        if &key[..7] != b"source\0" {
-            return Ok(());
-        }
-        record(mount_call::FSCONFIG_SOURCE, 0, arg(&ctx, 3)?, 0, 0)
-    })
+    run(ProgramId::SysEnterFsconfig, || fsconfig(&ctx))
+}
+
+#[inline(always)]
+pub fn fsconfig(a: &impl SysArgs) -> Result<(), i64> {
+    if a.arg(1)? != FSCONFIG_SET_STRING {
+        return Ok(());
+    }
+    let mut key = [0u8; 8];
+    user_str(a.arg(2)?, &mut key);
+    if &key[..7] != b"source\0" {
+        return Ok(());
+    }
+    record(mount_call::FSCONFIG_SOURCE, 0, a.arg(3)?, 0, 0)
 }
 
 /// Attached to the sys_exit tracepoints of the five calls above.
 #[tracepoint(category = "syscalls", name = "sys_exit_mount_family")]
 pub fn sys_exit_mount_family(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysExitMount, || {
-        let tid = tid();
-        let Some(ev) = PENDING_MOUNT.get_ptr_mut(tid) else {
-            return Ok(());
-        };
-        // SAFETY: this thread's own pending entry.
-        unsafe { (*ev).ret = ret(&ctx)? };
-        output_in_place(
-            &EVENTS_CRITICAL,
-            ProgramId::SysExitMount,
-            EventKind::Mount,
-            current(),
-            ev,
-        );
-        let _ = PENDING_MOUNT.remove(tid);
+        exit_mount(ProgramId::SysExitMount, ret(&ctx)?);
         Ok(())
+    })
+}
+
+/// Emit this thread's mount-family call recorded at entry, if any, with its result `rc`.
+/// Returns whether there was one.
+#[inline(always)]
+pub fn exit_mount(program: ProgramId, rc: i64) -> bool {
+    pending::emit_recorded(&PENDING_MOUNT, program, EventKind::Mount, rc, |ev, rc| {
+        ev.ret = rc;
     })
 }

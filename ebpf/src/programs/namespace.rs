@@ -14,7 +14,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::arg;
+use super::SysArgs;
 use crate::helpers::{
     emit::run,
     pending,
@@ -32,47 +32,59 @@ fn enter(kind: EventKind, flags: u64, fd: i64) -> Result<(), i64> {
 /// to join a host namespace is worth knowing about.
 #[tracepoint(category = "syscalls", name = "sys_enter_setns")]
 pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterSetns, || {
-        enter(EventKind::Setns, arg(&ctx, 1)?, arg(&ctx, 0)? as i32 as i64)
-    })
+    run(ProgramId::SysEnterSetns, || setns(&ctx))
+}
+
+#[inline(always)]
+pub fn setns(a: &impl SysArgs) -> Result<(), i64> {
+    enter(EventKind::Setns, a.arg(1)?, a.arg(0)? as i32 as i64)
 }
 
 /// `unshare(unsigned long flags)`, 2.6.16+. Only calls that create a namespace.
 #[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
 pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterUnshare, || {
-        let flags = arg(&ctx, 0)?;
-        if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
-            return Ok(());
-        }
-        enter(EventKind::Unshare, flags, -1)
-    })
+    run(ProgramId::SysEnterUnshare, || unshare(&ctx))
 }
 
-/// `clone(unsigned long flags, ...)` (x86_64 argument order). Only namespace-creating clones;
-/// plain forks are seen by `sched_process_fork`.
+#[inline(always)]
+pub fn unshare(a: &impl SysArgs) -> Result<(), i64> {
+    let flags = a.arg(0)?;
+    if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
+        return Ok(());
+    }
+    enter(EventKind::Unshare, flags, -1)
+}
+
+/// `clone(unsigned long flags, ...)` (flags come first on x86_64 and i386 alike). Only
+/// namespace-creating clones; plain forks are seen by `sched_process_fork`.
 #[tracepoint(category = "syscalls", name = "sys_enter_clone")]
 pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterClone, || {
-        let flags = arg(&ctx, 0)?;
-        if flags & CLONE_NEW_MASK == 0 {
-            return Ok(());
-        }
-        enter(EventKind::CloneNewNamespace, flags, -1)
-    })
+    run(ProgramId::SysEnterClone, || clone(&ctx))
+}
+
+#[inline(always)]
+pub fn clone(a: &impl SysArgs) -> Result<(), i64> {
+    let flags = a.arg(0)?;
+    if flags & CLONE_NEW_MASK == 0 {
+        return Ok(());
+    }
+    enter(EventKind::CloneNewNamespace, flags, -1)
 }
 
 /// `clone3(struct clone_args *uargs, size_t size)`, 5.3+; `flags` is the first u64 of
 /// clone_args, read from user memory.
 #[tracepoint(category = "syscalls", name = "sys_enter_clone3")]
 pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterClone3, || {
-        let uargs = arg(&ctx, 0)? as *const u64;
-        // SAFETY: user pointer validated by the helper.
-        let flags = unsafe { bpf_probe_read_user(uargs) }.map_err(|_| ERR_READ)?;
-        if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
-            return Ok(());
-        }
-        enter(EventKind::CloneNewNamespace, flags, -1)
-    })
+    run(ProgramId::SysEnterClone3, || clone3(&ctx))
+}
+
+#[inline(always)]
+pub fn clone3(a: &impl SysArgs) -> Result<(), i64> {
+    let uargs = a.arg(0)? as *const u64;
+    // SAFETY: user pointer validated by the helper.
+    let flags = unsafe { bpf_probe_read_user(uargs) }.map_err(|_| ERR_READ)?;
+    if flags & (CLONE_NEW_MASK | CLONE_NEWTIME) == 0 {
+        return Ok(());
+    }
+    enter(EventKind::CloneNewNamespace, flags, -1)
 }

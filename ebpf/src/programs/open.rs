@@ -29,7 +29,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, ret};
 use crate::{
     cfg,
     helpers::{
@@ -43,7 +43,7 @@ use crate::{
     },
     maps::{
         EVENTS_CRITICAL, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, PENDING_OPEN, PENDING_SYSCALLS,
-        RUNTIME_INODES, SCRATCH_MARK, SCRATCH_OPEN,
+        Pending, RUNTIME_INODES, SCRATCH_MARK, SCRATCH_OPEN,
     },
 };
 
@@ -74,29 +74,38 @@ fn enter(flags: u64, path: u64) -> Result<(), i64> {
 /// `openat(int dfd, const char *filename, int flags, umode_t mode)`.
 #[tracepoint(category = "syscalls", name = "sys_enter_openat")]
 pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterOpenat, || {
-        enter(arg(&ctx, 2)?, arg(&ctx, 1)?)
-    })
+    run(ProgramId::SysEnterOpenat, || openat(&ctx))
+}
+
+#[inline(always)]
+pub fn openat(a: &impl SysArgs) -> Result<(), i64> {
+    enter(a.arg(2)?, a.arg(1)?)
 }
 
 /// `openat2(int dfd, const char *filename, struct open_how *how, size_t size)`, 5.6+; the
 /// flags are the first u64 of open_how.
 #[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
 pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterOpenat2, || {
-        let how = arg(&ctx, 2)? as *const u64;
-        // SAFETY: user pointer validated by the helper.
-        let flags = unsafe { bpf_probe_read_user(how) }.map_err(|_| ERR_READ)?;
-        enter(flags, arg(&ctx, 1)?)
-    })
+    run(ProgramId::SysEnterOpenat2, || openat2(&ctx))
+}
+
+#[inline(always)]
+pub fn openat2(a: &impl SysArgs) -> Result<(), i64> {
+    let how = a.arg(2)? as *const u64;
+    // SAFETY: user pointer validated by the helper.
+    let flags = unsafe { bpf_probe_read_user(how) }.map_err(|_| ERR_READ)?;
+    enter(flags, a.arg(1)?)
 }
 
 /// `open(const char *filename, int flags, umode_t mode)` (x86_64 still has it).
 #[tracepoint(category = "syscalls", name = "sys_enter_open")]
 pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterOpen, || {
-        enter(arg(&ctx, 1)?, arg(&ctx, 0)?)
-    })
+    run(ProgramId::SysEnterOpen, || open(&ctx))
+}
+
+#[inline(always)]
+pub fn open(a: &impl SysArgs) -> Result<(), i64> {
+    enter(a.arg(1)?, a.arg(0)?)
 }
 
 /// Which watched object `info` (named `name`) is, as `open_class` bits.
@@ -361,8 +370,16 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
         if p.kind != EventKind::FileOpen as u32 {
             return Ok(());
         }
+        exit_open(ProgramId::SysExitOpen, &p, ret(&ctx)?)
+    })
+}
+
+/// The exit of an open recorded at entry as `p`, which returned `rc`: classify what was opened
+/// and emit it (or the telling failure).
+#[inline(always)]
+pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
+    {
         let (flags, path) = (p.args[0], p.args[1]);
-        let rc = ret(&ctx)?;
         if p.args[2] == LSM_STASHED {
             let tid = tid();
             let Some(rec) = PENDING_OPEN.get_ptr_mut(tid) else {
@@ -399,16 +416,7 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
             {
-                emit_open(
-                    ProgramId::SysExitOpen,
-                    rc,
-                    flags,
-                    path,
-                    open_class::FAILED,
-                    None,
-                    0,
-                    &name,
-                );
+                emit_open(program, rc, flags, path, open_class::FAILED, None, 0, &name);
             }
             return Ok(());
         }
@@ -421,16 +429,7 @@ pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         mark_if_proc_mem(rc as u64, class, &name)?;
-        emit_open(
-            ProgramId::SysExitOpen,
-            rc,
-            flags,
-            path,
-            class,
-            Some(info),
-            fns,
-            &name,
-        );
+        emit_open(program, rc, flags, path, class, Some(info), fns, &name);
         Ok(())
-    })
+    }
 }

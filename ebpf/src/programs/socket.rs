@@ -7,24 +7,29 @@ use aya_ebpf::{
 };
 use escapewatch_common::{abi::AF_UNIX, kind::EventKind, programs::ProgramId};
 
-use super::{arg, ret};
+use super::{SysArgs, ret};
 use crate::{
     helpers::{
-        emit::{output_in_place, run},
-        pending::tid,
-        task::{ERR_READ, current, is_candidate},
+        emit::run,
+        pending::{self, tid},
+        task::{ERR_READ, is_candidate},
     },
-    maps::{EVENTS_CRITICAL, PENDING_CONNECT, SCRATCH_CONNECT},
+    maps::{PENDING_CONNECT, SCRATCH_CONNECT},
 };
 
 /// `connect(int fd, struct sockaddr *uservaddr, int addrlen)`: the path is read at entry.
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterConnect, || {
+    run(ProgramId::SysEnterConnect, || connect(&ctx))
+}
+
+#[inline(always)]
+pub fn connect(a: &impl SysArgs) -> Result<(), i64> {
+    {
         if !is_candidate() {
             return Ok(());
         }
-        let addr = arg(&ctx, 1)? as *const u8;
+        let addr = a.arg(1)? as *const u8;
         // SAFETY: user pointer validated by the helper.
         let family: u16 = unsafe { bpf_probe_read_user(addr.cast()) }.map_err(|_| ERR_READ)?;
         if family != AF_UNIX {
@@ -44,26 +49,28 @@ pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         PENDING_CONNECT.insert(tid(), ev, 0).map_err(|e| e as i64)
-    })
+    }
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_connect")]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysExitConnect, || {
-        let tid = tid();
-        let Some(ev) = PENDING_CONNECT.get_ptr_mut(tid) else {
-            return Ok(());
-        };
-        // SAFETY: this thread's own pending entry.
-        unsafe { (*ev).ret = ret(&ctx)? };
-        output_in_place(
-            &EVENTS_CRITICAL,
-            ProgramId::SysExitConnect,
-            EventKind::UnixConnect,
-            current(),
-            ev,
-        );
-        let _ = PENDING_CONNECT.remove(tid);
+        exit_connect(ProgramId::SysExitConnect, ret(&ctx)?);
         Ok(())
     })
+}
+
+/// Emit this thread's connect recorded at entry, if any, with its result `rc`. Returns
+/// whether there was one.
+#[inline(always)]
+pub fn exit_connect(program: ProgramId, rc: i64) -> bool {
+    pending::emit_recorded(
+        &PENDING_CONNECT,
+        program,
+        EventKind::UnixConnect,
+        rc,
+        |ev, rc| {
+            ev.ret = rc;
+        },
+    )
 }

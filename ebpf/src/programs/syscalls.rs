@@ -13,25 +13,25 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, ret};
 use crate::{
     helpers::{
         emit::{emit, run},
         pending,
         task::{current, is_candidate},
     },
-    maps::EVENTS_CRITICAL,
+    maps::{EVENTS_CRITICAL, Pending},
 };
 
 /// Record the first `N` (at most four) arguments of this syscall for the exit, from candidates
 /// only. `N` must not exceed the syscall's argument count: the kernel refuses to attach a
 /// program that reads past its tracepoint's record.
 #[inline(always)]
-fn watch<const N: usize>(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
+fn watch<const N: usize>(a: &impl SysArgs, id: u32) -> Result<(), i64> {
     if !is_candidate() {
         return Ok(());
     }
-    let read = |i: usize| if i < N { arg(ctx, i) } else { Ok(0) };
+    let read = |i: usize| if i < N { a.arg(i) } else { Ok(0) };
     let args = [read(0)?, read(1)?, read(2)?, read(3)?];
     pending::put(EventKind::Syscall, id, args, [0; NS_COUNT])
 }
@@ -40,64 +40,93 @@ fn watch<const N: usize>(ctx: &TracePointContext, id: u32) -> Result<(), i64> {
 /// poking only.
 #[tracepoint(category = "syscalls", name = "sys_enter_ptrace")]
 pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterPtrace, || match arg(&ctx, 0)? {
+    run(ProgramId::SysEnterPtrace, || ptrace(&ctx))
+}
+
+#[inline(always)]
+pub fn ptrace(a: &impl SysArgs) -> Result<(), i64> {
+    match a.arg(0)? {
         PTRACE_ATTACH | PTRACE_SEIZE | PTRACE_POKETEXT | PTRACE_POKEDATA | PTRACE_POKEUSER => {
-            watch::<4>(&ctx, syscall_id::PTRACE)
+            watch::<4>(a, syscall_id::PTRACE)
         }
         _ => Ok(()),
-    })
+    }
 }
 
 /// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, ...)`, 3.2+.
 #[tracepoint(category = "syscalls", name = "sys_enter_process_vm_writev")]
 pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterProcessVmWritev, || {
-        watch::<4>(&ctx, syscall_id::PROCESS_VM_WRITEV)
+        process_vm_writev(&ctx)
     })
+}
+
+#[inline(always)]
+pub fn process_vm_writev(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<4>(a, syscall_id::PROCESS_VM_WRITEV)
 }
 
 /// `bpf(int cmd, union bpf_attr *attr, unsigned int size)`: loading and attaching programs.
 #[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
 pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterBpf, || match arg(&ctx, 0)? {
+    run(ProgramId::SysEnterBpf, || bpf(&ctx))
+}
+
+#[inline(always)]
+pub fn bpf(a: &impl SysArgs) -> Result<(), i64> {
+    match a.arg(0)? {
         BPF_PROG_LOAD | BPF_PROG_ATTACH | BPF_RAW_TRACEPOINT_OPEN | BPF_LINK_CREATE => {
-            watch::<3>(&ctx, syscall_id::BPF)
+            watch::<3>(a, syscall_id::BPF)
         }
         _ => Ok(()),
-    })
+    }
 }
 
 /// `open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)`, 2.6.39+.
 #[tracepoint(category = "syscalls", name = "sys_enter_open_by_handle_at")]
 pub fn sys_enter_open_by_handle_at(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenByHandleAt, || {
-        watch::<3>(&ctx, syscall_id::OPEN_BY_HANDLE_AT)
+        open_by_handle_at(&ctx)
     })
+}
+
+#[inline(always)]
+pub fn open_by_handle_at(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<3>(a, syscall_id::OPEN_BY_HANDLE_AT)
 }
 
 /// `userfaultfd(int flags)`, 4.3+.
 #[tracepoint(category = "syscalls", name = "sys_enter_userfaultfd")]
 pub fn sys_enter_userfaultfd(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterUserfaultfd, || {
-        watch::<1>(&ctx, syscall_id::USERFAULTFD)
-    })
+    run(ProgramId::SysEnterUserfaultfd, || userfaultfd(&ctx))
+}
+
+#[inline(always)]
+pub fn userfaultfd(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<1>(a, syscall_id::USERFAULTFD)
 }
 
 /// `init_module(void *umod, unsigned long len, const char *uargs)`; absent without
 /// CONFIG_MODULES (then this program does not attach and the rule says so).
 #[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
 pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterInitModule, || {
-        watch::<3>(&ctx, syscall_id::INIT_MODULE)
-    })
+    run(ProgramId::SysEnterInitModule, || init_module(&ctx))
+}
+
+#[inline(always)]
+pub fn init_module(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<3>(a, syscall_id::INIT_MODULE)
 }
 
 /// `finit_module(int fd, const char *uargs, int flags)`, 3.8+; absent without CONFIG_MODULES.
 #[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
 pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterFinitModule, || {
-        watch::<3>(&ctx, syscall_id::FINIT_MODULE)
-    })
+    run(ProgramId::SysEnterFinitModule, || finit_module(&ctx))
+}
+
+#[inline(always)]
+pub fn finit_module(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<3>(a, syscall_id::FINIT_MODULE)
 }
 
 /// Attached to the sys_exit tracepoint of every syscall above and of setns, unshare, clone and
@@ -109,42 +138,35 @@ pub fn sys_exit_pending(ctx: TracePointContext) -> u32 {
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        let rc = ret(&ctx)?;
-        let Ok(kind) = EventKind::try_from(p.kind) else {
-            return Ok(());
-        };
-        match kind {
-            EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
-                emit::<NamespaceEvent>(
-                    &EVENTS_CRITICAL,
-                    ProgramId::SysExitPending,
-                    kind,
-                    current(),
-                    |ev| {
-                        ev.ret = rc;
-                        ev.flags = p.args[0];
-                        ev.fd = p.args[1] as i32;
-                        ev._pad = 0;
-                        ev.ns_before = p.ns_before;
-                    },
-                );
-            }
-            EventKind::Syscall => {
-                emit::<SyscallEvent>(
-                    &EVENTS_CRITICAL,
-                    ProgramId::SysExitPending,
-                    kind,
-                    current(),
-                    |ev| {
-                        ev.ret = rc;
-                        ev.id = p.id;
-                        ev._pad = 0;
-                        ev.args = p.args;
-                    },
-                );
-            }
-            _ => {}
-        }
+        exit_pending(ProgramId::SysExitPending, &p, ret(&ctx)?);
         Ok(())
     })
+}
+
+/// Emit the namespace call or watched syscall `p` recorded at entry, which returned `rc`.
+#[inline(always)]
+pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
+    let Ok(kind) = EventKind::try_from(p.kind) else {
+        return;
+    };
+    match kind {
+        EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
+            emit::<NamespaceEvent>(&EVENTS_CRITICAL, program, kind, current(), |ev| {
+                ev.ret = rc;
+                ev.flags = p.args[0];
+                ev.fd = p.args[1] as i32;
+                ev._pad = 0;
+                ev.ns_before = p.ns_before;
+            });
+        }
+        EventKind::Syscall => {
+            emit::<SyscallEvent>(&EVENTS_CRITICAL, program, kind, current(), |ev| {
+                ev.ret = rc;
+                ev.id = p.id;
+                ev._pad = 0;
+                ev.args = p.args;
+            });
+        }
+        _ => {}
+    }
 }

@@ -4,7 +4,8 @@
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
-//!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD>
+//!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
+//!        int80 NR [ARG | s:STRING]...>
 
 use std::{
     ffi::CString,
@@ -337,6 +338,95 @@ fn setns32(path: &str, cmd: &str) {
     exec(cmd)
 }
 
+/// Any syscall through the 32-bit entry (`int 0x80`) from this 64-bit process: `nr` is the
+/// i386 number, each argument a number or `s:STRING`. Strings are copied into memory below
+/// 4 GiB (MAP_32BIT), the only addresses a 32-bit syscall can pass. Prints the result; exits 1
+/// when the kernel returned an error.
+#[cfg(target_arch = "x86_64")]
+fn int80(nr: &str, args: &[String]) {
+    const PAGE: usize = 4096;
+    let nr: i64 = nr.parse().unwrap_or_else(|_| fail("syscall number"));
+    // SAFETY: a fresh anonymous mapping of our own.
+    let low = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if low == libc::MAP_FAILED {
+        fail("mmap MAP_32BIT");
+    }
+    let mut used = 0usize;
+    let mut regs = [0i64; 5];
+    for (reg, a) in regs.iter_mut().zip(args) {
+        *reg = match a.strip_prefix("s:") {
+            Some(text) => {
+                let bytes = text.as_bytes();
+                if used + bytes.len() + 1 > PAGE {
+                    fail("strings too long");
+                }
+                // SAFETY: inside the page mapped above; the terminating NUL is the page's zero.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr(),
+                        low.cast::<u8>().add(used),
+                        bytes.len(),
+                    );
+                }
+                let at = low as i64 + used as i64;
+                used += bytes.len() + 1;
+                at
+            }
+            None => parse_number(a),
+        };
+    }
+    let ret: i64;
+    // SAFETY: int 0x80 with eax=nr and ebx, ecx, edx, esi, edi the arguments; every pointer
+    // among them points into the page above.
+    unsafe {
+        // rbx is LLVM's: the first argument goes in through another register, swapped in and
+        // back.
+        std::arch::asm!(
+            "xchg {a0}, rbx",
+            "int 0x80",
+            "xchg {a0}, rbx",
+            a0 = inout(reg) regs[0] => _,
+            inlateout("rax") nr => ret,
+            in("rcx") regs[1],
+            in("rdx") regs[2],
+            in("rsi") regs[3],
+            in("rdi") regs[4],
+            options(nostack),
+        );
+    }
+    // The i386 return value is the low 32 bits, sign-extended.
+    let ret = i64::from(ret as i32);
+    if ret < 0 {
+        println!(
+            "int80 {nr} = {ret} ({})",
+            std::io::Error::from_raw_os_error(-ret as i32)
+        );
+        exit(1);
+    }
+    println!("int80 {nr} = {ret}");
+}
+
+/// A decimal, 0x-hex or 0-octal number (as in C).
+fn parse_number(text: &str) -> i64 {
+    let parsed = if let Some(hex) = text.strip_prefix("0x") {
+        i64::from_str_radix(hex, 16)
+    } else if text.len() > 1 && text.starts_with('0') {
+        i64::from_str_radix(&text[1..], 8)
+    } else {
+        text.parse()
+    };
+    parsed.unwrap_or_else(|_| fail("number"))
+}
+
 /// setns(2) the ordinary way, then exec `cmd`.
 fn setns64(path: &str, cmd: &str) {
     let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open namespace"));
@@ -378,9 +468,11 @@ fn main() {
         #[cfg(target_arch = "x86_64")]
         Some("setns32") => setns32(&arg(2), &arg(3)),
         Some("setns") => setns64(&arg(2), &arg(3)),
+        #[cfg(target_arch = "x86_64")]
+        Some("int80") => int80(&arg(2), &args[3..]),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...>"
             );
             exit(2);
         }

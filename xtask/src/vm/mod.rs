@@ -60,6 +60,7 @@ const SELECTION: &[Select] = &[
     select("namespace_escape", ""),
     select("escapes_kernel", ""),
     select("escapes_process", ""),
+    select("entry_paths", ""),
     Select {
         binary: "",
         name: "kernel_offsets",

@@ -105,7 +105,12 @@ impl Check for MountHostDevice {
             the container is privileged, what was mounted where (details), and what the \
             container read or wrote through the mount afterwards.",
         inputs: &[Input::Kind(EventKind::Mount)],
-        fixtures: Fixtures::Recorded(&["mount-sysfs", "mount-block", "release-agent"]),
+        fixtures: Fixtures::Recorded(&[
+            "mount-sysfs",
+            "mount-block",
+            "release-agent",
+            "compat-mount",
+        ]),
         ..RuleInfo::BASE
     };
 

@@ -55,6 +55,9 @@ pub static INFO: RuleInfo = RuleInfo {
         the host as compromised: check the process tree and command lines around the event \
         (`escapewatch timeline`) and what the process did in the namespace it reached.",
     inputs: EVERY_KIND,
+    // Recorded from a real 32-bit setns into the host before the 32-bit entry had programs:
+    // the join no hook saw. That entry is watched now (`compat-setns` is namespace-join-host's),
+    // so no live scenario here can make a join unseen; the recording keeps the rule proven.
     fixtures: Fixtures::Recorded(&["namespace-held-compat"]),
     ..RuleInfo::BASE
 };

@@ -30,6 +30,7 @@ pub static INFO: RuleInfo = RuleInfo {
         "namespace-join-host",
         "incident-two-containers",
         "memfd-name",
+        "compat-setns",
     ]),
     ..RuleInfo::BASE
 };

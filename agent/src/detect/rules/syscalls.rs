@@ -91,7 +91,7 @@ impl Check for Ptrace {
             with a shared PID namespace and CAP_SYS_PTRACE. Check the target process (details) \
             and the container's configuration.",
         inputs: &[Input::Syscall(S::Ptrace)],
-        fixtures: Fixtures::Recorded(&["ptrace"]),
+        fixtures: Fixtures::Recorded(&["ptrace", "compat-ptrace"]),
         ..RuleInfo::BASE
     };
 
@@ -296,7 +296,7 @@ impl Check for Bpf {
             activity; from a container this needs CAP_BPF/CAP_SYS_ADMIN. Check the container's \
             capabilities and `bpftool prog` on the host.",
         inputs: &[Input::Syscall(S::Bpf)],
-        fixtures: Fixtures::Recorded(&["bpf"]),
+        fixtures: Fixtures::Recorded(&["bpf", "compat-bpf"]),
         ..RuleInfo::BASE
     };
 

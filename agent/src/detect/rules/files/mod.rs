@@ -155,7 +155,7 @@ impl Check for Sysrq {
             text: "this kernel has no /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ off): attempts \
                 to open it are reported, nothing can be triggered",
         }],
-        fixtures: Fixtures::Recorded(&["sysrq"]),
+        fixtures: Fixtures::Recorded(&["sysrq", "compat-sysrq"]),
         ..RuleInfo::BASE
     };
 

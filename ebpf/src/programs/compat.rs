@@ -1,0 +1,119 @@
+//! The 32-bit syscall entry of x86-64 (`int 0x80`, sysenter, the 32-bit `syscall`), which any
+//! 64-bit process may use with the i386 syscall numbers. The per-syscall tracepoints do not
+//! fire for it (the kernel's `trace_get_syscall_nr` hides compat calls), so without this file
+//! a mount, an open, a setns or a ptrace made that way would be invisible.
+//!
+//! Two raw tracepoints on the generic `sys_enter`/`sys_exit` see every syscall. Each returns
+//! after one read unless `thread_info.status` has `TS_COMPAT` (set by the i386 entries for the
+//! duration of the call), then hands the i386 arguments, read from the saved registers, to the
+//! very entry and exit logic the 64-bit tracepoints run: one classification, two entries.
+
+use aya_ebpf::{
+    helpers::bpf_probe_read_user, macros::raw_tracepoint, programs::RawTracePointContext,
+};
+use escapewatch_common::{
+    abi::{TS_COMPAT, i386},
+    config::OFFSET_NONE,
+    kind::EventKind,
+    programs::ProgramId,
+};
+
+use super::{CompatArgs, SysArgs, mount, namespace, open, socket, syscalls};
+use crate::{
+    cfg,
+    helpers::{
+        emit::run,
+        pending,
+        task::{ERR_READ, KPtr, current, read},
+    },
+};
+
+/// Whether the current task is inside a 32-bit syscall. False where the kernel has no
+/// `thread_info.status` (the agent leaves the offset unset there).
+#[inline(always)]
+fn in_compat_syscall() -> bool {
+    let off = cfg!(task_ti_status);
+    off != OFFSET_NONE && read::<u32>(current(), off).is_ok_and(|status| status & TS_COMPAT != 0)
+}
+
+/// The arguments of i386 `socketcall(int call, unsigned long *args)`: 32-bit words in the
+/// caller's memory.
+struct SocketcallArgs {
+    args: u64,
+}
+
+impl SysArgs for SocketcallArgs {
+    #[inline(always)]
+    fn arg(&self, n: usize) -> Result<u64, i64> {
+        let word = (self.args + 4 * n as u64) as *const u32;
+        // SAFETY: user pointer validated by the helper.
+        unsafe { bpf_probe_read_user(word) }
+            .map(u64::from)
+            .map_err(|_| ERR_READ)
+    }
+}
+
+/// `trace_sys_enter(struct pt_regs *regs, long id)`: every syscall entry.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
+    // The common case (a 64-bit syscall) returns here, before anything else is read.
+    if !in_compat_syscall() {
+        return 0;
+    }
+    run(ProgramId::CompatSysEnter, || {
+        let regs: KPtr = ctx.arg(0);
+        let id: u64 = ctx.arg(1);
+        let a = CompatArgs { regs };
+        match id {
+            i386::OPEN => open::open(&a),
+            i386::OPENAT => open::openat(&a),
+            i386::OPENAT2 => open::openat2(&a),
+            i386::MOUNT => mount::mount(&a),
+            i386::OPEN_TREE => mount::open_tree(&a),
+            i386::MOVE_MOUNT => mount::move_mount(&a),
+            i386::FSOPEN => mount::fsopen(&a),
+            i386::FSCONFIG => mount::fsconfig(&a),
+            i386::SETNS => namespace::setns(&a),
+            i386::UNSHARE => namespace::unshare(&a),
+            i386::CLONE => namespace::clone(&a),
+            i386::CLONE3 => namespace::clone3(&a),
+            i386::PTRACE => syscalls::ptrace(&a),
+            i386::PROCESS_VM_WRITEV => syscalls::process_vm_writev(&a),
+            i386::BPF => syscalls::bpf(&a),
+            i386::OPEN_BY_HANDLE_AT => syscalls::open_by_handle_at(&a),
+            i386::USERFAULTFD => syscalls::userfaultfd(&a),
+            i386::INIT_MODULE => syscalls::init_module(&a),
+            i386::FINIT_MODULE => syscalls::finit_module(&a),
+            i386::CONNECT => socket::connect(&a),
+            i386::SOCKETCALL if a.arg(0)? == i386::SYS_CONNECT => {
+                socket::connect(&SocketcallArgs { args: a.arg(1)? })
+            }
+            _ => Ok(()),
+        }
+    })
+}
+
+/// `trace_sys_exit(struct pt_regs *regs, long ret)`: every syscall exit. What the entry above
+/// recorded says which exit logic applies.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
+    if !in_compat_syscall() {
+        return 0;
+    }
+    run(ProgramId::CompatSysExit, || {
+        const P: ProgramId = ProgramId::CompatSysExit;
+        let rc: i64 = ctx.arg(1);
+        if mount::exit_mount(P, rc) || socket::exit_connect(P, rc) {
+            return Ok(());
+        }
+        let Some(p) = pending::take() else {
+            return Ok(());
+        };
+        if p.kind == EventKind::FileOpen as u32 {
+            open::exit_open(P, &p, rc)
+        } else {
+            syscalls::exit_pending(P, &p, rc);
+            Ok(())
+        }
+    })
+}
