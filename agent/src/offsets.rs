@@ -119,6 +119,10 @@ pub fn kernel_config(
         file_f_flags: r.required("file", &["f_flags"]),
         // x86 only: the 32-bit syscall entry dispatcher reads TS_COMPAT here.
         task_ti_status: r.optional("task_struct", &["thread_info.status"]),
+        // io_uring (5.1+; absent when not built in): the completion program's opcode and the
+        // direct-descriptor slot of an open.
+        iokiocb_opcode: r.optional("io_kiocb", &["opcode"]),
+        io_open_file_slot: r.optional("io_open", &["file_slot"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {
@@ -144,9 +148,76 @@ pub fn kernel_config(
     }
 }
 
+/// The byte offset of `field` in a tracepoint record, from the tracepoint's tracefs `format`
+/// text (`\tfield:void * req;\toffset:16;\tsize:8;\tsigned:0;`): the record layout is that
+/// file's contract, not a compiled-in one.
+pub fn format_field_offset(format: &str, field: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let decl = line.trim().strip_prefix("field:")?;
+        let (decl, rest) = decl.split_once(';')?;
+        let name = decl.rsplit([' ', '*']).next()?;
+        if name != field {
+            return None;
+        }
+        rest.split(';')
+            .find_map(|kv| kv.trim().strip_prefix("offset:"))
+            .and_then(|off| off.parse().ok())
+    })
+}
+
+/// Fill in the tracepoint record offsets from `format` (the io_uring_complete tracepoint's
+/// tracefs format text, None when the kernel has no such tracepoint).
+pub fn set_io_uring_complete(cfg: &mut KernelConfig, format: Option<&str>) {
+    let at = |field| {
+        format
+            .and_then(|f| format_field_offset(f, field))
+            .unwrap_or(OFFSET_NONE)
+    };
+    cfg.iou_complete_req = at("req");
+    cfg.iou_complete_res = at("res");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The io_uring_complete format of 6.1 to 6.18 (6.1 passes the fields as arguments, 6.18 a
+    /// cqe pointer; the record is the same).
+    const IO_URING_COMPLETE: &str = "name: io_uring_complete
+ID: 2141
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:void * ctx;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * req;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:u64 user_data;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:int res;\toffset:32;\tsize:4;\tsigned:1;
+\tfield:unsigned cflags;\toffset:36;\tsize:4;\tsigned:0;
+
+print fmt: \"ring %p, req %p, result %d\", REC->ctx, REC->req, REC->res
+";
+
+    #[test]
+    fn tracepoint_fields_come_from_the_format_file() {
+        assert_eq!(format_field_offset(IO_URING_COMPLETE, "req"), Some(16));
+        assert_eq!(format_field_offset(IO_URING_COMPLETE, "res"), Some(32));
+        assert_eq!(format_field_offset(IO_URING_COMPLETE, "ctx"), Some(8));
+        // Not a prefix match, and absent fields are absent.
+        assert_eq!(format_field_offset(IO_URING_COMPLETE, "re"), None);
+        assert_eq!(format_field_offset(IO_URING_COMPLETE, "opcode"), None);
+        let mut cfg = KernelConfig::UNCONFIGURED;
+        set_io_uring_complete(&mut cfg, Some(IO_URING_COMPLETE));
+        assert_eq!((cfg.iou_complete_req, cfg.iou_complete_res), (16, 32));
+        // A kernel without the tracepoint (or an older layout without `req`): the program idles.
+        set_io_uring_complete(&mut cfg, Some("format:\n\tfield:int res;\toffset:24;\n"));
+        assert_eq!(
+            (cfg.iou_complete_req, cfg.iou_complete_res),
+            (OFFSET_NONE, 24)
+        );
+        set_io_uring_complete(&mut cfg, None);
+        assert_eq!(cfg.iou_complete_req, OFFSET_NONE);
+    }
 
     #[test]
     fn resolves_every_offset_on_this_kernel() {

@@ -276,6 +276,13 @@ const _: () = {
     }
 };
 
+// include/uapi/linux/io_uring.h
+
+/// `enum io_uring_op`: open a file (include/uapi/linux/io_uring.h).
+pub const IORING_OP_OPENAT: u8 = 18;
+/// `enum io_uring_op`: open a file with `struct open_how` (include/uapi/linux/io_uring.h).
+pub const IORING_OP_OPENAT2: u8 = 28;
+
 // arch/x86/include/asm/thread_info.h, arch/x86/include/asm/ptrace.h,
 // arch/x86/entry/syscalls/syscall_32.tbl
 

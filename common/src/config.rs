@@ -84,9 +84,17 @@ pub struct KernelConfig {
     /// `task_struct.thread_info.status` (x86: `TS_COMPAT` marks a 32-bit syscall in progress);
     /// `OFFSET_NONE` where the architecture has no such field.
     pub task_ti_status: u32,
+    /// `io_kiocb.opcode` (u8) and `io_open.file_slot` (non-zero: a direct descriptor, which is
+    /// not in the fd table); `OFFSET_NONE` without io_uring.
+    pub iokiocb_opcode: u32,
+    pub io_open_file_slot: u32,
+    /// Byte offsets of `req` and `res` in the io_uring/io_uring_complete tracepoint record, from
+    /// its tracefs format (`OFFSET_NONE`: not found, the program does nothing).
+    pub iou_complete_req: u32,
+    pub iou_complete_res: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 256);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 272);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -141,5 +149,9 @@ impl KernelConfig {
         vma_vm_mm: OFFSET_NONE,
         file_f_flags: OFFSET_NONE,
         task_ti_status: OFFSET_NONE,
+        iokiocb_opcode: OFFSET_NONE,
+        io_open_file_slot: OFFSET_NONE,
+        iou_complete_req: OFFSET_NONE,
+        iou_complete_res: OFFSET_NONE,
     };
 }

@@ -65,6 +65,7 @@ program_ids! {
     LsmFileOpen = 35,
     CompatSysEnter = 36,
     CompatSysExit = 37,
+    IouringCompleteOpen = 38,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -443,12 +444,26 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         group: "file-open-lsm",
         kinds: &[K::FileOpen],
         required: false,
-        fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd)",
+        fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd) and, for io_uring, its completion tracepoint",
     },
     // The 32-bit syscall entry of x86-64, which the per-syscall tracepoints above do not see:
     // every watched syscall made through it, handed to the same entry and exit logic.
     compat(P::CompatSysEnter, "compat_sys_enter", "sys_enter"),
     compat(P::CompatSysExit, "compat_sys_exit", "sys_exit"),
+    // Opens made by io_uring (no open syscall): the file behind the completed descriptor. Stands
+    // by where lsm_file_open (same group, preferred) attached, which sees those opens itself.
+    ProgramSpec {
+        id: P::IouringCompleteOpen,
+        name: "iouring_complete_open",
+        hook: Hook::Tracepoint {
+            category: "io_uring",
+            names: &["io_uring_complete"],
+        },
+        group: "file-open-lsm",
+        kinds: &[K::FileOpen],
+        required: false,
+        fallback: "",
+    },
 ];
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.

@@ -175,3 +175,78 @@ fn ordinary_work_through_the_32_bit_entry_gives_zero_alerts() {
     // ... and nothing alerted.
     assert_eq!(agent.alerts(), Vec::<Value>::new());
 }
+
+/// The hook of io_uring's completion, which classifies the file an io_uring open returned.
+const IOURING_OPEN: &str = "tracepoint/iouring_complete_open";
+
+/// The alert was served by the io_uring completion program (or, on kernels with BPF LSM, by
+/// `lsm/file_open`, which sees io_uring's opens itself and makes that program stand by).
+fn assert_served_by_io_uring(agent: &Agent, alert: &Value) {
+    let hooks = cited_hooks(agent, alert);
+    assert!(
+        hooks.iter().any(|h| h == IOURING_OPEN || h == LSM_OPEN),
+        "{} was not served by the io_uring path: {hooks:?}\n{alert:#}",
+        alert["rule"]
+    );
+}
+
+/// The host's files through /proc/PID/root, opened by io_uring (IORING_OP_OPENAT): no open
+/// syscall is made, the ARMO "curing" way around syscall hooks.
+#[test]
+fn an_io_uring_open_of_the_host_through_proc_root_is_judged_like_open() {
+    let mut host = Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("host sleep");
+    let pid = host.id();
+    let (agent, alert, c) = scenario(
+        "iouring-proc-root",
+        "host-fs-via-proc-root",
+        |b| b.share_host_namespace("pid"),
+        |c| {
+            sh(
+                c,
+                &format!("primitives iouring-open /proc/{pid}/root/etc/hostname r"),
+            )
+        },
+    );
+    let _ = host.kill();
+    let _ = host.wait();
+    assert_eq!(alert["details"]["owner"], "the host", "{alert:#}");
+    assert_eq!(alert["details"]["file"]["name"], "hostname", "{alert:#}");
+    // The open may run in the process's io_uring worker thread (comm iou-wrk-PID): the process
+    // is still the one that submitted it.
+    assert_eq!(alert["process"]["exe"], "/bin/primitives", "{alert:#}");
+    assert_served_by_io_uring(&agent, &alert);
+    drop(c);
+    finish(agent, "iouring-proc-root");
+}
+
+/// The benign look-alike: io_uring used the way databases and runtimes use it, to open and read
+/// ordinary files and procfs entries nobody watches, gives no alert. A watched open by the same
+/// path at the end is alerted, so this test can fail.
+#[test]
+fn ordinary_io_uring_opens_give_zero_alerts() {
+    let dir = work_dir("iouring-benign");
+    let mut agent = Agent::start(&dir);
+    let c = privileged("iouring-benign", |b| b);
+    let out = sh(
+        &c,
+        "primitives iouring-open /bin/primitives r && primitives iouring-open /proc/self/status r && \
+         echo x > /tmp/f && primitives iouring-open /tmp/f w && primitives iouring-open /proc/uptime r",
+    );
+    assert_eq!(
+        out.matches("io_uring open").count(),
+        4,
+        "workload failed: {out}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(agent.alerts(), Vec::<Value>::new());
+    sh(&c, "primitives iouring-open /proc/kallsyms r");
+    let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "kernel-debug-recon");
+    assert_eq!(alert["details"]["file"]["name"], "kallsyms", "{alert:#}");
+    assert_served_by_io_uring(&agent, &alert);
+    drop(c);
+    agent.stop();
+    assert_eq!(agent.alerts().len(), 1, "{:#?}", agent.alerts());
+}

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::{
     btf::{Btf, BtfError},
     config::{PrecisionHook, RingBuffers},
-    offsets::{OffsetError, kernel_config},
+    offsets::{OffsetError, kernel_config, set_io_uring_complete},
 };
 
 /// The eBPF object, built by build.rs with the pinned nightly.
@@ -486,8 +486,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         path: btf_path.clone(),
         source,
     })?;
-    let config = kernel_config(&btf, std::process::id(), opts.host_mnt_ns)?;
+    let mut config = kernel_config(&btf, std::process::id(), opts.host_mnt_ns)?;
     ensure_tracefs()?;
+    let io_uring_format = [TRACEFS, "/sys/kernel/debug/tracing"].iter().find_map(|t| {
+        std::fs::read_to_string(Path::new(t).join("events/io_uring/io_uring_complete/format")).ok()
+    });
+    set_io_uring_complete(&mut config, io_uring_format.as_deref());
     let aya_btf =
         aya::Btf::parse_file(&btf_path, aya::Endianness::default()).map_err(|source| {
             LoadError::Object {

@@ -19,9 +19,10 @@ use aya_ebpf::{
 use escapewatch_common::{
     abi::{
         BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT, ENXIO,
-        EPERM, ETXTBSY, FMODE_WRITE, MEM_DEVICES, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC,
-        S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
+        EPERM, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES, O_RDWR,
+        O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
     },
+    config::OFFSET_NONE,
     event::{
         FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
     },
@@ -432,4 +433,54 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
         emit_open(program, rc, flags, path, class, Some(info), fns, &name);
         Ok(())
     }
+}
+
+/// `io_uring_complete`: a request's result is posted. For IORING_OP_OPENAT/OPENAT2 that succeeded
+/// into the fd table, the file behind the new descriptor is classified exactly as an open
+/// syscall's exit does: io_uring makes no open syscall, so without BPF LSM nothing else sees
+/// these opens. Where `lsm/file_open` attached, it sees them already and this program stands by
+/// (same group). Runs in the submitter or its io_uring worker threads, which share its files.
+#[tracepoint(category = "io_uring", name = "io_uring_complete")]
+pub fn iouring_complete_open(ctx: TracePointContext) -> u32 {
+    run(ProgramId::IouringCompleteOpen, || {
+        let (req_off, res_off) = (cfg!(iou_complete_req), cfg!(iou_complete_res));
+        if req_off == OFFSET_NONE || res_off == OFFSET_NONE || !is_candidate() {
+            return Ok(());
+        }
+        // SAFETY: offsets inside this tracepoint's record, from its tracefs format.
+        let req: KPtr = unsafe { ctx.read_at(req_off as usize) }.map_err(|_| ERR_READ)?;
+        let opcode: u8 = read(req, cfg!(iokiocb_opcode))?;
+        if opcode != IORING_OP_OPENAT && opcode != IORING_OP_OPENAT2 {
+            return Ok(());
+        }
+        // SAFETY: as above.
+        let res: i32 = unsafe { ctx.read_at(res_off as usize) }.map_err(|_| ERR_READ)?;
+        // A direct descriptor (a fixed-file slot) is not in the fd table.
+        if res < 0 || read::<u32>(req, cfg!(io_open_file_slot)).unwrap_or(0) != 0 {
+            return Ok(());
+        }
+        let task = current();
+        let fd = res as u64;
+        let file = fd_file(task, fd)?;
+        let info = file_info(file)?;
+        let mut name = [0u8; NAME_LEN];
+        dentry_name(info.dentry, &mut name);
+        let flags = u64::from(read::<u32>(file, cfg!(file_f_flags)).unwrap_or(0));
+        let (class, fns) = classify_open(task, file, &info, &name, flags);
+        if class == 0 {
+            return Ok(());
+        }
+        mark_if_proc_mem(fd, class, &name)?;
+        emit_open(
+            ProgramId::IouringCompleteOpen,
+            i64::from(res),
+            flags,
+            0,
+            class,
+            Some(info),
+            fns,
+            &name,
+        );
+        Ok(())
+    })
 }

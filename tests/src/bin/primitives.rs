@@ -5,7 +5,7 @@
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
-//!        int80 NR [ARG | s:STRING]...>
+//!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w>
 
 use std::{
     ffi::CString,
@@ -415,6 +415,47 @@ fn int80(nr: &str, args: &[String]) {
     println!("int80 {nr} = {ret}");
 }
 
+/// open(2) done by io_uring (IORING_OP_OPENAT), which makes no open syscall: `mode` r or w.
+/// Then reads (r) or nothing (w) through the descriptor the completion returned, and exits.
+fn iouring_open(path: &str, mode: &str) {
+    use io_uring::{IoUring, opcode, types};
+    let flags = match mode {
+        "r" => libc::O_RDONLY,
+        "w" => libc::O_WRONLY,
+        _ => fail("mode must be r or w"),
+    };
+    let c_path = CString::new(path).unwrap_or_else(|_| fail("path"));
+    let mut ring = IoUring::new(4).unwrap_or_else(|_| fail("io_uring_setup"));
+    let open = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), c_path.as_ptr())
+        .flags(flags | libc::O_CLOEXEC)
+        .build()
+        .user_data(1);
+    // SAFETY: the path outlives the submission, which completes before this function returns.
+    unsafe { ring.submission().push(&open) }.unwrap_or_else(|_| fail("queue"));
+    ring.submit_and_wait(1)
+        .unwrap_or_else(|_| fail("io_uring_enter"));
+    let fd = ring
+        .completion()
+        .next()
+        .map(|cqe| cqe.result())
+        .unwrap_or_else(|| fail("no completion"));
+    if fd < 0 {
+        eprintln!(
+            "primitives: io_uring open {path}: {}",
+            std::io::Error::from_raw_os_error(-fd)
+        );
+        exit(1);
+    }
+    if mode == "r" {
+        let mut buf = [0u8; 64];
+        // SAFETY: reading into our own buffer from the descriptor just opened.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        println!("io_uring open {path} = fd {fd}, read {n} bytes");
+    } else {
+        println!("io_uring open {path} = fd {fd} for writing");
+    }
+}
+
 /// A decimal, 0x-hex or 0-octal number (as in C).
 fn parse_number(text: &str) -> i64 {
     let parsed = if let Some(hex) = text.strip_prefix("0x") {
@@ -468,11 +509,12 @@ fn main() {
         #[cfg(target_arch = "x86_64")]
         Some("setns32") => setns32(&arg(2), &arg(3)),
         Some("setns") => setns64(&arg(2), &arg(3)),
+        Some("iouring-open") => iouring_open(&arg(2), &arg(3)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w>"
             );
             exit(2);
         }
