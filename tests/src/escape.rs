@@ -185,10 +185,13 @@ pub fn host_rdev(path: &str) -> String {
     format!("{}:{}", libc::major(rdev), libc::minor(rdev))
 }
 
-/// A container sharing the host PID namespace runs `command(pid)` against a host process; the
-/// `ptrace-cross-container` alert that follows is checked (the attach request, the target and
-/// its owner) and returned with the agent, the container gone.
-pub fn ptrace_host_scenario(test: &str, command: impl Fn(u32) -> String) -> (Agent, Value) {
+/// A container sharing the host PID namespace runs `command(pid)` against a host process (a
+/// `sleep`, gone when this returns) and `rule`'s alert is awaited, as [`scenario`] does.
+pub fn against_host_process(
+    test: &str,
+    rule: &str,
+    command: impl Fn(u32) -> String,
+) -> (Agent, Value, Container, u32) {
     let mut host = Command::new("sleep")
         .arg("300")
         .spawn()
@@ -196,12 +199,19 @@ pub fn ptrace_host_scenario(test: &str, command: impl Fn(u32) -> String) -> (Age
     let pid = host.id();
     let (agent, alert, c) = scenario(
         test,
-        "ptrace-cross-container",
+        rule,
         |b| b.share_host_namespace("pid"),
         |c| sh(c, &command(pid)),
     );
     let _ = host.kill();
     let _ = host.wait();
+    (agent, alert, c, pid)
+}
+
+/// [`against_host_process`] for `ptrace-cross-container`, the alert checked (the attach
+/// request, the target and its owner) and returned with the agent, the container gone.
+pub fn ptrace_host_scenario(test: &str, command: impl Fn(u32) -> String) -> (Agent, Value) {
+    let (agent, alert, c, pid) = against_host_process(test, "ptrace-cross-container", command);
     assert_eq!(alert["details"]["request"], "PTRACE_ATTACH", "{alert:#}");
     assert_eq!(alert["details"]["target"]["pid"], pid, "{alert:#}");
     assert_eq!(alert["details"]["target_owner"], "the host", "{alert:#}");

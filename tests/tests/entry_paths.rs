@@ -8,7 +8,10 @@ use std::{path::Path, process::Command};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
-    escape::{WAIT, cited_hooks, finish, privileged, ptrace_host_scenario, scenario, sh},
+    escape::{
+        WAIT, against_host_process, cited_hooks, finish, privileged, ptrace_host_scenario,
+        scenario, sh,
+    },
 };
 use serde_json::Value;
 
@@ -194,24 +197,10 @@ fn assert_served_by_io_uring(agent: &Agent, alert: &Value) {
 /// syscall is made, the ARMO "curing" way around syscall hooks.
 #[test]
 fn an_io_uring_open_of_the_host_through_proc_root_is_judged_like_open() {
-    let mut host = Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("host sleep");
-    let pid = host.id();
-    let (agent, alert, c) = scenario(
-        "iouring-proc-root",
-        "host-fs-via-proc-root",
-        |b| b.share_host_namespace("pid"),
-        |c| {
-            sh(
-                c,
-                &format!("primitives iouring-open /proc/{pid}/root/etc/hostname r"),
-            )
-        },
-    );
-    let _ = host.kill();
-    let _ = host.wait();
+    let (agent, alert, c, _) =
+        against_host_process("iouring-proc-root", "host-fs-via-proc-root", |pid| {
+            format!("primitives iouring-open /proc/{pid}/root/etc/hostname r")
+        });
     assert_eq!(alert["details"]["owner"], "the host", "{alert:#}");
     assert_eq!(alert["details"]["file"]["name"], "hostname", "{alert:#}");
     // The open may run in the process's io_uring worker thread (comm iou-wrk-PID): the process

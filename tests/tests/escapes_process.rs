@@ -7,7 +7,10 @@ use std::{fs, path::Path, process::Command};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
-    escape::{WAIT, check_hooks, finish, privileged, ptrace_host_scenario, scenario, sh},
+    escape::{
+        WAIT, against_host_process, check_hooks, finish, privileged, ptrace_host_scenario,
+        scenario, sh,
+    },
     scenario::check_alert,
 };
 
@@ -215,19 +218,9 @@ fn userfaultfd_in_container() {
 
 #[test]
 fn host_fs_via_proc_root() {
-    let mut host = Command::new("sleep")
-        .arg("300")
-        .spawn()
-        .expect("host sleep");
-    let pid = host.id();
-    let (agent, alert, c) = scenario(
-        "proc-root",
-        "host-fs-via-proc-root",
-        |b| b.share_host_namespace("pid"),
-        |c| sh(c, &format!("cat /proc/{pid}/root/etc/hostname")),
-    );
-    let _ = host.kill();
-    let _ = host.wait();
+    let (agent, alert, c, _) = against_host_process("proc-root", "host-fs-via-proc-root", |pid| {
+        format!("cat /proc/{pid}/root/etc/hostname")
+    });
     assert_eq!(alert["details"]["owner"], "the host");
     assert_eq!(alert["details"]["file"]["name"], "hostname");
     drop(c);
