@@ -66,6 +66,7 @@ program_ids! {
     CompatSysEnter = 36,
     CompatSysExit = 37,
     IouringCompleteOpen = 38,
+    CompatSysExitOpen = 39,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -448,8 +449,18 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     },
     // The 32-bit syscall entry of x86-64, which the per-syscall tracepoints above do not see:
     // every watched syscall made through it, handed to the same entry and exit logic.
-    compat(P::CompatSysEnter, "compat_sys_enter", "sys_enter"),
-    compat(P::CompatSysExit, "compat_sys_exit", "sys_exit"),
+    compat(
+        P::CompatSysEnter,
+        "compat_sys_enter",
+        "sys_enter",
+        COMPAT_KINDS,
+    ),
+    compat(
+        P::CompatSysExit,
+        "compat_sys_exit",
+        "sys_exit",
+        COMPAT_KINDS,
+    ),
     // Opens made by io_uring (no open syscall): the file behind the completed descriptor. Stands
     // by where lsm_file_open (same group, preferred) attached, which sees those opens itself.
     ProgramSpec {
@@ -464,6 +475,12 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
+    compat(
+        P::CompatSysExitOpen,
+        "compat_sys_exit_open",
+        "sys_exit",
+        &[K::FileOpen],
+    ),
 ];
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.
@@ -477,13 +494,18 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::UnixConnect,
 ];
 
-const fn compat(id: ProgramId, name: &'static str, tracepoint: &'static str) -> ProgramSpec {
+const fn compat(
+    id: ProgramId,
+    name: &'static str,
+    tracepoint: &'static str,
+    kinds: &'static [EventKind],
+) -> ProgramSpec {
     ProgramSpec {
         id,
         name,
         hook: Hook::RawTracepoint { name: tracepoint },
         group: name,
-        kinds: COMPAT_KINDS,
+        kinds,
         required: false,
         fallback: "",
     }

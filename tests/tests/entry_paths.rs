@@ -15,8 +15,10 @@ use escapewatch_integration::{
 };
 use serde_json::Value;
 
-/// The hook of the 32-bit entry's exit, which emits what its entry recorded.
+/// The hooks of the 32-bit entry's exits, which emit what its entry recorded (opens have their
+/// own).
 const COMPAT_EXIT: &str = "raw_tracepoint/compat_sys_exit";
+const COMPAT_EXIT_OPEN: &str = "raw_tracepoint/compat_sys_exit_open";
 /// On kernels with BPF LSM the open is classified by `lsm/file_open`, whichever entry made it;
 /// the entry's record still supplies the path string.
 const LSM_OPEN: &str = "lsm/lsm_file_open";
@@ -25,7 +27,9 @@ const LSM_OPEN: &str = "lsm/lsm_file_open";
 fn assert_served_by_compat_entry(agent: &Agent, alert: &Value) {
     let hooks = cited_hooks(agent, alert);
     assert!(
-        hooks.iter().any(|h| h == COMPAT_EXIT || h == LSM_OPEN),
+        hooks
+            .iter()
+            .any(|h| h == COMPAT_EXIT || h == COMPAT_EXIT_OPEN || h == LSM_OPEN),
         "{} was not served by the 32-bit entry: {hooks:?}\n{alert:#}",
         alert["rule"]
     );

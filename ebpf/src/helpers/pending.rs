@@ -38,6 +38,13 @@ pub fn put(
         .map_err(|e| e as i64)
 }
 
+/// The `EventKind` the entry of this thread's syscall recorded, if any (left in place).
+#[inline(always)]
+pub fn kind() -> Option<u32> {
+    // SAFETY: a plain read of this thread's own entry.
+    unsafe { PENDING_SYSCALLS.get(tid()) }.map(|p| p.kind)
+}
+
 /// Take what the entry of this thread's syscall left, if anything.
 #[inline(always)]
 pub fn take() -> Option<Pending> {

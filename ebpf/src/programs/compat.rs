@@ -94,7 +94,8 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
 }
 
 /// `trace_sys_exit(struct pt_regs *regs, long ret)`: every syscall exit. What the entry above
-/// recorded says which exit logic applies.
+/// recorded says which exit logic applies; opens are [`compat_sys_exit_open`]'s (one program
+/// for both would take the 6.1 verifier past its stack and instruction limits).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     if !in_compat_syscall() {
@@ -106,14 +107,29 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
         if mount::exit_mount(P, rc) || socket::exit_connect(P, rc) {
             return Ok(());
         }
+        if pending::kind() == Some(EventKind::FileOpen as u32) {
+            return Ok(());
+        }
+        if let Some(p) = pending::take() {
+            syscalls::exit_pending(P, &p, rc);
+        }
+        Ok(())
+    })
+}
+
+/// The exit of a 32-bit open, beside [`compat_sys_exit`] on the same tracepoint.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn compat_sys_exit_open(ctx: RawTracePointContext) -> u32 {
+    if !in_compat_syscall() {
+        return 0;
+    }
+    run(ProgramId::CompatSysExitOpen, || {
+        if pending::kind() != Some(EventKind::FileOpen as u32) {
+            return Ok(());
+        }
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        if p.kind == EventKind::FileOpen as u32 {
-            open::exit_open(P, &p, rc)
-        } else {
-            syscalls::exit_pending(P, &p, rc);
-            Ok(())
-        }
+        open::exit_open(ProgramId::CompatSysExitOpen, &p, ctx.arg(1))
     })
 }
