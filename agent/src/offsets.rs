@@ -123,6 +123,8 @@ pub fn kernel_config(
         // direct-descriptor slot of an open.
         iokiocb_opcode: r.optional("io_kiocb", &["opcode"]),
         io_open_file_slot: r.optional("io_open", &["file_slot"]),
+        sb_s_type: r.required("super_block", &["s_type"]),
+        fstype_name: r.required("file_system_type", &["name"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {

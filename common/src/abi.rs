@@ -326,6 +326,7 @@ pub mod i386 {
     pub const MOVE_MOUNT: u64 = 429;
     pub const FSOPEN: u64 = 430;
     pub const FSCONFIG: u64 = 431;
+    pub const FSMOUNT: u64 = 432;
     pub const CLONE3: u64 = 435;
     pub const OPENAT2: u64 = 437;
     /// `socketcall(2)` call number of connect (include/uapi/linux/net.h `SYS_CONNECT`).

@@ -72,6 +72,7 @@ calls! {
         Fsopen = mount_call::FSOPEN => "fsopen",
         /// fsconfig(FSCONFIG_SET_STRING, "source", …).
         Fsconfig = mount_call::FSCONFIG_SOURCE => "fsconfig",
+        Fsmount = mount_call::FSMOUNT => "fsmount",
     }
 }
 

@@ -92,9 +92,12 @@ pub struct KernelConfig {
     /// its tracefs format (`OFFSET_NONE`: not found, the program does nothing).
     pub iou_complete_req: u32,
     pub iou_complete_res: u32,
+    /// `super_block.s_type` and `file_system_type.name`: the filesystem type of a superblock.
+    pub sb_s_type: u32,
+    pub fstype_name: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 272);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 280);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -153,5 +156,7 @@ impl KernelConfig {
         io_open_file_slot: OFFSET_NONE,
         iou_complete_req: OFFSET_NONE,
         iou_complete_res: OFFSET_NONE,
+        sb_s_type: OFFSET_NONE,
+        fstype_name: OFFSET_NONE,
     };
 }

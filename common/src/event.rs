@@ -203,6 +203,8 @@ pub mod mount_call {
     pub const FSOPEN: u32 = 4;
     /// fsconfig(FSCONFIG_SET_STRING, "source", …).
     pub const FSCONFIG_SOURCE: u32 = 5;
+    /// fsmount(2): a detached mount of a filesystem context, usable without move_mount.
+    pub const FSMOUNT: u32 = 6;
 }
 
 /// Key of the `RUNTIME_INODES` map: a file by device and inode number (kernel encoding of the
@@ -225,7 +227,10 @@ pub struct MountEvent {
     pub flags: u64,
     /// `mount_call::*`.
     pub call: u32,
-    pub _pad: u32,
+    /// `super_block.s_dev` (kernel encoding) of what was mounted, where the kernel says: the
+    /// superblock behind the descriptor fsmount/open_tree returned or move_mount moved. 0: not
+    /// known (mount(2), fsopen, fsconfig, a failed call).
+    pub dev: u32,
     pub source: [u8; PATH_LEN],
     pub target: [u8; PATH_LEN],
     pub fstype: [u8; FSTYPE_LEN],

@@ -67,6 +67,7 @@ program_ids! {
     CompatSysExit = 37,
     IouringCompleteOpen = 38,
     CompatSysExitOpen = 39,
+    SysEnterFsmount = 40,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -273,6 +274,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
             "sys_exit_move_mount",
             "sys_exit_fsopen",
             "sys_exit_fsconfig",
+            "sys_exit_fsmount",
         ],
         "mount-exit",
         MOUNT,
@@ -480,6 +482,13 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "compat_sys_exit_open",
         "sys_exit",
         &[K::FileOpen],
+    ),
+    tp(
+        P::SysEnterFsmount,
+        "sys_enter_fsmount",
+        &["sys_enter_fsmount"],
+        "fsmount",
+        MOUNT,
     ),
 ];
 

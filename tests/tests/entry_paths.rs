@@ -9,9 +9,10 @@ use std::{path::Path, process::Command};
 use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
     escape::{
-        WAIT, against_host_process, cited_hooks, finish, privileged, ptrace_host_scenario,
-        scenario, sh,
+        WAIT, against_host_process, cited_hooks, finish, host_rdev, privileged,
+        ptrace_host_scenario, root_disk, scenario, sh,
     },
+    scenario::with_device,
 };
 use serde_json::Value;
 
@@ -242,4 +243,74 @@ fn ordinary_io_uring_opens_give_zero_alerts() {
     drop(c);
     agent.stop();
     assert_eq!(agent.alerts().len(), 1, "{:#?}", agent.alerts());
+}
+
+/// The new mount API without move_mount: the host's disk is mounted into a detached mount
+/// (fsopen, fsconfig, fsmount) and read through its descriptor; no mount table ever shows it.
+/// Judged by the superblock the kernel made, not by the source string.
+#[test]
+fn the_host_disk_through_fsmount_without_attaching_it_is_alerted() {
+    let disk = root_disk();
+    let fstype = host_root_fstype();
+    let (agent, alert, c) = scenario(
+        "fsmount-block",
+        "mount-host-device",
+        |b| with_device(b, &disk, "/dev/hostdisk"),
+        |c| {
+            sh(
+                c,
+                &format!("primitives fsmount-read /dev/hostdisk {fstype} etc/hostname"),
+            )
+        },
+    );
+    assert_eq!(alert["details"]["call"], "fsmount", "{alert:#}");
+    assert_eq!(alert["details"]["what"], "a block device", "{alert:#}");
+    assert_eq!(
+        alert["details"]["device"],
+        host_rdev(&disk).as_str(),
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["fstype"], fstype.as_str(), "{alert:#}");
+    assert_eq!(
+        alert["details"]["ret"].as_i64().map(|r| r >= 0),
+        Some(true),
+        "{alert:#}"
+    );
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    drop(c);
+    finish(agent, "fsmount-block");
+}
+
+/// The benign look-alike: a detached tmpfs made with the new mount API (as container tooling
+/// does for scratch space) is seen, with its virtual device, and not alerted.
+#[test]
+fn an_fsmount_of_a_tmpfs_gives_zero_alerts() {
+    let dir = work_dir("fsmount-benign");
+    let mut agent = Agent::start(&dir);
+    let c = privileged("fsmount-benign", |b| b);
+    let out = sh(&c, "primitives fsmount-read none tmpfs .");
+    assert!(
+        out.contains("through a detached mount"),
+        "workload failed: {out}"
+    );
+    agent.wait_for_event(WAIT, |e| {
+        e["data"]["kind"] == "mount"
+            && e["data"]["call"] == "fsmount"
+            && e["data"]["fstype"] == "tmpfs"
+            && e["data"]["device"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("0:"))
+    });
+    drop(c);
+    agent.stop();
+    assert_eq!(agent.alerts(), Vec::<Value>::new());
+}
+
+/// The filesystem type of the host's root (ext4 here).
+fn host_root_fstype() -> String {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "/"])
+        .output()
+        .expect("findmnt");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

@@ -91,6 +91,7 @@ fn mount(call: MountCall, e: &MountEvent) -> Payload {
         host_pid_ns: false,
         host_cgroup_ns: false,
         source_owner: None,
+        device: (e.dev != 0).then(|| dev(e.dev)),
     }
 }
 

@@ -208,6 +208,10 @@ pub enum Payload {
         /// For a source under /proc/PID/root: whose that process is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         source_owner: Option<NsOwner>,
+        /// `major:minor` of the superblock the kernel mounted, where it says (the descriptor
+        /// fsmount or open_tree returned); major 0 is a virtual filesystem.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<String>,
     },
     FileOpen {
         /// The fd, or -errno.

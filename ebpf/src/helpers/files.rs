@@ -32,6 +32,24 @@ pub struct FileInfo {
     pub dentry: KPtr,
 }
 
+/// The superblock of the filesystem `file` lives on.
+#[inline(always)]
+pub fn file_sb(file: KPtr) -> Result<KPtr, i64> {
+    read_ptr(file, cfg!(file_f_inode)).and_then(|inode| read_ptr(inode, cfg!(inode_i_sb)))
+}
+
+/// Copy the filesystem type name of superblock `sb` (`s_type->name`) into `out`.
+#[inline(always)]
+pub fn fstype_name(sb: KPtr, out: &mut [u8]) {
+    out[0] = 0;
+    if let Ok(name) = read_ptr(sb, cfg!(sb_s_type)).and_then(|t| read_ptr(t, cfg!(fstype_name))) {
+        // SAFETY: probe read into a fixed buffer.
+        if unsafe { bpf_probe_read_kernel_str_bytes(name, out) }.is_err() {
+            out[0] = 0;
+        }
+    }
+}
+
 #[inline(always)]
 pub fn file_info(file: KPtr) -> Result<FileInfo, i64> {
     let inode = read_ptr(file, cfg!(file_f_inode))?;

@@ -73,6 +73,7 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
             i386::MOVE_MOUNT => mount::move_mount(&a),
             i386::FSOPEN => mount::fsopen(&a),
             i386::FSCONFIG => mount::fsconfig(&a),
+            i386::FSMOUNT => mount::fsmount(&a),
             i386::SETNS => namespace::setns(&a),
             i386::UNSHARE => namespace::unshare(&a),
             i386::CLONE => namespace::clone(&a),

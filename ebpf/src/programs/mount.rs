@@ -11,10 +11,12 @@ use escapewatch_common::{
 
 use super::{SysArgs, ret};
 use crate::{
+    cfg,
     helpers::{
         emit::run,
+        files::{fd_file, file_sb, fstype_name},
         pending::{self, tid},
-        task::{ERR_READ, is_candidate},
+        task::{ERR_READ, current, is_candidate, read},
     },
     maps::{PENDING_MOUNT, SCRATCH_MOUNT},
 };
@@ -41,7 +43,7 @@ fn record(call: u32, flags: u64, source: u64, target: u64, fstype: u64) -> Resul
     // SAFETY: this CPU's scratch slot; nothing else runs on it while we do.
     let ev = unsafe { &mut *scratch };
     ev.call = call;
-    ev._pad = 0;
+    ev.dev = 0;
     ev.flags = flags;
     ev.ret = 0;
     user_str(source, &mut ev.source);
@@ -101,6 +103,19 @@ pub fn fsopen(a: &impl SysArgs) -> Result<(), i64> {
     record(mount_call::FSOPEN, a.arg(1)?, 0, 0, a.arg(0)?)
 }
 
+/// `fsmount(int fs_fd, unsigned flags, unsigned attr_flags)`, 5.2+: the filesystem context
+/// becomes a detached mount whose descriptor reads the filesystem without move_mount. The
+/// exit names the superblock the kernel made.
+#[tracepoint(category = "syscalls", name = "sys_enter_fsmount")]
+pub fn sys_enter_fsmount(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterFsmount, || fsmount(&ctx))
+}
+
+#[inline(always)]
+pub fn fsmount(a: &impl SysArgs) -> Result<(), i64> {
+    record(mount_call::FSMOUNT, a.arg(1)?, 0, 0, 0)
+}
+
 /// `fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux)`, 5.2+: only
 /// setting the "source" (the device or path to mount).
 #[tracepoint(category = "syscalls", name = "sys_enter_fsconfig")]
@@ -136,5 +151,15 @@ pub fn sys_exit_mount_family(ctx: TracePointContext) -> u32 {
 pub fn exit_mount(program: ProgramId, rc: i64) -> bool {
     pending::emit_recorded(&PENDING_MOUNT, program, EventKind::Mount, rc, |ev, rc| {
         ev.ret = rc;
+        // A mount descriptor: what the kernel mounted is its superblock, whatever the strings.
+        if rc >= 0
+            && (ev.call == mount_call::FSMOUNT || ev.call == mount_call::OPEN_TREE)
+            && let Ok(sb) = fd_file(current(), rc as u64).and_then(file_sb)
+        {
+            ev.dev = read(sb, cfg!(sb_s_dev)).unwrap_or(0);
+            if ev.fstype[0] == 0 {
+                fstype_name(sb, &mut ev.fstype);
+            }
+        }
     })
 }

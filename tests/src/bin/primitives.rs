@@ -5,7 +5,7 @@
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
-//!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w>
+//!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE>
 
 use std::{
     ffi::CString,
@@ -456,6 +456,64 @@ fn iouring_open(path: &str, mode: &str) {
     }
 }
 
+/// The new mount API without move_mount: fsopen(FSTYPE), fsconfig(source = DEV), create,
+/// fsmount, then read FILE through the detached mount's descriptor. Nothing is attached to any
+/// mount tree, so no mount table shows it.
+fn fsmount_read(dev: &str, fstype: &str, file: &str) {
+    const FSCONFIG_SET_STRING: libc::c_long = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_long = 6;
+    let c = |s: &str| CString::new(s).unwrap_or_else(|_| fail("string"));
+    let (fstype, source, key, file) = (c(fstype), c(dev), c("source"), c(file));
+    // SAFETY: raw mount-API syscalls with NUL-terminated strings that outlive them.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 0) };
+    if fs < 0 {
+        fail("fsopen");
+    }
+    let fs = fs as libc::c_long;
+    // SAFETY: as above.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            source.as_ptr(),
+            0,
+        )
+    } < 0
+    {
+        fail("fsconfig source");
+    }
+    // SAFETY: as above.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs,
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<u8>(),
+            std::ptr::null::<u8>(),
+            0,
+        )
+    } < 0
+    {
+        fail("fsconfig create");
+    }
+    // SAFETY: as above.
+    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs, 0, 0) };
+    if mnt < 0 {
+        fail("fsmount");
+    }
+    // SAFETY: openat relative to the detached mount's root.
+    let fd = unsafe { libc::openat(mnt as i32, file.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        fail("openat through the mount");
+    }
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into our own buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    println!("fsmount-read: read {n} bytes through a detached mount");
+}
+
 /// A decimal, 0x-hex or 0-octal number (as in C).
 fn parse_number(text: &str) -> i64 {
     let parsed = if let Some(hex) = text.strip_prefix("0x") {
@@ -510,11 +568,12 @@ fn main() {
         Some("setns32") => setns32(&arg(2), &arg(3)),
         Some("setns") => setns64(&arg(2), &arg(3)),
         Some("iouring-open") => iouring_open(&arg(2), &arg(3)),
+        Some("fsmount-read") => fsmount_read(&arg(2), &arg(3), &arg(4)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE>"
             );
             exit(2);
         }

@@ -75,6 +75,10 @@ const LEFT_OUT: &[(&str, &str)] = &[
         "needs the root filesystem on a block device (findmnt); the guest's root is a tmpfs",
     ),
     (
+        "the_host_disk_through_fsmount_without_attaching_it_is_alerted",
+        "needs the root filesystem on a block device (findmnt); the guest's root is a tmpfs",
+    ),
+    (
         "raw_block_device_open",
         "needs the root filesystem on a block device (findmnt); the guest's root is a tmpfs",
     ),

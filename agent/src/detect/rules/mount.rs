@@ -22,6 +22,15 @@ const VIRTUAL_FS: [&str; 12] = [
     "bind", "none", "shm",
 ];
 
+/// Filesystems that live on a block device (`/proc/filesystems` lists them without `nodev`):
+/// mounting one mounts a disk, whatever path names the device. The type is the kernel driver's
+/// name; a container cannot make another driver answer to it.
+const DEVICE_FS: [&str; 24] = [
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "msdos", "fat", "exfat", "ntfs", "ntfs3",
+    "f2fs", "jfs", "reiserfs", "hfs", "hfsplus", "udf", "iso9660", "squashfs", "erofs", "minix",
+    "nilfs2", "gfs2", "bcachefs",
+];
+
 /// What of the host a mount exposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exposed {
@@ -57,6 +66,8 @@ struct Mount<'a> {
     host_pid_ns: bool,
     host_cgroup_ns: bool,
     source_owner: Option<&'a NsOwner>,
+    /// The superblock's device as the kernel reported it (`major:minor`).
+    device: Option<&'a str>,
 }
 
 fn exposed(m: &Mount) -> Option<Exposed> {
@@ -74,15 +85,19 @@ fn exposed(m: &Mount) -> Option<Exposed> {
     {
         return Some(Exposed::HostPath);
     }
+    // fsmount: the kernel made the superblock; a real device number (major not 0) or a disk
+    // filesystem is a disk mounted, attached to the tree or not.
+    if m.call == MountCall::Fsmount {
+        let real_device = m.device.is_some_and(|d| !d.starts_with("0:"));
+        return (real_device || DEVICE_FS.contains(&m.fstype)).then_some(Exposed::BlockDevice);
+    }
     // A bind mount of a device node (runc masks /proc paths with /dev/null) mounts no
-    // filesystem; a block device needs a filesystem type.
+    // filesystem; a block device needs a filesystem type. A disk filesystem needs a device,
+    // however its path is spelled (a node made under /tmp, a symlink).
     let device_source = m.source.starts_with("/dev/") && !m.source.starts_with("/dev/shm");
     let bind = bind || m.fstype.is_empty() || m.fstype == "bind";
-    if device_source
-        && !bind
-        && !VIRTUAL_FS.contains(&m.fstype)
-        && matches!(m.call, MountCall::Mount | MountCall::Fsconfig)
-    {
+    let block = (device_source && !VIRTUAL_FS.contains(&m.fstype)) || DEVICE_FS.contains(&m.fstype);
+    if block && !bind && matches!(m.call, MountCall::Mount | MountCall::Fsconfig) {
         return Some(Exposed::BlockDevice);
     }
     None
@@ -110,6 +125,7 @@ impl Check for MountHostDevice {
             "mount-block",
             "release-agent",
             "compat-mount",
+            "fsmount-block",
         ]),
         ..RuleInfo::BASE
     };
@@ -125,6 +141,7 @@ impl Check for MountHostDevice {
             host_pid_ns,
             host_cgroup_ns,
             source_owner,
+            device,
         } = &e.data
         else {
             return None;
@@ -138,6 +155,7 @@ impl Check for MountHostDevice {
             host_pid_ns: *host_pid_ns,
             host_cgroup_ns: *host_cgroup_ns,
             source_owner: source_owner.as_ref(),
+            device: device.as_deref(),
         })?;
         // mount/move_mount return 0; fsopen, open_tree and fsconfig a descriptor or 0. A block
         // device mount that failed (refused by the device cgroup or an LSM, busy because the
@@ -147,10 +165,16 @@ impl Check for MountHostDevice {
             r if r != -ENOENT && r != -ENODEV && what == Exposed::BlockDevice => "tried to mount",
             _ => return None,
         };
+        let how = match (call, device) {
+            (MountCall::Fsmount, Some(dev)) => {
+                format!("fsmount of device {dev} type {fstype}, readable without being attached")
+            }
+            _ => format!("{} {source} {target} type {fstype}", call.name()),
+        };
         let (call, what) = (call.name(), what.describe());
         Some(Finding::new(
             format!(
-                "{} {outcome} {what} ({call} {source} {target} type {fstype}); find out why it is privileged and what it did through the mount.",
+                "{} {outcome} {what} ({how}); find out why it is privileged and what it did through the mount.",
                 who(e, c)
             ),
             json!({
@@ -161,6 +185,7 @@ impl Check for MountHostDevice {
                 "fstype": fstype,
                 "flags": format!("{flags:#x}"),
                 "source_owner": source_owner,
+                "device": device,
                 "ret": ret,
             }),
         ))
@@ -179,6 +204,14 @@ impl Check for MountHostDevice {
             host_pid_ns,
             host_cgroup_ns: false,
             source_owner: None,
+            device: None,
+        };
+        let fsmount = |fstype: &str, device: &str| {
+            let mut m = mount(MountCall::Fsmount, 3, 0, "", fstype, false);
+            if let Payload::Mount { device: d, .. } = &mut m {
+                *d = Some(device.into());
+            }
+            m
         };
         let mut via_root = mount(MountCall::Mount, 0, MS_BIND, "/proc/1/root/etc", "", false);
         if let Payload::Mount { source_owner, .. } = &mut via_root {
@@ -231,6 +264,35 @@ impl Check for MountHostDevice {
                     mount(MountCall::Fsconfig, 0, 0, "/dev/sda", "xfs", false),
                 )],
                 |a| assert_eq!(a.details["call"], "fsconfig"),
+            ),
+            Example::alert(
+                "fsmount of the host's disk, never attached (the kernel's superblock decides)",
+                vec![in_container("mount", fsmount("ext4", "254:0"))],
+                |a| {
+                    assert_eq!(a.details["what"], "a block device");
+                    assert_eq!(a.details["call"], "fsmount");
+                    assert_eq!(a.details["device"], "254:0");
+                    assert_eq!(a.details["fstype"], "ext4");
+                    assert!(
+                        a.summary.contains(
+                            "mounted a block device (fsmount of device 254:0 type ext4, readable"
+                        ),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
+            Example::alert(
+                "a disk filesystem from a device node made outside /dev",
+                vec![in_container(
+                    "mount",
+                    mount(MountCall::Mount, 0, 0, "/tmp/x", "ext4", false),
+                )],
+                |a| assert_eq!(a.details["source"], "/tmp/x"),
+            ),
+            Example::silent(
+                "fsmount of a tmpfs (a virtual device, major 0), as container tooling does",
+                vec![in_container("mount", fsmount("tmpfs", "0:63"))],
             ),
             Example::silent(
                 "tmpfs, its own procfs, a /dev/null mask, a missing device, and runc's sysfs",

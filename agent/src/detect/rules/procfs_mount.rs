@@ -77,6 +77,7 @@ impl Check for ProcfsMount {
             host_pid_ns,
             host_cgroup_ns: false,
             source_owner: None,
+            device: None,
         };
         vec![
             Example::alert(
