@@ -145,6 +145,17 @@ fn ops(scale: f64) -> Result<Vec<Op>> {
                 Ok(())
             }),
         },
+        // A syscall no program watches: what every syscall pays for the generic sys_enter and
+        // sys_exit programs (the 32-bit entry's dispatchers) and the tracing slow path.
+        Op {
+            name: "getppid",
+            iters: n(1_000_000.0),
+            body: Box::new(|| {
+                // SAFETY: no arguments, no side effects.
+                std::hint::black_box(unsafe { libc::getppid() });
+                Ok(())
+            }),
+        },
         Op {
             name: "write",
             iters: n(500_000.0),
