@@ -92,6 +92,9 @@ pub enum Hook {
     KProbe { function: &'static str },
     /// BPF LSM hook (5.7+, CONFIG_BPF_LSM and `bpf` in the active LSM list).
     Lsm { hook: &'static str },
+    /// No attach point: entry `index` of the program array `array`, which another program of
+    /// the same type enters by bpf_tail_call (a program's second half, verified on its own).
+    TailCall { array: &'static str, index: u32 },
 }
 
 impl Hook {
@@ -105,6 +108,7 @@ impl Hook {
             Hook::FEntry { .. } => "fentry",
             Hook::KProbe { .. } => "kprobe",
             Hook::Lsm { .. } => "lsm",
+            Hook::TailCall { .. } => "tail_call",
         }
     }
 }
@@ -477,12 +481,21 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
-    compat(
-        P::CompatSysExitOpen,
-        "compat_sys_exit_open",
-        "sys_exit",
-        &[K::FileOpen],
-    ),
+    // The open half of compat_sys_exit, entered by a tail call only for a 32-bit open: one
+    // program for both halves takes the 6.1 verifier past its limits, two on sys_exit would
+    // cost every syscall a second run.
+    ProgramSpec {
+        id: P::CompatSysExitOpen,
+        name: "compat_sys_exit_open",
+        hook: Hook::TailCall {
+            array: COMPAT_EXIT_TAILS,
+            index: COMPAT_EXIT_OPEN,
+        },
+        group: "compat_sys_exit_open",
+        kinds: &[K::FileOpen],
+        required: false,
+        fallback: "",
+    },
     tp(
         P::SysEnterFsmount,
         "sys_enter_fsmount",
@@ -491,6 +504,10 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         MOUNT,
     ),
 ];
+
+/// The program array compat_sys_exit tail-calls into, and the entry of its open half.
+pub const COMPAT_EXIT_TAILS: &str = "COMPAT_EXIT_TAILS";
+pub const COMPAT_EXIT_OPEN: u32 = 0;
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.
 const COMPAT_KINDS: &[EventKind] = &[

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use escapewatch_common::{
     config::KernelConfig,
@@ -161,3 +161,8 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
         unsafe { *slot += 1 };
     }
 }
+
+/// Second halves entered by bpf_tail_call, filled by the agent at load
+/// (`programs::COMPAT_EXIT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open.
+#[map]
+pub static COMPAT_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);

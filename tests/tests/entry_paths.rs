@@ -19,7 +19,7 @@ use serde_json::Value;
 /// The hooks of the 32-bit entry's exits, which emit what its entry recorded (opens have their
 /// own).
 const COMPAT_EXIT: &str = "raw_tracepoint/compat_sys_exit";
-const COMPAT_EXIT_OPEN: &str = "raw_tracepoint/compat_sys_exit_open";
+const COMPAT_EXIT_OPEN: &str = "tail_call/compat_sys_exit_open";
 /// On kernels with BPF LSM the open is classified by `lsm/file_open`, whichever entry made it;
 /// the entry's record still supplies the path string.
 const LSM_OPEN: &str = "lsm/lsm_file_open";

@@ -19,6 +19,7 @@ use std::{
 };
 
 use aya::programs::{links::LinkType, loaded_links};
+use escapewatch_common::programs::Hook;
 
 use super::Loaded;
 
@@ -70,7 +71,9 @@ impl AttachedLinks {
         out.unlinked = loaded
             .attachments
             .iter()
+            // A tail-call target has no link by nature: its caller's link is the one watched.
             .filter(|a| a.attached() && !linked.contains(a.program))
+            .filter(|a| !matches!(a.hook, Hook::TailCall { .. }))
             .map(|a| a.program)
             .collect();
         out

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::HashMap as BpfHashMap,
+    maps::{HashMap as BpfHashMap, ProgramArray},
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSysctl, FEntry, KProbe, Lsm, RawTracePoint,
         TracePoint,
@@ -113,6 +113,17 @@ pub enum AttachError {
     NoKprobes,
     #[error(transparent)]
     Lsm(#[from] LsmError),
+    #[error("the eBPF object has no map {map}")]
+    MissingMap { map: &'static str },
+    #[error("cannot duplicate the program's descriptor for its tail-call array")]
+    TailCallFd(#[source] std::io::Error),
+    #[error("cannot enter the program in tail-call array {array} at {index}")]
+    TailCall {
+        array: &'static str,
+        index: u32,
+        #[source]
+        source: aya::maps::MapError,
+    },
 }
 
 /// One tracepoint of a handler that this kernel would not attach it to. Shown with the
@@ -345,6 +356,21 @@ fn attach_one(
             p.load(hook, btf)
                 .and_then(|()| p.attach().map(drop))
                 .map_err(AttachError::from)
+        }
+        Hook::TailCall { array, index } => {
+            let p: &mut RawTracePoint = program.try_into()?;
+            p.load()?;
+            let fd = p.fd()?.try_clone().map_err(AttachError::TailCallFd)?;
+            let map = ebpf
+                .map_mut(array)
+                .ok_or(AttachError::MissingMap { map: array })?;
+            ProgramArray::try_from(map)
+                .and_then(|mut tails| tails.set(index, &fd, 0))
+                .map_err(|source| AttachError::TailCall {
+                    array,
+                    index,
+                    source,
+                })
         }
     }
 }

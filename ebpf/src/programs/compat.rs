@@ -15,7 +15,7 @@ use escapewatch_common::{
     abi::{TS_COMPAT, i386},
     config::OFFSET_NONE,
     kind::EventKind,
-    programs::ProgramId,
+    programs::{COMPAT_EXIT_OPEN, ProgramId},
 };
 
 use super::{CompatArgs, SysArgs, mount, namespace, open, socket, syscalls};
@@ -26,6 +26,7 @@ use crate::{
         pending,
         task::{ERR_READ, KPtr, current, read},
     },
+    maps::COMPAT_EXIT_TAILS,
 };
 
 /// Whether the current task is inside a 32-bit syscall. False where the kernel has no
@@ -95,8 +96,9 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
 }
 
 /// `trace_sys_exit(struct pt_regs *regs, long ret)`: every syscall exit. What the entry above
-/// recorded says which exit logic applies; opens are [`compat_sys_exit_open`]'s (one program
-/// for both would take the 6.1 verifier past its stack and instruction limits).
+/// recorded says which exit logic applies; an open continues in [`compat_sys_exit_open`] by a
+/// tail call (one program for both would take the 6.1 verifier past its stack and instruction
+/// limits; a second program on sys_exit would cost every syscall another run).
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     if !in_compat_syscall() {
@@ -104,11 +106,14 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     }
     run(ProgramId::CompatSysExit, || {
         const P: ProgramId = ProgramId::CompatSysExit;
+        if pending::kind() == Some(EventKind::FileOpen as u32) {
+            // SAFETY: the same context, handed to a program of the same type; returns only if
+            // the array entry is missing.
+            unsafe { COMPAT_EXIT_TAILS.tail_call(&ctx, COMPAT_EXIT_OPEN) };
+            return Err(ERR_READ);
+        }
         let rc: i64 = ctx.arg(1);
         if mount::exit_mount(P, rc) || socket::exit_connect(P, rc) {
-            return Ok(());
-        }
-        if pending::kind() == Some(EventKind::FileOpen as u32) {
             return Ok(());
         }
         if let Some(p) = pending::take() {
@@ -118,16 +123,10 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     })
 }
 
-/// The exit of a 32-bit open, beside [`compat_sys_exit`] on the same tracepoint.
+/// The exit of a 32-bit open: the second half of [`compat_sys_exit`], never attached.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn compat_sys_exit_open(ctx: RawTracePointContext) -> u32 {
-    if !in_compat_syscall() {
-        return 0;
-    }
     run(ProgramId::CompatSysExitOpen, || {
-        if pending::kind() != Some(EventKind::FileOpen as u32) {
-            return Ok(());
-        }
         let Some(p) = pending::take() else {
             return Ok(());
         };
