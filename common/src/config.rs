@@ -82,9 +82,15 @@ pub struct KernelConfig {
     /// `file.f_flags` (O_* flags of an open file, for the LSM open hook).
     pub file_f_flags: u32,
     pub _pad: u32,
+    /// `task_struct.fs`, and `fs_struct.pwd.mnt` / `fs_struct.root.mnt`: which mount a task's
+    /// cwd and root lie in.
+    pub task_fs: u32,
+    pub fs_pwd_mnt: u32,
+    pub fs_root_mnt: u32,
+    pub _pad2: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 256);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 272);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -139,5 +145,9 @@ impl KernelConfig {
         vma_vm_mm: OFFSET_NONE,
         file_f_flags: OFFSET_NONE,
         _pad: 0,
+        task_fs: OFFSET_NONE,
+        fs_pwd_mnt: OFFSET_NONE,
+        fs_root_mnt: OFFSET_NONE,
+        _pad2: 0,
     };
 }
