@@ -102,7 +102,7 @@ impl<S: System> Enricher<S> {
         } else {
             h.cap_effective & !start.bounding
         };
-        (gained != 0).then(|| CredsBeyondStart {
+        (gained != 0).then_some(CredsBeyondStart {
             gained,
             start_bounding: start.bounding,
             start_uid: start.uid,
