@@ -125,6 +125,10 @@ pub fn kernel_config(
         io_open_file_slot: r.optional("io_open", &["file_slot"]),
         sb_s_type: r.required("super_block", &["s_type"]),
         fstype_name: r.required("file_system_type", &["name"]),
+        // Which mount a task's cwd and root lie in (exec's post-condition).
+        task_fs: r.required("task_struct", &["fs"]),
+        fs_pwd_mnt: r.required("fs_struct", &["pwd.mnt"]),
+        fs_root_mnt: r.required("fs_struct", &["root.mnt"]),
         ..KernelConfig::UNCONFIGURED
     };
     for ty in NsType::ALL {
@@ -227,6 +231,16 @@ print fmt: \"ring %p, req %p, result %d\", REC->ctx, REC->req, REC->res
         let cfg = kernel_config(&btf, 1, 7).expect("all offsets");
         assert_eq!(cfg.host_mnt_ns, 7);
         assert_eq!(cfg.file_path_dentry, cfg.file_path_mnt + 8);
+        let path_mnt = btf.member_offset("path", "mnt").unwrap();
+        assert_eq!(
+            cfg.fs_pwd_mnt,
+            btf.member_offset("fs_struct", "pwd").unwrap() + path_mnt
+        );
+        assert_eq!(
+            cfg.fs_root_mnt,
+            btf.member_offset("fs_struct", "root").unwrap() + path_mnt
+        );
+        assert_ne!(cfg.task_fs, OFFSET_NONE);
         assert_eq!(cfg.schema_version, u32::from(SCHEMA_VERSION));
         assert_eq!(
             cfg.task_nsproxy,

@@ -95,9 +95,14 @@ pub struct KernelConfig {
     /// `super_block.s_type` and `file_system_type.name`: the filesystem type of a superblock.
     pub sb_s_type: u32,
     pub fstype_name: u32,
+    /// `task_struct.fs`, and `fs_struct.pwd.mnt` / `fs_struct.root.mnt`: which mount a task's
+    /// cwd and root lie in.
+    pub task_fs: u32,
+    pub fs_pwd_mnt: u32,
+    pub fs_root_mnt: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 280);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 292);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -158,5 +163,8 @@ impl KernelConfig {
         iou_complete_res: OFFSET_NONE,
         sb_s_type: OFFSET_NONE,
         fstype_name: OFFSET_NONE,
+        task_fs: OFFSET_NONE,
+        fs_pwd_mnt: OFFSET_NONE,
+        fs_root_mnt: OFFSET_NONE,
     };
 }

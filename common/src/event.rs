@@ -149,6 +149,11 @@ pub struct ExecEvent {
     pub args_len: u32,
     /// `EXEC_FLAG_*`.
     pub flags: u32,
+    /// Mount namespace inode of the mount the task's cwd and root lie in
+    /// (`real_mount(fs->pwd.mnt)->mnt_ns->ns.inum`, likewise `fs->root`); 0 when unreadable or
+    /// the mount is in no namespace (detached).
+    pub cwd_mnt_ns: u32,
+    pub root_mnt_ns: u32,
 }
 
 /// `EventKind::ProcessFork`: the header describes the NEW process (the child).
@@ -446,7 +451,7 @@ const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 160);
 const _: () = assert!(core::mem::size_of::<CowFaultEvent>() == 112 + 56 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PipeWriteEvent>() == 272);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 232);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 888);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 896);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<NamespaceEvent>() == 168);

@@ -254,6 +254,8 @@ mod tests {
             args: [0; crate::ARGS_LEN],
             args_len: 0,
             flags: 0,
+            cwd_mnt_ns: 7,
+            root_mnt_ns: 8,
         };
         assert_eq!(
             decode(as_bytes(&exec)),

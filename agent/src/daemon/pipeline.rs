@@ -191,6 +191,7 @@ impl Pipeline {
             namespaces: Namespaces::default(),
             runtime_helper: false,
             foreign_namespaces: Vec::new(),
+            creds_beyond_start: None,
         }
     }
 

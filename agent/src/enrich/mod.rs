@@ -1,8 +1,11 @@
 //! Raw kernel records → self-contained `model::Event`s: process table, container attribution,
 //! namespace ownership, paths and wall-clock time.
 
+mod anchors;
 pub mod cgroup;
 pub mod container;
+mod creds;
+pub use creds::FULL_CAPS;
 mod held;
 pub mod host;
 mod owners;
@@ -46,6 +49,8 @@ pub trait System {
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)>;
     /// (device, inode) of the file a live process runs.
     fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)>;
+    /// Real uid and capability bounding set (`CapBnd`) of a live process.
+    fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)>;
 }
 
 /// The live machine: /proc and the cgroup2 hierarchy.
@@ -87,6 +92,9 @@ impl System for LiveSystem {
             abi::kernel_dev(libc::major(rdev) as u32, libc::minor(rdev) as u32),
         ))
     }
+    fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
+        procfs_scan::creds(&self.proc_root, pid)
+    }
     fn container_roots(&mut self, pid: u32) -> Vec<String> {
         use procfs::FromRead as _;
         procfs::process::MountInfos::from_file(
@@ -127,6 +135,8 @@ pub struct Enricher<S: System> {
     roots_learned: std::collections::HashSet<String>,
     /// Each container's namespaces when first seen (the post-condition of `foreign_held`).
     start_ns: held::StartNamespaces,
+    /// Each container's bounding set and uid at start (the post-condition of `creds_beyond`).
+    start_creds: creds::StartCreds,
     /// The kernel has lost lifecycle events at some point: exec events may be missing, so
     /// names that change without an exec are looked into (see `recheck_missed_exec`).
     lossy: bool,
@@ -144,6 +154,7 @@ impl<S: System> Enricher<S> {
             container_roots: Vec::new(),
             roots_learned: std::collections::HashSet::new(),
             start_ns: held::StartNamespaces::default(),
+            start_creds: creds::StartCreds::default(),
             lossy: false,
             next_id: 1,
         }
@@ -169,6 +180,8 @@ impl<S: System> Enricher<S> {
             let entry = self.entry_from_snapshot(&s, 0);
             if let Lineage::Container(c) = &entry.lineage {
                 self.learn_owner(c, &s.namespaces);
+                // The oldest pid of a container (scanned in pid order) is its first workload.
+                self.seed_start_creds(c, s.pid, &s.namespaces);
             }
             self.procs.insert(s.pid, entry);
         }
@@ -215,6 +228,7 @@ impl<S: System> Enricher<S> {
                     } else {
                         None
                     },
+                    outside_mount: self.outside_mount(&ns, e.cwd_mnt_ns, e.root_mnt_ns),
                     filename,
                 }
             }
@@ -321,6 +335,7 @@ impl<S: System> Enricher<S> {
             namespaces: ns,
             runtime_helper,
             foreign_namespaces: Vec::new(),
+            creds_beyond_start: None,
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -332,6 +347,7 @@ impl<S: System> Enricher<S> {
             && !runtime_helper
         {
             process.foreign_namespaces = self.foreign_held(c, &ns);
+            process.creds_beyond_start = self.creds_beyond(c, h, &ns);
             self.learn_owner(c, &ns);
             if self.roots_learned.insert(c.id.clone()) {
                 for root in self.system.container_roots(h.tgid) {

@@ -38,6 +38,24 @@ pub fn snapshot(proc_root: &Path, pid: u32) -> Option<ProcSnapshot> {
     })
 }
 
+/// Real uid and capability bounding set of `pid`, from its status file.
+pub fn creds(proc_root: &Path, pid: u32) -> Option<(u32, u64)> {
+    let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    parse_creds(&status)
+}
+
+fn parse_creds(status: &str) -> Option<(u32, u64)> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let uid = field("Uid:")?.split_whitespace().next()?.parse().ok()?;
+    let bounding = u64::from_str_radix(field("CapBnd:")?, 16).ok()?;
+    Some((uid, bounding))
+}
+
 /// Every process in /proc (threads excluded).
 pub fn scan(proc_root: &Path) -> Vec<ProcSnapshot> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
@@ -66,5 +84,16 @@ mod tests {
         assert!(s.start_time > 0);
         assert!(!s.args.is_empty());
         assert!(scan(Path::new("/proc")).iter().any(|p| p.pid == me));
+        let (uid, bounding) = creds(Path::new("/proc"), me).expect("own status");
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(uid, unsafe { libc::getuid() });
+        assert_ne!(bounding, 0);
+    }
+
+    #[test]
+    fn status_creds_are_the_real_uid_and_the_bounding_set() {
+        let status = "Name:\tsh\nUid:\t1000\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n";
+        assert_eq!(parse_creds(status), Some((1000, 0xa804_25fb)));
+        assert_eq!(parse_creds("Uid:\t0\t0\t0\t0\n"), None);
     }
 }

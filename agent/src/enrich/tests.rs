@@ -9,7 +9,7 @@ use escapewatch_common::{
     user::RawEvent,
 };
 
-use super::{Enricher, System, host::HostNamespaces, process::ProcSnapshot};
+use super::{Enricher, FULL_CAPS, System, host::HostNamespaces, process::ProcSnapshot};
 use crate::model::{Event, Namespaces, NsOwner, Payload, Runtime};
 
 const HOST: [u32; NS_COUNT] = [100, 200, 300, 400, 500, 600, 700, 800];
@@ -19,6 +19,8 @@ const CT: [u32; NS_COUNT] = [101, 201, 301, 401, 501, 600, 700, 800];
 struct FakeSystem {
     cgroups: HashMap<u64, String>,
     exes: HashMap<u32, String>,
+    /// (uid, CapBnd) by pid.
+    creds: HashMap<u32, (u32, u64)>,
 }
 
 impl System for FakeSystem {
@@ -44,6 +46,9 @@ impl System for FakeSystem {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         exe.hash(&mut h);
         Some((1, h.finish()))
+    }
+    fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
+        self.creds.get(&pid).copied()
     }
     fn container_roots(&mut self, _pid: u32) -> Vec<String> {
         vec!["/srv/boxes/mybox/rootfs".into()]
@@ -115,6 +120,8 @@ fn exec(pid: u32, cgroup_id: u64, ns: [u32; NS_COUNT], file: &str) -> RawEvent {
         args,
         args_len: file.len() as u32 + 1,
         flags: 0,
+        cwd_mnt_ns: ns[0],
+        root_mnt_ns: ns[0],
     }))
 }
 
@@ -387,4 +394,123 @@ fn container_root_sources_from_mountinfo() {
         super::root_sources(&mounts),
         ["/var/lib/c/abc/diff", "/srv/rootfs/abc"]
     );
+}
+
+/// Docker's default bounding set.
+const DOCKER_CAPS: u64 = 0xa804_25fb;
+const CAP_SYS_MODULE: u64 = 1 << 16;
+
+/// `raw` (an exec or a fork) with these credentials in its header.
+fn with_creds(mut raw: RawEvent, uid: u32, caps: u64) -> RawEvent {
+    let h = match &mut raw {
+        RawEvent::Exec(e) => &mut e.header,
+        RawEvent::Fork(f) => &mut f.header,
+        _ => panic!("only exec and fork here"),
+    };
+    h.uid = uid;
+    h.gid = uid;
+    h.cap_effective = caps;
+    raw
+}
+
+/// The container of `start_container`, its entrypoint (pid 12) started with `bounding` as its
+/// bounding set.
+fn container_started_with(bounding: u64) -> Enricher<FakeSystem> {
+    let mut en = enricher();
+    en.system.creds.insert(12, (1000, bounding));
+    start_container(&mut en);
+    en
+}
+
+#[test]
+fn capabilities_beyond_the_containers_start_bounding_set_are_stated() {
+    let mut en = container_started_with(DOCKER_CAPS);
+    // A process gains CAP_SYS_MODULE (runc exec --cap, or a kernel exploit) and the host's
+    // full set as root in the initial user namespace (CT shares HOST's user namespace here).
+    let ev = en.enrich(&with_creds(
+        exec(14, 50, CT, "/bin/sh"),
+        0,
+        DOCKER_CAPS | CAP_SYS_MODULE,
+    ));
+    let beyond = ev.process.creds_beyond_start.expect("stated");
+    assert_eq!(
+        (
+            beyond.gained,
+            beyond.start_bounding,
+            beyond.start_uid,
+            beyond.init_cred
+        ),
+        (CAP_SYS_MODULE, DOCKER_CAPS, 0, false),
+        "the start uid is the first workload event's (its header says 0 here)"
+    );
+    let root = en.enrich(&with_creds(exec(15, 50, CT, "/bin/sh"), 0, FULL_CAPS));
+    let beyond = root.process.creds_beyond_start.expect("stated");
+    assert_eq!(beyond.gained, FULL_CAPS & !DOCKER_CAPS);
+    assert!(beyond.init_cred);
+    // A setuid-root program gains capabilities within the bounding set: nothing to state.
+    let setuid = en.enrich(&with_creds(exec(16, 50, CT, "/bin/su"), 0, DOCKER_CAPS));
+    assert_eq!(setuid.process.creds_beyond_start, None);
+    // Host processes are never judged against a container's start.
+    let host = en.enrich(&with_creds(fork(17, 10, 1, HOST), 0, FULL_CAPS));
+    assert_eq!(host.process.creds_beyond_start, None);
+}
+
+#[test]
+fn a_privileged_container_holds_nothing_beyond_its_start() {
+    let mut en = container_started_with(FULL_CAPS);
+    let ev = en.enrich(&with_creds(exec(14, 50, CT, "/bin/sh"), 0, FULL_CAPS));
+    assert_eq!(ev.process.creds_beyond_start, None);
+}
+
+#[test]
+fn a_container_in_its_own_user_namespace_holds_every_capability_beyond_it_in_the_hosts() {
+    let mut en = enricher();
+    en.system.creds.insert(12, (100_000, FULL_CAPS));
+    let mut own_user = CT;
+    own_user[5] = 601;
+    en.enrich(&fork(12, 10, 50, own_user));
+    en.enrich(&with_creds(
+        exec(12, 50, own_user, "/bin/sh"),
+        100_000,
+        FULL_CAPS,
+    ));
+    let mut host_user = own_user;
+    host_user[5] = HOST[5];
+    let ev = en.enrich(&with_creds(
+        exec(12, 50, host_user, "/bin/sh"),
+        0,
+        FULL_CAPS,
+    ));
+    let beyond = ev.process.creds_beyond_start.expect("stated");
+    assert_eq!((beyond.gained, beyond.init_cred), (FULL_CAPS, true));
+}
+
+#[test]
+fn a_cwd_or_root_in_another_mount_namespace_is_stated_at_exec() {
+    let mut en = enricher();
+    start_container(&mut en);
+    let RawEvent::Exec(mut leak) = exec(14, 50, CT, "/bin/cat") else {
+        unreachable!()
+    };
+    leak.cwd_mnt_ns = HOST[0];
+    let ev = en.enrich(&RawEvent::Exec(leak));
+    let Payload::ProcessExec { outside_mount, .. } = &ev.data else {
+        panic!("an exec")
+    };
+    let found: Vec<_> = outside_mount
+        .iter()
+        .map(|p| (p.which.name(), p.mnt_ns, p.owner.clone()))
+        .collect();
+    assert_eq!(found, vec![("cwd", HOST[0], NsOwner::Host)]);
+    // Its own mounts (volumes included) and an unreadable or detached mount (0) say nothing.
+    let RawEvent::Exec(mut detached) = exec(15, 50, CT, "/bin/cat") else {
+        unreachable!()
+    };
+    detached.root_mnt_ns = 0;
+    for raw in [exec(16, 50, CT, "/bin/cat"), RawEvent::Exec(detached)] {
+        let ev = en.enrich(&raw);
+        assert!(
+            matches!(&ev.data, Payload::ProcessExec { outside_mount, .. } if outside_mount.is_empty())
+        );
+    }
 }

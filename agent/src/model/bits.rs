@@ -98,9 +98,81 @@ pub mod hex_or_empty {
     }
 }
 
+/// Capability names by bit number (`include/uapi/linux/capability.h`, through 6.18).
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The names of the capabilities in `mask`, lowest bit first (`CAP_63` for a bit no kernel
+/// names yet).
+pub fn cap_names(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|bit| mask & (1 << bit) != 0)
+        .map(|bit| {
+            CAP_NAMES
+                .get(bit)
+                .map_or_else(|| format!("CAP_{bit}"), |n| (*n).to_owned())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde::{Deserialize, Serialize};
+
+    #[test]
+    fn capability_names_by_bit() {
+        assert_eq!(
+            super::cap_names((1 << 16) | (1 << 21) | (1 << 40) | (1 << 50)),
+            [
+                "CAP_SYS_MODULE",
+                "CAP_SYS_ADMIN",
+                "CAP_CHECKPOINT_RESTORE",
+                "CAP_50"
+            ]
+        );
+        assert!(super::cap_names(0).is_empty());
+    }
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct Flags {

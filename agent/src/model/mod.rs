@@ -129,6 +129,57 @@ pub struct Process {
     /// path led there. `previous` is the container's own namespace of that type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_namespaces: Vec<JoinedNamespace>,
+    /// Capabilities it holds beyond its container's bounding set at start (a kernel exploit's
+    /// `commit_creds`, a runtime asked to add capabilities), however it got them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creds_beyond_start: Option<CredsBeyondStart>,
+}
+
+/// Credentials of a container's process that exceed what its container started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredsBeyondStart {
+    /// Effective capabilities outside the container's start bounding set (written in hex).
+    #[serde(with = "bits::hex")]
+    pub gained: u64,
+    /// The container's bounding set at start (`CapBnd` of its first workload process).
+    #[serde(with = "bits::hex")]
+    pub start_bounding: u64,
+    /// uid of the container's first workload process.
+    pub start_uid: u32,
+    /// The credentials are the kernel's own (`init_cred`): uid and gid 0, every capability,
+    /// in the initial user namespace.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub init_cred: bool,
+}
+
+/// Where an exec'ing process's cwd or root lies when that is a mount of another mount
+/// namespace than its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathOutside {
+    /// `cwd` or `root`.
+    pub which: FsPath,
+    /// The mount namespace of the mount it lies in.
+    pub mnt_ns: u32,
+    pub owner: NsOwner,
+}
+
+/// A task's two filesystem anchors (`task->fs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsPath {
+    Cwd,
+    Root,
+}
+
+impl FsPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            FsPath::Cwd => "cwd",
+            FsPath::Root => "root",
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -181,6 +232,10 @@ pub enum Payload {
         /// (reached through /proc/PID/root or a container's root directory on the host).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         binary_container: Option<Container>,
+        /// Its cwd or root, when either lies in a mount of another mount namespace than its
+        /// own (a directory fd kept from the host, the CVE-2024-21626 class).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        outside_mount: Vec<PathOutside>,
     },
     ProcessFork {
         /// The process that called fork/clone.
@@ -513,6 +568,7 @@ pub(crate) mod testing {
                 },
                 runtime_helper: false,
                 foreign_namespaces: Vec::new(),
+                creds_beyond_start: None,
             },
             container: Some(Container {
                 id: "a".repeat(64),

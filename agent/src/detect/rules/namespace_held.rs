@@ -21,7 +21,7 @@ use crate::{
 const REMEMBERED: usize = 16_384;
 
 /// Every kind: the post-condition is checked on whatever event a process makes next.
-const EVERY_KIND: &[Input] = &[
+pub(super) const EVERY_KIND: &[Input] = &[
     Input::Kind(EventKind::ProcessExec),
     Input::Kind(EventKind::ProcessFork),
     Input::Kind(EventKind::ProcessExit),
@@ -87,7 +87,7 @@ impl ForeignNamespaceHeld {
     }
 }
 
-fn whose(owner: &NsOwner) -> String {
+pub(super) fn whose(owner: &NsOwner) -> String {
     match owner {
         NsOwner::Host => "the host".to_owned(),
         NsOwner::Container { id, runtime } => {
@@ -177,6 +177,7 @@ impl Declared for ForeignNamespaceHeld {
             truncated: false,
             usermode_helper: false,
             binary_container: None,
+            outside_mount: Vec::new(),
         };
         let exit = || Payload::ProcessExit { exit_code: 0 };
         let seen_setns = {

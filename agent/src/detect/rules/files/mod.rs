@@ -293,7 +293,7 @@ impl Check for ProcRoot {
             the container sees host processes.",
         scope: "a file opened in the mount namespace of the host or another container (/proc/PID/root)",
         inputs: OPENS,
-        fixtures: Fixtures::Recorded(&["proc-root", "iouring-proc-root"]),
+        fixtures: Fixtures::Recorded(&["proc-root", "iouring-proc-root", "cwd-leak"]),
         ..RuleInfo::BASE
     };
 
