@@ -57,6 +57,10 @@ enum Task {
         /// Only these kernels (6.1, 6.12, host); all when absent. Repeatable.
         #[arg(long = "kernel")]
         kernels: Vec<String>,
+        /// Only the selected tests whose name contains this (repeatable): a quick check of one
+        /// change on every kernel. The full matrix when absent.
+        #[arg(long = "only")]
+        only: Vec<String>,
     },
     /// Measure the overhead budget, the no-loss throughput, latency, memory and replay speed
     /// (as root) and write the table to BENCHMARKS.md; --smoke: small and quick, for CI (no
@@ -196,7 +200,7 @@ fn test(filter: Option<String>) -> Result<()> {
     }
     // `cargo xtask bench --smoke`: every benchmark phase once, small (no thresholds).
     bench::run(&bin, true)?;
-    vm::vm_test(&[], &bin, &primitives)
+    vm::vm_test(&[], &[], &bin, &primitives)
 }
 
 fn main() -> Result<()> {
@@ -227,11 +231,11 @@ fn main() -> Result<()> {
             let bin = build()?;
             bench::run(&bin, smoke)
         }
-        Task::VmTest { kernels } => {
+        Task::VmTest { kernels, only } => {
             setup::setup()?;
             let bin = build()?;
             let primitives = build_primitives()?;
-            vm::vm_test(&kernels, &bin, &primitives)
+            vm::vm_test(&kernels, &only, &bin, &primitives)
         }
         Task::Test { filter } => {
             setup::setup()?;

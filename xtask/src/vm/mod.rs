@@ -177,12 +177,16 @@ pub struct Outcome {
 }
 
 /// Run the matrix for `names` (all kernels when empty) with the agent and primitives built.
-pub fn vm_test(names: &[String], agent: &Path, primitives: &Path) -> Result<()> {
+pub fn vm_test(names: &[String], only: &[String], agent: &Path, primitives: &Path) -> Result<()> {
     let kernels = choose(names)?;
     let binaries = test_binaries()?;
     let mut plans = Vec::new();
     for k in &kernels {
-        plans.push((*k, resolve(k, &binaries)?));
+        let mut cases = resolve(k, &binaries)?;
+        if !only.is_empty() {
+            cases.retain(|c| only.iter().any(|o| c.name.contains(o.as_str())));
+        }
+        plans.push((*k, cases));
     }
     let guests: Vec<(&'static Kernel, &[TestCase])> = plans
         .iter()
