@@ -63,6 +63,9 @@ program_ids! {
     FentryHandleMmFault = 33,
     KprobeHandleMmFault = 34,
     LsmFileOpen = 35,
+    SysEnterWritev = 36,
+    SysEnterPwritev = 37,
+    SysEnterPwritev2 = 38,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -334,7 +337,13 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysExitWrite,
         "sys_exit_write_family",
-        &["sys_exit_write", "sys_exit_pwrite64"],
+        &[
+            "sys_exit_write",
+            "sys_exit_pwrite64",
+            "sys_exit_writev",
+            "sys_exit_pwritev",
+            "sys_exit_pwritev2",
+        ],
         "write-exit",
         &[K::MemWrite, K::PipeWrite],
     ),
@@ -443,9 +452,32 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd)",
     },
+    // The vectored write flavours reach marked objects like write and pwrite64 (their exits
+    // are sys_exit_write_family's).
+    tp(
+        P::SysEnterWritev,
+        "sys_enter_writev",
+        &["sys_enter_writev"],
+        "writev",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPwritev,
+        "sys_enter_pwritev",
+        &["sys_enter_pwritev"],
+        "pwritev",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPwritev2,
+        "sys_enter_pwritev2",
+        &["sys_enter_pwritev2"],
+        "pwritev2",
+        &[K::MemWrite, K::PipeWrite],
+    ),
 ];
 
-const COW_FALLBACK: &str = "the write/pwrite64 tracepoints on marked /proc/PID/mem descriptors with bpf_find_vma, and the ptrace tracepoint";
+const COW_FALLBACK: &str = "the write-family tracepoints on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
 
 const _: () = {
     let mut i = 0;

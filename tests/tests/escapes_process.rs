@@ -195,6 +195,138 @@ fn proc_mem_write_into_another_process() {
     finish(agent, "proc-mem");
 }
 
+/// Issue H, fd identity: /proc/CHILD/mem opened, dup2'ed to fd 47, the original closed, then
+/// written with pwritev. The mark follows the file's inode, not the number the open returned,
+/// and pwritev is a write like any other.
+#[test]
+fn proc_mem_write_through_a_dup2_descriptor_with_pwritev() {
+    let mut out = String::new();
+    let (agent, alert, c) = scenario(
+        "proc-mem-dup-pwritev",
+        "proc-mem-write",
+        |b| b,
+        |c| {
+            out = sh(c, "primitives procmem-dup-pwritev");
+            out.clone()
+        },
+    );
+    // "child N: pwritev through fd 47 into /proc/N/mem: 8"
+    let child: u64 = out
+        .split_once("child ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {out:?}"));
+    assert!(out.trim_end().ends_with("mem: 8"), "pwritev failed: {out}");
+    assert_eq!(alert["details"]["method"], "/proc/PID/mem", "{alert:#}");
+    assert_eq!(alert["details"]["target"]["pid"], child, "{alert:#}");
+    assert_eq!(
+        alert["details"]["target"]["pid_in_writer_ns"], true,
+        "{alert:#}"
+    );
+    assert_eq!(
+        alert["details"]["target_owner"], "its own container",
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["ret"], 8, "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    let event = agent.wait_for_event(WAIT, |e| e["id"] == alert["event_ids"][0]);
+    assert_eq!(event["data"]["kind"], "mem_write", "{event:#}");
+    assert_eq!(event["data"]["len"], 8, "{event:#}");
+    assert_eq!(event["data"]["addr"], alert["details"]["addr"], "{event:#}");
+    drop(c);
+    finish(agent, "proc-mem-dup-pwritev");
+}
+
+/// Issue H, fd identity for Dirty Pipe: the spliced pipe written with writev, by a forked
+/// child that inherited it, and through a second open file of the same pipe
+/// (/proc/self/fd/N). Each is a dirty-pipe alert naming the spliced file.
+#[test]
+fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
+    let (agent, _, c) = scenario(
+        "dirty-pipe-variants",
+        "dirty-pipe",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && chmod 444 /tmp/target && \
+                 primitives dirtypipe-via writev /tmp/target && \
+                 primitives dirtypipe-via fork /tmp/target && \
+                 primitives dirtypipe-via reopen /tmp/target",
+            )
+        },
+    );
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let deadline = std::time::Instant::now() + WAIT;
+    let alerts = loop {
+        let alerts: Vec<_> = agent
+            .alerts()
+            .into_iter()
+            .filter(|a| a["rule"] == "dirty-pipe" && a["container"]["id"] == cgroup)
+            .collect();
+        if alerts.len() >= 3 || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(alerts.len(), 3, "{alerts:#?}");
+    for a in &alerts {
+        check_alert(a, "dirty-pipe", &cgroup, "unknown");
+        assert_eq!(a["details"]["file"]["name"], "target", "{a:#}");
+        assert_eq!(a["details"]["file"]["parent"], "tmp", "{a:#}");
+        assert_eq!(a["details"]["path"], "tmp/target", "{a:#}");
+        assert_eq!(a["details"]["ret"], 1, "{a:#}");
+        assert_eq!(a["process"]["comm"], "primitives", "{a:#}");
+    }
+    let [writev, child, reopen] = &alerts[..] else {
+        unreachable!()
+    };
+    // The child wrote the pipe its parent spliced into, through the same number.
+    assert_ne!(
+        child["process"]["pid"], writev["process"]["pid"],
+        "{child:#}"
+    );
+    assert_eq!(
+        child["details"]["pipe_fd"], writev["details"]["pipe_fd"],
+        "{child:#}"
+    );
+    // The reopened pipe is another descriptor (and another open file) of the same pipe.
+    assert_ne!(
+        reopen["details"]["pipe_fd"], writev["details"]["pipe_fd"],
+        "{reopen:#}"
+    );
+    drop(c);
+    finish(agent, "dirty-pipe-variants");
+}
+
+/// The benign look-alike of both: after a read-only file was spliced into a pipe (and read
+/// back, never written) and /proc/self/mem was opened, heavy writev/pwritev into other pipes
+/// and files, a debugger-like read of its own memory, a pwritev into it, and a busybox shell
+/// pipeline. Zero alerts; the agent did see the marked self-write (so this test can fail).
+#[test]
+fn ordinary_vectored_writes_after_marks_give_no_alert() {
+    let dir = work_dir("writes-benign");
+    let mut agent = Agent::start(&dir);
+    let c = privileged("writes-benign", |b| b);
+    let out = sh(
+        &c,
+        "primitives benign-writes && seq 1 20000 | sort -r | uniq | wc -l > /tmp/n && \
+         dd if=/dev/zero bs=4k count=500 2>/dev/null | cat > /tmp/zeros && cat /tmp/n",
+    );
+    assert!(out.contains("own memory pwritev 8"), "{out}");
+    assert!(out.contains("20000"), "{out}");
+    let cgroup = c.cgroup_path().expect("cgroup");
+    agent.wait_for_event(WAIT, |e| {
+        e["data"]["kind"] == "mem_write"
+            && e["container"]["id"] == cgroup
+            && e["data"]["target"]["pid"] == e["process"]["pid"]
+            && e["data"]["len"] == 8
+    });
+    drop(c);
+    agent.stop();
+    assert_eq!(agent.alerts(), Vec::<serde_json::Value>::new());
+}
+
 #[test]
 fn process_vm_writev_into_another_process() {
     let (agent, alert, c) = scenario(
