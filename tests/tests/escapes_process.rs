@@ -195,34 +195,22 @@ fn proc_mem_write_into_another_process() {
     finish(agent, "proc-mem");
 }
 
-/// Issue H, fd identity: /proc/CHILD/mem opened, dup2'ed to fd 47, the original closed, then
-/// written with pwritev. The mark follows the file's inode, not the number the open returned,
-/// and pwritev is a write like any other.
-#[test]
-fn proc_mem_write_through_a_dup2_descriptor_with_pwritev() {
+/// Run `primitives NAME` (the fixture's name too) in a fresh container and take the
+/// proc-mem-write alert of an 8-byte /proc/PID/mem write into another process of the same
+/// container; returns what the primitive printed.
+fn proc_mem_write_scenario(name: &str) -> (Agent, serde_json::Value, String) {
     let mut out = String::new();
     let (agent, alert, c) = scenario(
-        "proc-mem-dup-pwritev",
+        name,
         "proc-mem-write",
         |b| b,
         |c| {
-            out = sh(c, "primitives procmem-dup-pwritev");
+            out = sh(c, &format!("primitives {name}"));
             out.clone()
         },
     );
-    // "child N: pwritev through fd 47 into /proc/N/mem: 8"
-    let child: u64 = out
-        .split_once("child ")
-        .and_then(|(_, rest)| rest.split_once(':'))
-        .and_then(|(pid, _)| pid.parse().ok())
-        .unwrap_or_else(|| panic!("no child pid in {out:?}"));
-    assert!(out.trim_end().ends_with("mem: 8"), "pwritev failed: {out}");
+    drop(c);
     assert_eq!(alert["details"]["method"], "/proc/PID/mem", "{alert:#}");
-    assert_eq!(alert["details"]["target"]["pid"], child, "{alert:#}");
-    assert_eq!(
-        alert["details"]["target"]["pid_in_writer_ns"], true,
-        "{alert:#}"
-    );
     assert_eq!(
         alert["details"]["target_owner"], "its own container",
         "{alert:#}"
@@ -233,8 +221,49 @@ fn proc_mem_write_through_a_dup2_descriptor_with_pwritev() {
     assert_eq!(event["data"]["kind"], "mem_write", "{event:#}");
     assert_eq!(event["data"]["len"], 8, "{event:#}");
     assert_eq!(event["data"]["addr"], alert["details"]["addr"], "{event:#}");
-    drop(c);
-    finish(agent, "proc-mem-dup-pwritev");
+    (agent, alert, out)
+}
+
+/// Issue H, fd identity: /proc/CHILD/mem opened, dup2'ed to fd 47, the original closed, then
+/// written with pwritev. The mark follows the file's inode, not the number the open returned,
+/// and pwritev is a write like any other.
+#[test]
+fn proc_mem_write_through_a_dup2_descriptor_with_pwritev() {
+    let (agent, alert, out) = proc_mem_write_scenario("procmem-dup-pwritev");
+    // "child N: pwritev through fd 47 into /proc/N/mem: 8"
+    let child: u64 = out
+        .split_once("child ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {out:?}"));
+    assert!(out.trim_end().ends_with("mem: 8"), "pwritev failed: {out}");
+    assert_eq!(alert["details"]["target"]["pid"], child, "{alert:#}");
+    assert_eq!(
+        alert["details"]["target"]["pid_in_writer_ns"], true,
+        "{alert:#}"
+    );
+    finish(agent, "procmem-dup-pwritev");
+}
+
+/// Issue H, fd identity: a /proc/self/mem descriptor inherited by a forked child writes the
+/// parent's memory. Whose memory it is is decided at the write (the file's mm against the
+/// writer's), so the child is no "process writing itself": the alert names the parent.
+#[test]
+fn proc_mem_write_by_a_child_through_an_inherited_self_mem_descriptor() {
+    let (agent, alert, out) = proc_mem_write_scenario("procmem-inherited");
+    assert!(
+        out.contains("wrote parent's word: true, now 0x4444"),
+        "{out}"
+    );
+    assert_eq!(
+        alert["details"]["target"]["pid"], alert["process"]["ppid"],
+        "{alert:#}"
+    );
+    assert_eq!(
+        alert["details"]["target"]["comm"], "primitives",
+        "{alert:#}"
+    );
+    finish(agent, "procmem-inherited");
 }
 
 /// Issue H, fd identity for Dirty Pipe: the spliced pipe written with writev, by a forked

@@ -4,7 +4,8 @@
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
-//!        dirtypipe-via writev|fork|reopen FILE | procmem | procmem-dup-pwritev | benign-writes | pvwritev | ptrace PID |
+//!        dirtypipe-via writev|fork|reopen FILE | procmem | procmem-dup-pwritev |
+//!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD>
 
 use std::{
@@ -221,6 +222,36 @@ fn procmem_dup_pwritev() {
     };
     println!("child {child}: pwritev through fd {MOVED} into /proc/{child}/mem: {n}");
     reap(child);
+}
+
+/// /proc/self/mem opened, then a forked child that inherited the descriptor writes through it
+/// with pwritev: the write lands in the parent's memory (the file holds the opener's mm), not
+/// the child's.
+fn procmem_inherited() {
+    let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
+    let word = 0x4444u64.to_ne_bytes();
+    let iov = libc::iovec {
+        iov_base: word.as_ptr() as *mut libc::c_void,
+        iov_len: word.len(),
+    };
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    // SAFETY: fork in a single-threaded process; the child makes one syscall and exits.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            let n = libc::pwritev(mem.as_raw_fd(), &iov, 1, addr as libc::off_t);
+            libc::_exit(if n == 8 { 0 } else { 1 });
+        }
+        let mut status = 0;
+        libc::waitpid(child, &mut status, 0);
+        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        let seen = std::ptr::read_volatile(std::ptr::addr_of!(TARGET_WORD));
+        println!("procmem-inherited: child wrote parent's word: {ok}, now {seen:#x}");
+    }
 }
 
 /// What a busy ordinary program does with the same calls, after marks exist: a read-only file
@@ -510,6 +541,7 @@ fn main() {
         Some("dirtycow-ptrace") => dirtycow_ptrace(&arg(2)),
         Some("procmem") => write_child(false),
         Some("procmem-dup-pwritev") => procmem_dup_pwritev(),
+        Some("procmem-inherited") => procmem_inherited(),
         Some("dirtypipe-via") => dirtypipe_via(&arg(2), &arg(3)),
         Some("benign-writes") => benign_writes(),
         Some("pvwritev") => write_child(true),
@@ -524,7 +556,7 @@ fn main() {
         Some("setns") => setns64(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen FILE|procmem|procmem-dup-pwritev|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
             );
             exit(2);
         }

@@ -95,7 +95,12 @@ impl Check for ProcMemWrite {
             Input::Kind(EventKind::MemWrite),
             Input::Syscall(WatchedSyscall::ProcessVmWritev),
         ],
-        fixtures: Fixtures::Recorded(&["proc-mem", "pvwritev", "proc-mem-dup-pwritev"]),
+        fixtures: Fixtures::Recorded(&[
+            "proc-mem",
+            "pvwritev",
+            "procmem-dup-pwritev",
+            "procmem-inherited",
+        ]),
         ..RuleInfo::BASE
     };
 
