@@ -169,6 +169,23 @@ fn ops(scale: f64) -> Result<Vec<Op>> {
                 Ok(())
             }),
         },
+        Op {
+            name: "writev",
+            iters: n(500_000.0),
+            body: Box::new(move || {
+                let b = [0u8; 1];
+                let iov = libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: 1,
+                };
+                // SAFETY: one iovec of one byte from our buffer to /dev/null.
+                check(
+                    unsafe { libc::writev(null_fd, &iov, 1) } as libc::c_long,
+                    "writev",
+                )?;
+                Ok(())
+            }),
+        },
     ])
 }
 

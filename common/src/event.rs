@@ -339,7 +339,8 @@ pub mod vma_bits {
     pub const SHARED: u32 = 1 << 3;
 }
 
-/// `EventKind::MemWrite`: write/pwrite64 through a /proc/PID/mem file descriptor returned.
+/// `EventKind::MemWrite`: a write (write, pwrite64, writev, pwritev, pwritev2) through a
+/// /proc/PID/mem file returned, whatever descriptor number or process held it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemWriteEvent {
@@ -347,10 +348,12 @@ pub struct MemWriteEvent {
     pub ret: i64,
     /// Address written (the file position).
     pub addr: u64,
+    /// Bytes asked (write, pwrite64) or, for the vectored writes, bytes written.
     pub len: u64,
     /// Process whose memory is written: the writer's own tgid when the file is its own mem
-    /// (the kernel compares the mm), else the /proc/PID directory name — a pid in the writer's
-    /// pid namespace (`MEMW_PID_IN_WRITER_NS`).
+    /// (the kernel compares the mm at the write), else the /proc/PID directory name — a pid in
+    /// the writer's pid namespace (`MEMW_PID_IN_WRITER_NS`) — or, with neither flag, the host
+    /// tgid of a process that opened its own mem and handed the descriptor on.
     pub target_pid: u32,
     /// `vma_bits::*` of the mapping at `addr` when the target is the writer.
     pub vma: u32,

@@ -68,6 +68,10 @@ program_ids! {
     IouringCompleteOpen = 38,
     CompatSysExitOpen = 39,
     SysEnterFsmount = 40,
+    SysEnterWritev = 41,
+    SysEnterPwritev = 42,
+    SysEnterPwritev2 = 43,
+    SysEnterTee = 44,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -344,7 +348,13 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysExitWrite,
         "sys_exit_write_family",
-        &["sys_exit_write", "sys_exit_pwrite64"],
+        &[
+            "sys_exit_write",
+            "sys_exit_pwrite64",
+            "sys_exit_writev",
+            "sys_exit_pwritev",
+            "sys_exit_pwritev2",
+        ],
         "write-exit",
         &[K::MemWrite, K::PipeWrite],
     ),
@@ -503,6 +513,38 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "fsmount",
         MOUNT,
     ),
+    // The vectored write flavours reach marked objects like write and pwrite64 (their exits
+    // are sys_exit_write_family's).
+    tp(
+        P::SysEnterWritev,
+        "sys_enter_writev",
+        &["sys_enter_writev"],
+        "writev",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPwritev,
+        "sys_enter_pwritev",
+        &["sys_enter_pwritev"],
+        "pwritev",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    tp(
+        P::SysEnterPwritev2,
+        "sys_enter_pwritev2",
+        &["sys_enter_pwritev2"],
+        "pwritev2",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    // A marked pipe tee'd into another pipe marks that one (splice between pipes is
+    // sys_enter_splice's).
+    tp(
+        P::SysEnterTee,
+        "sys_enter_tee",
+        &["sys_enter_tee"],
+        "tee",
+        &[K::PipeWrite],
+    ),
 ];
 
 /// The program array compat_sys_exit tail-calls into, and the entry of its open half.
@@ -537,7 +579,8 @@ const fn compat(
     }
 }
 
-const COW_FALLBACK: &str = "the write/pwrite64 tracepoints on marked /proc/PID/mem descriptors with bpf_find_vma, and the ptrace tracepoint";
+
+const COW_FALLBACK: &str = "the write-family tracepoints on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
 
 const _: () = {
     let mut i = 0;

@@ -93,16 +93,24 @@ pub static SCRATCH_CONNECT: PerCpuArray<ConnectEvent> = PerCpuArray::with_max_en
 pub const MARK_PROC_MEM: u32 = 1;
 pub const MARK_PIPE_SPLICED: u32 = 2;
 
-/// A file descriptor the write path must look at: a /proc/PID/mem file, or a pipe a read-only
+/// An open object the write path must look at: a /proc/PID/mem file, or a pipe a read-only
 /// file was spliced into (with that file's identity).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Mark {
     pub kind: u32,
+    /// /proc/PID/mem: the host tgid of the opener when it opened its own memory (`flags` has
+    /// `MEMW_SELF`), else the /proc/PID directory's number (`MEMW_PID_IN_WRITER_NS`).
     pub target_pid: u32,
-    /// `MEMW_*` for /proc/PID/mem marks.
+    /// `MEMW_*` as seen by the opener, for /proc/PID/mem marks.
     pub flags: u32,
     pub _pad: u32,
+    /// The marked object's own inode: checked at write time, so an inode address reused after
+    /// the marked one was freed (the entry outlives it until the LRU drops it) never matches.
+    pub obj_ino: u64,
+    pub obj_dev: u32,
+    pub _pad2: u32,
+    /// The file the mark is about: /proc/PID/mem itself, or the file spliced into the pipe.
     pub file_ino: u64,
     pub file_dev: u32,
     pub file_f_mode: u32,
@@ -110,7 +118,11 @@ pub struct Mark {
     pub file_parent: [u8; NAME_LEN],
 }
 
-/// Key: (tgid << 32) | fd.
+/// Key: the kernel address of the marked object's `struct inode` (`file->f_inode`). The mark
+/// follows the object, not a descriptor number: dup/dup2/dup3/F_DUPFD, fork, SCM_RIGHTS and a
+/// reopen of the pipe through /proc/PID/fd/N all reach it. LRU: nothing removes a mark when the
+/// object is released (no cheap hook for that here); stale entries age out, and `obj_ino`/
+/// `obj_dev` keep a reused address from matching.
 #[map]
 pub static MARKED_FDS: LruHashMap<u64, Mark> = LruHashMap::with_max_entries(4096, 0);
 #[map]

@@ -158,6 +158,174 @@ fn proc_mem_write_into_another_process() {
     finish(agent, "proc-mem");
 }
 
+/// Run `primitives NAME` (the fixture's name too) in a fresh container and take the
+/// proc-mem-write alert of an 8-byte /proc/PID/mem write into another process of the same
+/// container; returns what the primitive printed.
+fn proc_mem_write_scenario(name: &str) -> (Agent, serde_json::Value, String) {
+    let mut out = String::new();
+    let (agent, alert, c) = scenario(
+        name,
+        "proc-mem-write",
+        |b| b,
+        |c| {
+            out = sh(c, &format!("primitives {name}"));
+            out.clone()
+        },
+    );
+    drop(c);
+    assert_eq!(alert["details"]["method"], "/proc/PID/mem", "{alert:#}");
+    assert_eq!(
+        alert["details"]["target_owner"], "its own container",
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["ret"], 8, "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    let event = agent.wait_for_event(WAIT, |e| e["id"] == alert["event_ids"][0]);
+    assert_eq!(event["data"]["kind"], "mem_write", "{event:#}");
+    assert_eq!(event["data"]["len"], 8, "{event:#}");
+    assert_eq!(event["data"]["addr"], alert["details"]["addr"], "{event:#}");
+    (agent, alert, out)
+}
+
+/// Issue H, fd identity: /proc/CHILD/mem opened, dup2'ed to fd 47, the original closed, then
+/// written with pwritev. The mark follows the file's inode, not the number the open returned,
+/// and pwritev is a write like any other.
+#[test]
+fn proc_mem_write_through_a_dup2_descriptor_with_pwritev() {
+    let (agent, alert, out) = proc_mem_write_scenario("procmem-dup-pwritev");
+    // "child N: pwritev through fd 47 into /proc/N/mem: 8"
+    let child: u64 = out
+        .split_once("child ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {out:?}"));
+    assert!(out.trim_end().ends_with("mem: 8"), "pwritev failed: {out}");
+    assert_eq!(alert["details"]["target"]["pid"], child, "{alert:#}");
+    assert_eq!(
+        alert["details"]["target"]["pid_in_writer_ns"], true,
+        "{alert:#}"
+    );
+    finish(agent, "procmem-dup-pwritev");
+}
+
+/// Issue H, fd identity: a /proc/self/mem descriptor inherited by a forked child writes the
+/// parent's memory. Whose memory it is is decided at the write (the file's mm against the
+/// writer's), so the child is no "process writing itself": the alert names the parent.
+#[test]
+fn proc_mem_write_by_a_child_through_an_inherited_self_mem_descriptor() {
+    let (agent, alert, out) = proc_mem_write_scenario("procmem-inherited");
+    assert!(
+        out.contains("wrote parent's word: true, now 0x4444"),
+        "{out}"
+    );
+    assert_eq!(
+        alert["details"]["target"]["pid"], alert["process"]["ppid"],
+        "{alert:#}"
+    );
+    assert_eq!(
+        alert["details"]["target"]["comm"], "primitives",
+        "{alert:#}"
+    );
+    finish(agent, "procmem-inherited");
+}
+
+/// Issue H, fd identity for Dirty Pipe: the spliced pipe written with writev, by a forked
+/// child that inherited it, through a second open file of the same pipe (/proc/self/fd/N),
+/// and a second pipe its buffers were tee'd or spliced into, then written. Each is a
+/// dirty-pipe alert naming the spliced file.
+#[test]
+fn dirty_pipe_written_by_writev_by_a_child_through_a_reopened_pipe_and_a_second_pipe() {
+    let (agent, _, c) = scenario(
+        "dirty-pipe-variants",
+        "dirty-pipe",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && chmod 444 /tmp/target && \
+                 primitives dirtypipe-via writev /tmp/target && \
+                 primitives dirtypipe-via fork /tmp/target && \
+                 primitives dirtypipe-via reopen /tmp/target && \
+                 primitives dirtypipe-via tee /tmp/target && \
+                 primitives dirtypipe-via splice /tmp/target",
+            )
+        },
+    );
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let deadline = std::time::Instant::now() + WAIT;
+    let alerts = loop {
+        let alerts: Vec<_> = agent
+            .alerts()
+            .into_iter()
+            .filter(|a| a["rule"] == "dirty-pipe" && a["container"]["id"] == cgroup)
+            .collect();
+        if alerts.len() >= 5 || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(alerts.len(), 5, "{alerts:#?}");
+    for a in &alerts {
+        check_alert(a, "dirty-pipe", &cgroup, "unknown");
+        assert_eq!(a["details"]["file"]["name"], "target", "{a:#}");
+        assert_eq!(a["details"]["file"]["parent"], "tmp", "{a:#}");
+        assert_eq!(a["details"]["path"], "tmp/target", "{a:#}");
+        assert_eq!(a["details"]["ret"], 1, "{a:#}");
+        assert_eq!(a["process"]["comm"], "primitives", "{a:#}");
+    }
+    let [writev, child, reopen, tee, splice] = &alerts[..] else {
+        unreachable!()
+    };
+    // The child wrote the pipe its parent spliced into, through the same number.
+    assert_ne!(
+        child["process"]["pid"], writev["process"]["pid"],
+        "{child:#}"
+    );
+    assert_eq!(
+        child["details"]["pipe_fd"], writev["details"]["pipe_fd"],
+        "{child:#}"
+    );
+    // The reopened pipe is another descriptor (and another open file) of the same pipe; the
+    // tee'd and spliced-into pipes are other pipes.
+    for other in [reopen, tee, splice] {
+        assert_ne!(
+            other["details"]["pipe_fd"], writev["details"]["pipe_fd"],
+            "{other:#}"
+        );
+    }
+    drop(c);
+    finish(agent, "dirty-pipe-variants");
+}
+
+/// The benign look-alike of both: after a read-only file was spliced into a pipe (and read
+/// back, never written) and /proc/self/mem was opened, heavy writev/pwritev into other pipes
+/// and files, a tee between ordinary pipes, a debugger-like read of its own memory, a pwritev
+/// into it, and a busybox shell pipeline. Zero alerts; the agent did see the marked self-write
+/// (so this test can fail).
+#[test]
+fn ordinary_vectored_writes_after_marks_give_no_alert() {
+    let dir = work_dir("writes-benign");
+    let mut agent = Agent::start(&dir);
+    let c = privileged("writes-benign", |b| b);
+    let out = sh(
+        &c,
+        "primitives benign-writes && seq 1 20000 | sort -r | uniq | wc -l > /tmp/n && \
+         dd if=/dev/zero bs=4k count=500 2>/dev/null | cat > /tmp/zeros && cat /tmp/n",
+    );
+    assert!(out.contains("own memory pwritev 8"), "{out}");
+    assert!(out.contains("20000"), "{out}");
+    let cgroup = c.cgroup_path().expect("cgroup");
+    agent.wait_for_event(WAIT, |e| {
+        e["data"]["kind"] == "mem_write"
+            && e["container"]["id"] == cgroup
+            && e["data"]["target"]["pid"] == e["process"]["pid"]
+            && e["data"]["len"] == 8
+    });
+    drop(c);
+    agent.stop();
+    assert_eq!(agent.alerts(), Vec::<serde_json::Value>::new());
+}
+
 #[test]
 fn process_vm_writev_into_another_process() {
     let (agent, alert, c) = scenario(

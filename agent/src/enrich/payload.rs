@@ -4,8 +4,9 @@
 use escapewatch_common::{
     abi,
     event::{
-        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_SELF, MadviseEvent,
-        MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, open_class, vma_bits,
+        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_PID_IN_WRITER_NS,
+        MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent,
+        SysctlEvent, open_class, vma_bits,
     },
     user::until_nul,
 };
@@ -289,8 +290,10 @@ impl<S: System> Enricher<S> {
         let writer = e.header.tgid;
         let target = if e.flags & MEMW_SELF != 0 {
             self.target(writer)
-        } else if e.header.ns[1] == self.host.namespaces.pid {
-            // The writer numbers pids as the host does.
+        } else if e.flags & MEMW_PID_IN_WRITER_NS == 0 || e.header.ns[1] == self.host.namespaces.pid
+        {
+            // A host tgid (a process's own mem handed on), or the writer numbers pids as the
+            // host does.
             self.target(e.target_pid)
         } else {
             // A pid of the writer's own pid namespace: a process of its own container.

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use escapewatch_common::{
     ARGS_LEN, PATH_LEN, SCHEMA_VERSION, abi,
-    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent, NS_COUNT, NamespaceEvent},
+    event::{
+        EventHeader, ExecEvent, ExitEvent, ForkEvent, MEMW_PID_IN_WRITER_NS, MEMW_SELF,
+        MemWriteEvent, NAME_LEN, NS_COUNT, NamespaceEvent,
+    },
     kind::EventKind,
     user::RawEvent,
 };
@@ -513,4 +516,48 @@ fn a_cwd_or_root_in_another_mount_namespace_is_stated_at_exec() {
             matches!(&ev.data, Payload::ProcessExec { outside_mount, .. } if outside_mount.is_empty())
         );
     }
+}
+
+fn mem_write(pid: u32, target_pid: u32, flags: u32) -> RawEvent {
+    RawEvent::MemWrite(Box::new(MemWriteEvent {
+        header: header(EventKind::MemWrite, pid, 12, 50, CT),
+        ret: 8,
+        addr: 0x1000,
+        len: 8,
+        target_pid,
+        vma: 0,
+        file_ino: 0,
+        file_name: [0; NAME_LEN],
+        flags,
+        _pad: 0,
+    }))
+}
+
+/// The kernel says how a /proc/PID/mem write's target is numbered: the writer itself, a pid of
+/// the writer's pid namespace, or (a process's own mem handed on by fork or SCM_RIGHTS) the
+/// opener's host tgid, which names the process whatever namespace the writer is in.
+#[test]
+fn a_mem_write_target_is_resolved_as_the_kernel_numbered_it() {
+    let mut en = enricher();
+    start_container(&mut en);
+    en.enrich(&fork(15, 12, 50, CT));
+    let target = |e: &Event| match &e.data {
+        Payload::MemWrite { target, .. } => target.clone(),
+        other => panic!("not a mem write: {other:?}"),
+    };
+    let own = target(&en.enrich(&mem_write(15, 0, MEMW_SELF)));
+    assert_eq!((own.pid, own.pid_in_writer_ns), (15, false));
+    let in_ns = target(&en.enrich(&mem_write(15, 3, MEMW_PID_IN_WRITER_NS)));
+    assert_eq!((in_ns.pid, in_ns.pid_in_writer_ns), (3, true));
+    assert!(
+        in_ns.comm.is_empty(),
+        "a namespace pid names no host process"
+    );
+    let handed_on = target(&en.enrich(&mem_write(15, 12, 0)));
+    assert_eq!((handed_on.pid, handed_on.pid_in_writer_ns), (12, false));
+    assert_eq!(handed_on.comm, "test", "the opener, found by its host tgid");
+    assert!(
+        matches!(handed_on.owner, NsOwner::Container { .. }),
+        "{handed_on:?}"
+    );
 }

@@ -3,9 +3,10 @@
 //! into a pipe, then the pipe written).
 //!
 //! Only what a rule needs crosses to userspace: madvise with MADV_DONTNEED whose mapping is
-//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes only to descriptors
-//! the open and splice programs marked. The write path is the hottest syscall there is: until
-//! some descriptor was marked it costs one array read.
+//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes (every flavour) only
+//! to objects the open and splice programs marked — marks follow the inode behind the fd, not
+//! the fd number. The write path is the hottest syscall there is: until some object was
+//! marked it costs one array read.
 
 use core::ffi::c_void;
 
@@ -38,7 +39,8 @@ use crate::{
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
-        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, SCRATCH_MARK,
+        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark,
+        SCRATCH_MARK,
     },
 };
 
@@ -173,31 +175,64 @@ fn marks_present() -> bool {
     MARKS_PRESENT.get(0).is_some_and(|v| *v != 0)
 }
 
+/// The key of `file`'s mark in MARKED_FDS: the address of its inode (see [`MARKED_FDS`]).
 #[inline(always)]
-fn mark_key(fd: u64) -> u64 {
-    (u64::from(tgid()) << 32) | (fd & 0xffff_ffff)
+pub(crate) fn mark_key(file: KPtr) -> Result<u64, i64> {
+    read_ptr(file, cfg!(file_f_inode)).map(|inode| inode as u64)
 }
 
-/// A write to a marked fd: remember what the exit needs. `pos` is pwrite64's offset. Callers
-/// check [`marks_present`] first: until a descriptor was ever marked, nothing else runs.
+/// Mark the object behind `file` for the write path.
 #[inline(always)]
-fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
-    // SAFETY: the mark is copied out immediately.
-    let Some(mark) = (unsafe { MARKED_FDS.get(mark_key(fd)) }).copied() else {
+pub(crate) fn set_mark(file: KPtr, mark: &Mark) -> Result<(), i64> {
+    MARKED_FDS
+        .insert(mark_key(file)?, mark, 0)
+        .map_err(|e| e as i64)?;
+    MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+}
+
+/// `count` of the vectored writes: the size is the sum of an iovec array the entry does not
+/// walk, so the exit reports the bytes the kernel wrote instead.
+pub(crate) const COUNT_VECTORED: u64 = u64::MAX;
+
+/// `pwritev2`'s `pos` meaning "at the file position", as writev.
+const POS_CURRENT: u64 = u64::MAX;
+
+/// The entry half of every write flavour (write, pwrite64, writev, pwritev, pwritev2; a
+/// compat entry can call it with the arguments it decoded): a write to an object the open and
+/// splice programs marked leaves what the exit needs. `count` is the byte count, or
+/// [`COUNT_VECTORED`]; `pos` the explicit offset (None: at the file position).
+///
+/// Until some object was ever marked this is one array read. After that, the fd's file and
+/// inode pointers and one hash lookup; the mark follows the object, so a dup'ed, inherited or
+/// passed descriptor, whatever its number, still hits it.
+#[inline(always)]
+pub(crate) fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
+    if !marks_present() {
+        return Ok(());
+    }
+    // A bad or closed fd is the write's own EBADF, no error of ours.
+    let Ok(file) = fd_file(current(), fd) else {
         return Ok(());
     };
-    let file = fd_file(current(), fd)?;
+    let Ok(key) = mark_key(file) else {
+        return Ok(());
+    };
+    // SAFETY: the mark is copied out immediately.
+    let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
+        return Ok(());
+    };
     let info = file_info(file)?;
-    // The fd number may have been closed and reused since it was marked.
-    if info.ino != mark.file_ino && mark.kind == MARK_PROC_MEM {
+    // The inode was freed and its address reused since it was marked.
+    if info.ino != mark.obj_ino || info.dev != mark.obj_dev {
         return Ok(());
     }
     match mark.kind {
         MARK_PROC_MEM => {
             let addr = match pos {
-                Some(p) => p,
-                None => read::<u64>(file, cfg!(file_f_pos))?,
+                Some(p) if p != POS_CURRENT => p,
+                _ => read::<u64>(file, cfg!(file_f_pos))?,
             };
+            let (target, flags) = mem_target(file, &mark);
             pending::put(
                 EventKind::MemWrite,
                 0,
@@ -205,15 +240,32 @@ fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
                     fd,
                     addr,
                     count,
-                    u64::from(mark.target_pid) | (u64::from(mark.flags) << 32),
+                    u64::from(target) | (u64::from(flags) << 32),
                 ],
                 [0; NS_COUNT],
             )
         }
         MARK_PIPE_SPLICED if info.mode & S_IFMT == S_IFIFO => {
-            pending::put(EventKind::PipeWrite, 0, [fd, 0, count, 0], [0; NS_COUNT])
+            pending::put(EventKind::PipeWrite, 0, [fd, key, count, 0], [0; NS_COUNT])
         }
         _ => Ok(()),
+    }
+}
+
+/// Whose memory a write through the /proc/PID/mem `file` lands in, as (pid, `MEMW_*`), decided
+/// by the writer, not the opener: mem_open keeps the target's mm in private_data, so the writer's
+/// own mm there is its own memory, whoever opened it. A descriptor its opener got for its own
+/// memory and then handed on (fork, SCM_RIGHTS) writes the opener (a host tgid, no flag);
+/// otherwise the /proc/PID directory's number as the opener saw it.
+#[inline(always)]
+fn mem_target(file: KPtr, mark: &Mark) -> (u32, u32) {
+    let target_mm = read_ptr(file, cfg!(file_private_data)).ok();
+    if target_mm.is_some() && target_mm == read_ptr(current(), cfg!(task_mm)).ok() {
+        (tgid(), MEMW_SELF)
+    } else if mark.flags & MEMW_SELF != 0 {
+        (mark.target_pid, 0)
+    } else {
+        (mark.target_pid, mark.flags & !MEMW_SELF)
     }
 }
 
@@ -221,9 +273,6 @@ fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i64> {
 #[tracepoint(category = "syscalls", name = "sys_enter_write")]
 pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterWrite, || {
-        if !marks_present() {
-            return Ok(());
-        }
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, None)
     })
 }
@@ -232,14 +281,38 @@ pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_pwrite64")]
 pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterPwrite64, || {
-        if !marks_present() {
-            return Ok(());
-        }
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, Some(arg(&ctx, 3)?))
     })
 }
 
-/// Attached to sys_exit_write and sys_exit_pwrite64.
+/// `writev(unsigned long fd, const struct iovec *vec, unsigned long vlen)` (2.6.33+, as every
+/// syscall tracepoint).
+#[tracepoint(category = "syscalls", name = "sys_enter_writev")]
+pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterWritev, || {
+        write_enter(arg(&ctx, 0)?, COUNT_VECTORED, None)
+    })
+}
+
+/// `pwritev(unsigned long fd, const struct iovec *vec, unsigned long vlen, unsigned long
+/// pos_l, unsigned long pos_h)`: on 64-bit, pos_l is the whole offset.
+#[tracepoint(category = "syscalls", name = "sys_enter_pwritev")]
+pub fn sys_enter_pwritev(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterPwritev, || {
+        write_enter(arg(&ctx, 0)?, COUNT_VECTORED, Some(arg(&ctx, 3)?))
+    })
+}
+
+/// `pwritev2(unsigned long fd, const struct iovec *vec, unsigned long vlen, unsigned long
+/// pos_l, unsigned long pos_h, rwf_t flags)` (4.6+): pos -1 writes at the file position.
+#[tracepoint(category = "syscalls", name = "sys_enter_pwritev2")]
+pub fn sys_enter_pwritev2(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterPwritev2, || {
+        write_enter(arg(&ctx, 0)?, COUNT_VECTORED, Some(arg(&ctx, 3)?))
+    })
+}
+
+/// Attached to the exits of write, pwrite64, writev, pwritev and pwritev2.
 #[tracepoint(category = "syscalls", name = "sys_exit_write_family")]
 pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysExitWrite, || {
@@ -250,52 +323,14 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
             return Ok(());
         };
         let rc = ret(&ctx)?;
-        let [fd, addr, count, target] = p.args;
-        // SAFETY: the mark is copied out immediately.
-        let Some(mark) = (unsafe { MARKED_FDS.get(mark_key(fd)) }).copied() else {
-            return Ok(());
-        };
         if p.kind == EventKind::MemWrite as u32 {
-            let mut bits = 0;
-            let mut file_ino = 0;
-            let mut file_name = [0u8; NAME_LEN];
-            let flags = (target >> 32) as u32;
-            if flags & MEMW_SELF != 0
-                && let Some(vma) = find_vma(addr)
-            {
-                bits |= vma_bits::FOUND;
-                if vma.flags & VM_WRITE != 0 {
-                    bits |= vma_bits::WRITABLE;
-                }
-                if vma.flags & VM_SHARED != 0 {
-                    bits |= vma_bits::SHARED;
-                }
-                if vma.file != 0 {
-                    bits |= vma_bits::FILE_BACKED;
-                    if let Ok(i) = file_info(vma.file as KPtr) {
-                        file_ino = i.ino;
-                        dentry_name(i.dentry, &mut file_name);
-                    }
-                }
-            }
-            emit::<MemWriteEvent>(
-                &EVENTS_CRITICAL,
-                ProgramId::SysExitWrite,
-                EventKind::MemWrite,
-                current(),
-                |ev| {
-                    ev.ret = rc;
-                    ev.addr = addr;
-                    ev.len = count;
-                    ev.target_pid = target as u32;
-                    ev.vma = bits;
-                    ev.file_ino = file_ino;
-                    ev.file_name = file_name;
-                    ev.flags = flags;
-                    ev._pad = 0;
-                },
-            );
+            emit_mem_write(rc, p.args);
         } else if p.kind == EventKind::PipeWrite as u32 {
+            let [fd, key, _, _] = p.args;
+            // SAFETY: the mark is copied out immediately.
+            let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
+                return Ok(());
+            };
             emit::<PipeWriteEvent>(
                 &EVENTS_CRITICAL,
                 ProgramId::SysExitWrite,
@@ -317,8 +352,60 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
     })
 }
 
+/// The MemWrite record of a write the entry kept as `[fd, addr, count, target | flags << 32]`.
+#[inline(always)]
+fn emit_mem_write(rc: i64, args: [u64; 4]) {
+    let [_, addr, count, target] = args;
+    let mut bits = 0;
+    let mut file_ino = 0;
+    let mut file_name = [0u8; NAME_LEN];
+    let flags = (target >> 32) as u32;
+    if flags & MEMW_SELF != 0
+        && let Some(vma) = find_vma(addr)
+    {
+        bits |= vma_bits::FOUND;
+        if vma.flags & VM_WRITE != 0 {
+            bits |= vma_bits::WRITABLE;
+        }
+        if vma.flags & VM_SHARED != 0 {
+            bits |= vma_bits::SHARED;
+        }
+        if vma.file != 0 {
+            bits |= vma_bits::FILE_BACKED;
+            if let Ok(i) = file_info(vma.file as KPtr) {
+                file_ino = i.ino;
+                dentry_name(i.dentry, &mut file_name);
+            }
+        }
+    }
+    let len = if count == COUNT_VECTORED {
+        rc.max(0) as u64
+    } else {
+        count
+    };
+    emit::<MemWriteEvent>(
+        &EVENTS_CRITICAL,
+        ProgramId::SysExitWrite,
+        EventKind::MemWrite,
+        current(),
+        |ev| {
+            ev.ret = rc;
+            ev.addr = addr;
+            ev.len = len;
+            ev.target_pid = target as u32;
+            ev.vma = bits;
+            ev.file_ino = file_ino;
+            ev.file_name = file_name;
+            ev.flags = flags;
+            ev._pad = 0;
+        },
+    );
+}
+
 /// `splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned
-/// flags)`: a regular file opened read-only spliced into a pipe marks the pipe.
+/// flags)`: a regular file opened read-only spliced into a pipe marks the pipe — its inode, so
+/// every descriptor of it, in any process, is watched. A marked pipe spliced into another pipe
+/// passes its mark on.
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
@@ -326,14 +413,17 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let task = current();
-        let fd_out = arg(&ctx, 2)?;
-        let input = file_info(fd_file(task, arg(&ctx, 0)?)?)?;
-        if input.mode & S_IFMT != S_IFREG || input.f_mode & FMODE_WRITE != 0 {
-            return Ok(());
-        }
-        let output = file_info(fd_file(task, fd_out)?)?;
+        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let input = file_info(source)?;
+        let pipe = fd_file(task, arg(&ctx, 2)?)?;
+        let output = file_info(pipe)?;
         if output.mode & S_IFMT != S_IFIFO {
             return Ok(());
+        }
+        match input.mode & S_IFMT {
+            S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
+            S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
+            _ => return Ok(()),
         }
         let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
         // SAFETY: this CPU's scratch slot.
@@ -342,6 +432,9 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
         mark.target_pid = 0;
         mark.flags = 0;
         mark._pad = 0;
+        mark.obj_ino = output.ino;
+        mark.obj_dev = output.dev;
+        mark._pad2 = 0;
         mark.file_ino = input.ino;
         mark.file_dev = input.dev;
         mark.file_f_mode = input.f_mode;
@@ -350,11 +443,47 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
         if let Ok(parent) = dentry_parent(input.dentry) {
             dentry_name(parent, &mut mark.file_parent);
         }
-        MARKED_FDS
-            .insert(mark_key(fd_out), mark, 0)
-            .map_err(|e| e as i64)?;
-        MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+        set_mark(pipe, mark)
     })
+}
+
+/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
+/// another pipe, the spliced file's page cache page and its flags among them.
+#[tracepoint(category = "syscalls", name = "sys_enter_tee")]
+pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterTee, || {
+        if !marks_present() || !is_candidate() {
+            return Ok(());
+        }
+        let task = current();
+        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let pipe = fd_file(task, arg(&ctx, 1)?)?;
+        pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
+    })
+}
+
+/// Pipe-to-pipe splice and tee copy buffers, not bytes: when the `source` pipe is marked, the
+/// `pipe` it feeds holds the same page and gets the same mark (with its own identity).
+#[inline(always)]
+fn pass_mark_on(source: KPtr, input: &FileInfo, pipe: KPtr, output: &FileInfo) -> Result<(), i64> {
+    if input.mode & S_IFMT != S_IFIFO || output.mode & S_IFMT != S_IFIFO {
+        return Ok(());
+    }
+    let Some(marked) = MARKED_FDS.get_ptr(mark_key(source)?) else {
+        return Ok(());
+    };
+    let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+    // SAFETY: a value of our map copied into this CPU's scratch slot.
+    let mark = unsafe {
+        *scratch = *marked;
+        &mut *scratch
+    };
+    if mark.kind != MARK_PIPE_SPLICED || mark.obj_ino != input.ino || mark.obj_dev != input.dev {
+        return Ok(());
+    }
+    mark.obj_ino = output.ino;
+    mark.obj_dev = output.dev;
+    set_mark(pipe, mark)
 }
 
 /// `handle_mm_fault(struct vm_area_struct *vma, unsigned long address, unsigned int flags,

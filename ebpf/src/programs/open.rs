@@ -43,8 +43,8 @@ use crate::{
         task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
     },
     maps::{
-        EVENTS_CRITICAL, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, PENDING_OPEN, PENDING_SYSCALLS,
-        Pending, RUNTIME_INODES, SCRATCH_MARK, SCRATCH_OPEN,
+        EVENTS_CRITICAL, MARK_PROC_MEM, PENDING_OPEN, PENDING_SYSCALLS, Pending, RUNTIME_INODES,
+        SCRATCH_MARK, SCRATCH_OPEN,
     },
 };
 
@@ -162,10 +162,11 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
     class
 }
 
-/// Mark a /proc/PID/mem fd so the write path reports writes through it.
+/// Mark a /proc/PID/mem file so the write path reports writes through it, by whatever fd
+/// number or process (`_fd` is the number it was opened as: the mark is keyed by the object).
 #[inline(always)]
 fn mark_proc_mem(
-    fd: u64,
+    _fd: u64,
     file: KPtr,
     info: &FileInfo,
     name: &[u8; NAME_LEN],
@@ -177,7 +178,8 @@ fn mark_proc_mem(
     mark.kind = MARK_PROC_MEM;
     mark._pad = 0;
     // mem_open keeps the target's mm in private_data: the same as ours means our own memory,
-    // whatever pid namespace numbered the /proc directory.
+    // whatever pid namespace numbered the /proc directory. The write path decides again for
+    // the writer; this is who the opener reached.
     let target_mm = read_ptr(file, cfg!(file_private_data)).ok();
     let own_mm = read_ptr(current(), cfg!(task_mm)).ok();
     if target_mm.is_some() && target_mm == own_mm {
@@ -187,15 +189,15 @@ fn mark_proc_mem(
         mark.target_pid = dir_pid;
         mark.flags = MEMW_PID_IN_WRITER_NS;
     }
+    mark.obj_ino = info.ino;
+    mark.obj_dev = info.dev;
+    mark._pad2 = 0;
     mark.file_ino = info.ino;
     mark.file_dev = info.dev;
     mark.file_f_mode = info.f_mode;
     mark.file_name = *name;
     mark.file_parent[0] = 0;
-    MARKED_FDS
-        .insert((u64::from(tgid()) << 32) | fd, mark, 0)
-        .map_err(|e| e as i64)?;
-    MARKS_PRESENT.set(0, 1u32, 0).map_err(|e| e as i64)
+    super::memory::set_mark(file, mark)
 }
 
 /// Write a FileOpen record's payload.

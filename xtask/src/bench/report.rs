@@ -244,7 +244,7 @@ pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
 fn details(s: &mut String, plan: &Plan, r: &Results) {
     let _ = writeln!(
         s,
-        "## Microbenchmarks (ns/op, every round)\n\nScale {} (iterations: fork_exec 400, open_close 200k, setns 50k, unshare 20k, mmap_fault 100k, madvise 200k, write 500k, times the scale). setns and unshare are recorded for every process (the agent needs them for namespace ownership), so their added cost includes an event through the ring buffer; the others are filtered in the kernel for host processes.\n\n| op | agent off | agent on |\n|---|---|---|",
+        "## Microbenchmarks (ns/op, every round)\n\nScale {} (iterations: fork_exec 400, open_close 200k, setns 50k, unshare 20k, mmap_fault 100k, madvise 200k, write 500k, writev 500k, times the scale). setns and unshare are recorded for every process (the agent needs them for namespace ownership), so their added cost includes an event through the ring buffer; the others are filtered in the kernel for host processes.\n\n| op | agent off | agent on |\n|---|---|---|",
         plan.micro_scale
     );
     let list = |v: &[f64]| {

@@ -30,7 +30,7 @@ impl Check for DirtyPipe {
             on the host. On patched kernels the pattern itself is the signal. Check the file \
             named in details (compare it with its package), and the kernel version.",
         inputs: &[Input::Kind(EventKind::PipeWrite)],
-        fixtures: Fixtures::Recorded(&["dirty-pipe"]),
+        fixtures: Fixtures::Recorded(&["dirty-pipe", "dirty-pipe-variants"]),
         ..RuleInfo::BASE
     };
 
@@ -95,7 +95,12 @@ impl Check for ProcMemWrite {
             Input::Kind(EventKind::MemWrite),
             Input::Syscall(WatchedSyscall::ProcessVmWritev),
         ],
-        fixtures: Fixtures::Recorded(&["proc-mem", "pvwritev"]),
+        fixtures: Fixtures::Recorded(&[
+            "proc-mem",
+            "pvwritev",
+            "procmem-dup-pwritev",
+            "procmem-inherited",
+        ]),
         ..RuleInfo::BASE
     };
 
