@@ -144,6 +144,8 @@ pub const MADV_DONTNEED_LOCKED: u64 = 24;
 
 /// `vm_area_struct.vm_flags` bit (include/linux/mm.h).
 pub const VM_WRITE: u64 = 0x2;
+/// `vm_area_struct.vm_flags`: readable (include/linux/mm.h).
+pub const VM_READ: u64 = 0x1;
 /// `vm_area_struct.vm_flags` bit (include/linux/mm.h).
 pub const VM_SHARED: u64 = 0x8;
 

