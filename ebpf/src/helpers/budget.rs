@@ -2,9 +2,9 @@
 //!
 //! A failed open or a refused setns costs a container a microsecond; a flood of them must not
 //! cost another container's escape. Successes that matter (a setns or unshare that changed the
-//! caller's namespaces, a clone into new namespaces, an open of a watched object, any watched
-//! syscall that succeeded) go to EVENTS_CRITICAL, never budgeted. Attempts (failed calls, a
-//! setns into namespaces already held) go to EVENTS_ATTEMPTS, at most
+//! caller's namespaces, a clone into new namespaces, an open of a watched object, a mount,
+//! connect or watched syscall that succeeded) go to EVENTS_CRITICAL, never budgeted. Attempts
+//! (failed calls, a setns into namespaces already held) go to EVENTS_ATTEMPTS, at most
 //! `ATTEMPTS_PER_WINDOW` per container, kind and window; the rest are not sent but counted per
 //! container (ATTEMPT_BUDGET, which the agent reads and turns into `detector-overloaded`) and
 //! per kind (BUDGETED_BY_KIND, never evicted).
