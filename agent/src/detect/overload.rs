@@ -61,6 +61,13 @@ const QUIET_INTERVAL_NS: u64 = 1_000_000_000;
 /// Containers counted per interval; beyond that, events count as "other".
 const CONTAINER_LIMIT: usize = 4096;
 
+/// What an alert reports: records lost (ring buffers full) or a container's budget flood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Cause {
+    Loss,
+    Flood,
+}
+
 /// Decides when losses deserve an alert and what it says.
 #[derive(Debug, Default)]
 pub struct OverloadDetector {
@@ -70,7 +77,9 @@ pub struct OverloadDetector {
     /// The process that reported the losses (the agent).
     reporter: Option<AlertProcess>,
     /// Last alert time by the container it named (`None`: no container stood out).
-    last_alert_ns: BTreeMap<Option<Container>, u64>,
+    /// Per cause: a container's lost-records alert does not hold back its flood alert, they
+    /// say different things; each repeats at most once per cooldown.
+    last_alert_ns: BTreeMap<(Cause, Option<Container>), u64>,
     /// Start of the interval the container counts cover.
     interval_start_ns: Option<u64>,
     per_container: BTreeMap<Container, u64>,
@@ -197,14 +206,15 @@ impl OverloadDetector {
 }
 
 impl OverloadDetector {
-    fn in_cooldown(&self, key: &Option<Container>, now_ns: u64) -> bool {
+    fn in_cooldown(&self, cause: Cause, key: &Option<Container>, now_ns: u64) -> bool {
         self.last_alert_ns
-            .get(key)
+            .get(&(cause, key.clone()))
             .is_some_and(|t| now_ns.saturating_sub(*t) < COOLDOWN_NS)
     }
 
     /// Start `key`'s cooldown at `now_ns`.
-    fn note_alert(&mut self, key: Option<Container>, now_ns: u64) {
+    fn note_alert(&mut self, cause: Cause, key: Option<Container>, now_ns: u64) {
+        let key = (cause, key);
         if self.last_alert_ns.len() >= COOLDOWN_KEYS && !self.last_alert_ns.contains_key(&key) {
             // The one alerted longest ago; its next overload simply alerts again.
             if let Some(oldest) = self
@@ -225,19 +235,23 @@ impl OverloadDetector {
         let ready: Vec<Option<Container>> = self
             .floods
             .flooding()
-            .filter(|c| !self.in_cooldown(c, e.ktime_ns))
+            .filter(|c| !self.in_cooldown(Cause::Flood, c, e.ktime_ns))
             .cloned()
             .collect();
         for c in ready {
             if let Some(p) = self.floods.take(&c) {
                 out.push(self.flood_alert(e, c.as_ref(), &p));
-                self.note_alert(c, e.ktime_ns);
+                self.note_alert(Cause::Flood, c, e.ktime_ns);
             }
         }
         self.flood_recheck_ns = self
             .floods
             .flooding()
-            .filter_map(|c| self.last_alert_ns.get(c).map(|t| t + COOLDOWN_NS))
+            .filter_map(|c| {
+                self.last_alert_ns
+                    .get(&(Cause::Flood, c.clone()))
+                    .map(|t| t + COOLDOWN_NS)
+            })
             .min();
     }
 
@@ -303,11 +317,11 @@ impl Rule for OverloadDetector {
             return;
         }
         let key = self.top.as_ref().map(|(c, _)| c.clone());
-        if self.in_cooldown(&key, e.ktime_ns) {
+        if self.in_cooldown(Cause::Loss, &key, e.ktime_ns) {
             return;
         }
         out.push(self.alert(e));
-        self.note_alert(key, e.ktime_ns);
+        self.note_alert(Cause::Loss, key, e.ktime_ns);
         self.pending.clear();
         self.pending_ids.clear();
         self.reset_interval(e.ktime_ns);
@@ -476,6 +490,28 @@ mod tests {
         assert_eq!(next.details["budgeted"]["file_open"], 20_000);
         assert_eq!(next.event_ids, vec![3]);
         assert_eq!(next.container.unwrap().id, a.id);
+    }
+
+    #[test]
+    fn a_containers_loss_alert_does_not_hold_back_its_flood_alert() {
+        let mut d = OverloadDetector::new();
+        let busy = setns_event(container_process(), 0, vec![]);
+        let a = busy.container.clone().expect("container");
+        run(&mut d, &busy);
+        let loss = run(&mut d, &lost(2, busy.ktime_ns + 1, &[("process_fork", 9)]))
+            .pop()
+            .expect("its start overflowed the lifecycle buffer");
+        assert_eq!(loss.container.as_ref().unwrap().id, a.id);
+        let t = busy.ktime_ns + 2;
+        let flood = run(&mut d, &budgeted(3, t, Some(&a), &[("file_open", 12_000)]))
+            .pop()
+            .expect("the flood is another cause: alerted at once");
+        assert_eq!(flood.details["budgeted_total"], 12_000);
+        // Its next loss is still within the loss cooldown.
+        let mut again = busy.clone();
+        again.ktime_ns = t + 1;
+        run(&mut d, &again);
+        assert!(run(&mut d, &lost(4, t + 2, &[("process_fork", 1)])).is_empty());
     }
 
     #[test]
