@@ -26,10 +26,23 @@ use crate::maps::{ATTEMPT_BUDGET, BUDGETED_BY_KIND, EVENTS_ATTEMPTS, EVENTS_CRIT
 /// is over budget (then counted).
 #[inline(always)]
 pub fn attempt(kind: EventKind) -> Option<&'static RingBuf> {
+    if over_budget(kind as u32) {
+        None
+    } else {
+        Some(&EVENTS_ATTEMPTS)
+    }
+}
+
+/// Count one attempt record of `kind` for the current task's cgroup; whether it is over the
+/// budget (then counted as not sent). Not inlined, nor is the namespace check below: their
+/// stack slots would otherwise sit in the frames of the open and compat exits, which the 6.1
+/// verifier's 512-byte limit on a chain of calls does not leave room for.
+#[inline(never)]
+fn over_budget(kind: u32) -> bool {
     let key = AttemptKey {
         // SAFETY: helpers without arguments.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-        kind: kind as u32,
+        kind,
         _pad: 0,
     };
     let now = unsafe { bpf_ktime_get_boot_ns() };
@@ -41,24 +54,37 @@ pub fn attempt(kind: EventKind) -> Option<&'static RingBuf> {
             suppressed: 0,
         };
         let _ = ATTEMPT_BUDGET.insert(key, fresh, 0);
-        return Some(&EVENTS_ATTEMPTS);
+        return false;
     };
     // SAFETY: a value of our map; a racing CPU at worst lets one more record through.
     let b = unsafe { &mut *b };
     if now.saturating_sub(b.window_start_ns) >= ATTEMPT_WINDOW_NS {
         b.window_start_ns = now;
         b.count = 1;
-        return Some(&EVENTS_ATTEMPTS);
+        return false;
     }
     b.count = b.count.saturating_add(1);
     if b.count <= ATTEMPTS_PER_WINDOW {
-        return Some(&EVENTS_ATTEMPTS);
+        return false;
     }
     // Not atomic (this target's core has no 64-bit fetch_add): two CPUs of one container may
     // count one record once; BUDGETED_BY_KIND, per CPU, counts every one.
     b.suppressed = b.suppressed.wrapping_add(1);
-    count(&BUDGETED_BY_KIND, kind as u32);
-    None
+    count(&BUDGETED_BY_KIND, kind);
+    true
+}
+
+/// Whether the current task still holds the namespaces `before`.
+#[inline(never)]
+fn namespaces_unchanged(before: &[u32; NS_COUNT]) -> bool {
+    let mut after = [0u32; NS_COUNT];
+    // A read that failed leaves a 0 that differs from `before`: counted as a change.
+    read_namespaces(current(), &mut after);
+    let mut same = true;
+    for i in 0..NS_COUNT {
+        same &= after[i] == before[i];
+    }
+    same
 }
 
 /// The ring for the record of a call of `kind` that returned `rc`: a success to the critical
@@ -84,14 +110,7 @@ pub fn namespace_call(
         if kind == EventKind::CloneNewNamespace {
             return Some(&EVENTS_CRITICAL);
         }
-        let mut after = [0u32; NS_COUNT];
-        // A read that failed leaves a 0 that differs from `before`: sent as critical.
-        read_namespaces(current(), &mut after);
-        let mut same = true;
-        for i in 0..NS_COUNT {
-            same &= after[i] == before[i];
-        }
-        if !same {
+        if !namespaces_unchanged(before) {
             return Some(&EVENTS_CRITICAL);
         }
     }
