@@ -4,7 +4,7 @@
 //! cost another container's escape. Successes that matter (a setns or unshare that changed the
 //! caller's namespaces, a clone into new namespaces, an open of a watched object, a mount,
 //! connect or watched syscall that succeeded) go to EVENTS_CRITICAL, never budgeted. Attempts
-//! (failed calls, a setns into namespaces already held) go to EVENTS_ATTEMPTS, at most
+//! (failed calls) go to EVENTS_ATTEMPTS, at most
 //! `ATTEMPTS_PER_WINDOW` per container, kind and window; the rest are not sent but counted per
 //! container (ATTEMPT_BUDGET, which the agent reads and turns into `detector-overloaded`) and
 //! per kind (BUDGETED_BY_KIND, never evicted).
@@ -14,12 +14,10 @@ use aya_ebpf::{
     maps::RingBuf,
 };
 use escapewatch_common::{
-    event::NS_COUNT,
     kind::EventKind,
     maps::{ATTEMPT_WINDOW_NS, ATTEMPTS_PER_WINDOW, AttemptBudget, AttemptKey},
 };
 
-use super::task::{current, read_namespaces};
 use crate::maps::{ATTEMPT_BUDGET, BUDGETED_BY_KIND, EVENTS_ATTEMPTS, EVENTS_CRITICAL, count};
 
 /// The ring for an attempt record of `kind` from the current task, or None when its container
@@ -74,19 +72,6 @@ fn over_budget(kind: u32) -> bool {
     true
 }
 
-/// Whether the current task still holds the namespaces `before`.
-#[inline(never)]
-fn namespaces_unchanged(before: &[u32; NS_COUNT]) -> bool {
-    let mut after = [0u32; NS_COUNT];
-    // A read that failed leaves a 0 that differs from `before`: counted as a change.
-    read_namespaces(current(), &mut after);
-    let mut same = true;
-    for i in 0..NS_COUNT {
-        same &= after[i] == before[i];
-    }
-    same
-}
-
 /// The ring for the record of a call of `kind` that returned `rc`: a success to the critical
 /// ring, a failure as an attempt.
 #[inline(always)]
@@ -98,21 +83,11 @@ pub fn by_result(kind: EventKind, rc: i64) -> Option<&'static RingBuf> {
     }
 }
 
-/// The ring for a namespace call of `kind` that returned `rc`, made with `before` namespaces:
-/// critical when it changed them (or cloned into new ones), else an attempt.
+/// The ring for a namespace call of `kind` that returned `rc`: a success (it changed the
+/// caller's namespaces or cloned into new ones) to the critical ring, a refused call as an
+/// attempt. (A successful setns into namespaces already held is sent as critical: checking the
+/// namespaces again here took the 6.1 verifier past its million instructions on compat_sys_exit.)
 #[inline(always)]
-pub fn namespace_call(
-    kind: EventKind,
-    rc: i64,
-    before: &[u32; NS_COUNT],
-) -> Option<&'static RingBuf> {
-    if rc >= 0 {
-        if kind == EventKind::CloneNewNamespace {
-            return Some(&EVENTS_CRITICAL);
-        }
-        if !namespaces_unchanged(before) {
-            return Some(&EVENTS_CRITICAL);
-        }
-    }
-    attempt(kind)
+pub fn namespace_call(kind: EventKind, rc: i64) -> Option<&'static RingBuf> {
+    by_result(kind, rc)
 }
