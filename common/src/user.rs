@@ -33,6 +33,8 @@ unsafe impl aya::Pod for PipeWriteEvent {}
 unsafe impl aya::Pod for ConnectEvent {}
 unsafe impl aya::Pod for CowFaultEvent {}
 unsafe impl aya::Pod for crate::event::InodeKey {}
+unsafe impl aya::Pod for crate::maps::AttemptKey {}
+unsafe impl aya::Pod for crate::maps::AttemptBudget {}
 
 /// Why a ring-buffer record was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,8 +9,9 @@ use escapewatch_common::{
     event::{ConnectEvent, FileOpenEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT},
     kind::KIND_SLOTS,
     maps::{
-        PENDING_SYSCALLS_ENTRIES, PROGRAM_SLOTS, RING_CRITICAL_DEFAULT_BYTES,
-        RING_LIFECYCLE_DEFAULT_BYTES, RUNTIME_INODES_ENTRIES,
+        ATTEMPT_BUDGET_ENTRIES, AttemptBudget, AttemptKey, PENDING_SYSCALLS_ENTRIES, PROGRAM_SLOTS,
+        RING_ATTEMPTS_DEFAULT_BYTES, RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES,
+        RUNTIME_INODES_ENTRIES,
     },
 };
 
@@ -41,6 +42,21 @@ pub static EVENTS_CRITICAL: RingBuf = RingBuf::with_byte_size(RING_CRITICAL_DEFA
 /// High-volume process lifecycle kinds. Separate so a fork storm cannot crowd out the above.
 #[map]
 pub static EVENTS_LIFECYCLE: RingBuf = RingBuf::with_byte_size(RING_LIFECYCLE_DEFAULT_BYTES, 0);
+
+/// Attempt-class records (failed opens, failed or no-op namespace calls, failed watched
+/// syscalls), within each container's budget (helpers/budget.rs). Its own buffer: attempts can
+/// fill it, never EVENTS_CRITICAL.
+#[map]
+pub static EVENTS_ATTEMPTS: RingBuf = RingBuf::with_byte_size(RING_ATTEMPTS_DEFAULT_BYTES, 0);
+
+/// Attempt records per (cgroup, kind) in the current window, and those not sent.
+#[map]
+pub static ATTEMPT_BUDGET: LruHashMap<AttemptKey, AttemptBudget> =
+    LruHashMap::with_max_entries(ATTEMPT_BUDGET_ENTRIES, 0);
+
+/// Attempt records not sent because their container was over budget, by event kind id.
+#[map]
+pub static BUDGETED_BY_KIND: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_SLOTS, 0);
 
 /// Records lost because a ring-buffer reserve failed, by event kind id.
 #[map]

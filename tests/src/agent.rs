@@ -264,9 +264,12 @@ impl Agent {
         }
     }
 
-    /// SIGTERM, then the agent must drain, flush and exit 0.
+    /// SIGTERM, then the agent must drain, flush and exit 0 (once: stopping a stopped agent
+    /// does nothing).
     pub fn stop(&mut self) {
-        let mut child = self.child.take().expect("agent running");
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -280,3 +280,17 @@ pub fn nsenter_escape(host_pid: u32) -> (Container, u64) {
         .expect("pid");
     (c, pid)
 }
+
+/// A busybox container forking `/bin/true` in four loops: a lifecycle storm that overflows a
+/// small lifecycle buffer within milliseconds.
+pub fn fork_storm(name: &str) -> Container {
+    Bundle::busybox(name)
+        .expect("bundle")
+        .args(&[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4; do (while true; do /bin/true; done) & done; sleep 1000",
+        ])
+        .run_detached(&unique_id("ewt"))
+        .expect("run the fork storm")
+}

@@ -6,7 +6,7 @@ use std::{fs, path::PathBuf, process::Command, time::Duration};
 
 use escapewatch_integration::{
     agent::{Agent, ns_inode, replay, work_dir},
-    escape::{finish, nsenter_escape},
+    escape::{finish, fork_storm, nsenter_escape},
     runc::{Bundle, unique_id},
 };
 
@@ -21,15 +21,7 @@ fn fork_flood_is_counted_alerted_and_does_not_hide_an_escape() {
         &dir,
         Some("[ring_buffers]\nlifecycle_bytes = 4096\ncritical_bytes = 65536\n"),
     );
-    let flood = Bundle::busybox("flood")
-        .expect("bundle")
-        .args(&[
-            "sh",
-            "-c",
-            "for i in 1 2 3 4; do (while true; do /bin/true; done) & done; sleep 1000",
-        ])
-        .run_detached(&unique_id("ewt"))
-        .expect("run the flood");
+    let flood = fork_storm("flood");
     let flood_cgroup = flood.cgroup_path().expect("cgroup");
     let mut host = Command::new("sleep").arg("300").spawn().expect("sleep");
     // The escape comes once the storm overflows the kernel buffer (the agent said so).
@@ -108,15 +100,7 @@ fn a_fork_burst_into_a_tiny_buffer_is_alerted_and_replays() {
         &dir,
         Some("[ring_buffers]\nlifecycle_bytes = 4096\ncritical_bytes = 65536\n"),
     );
-    let burst = Bundle::busybox("storm")
-        .expect("bundle")
-        .args(&[
-            "sh",
-            "-c",
-            "for i in 1 2 3 4; do (while true; do /bin/true; done) & done; sleep 1000",
-        ])
-        .run_detached(&unique_id("ewt"))
-        .expect("run the burst");
+    let burst = fork_storm("storm");
     let cgroup = burst.cgroup_path().expect("cgroup");
     // runc's own start may already overflow a 4 KiB buffer (no container stands out then):
     // that earlier overload must not hide the storm's.

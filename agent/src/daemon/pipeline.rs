@@ -24,7 +24,7 @@ use crate::{
     enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
     metrics::Metrics,
-    model::{Event, LogHeader, Namespaces, Payload, Process},
+    model::{Container, Event, LogHeader, Namespaces, Payload, Process},
     runtime_watch::RuntimeWatch,
     sink::JsonLines,
 };
@@ -129,6 +129,9 @@ struct Logs {
 struct KernelCounts {
     per_kind: BTreeMap<u32, IntCounter>,
     lost_seen: BTreeMap<u32, u64>,
+    budgeted_seen: BTreeMap<u32, u64>,
+    /// Per (cgroup id, kind): the kernel entry's running total last read.
+    budget_keys_seen: BTreeMap<(u64, u32), u64>,
     errors_seen: BTreeMap<u32, u64>,
     decode_errors: u64,
 }
@@ -267,6 +270,7 @@ impl Pipeline {
         let now = boottime_ns();
         let new_losses = self.kernel.new_losses(collector, &self.metrics);
         self.kernel.new_program_errors(collector, &self.metrics);
+        self.report_budgeted(collector, now);
         if !new_losses.is_empty() {
             self.enricher.note_loss();
             // The loss report enters the event stream like any event: logged, then judged by
@@ -286,6 +290,51 @@ impl Pipeline {
             .processes_tracked
             .set(self.enricher.processes_tracked() as i64);
         self.logs.retry_event_log(&self.metrics);
+    }
+
+    /// Attempt records the kernel did not send (containers over budget), into the metrics and,
+    /// one report per container, into the event stream, where `detector-overloaded` judges
+    /// them: counted and attributed, never silently gone.
+    fn report_budgeted(&mut self, collector: &Collector, now: u64) {
+        // The per-container entries first: the exact per-kind counts, read after, cover them.
+        let by_cgroup = self.kernel.new_budgeted_by_cgroup(collector);
+        let per_kind = self.kernel.new_budgeted(collector, &self.metrics);
+        if per_kind.is_empty() && by_cgroup.is_empty() {
+            return;
+        }
+        let mut unattributed = per_kind;
+        let mut reports: BTreeMap<Option<Container>, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((cgroup_id, kind), n) in by_cgroup {
+            let container = self.enricher.container_of_cgroup(cgroup_id);
+            let name = kind_name(kind);
+            if let Some(rest) = unattributed.get_mut(&name) {
+                *rest = rest.saturating_sub(n);
+            }
+            *reports
+                .entry(container)
+                .or_default()
+                .entry(name)
+                .or_default() += n;
+        }
+        // What the per-container entries do not account for (an entry evicted before it was
+        // read, two CPUs counting at once): reported without a container.
+        unattributed.retain(|_, n| *n > 0);
+        if !unattributed.is_empty() {
+            let none = reports.entry(None).or_default();
+            for (k, n) in unattributed {
+                *none.entry(k).or_default() += n;
+            }
+        }
+        for (container, suppressed) in reports {
+            let mut report = self.enricher.synthetic(
+                now,
+                self.agent_as_process(),
+                Payload::EventsBudgeted { suppressed },
+            );
+            report.container = container;
+            self.log_and_detect(&report);
+        }
+        self.flush();
     }
 
     /// Something the agent found about itself, into the event stream like any event: logged,
@@ -468,6 +517,46 @@ impl KernelCounts {
             );
         }
         new_losses
+    }
+
+    /// Attempt records the kernel did not send since the last call, by kind name; counted.
+    fn new_budgeted(&mut self, collector: &Collector, metrics: &Metrics) -> BTreeMap<String, u64> {
+        let mut new = BTreeMap::new();
+        for (kind, n, total) in increases(&mut self.budgeted_seen, collector.budgeted_by_kind()) {
+            let name = kind_name(kind);
+            metrics
+                .events_budgeted
+                .with_label_values(&[&name])
+                .inc_by(n);
+            info!(
+                kind = name,
+                budgeted = n,
+                total,
+                "attempt records over a container's budget: counted, not sent"
+            );
+            new.insert(name, n);
+        }
+        new
+    }
+
+    /// The same per (cgroup id, kind) since the last call. An entry smaller than last time was
+    /// evicted and created again: all of it is new.
+    fn new_budgeted_by_cgroup(&mut self, collector: &Collector) -> Vec<((u64, u32), u64)> {
+        let totals = collector.budgeted_by_cgroup();
+        let mut new = Vec::new();
+        for (key, total) in &totals {
+            let before = self.budget_keys_seen.get(key).copied().unwrap_or(0);
+            let n = if *total >= before {
+                total - before
+            } else {
+                *total
+            };
+            if n > 0 {
+                new.push((*key, n));
+            }
+        }
+        self.budget_keys_seen = totals;
+        new
     }
 
     /// Kernel reads that failed in each program since the last call: counted and warned about.

@@ -5,6 +5,7 @@
 
 mod alert;
 mod engine;
+mod floods;
 pub mod overload;
 pub mod policy;
 pub mod rules;

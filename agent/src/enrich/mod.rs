@@ -370,6 +370,25 @@ impl<S: System> Enricher<S> {
     }
 
     /// An event the agent itself reports (kernel losses): the next id, `process` as given.
+    /// The container of the processes in cgroup `cgroup_id` (a kernel budget key): that of a
+    /// tracked process there, else what the cgroup's path names; None for the host or when
+    /// nothing is known.
+    pub fn container_of_cgroup(&mut self, cgroup_id: u64) -> Option<crate::model::Container> {
+        // The runtime's own helpers there (runc init) belong to no container: any process
+        // that does decides, the smallest pid first so the choice is stable.
+        let mut pids: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(_, e)| e.cgroup_id == cgroup_id)
+            .map(|(pid, _)| *pid)
+            .collect();
+        pids.sort_unstable();
+        if let Some(c) = pids.into_iter().find_map(|pid| self.container_of(pid)) {
+            return Some(c);
+        }
+        container::from_cgroup_path(&self.system.cgroup_path(cgroup_id, 0))
+    }
+
     pub fn synthetic(&mut self, ktime_ns: u64, process: Process, data: Payload) -> Event {
         let id = self.next_id;
         self.next_id += 1;

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     pub alerts_suppressed: IntCounterVec,
     pub events_lost: IntCounterVec,
+    pub events_budgeted: IntCounterVec,
     pub program_errors: IntCounterVec,
     pub decode_errors: IntCounterVec,
     pub event_log_bytes: IntCounter,
@@ -145,6 +146,13 @@ impl Metrics {
                 &r,
                 "escapewatch_events_lost_total",
                 "Events the kernel dropped because a ring buffer was full, by kind.",
+                &["kind"]
+            ),
+            events_budgeted: counter_vec!(
+                &r,
+                "escapewatch_events_budgeted_total",
+                "Attempt-class events (failed opens, refused namespace calls) the kernel counted \
+                 but did not send because their container was over its budget, by kind.",
                 &["kind"]
             ),
             program_errors: counter_vec!(
@@ -343,6 +351,9 @@ impl Metrics {
         for kind in EventKind::ALL {
             m.events.with_label_values(&[kind.name()]).inc_by(0);
             m.events_lost.with_label_values(&[kind.name()]).inc_by(0);
+            m.events_budgeted
+                .with_label_values(&[kind.name()])
+                .inc_by(0);
         }
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]).inc_by(0);

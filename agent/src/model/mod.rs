@@ -340,6 +340,14 @@ pub enum Payload {
     EventsLost {
         lost: std::collections::BTreeMap<String, u64>,
     },
+    /// Not a kernel event: the agent's report that the kernel did not send attempt-class
+    /// records (failed opens, refused namespace calls) of one container — the event's
+    /// `container`, None when the kernel's entry was evicted before it was read — because the
+    /// container was over its per-container budget; new counts by kind since the previous
+    /// report. Logged so replay sees what the live engine saw (`detector-overloaded`).
+    EventsBudgeted {
+        suppressed: std::collections::BTreeMap<String, u64>,
+    },
     /// Not a kernel event: the agent's periodic self-check found programs it had attached no
     /// longer attached (their link gone, or detached from its target). Logged so replay sees
     /// what the live engine saw (`detector-tampered`).
@@ -447,6 +455,7 @@ impl Event {
             Payload::MemWrite { .. } => "mem_write",
             Payload::CowFault { .. } => "cow_fault",
             Payload::EventsLost { .. } => "events_lost",
+            Payload::EventsBudgeted { .. } => "events_budgeted",
             Payload::ProgramsDetached { .. } => "programs_detached",
             Payload::AgentRestarted { .. } => "agent_restarted",
             Payload::Syscall { .. } => "syscall",

@@ -1,3 +1,4 @@
+pub mod budget;
 pub mod emit;
 pub mod files;
 pub mod pending;

@@ -7,7 +7,7 @@ use super::{
     emit::{Record, output_in_place},
     task::current,
 };
-use crate::maps::{EVENTS_CRITICAL, PENDING_SYSCALLS, Pending};
+use crate::maps::{PENDING_SYSCALLS, Pending};
 
 #[inline(always)]
 pub fn tid() -> u32 {
@@ -56,7 +56,8 @@ pub fn take() -> Option<Pending> {
 }
 
 /// The record this thread's syscall entry left in `map`, sent with the syscall's result `rc`
-/// (written by `set_ret`) and removed. Returns whether there was one.
+/// (written by `set_ret`) and removed; a failure goes as an attempt (helpers/budget.rs). Returns
+/// whether there was one.
 #[inline(always)]
 pub fn emit_recorded<T: Record>(
     map: &LruHashMap<u32, T>,
@@ -71,7 +72,10 @@ pub fn emit_recorded<T: Record>(
     };
     // SAFETY: this thread's own entry, sent and removed below.
     set_ret(unsafe { &mut *rec }, rc);
-    output_in_place(&EVENTS_CRITICAL, program, kind, current(), rec);
+    // A failed call is an attempt, under its container's budget (budget.rs).
+    if let Some(ring) = super::budget::by_result(kind, rc) {
+        output_in_place(ring, program, kind, current(), rec);
+    }
     let _ = map.remove(tid);
     true
 }

@@ -14,6 +14,7 @@
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_str_bytes},
     macros::{lsm, tracepoint},
+    maps::RingBuf,
     programs::{LsmContext, TracePointContext},
 };
 use escapewatch_common::{
@@ -34,6 +35,7 @@ use super::{SysArgs, ret};
 use crate::{
     cfg,
     helpers::{
+        budget,
         emit::{emit, output_in_place, run},
         files::{
             FileInfo, dentry_name, dentry_parent, fd_file, file_info, file_mnt_ns, name_is,
@@ -256,6 +258,7 @@ fn fill_open(
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn emit_open(
+    ring: Option<&RingBuf>,
     program: ProgramId,
     rc: i64,
     flags: u64,
@@ -265,13 +268,10 @@ fn emit_open(
     mnt_ns: u32,
     name: &[u8; NAME_LEN],
 ) {
-    emit::<FileOpenEvent>(
-        &EVENTS_CRITICAL,
-        program,
-        EventKind::FileOpen,
-        current(),
-        |ev| fill_open(ev, rc, flags, path, class, info, mnt_ns, name),
-    );
+    let Some(ring) = ring else { return };
+    emit::<FileOpenEvent>(ring, program, EventKind::FileOpen, current(), |ev| {
+        fill_open(ev, rc, flags, path, class, info, mnt_ns, name);
+    });
 }
 
 /// Classes of an open `file` (named `name`) by `task`, opened with `flags`; 0 when nothing
@@ -341,6 +341,7 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
         }
         let Some(p) = pending else {
             emit_open(
+                Some(&EVENTS_CRITICAL),
                 ProgramId::LsmFileOpen,
                 0,
                 flags,
@@ -396,13 +397,15 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
             if rc >= 0 {
                 let _ = mark_if_proc_mem(rc as u64, class, &name);
             }
-            output_in_place(
-                &EVENTS_CRITICAL,
-                ProgramId::LsmFileOpen,
-                EventKind::FileOpen,
-                current(),
-                rec,
-            );
+            if let Some(ring) = budget::by_result(EventKind::FileOpen, rc) {
+                output_in_place(
+                    ring,
+                    ProgramId::LsmFileOpen,
+                    EventKind::FileOpen,
+                    current(),
+                    rec,
+                );
+            }
             let _ = PENDING_OPEN.remove(tid);
             return Ok(());
         }
@@ -419,7 +422,18 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
             {
-                emit_open(program, rc, flags, path, open_class::FAILED, None, 0, &name);
+                let ring = budget::attempt(EventKind::FileOpen);
+                emit_open(
+                    ring,
+                    program,
+                    rc,
+                    flags,
+                    path,
+                    open_class::FAILED,
+                    None,
+                    0,
+                    &name,
+                );
             }
             return Ok(());
         }
@@ -432,7 +446,18 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
             return Ok(());
         }
         mark_if_proc_mem(rc as u64, class, &name)?;
-        emit_open(program, rc, flags, path, class, Some(info), fns, &name);
+        let ring = Some(&EVENTS_CRITICAL);
+        emit_open(
+            ring,
+            program,
+            rc,
+            flags,
+            path,
+            class,
+            Some(info),
+            fns,
+            &name,
+        );
         Ok(())
     }
 }
@@ -474,6 +499,7 @@ pub fn iouring_complete_open(ctx: TracePointContext) -> u32 {
         }
         mark_if_proc_mem(fd, class, &name)?;
         emit_open(
+            Some(&EVENTS_CRITICAL),
             ProgramId::IouringCompleteOpen,
             i64::from(res),
             flags,

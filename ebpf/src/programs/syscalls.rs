@@ -16,11 +16,12 @@ use escapewatch_common::{
 use super::{SysArgs, ret};
 use crate::{
     helpers::{
+        budget,
         emit::{emit, run},
         pending,
         task::{current, is_candidate},
     },
-    maps::{EVENTS_CRITICAL, Pending},
+    maps::Pending,
 };
 
 /// Record the first `N` (at most four) arguments of this syscall for the exit, from candidates
@@ -151,7 +152,10 @@ pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
     };
     match kind {
         EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
-            emit::<NamespaceEvent>(&EVENTS_CRITICAL, program, kind, current(), |ev| {
+            let Some(ring) = budget::namespace_call(kind, rc) else {
+                return;
+            };
+            emit::<NamespaceEvent>(ring, program, kind, current(), |ev| {
                 ev.ret = rc;
                 ev.flags = p.args[0];
                 ev.fd = p.args[1] as i32;
@@ -160,7 +164,10 @@ pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
             });
         }
         EventKind::Syscall => {
-            emit::<SyscallEvent>(&EVENTS_CRITICAL, program, kind, current(), |ev| {
+            let Some(ring) = budget::by_result(kind, rc) else {
+                return;
+            };
+            emit::<SyscallEvent>(ring, program, kind, current(), |ev| {
                 ev.ret = rc;
                 ev.id = p.id;
                 ev._pad = 0;

@@ -8,7 +8,7 @@
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD>
+//!        fchdir FD CMD | flood open|ns PATH SECS>
 
 use std::{
     ffi::CString,
@@ -771,6 +771,35 @@ fn fchdir_exec(fd: &str, cmd: &str) {
     exec(cmd)
 }
 
+/// Cheap attempts in a tight loop for `secs` seconds, as whatever user runs this: `open PATH`
+/// opens a file it may not read (EACCES), `ns` calls setns into its own mount namespace and
+/// unshare(CLONE_NEWNS), both refused without CAP_SYS_ADMIN (EPERM). Prints the count.
+fn flood(what: &str, path: &str, secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let c = CString::new(path).unwrap_or_else(|_| fail("path"));
+    let ns = std::fs::File::open("/proc/self/ns/mnt").unwrap_or_else(|_| fail("open ns"));
+    let mut n: u64 = 0;
+    while Instant::now() < end {
+        for _ in 0..256 {
+            // SAFETY: plain syscalls on a valid string and a descriptor we own; an fd that
+            // opened after all is closed.
+            unsafe {
+                if what == "open" {
+                    let fd = libc::open(c.as_ptr(), libc::O_RDONLY);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                } else {
+                    libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
+                    libc::unshare(libc::CLONE_NEWNS);
+                }
+            }
+            n += 1;
+        }
+    }
+    println!("flood {what}: {n} rounds");
+}
+
 fn exec(cmd: &str) -> ! {
     let c = CString::new(cmd).unwrap_or_else(|_| fail("command"));
     let argv = [c.as_ptr(), std::ptr::null()];
@@ -810,9 +839,14 @@ fn main() {
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
         Some("fchdir") => fchdir_exec(&arg(2), &arg(3)),
+        Some("flood") => flood(
+            &arg(2),
+            &arg(3),
+            arg(4).parse().unwrap_or_else(|_| fail("seconds")),
+        ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS>"
             );
             exit(2);
         }

@@ -31,6 +31,8 @@ pub static INFO: RuleInfo = RuleInfo {
         "incident-two-containers",
         "memfd-name",
         "compat-setns",
+        "flood-open",
+        "flood-ns",
     ]),
     ..RuleInfo::BASE
 };
