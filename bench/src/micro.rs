@@ -66,6 +66,7 @@ fn ops(scale: f64) -> Result<Vec<Op>> {
     };
     anyhow::ensure!(page != libc::MAP_FAILED, "mmap");
     let page = page as usize;
+    let mut ring = io_uring::IoUring::new(8).context("io_uring_setup")?;
     Ok(vec![
         Op {
             name: "fork_exec",
@@ -142,6 +143,20 @@ fn ops(scale: f64) -> Result<Vec<Op>> {
                         "madvise",
                     )?;
                 }
+                Ok(())
+            }),
+        },
+        // One io_uring completion (a NOP): what the io_uring_complete program costs each one.
+        Op {
+            name: "iouring_nop",
+            iters: n(200_000.0),
+            body: Box::new(move || {
+                let nop = io_uring::opcode::Nop::new().build();
+                // SAFETY: a NOP references no memory.
+                unsafe { ring.submission().push(&nop) }
+                    .map_err(|_| anyhow::anyhow!("submission queue full"))?;
+                ring.submit_and_wait(1).context("io_uring_enter")?;
+                anyhow::ensure!(ring.completion().next().is_some(), "no completion");
                 Ok(())
             }),
         },
