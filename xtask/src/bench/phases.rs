@@ -67,13 +67,13 @@ pub fn overhead(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Resul
 }
 
 /// The kernel's floor under the agent's ordinary-path cost: the same microbenchmarks with one
-/// syscall tracepoint the benchmarks never make (sys_enter_getppid) enabled through tracefs,
+/// syscall tracepoint the benchmarks never make (sys_enter_acct) enabled through tracefs,
 /// no BPF. Any enabled syscall tracepoint sends every syscall of every task through the
 /// tracing slow path; the rest of the agent's cost is its programs.
 pub fn tracepoint_floor(plan: &Plan, ew: &Path, res: &mut Results) -> Result<()> {
     let enable = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
         .iter()
-        .map(|t| PathBuf::from(t).join("events/syscalls/sys_enter_getppid/enable"))
+        .map(|t| PathBuf::from(t).join("events/syscalls/sys_enter_acct/enable"))
         .find(|p| p.exists());
     let Some(enable) = enable else {
         println!("xtask bench: no tracefs: the tracepoint floor is left out");

@@ -259,7 +259,7 @@ fn details(s: &mut String, plan: &Plan, r: &Results) {
     if !r.floor.is_empty() {
         let _ = writeln!(
             s,
-            "\n## The kernel's floor: one syscall tracepoint enabled, no agent\n\nThe same microbenchmarks with tracefs `syscalls/sys_enter_getppid` enabled (a syscall the benchmarks never make, no BPF): every syscall of every task then takes the tracing slow path. Attaching BPF to a syscall tracepoint adds the perf path on top of that (measured by hand on this VM with empty programs: sys_enter_write + sys_exit_write cost +190 ns per write; empty raw_tracepoint sys_enter + sys_exit, which every syscall pays, about +60 to +90 ns). The rest is the programs' own work.\n\n| op | off (median) | tracepoint on (median) | ratio (median of rounds) | agent's added ns (above) | of which the floor |\n|---|---|---|---|---|---|"
+            "\n## The kernel's floor: one syscall tracepoint enabled, no agent\n\nThe same microbenchmarks with tracefs `syscalls/sys_enter_acct` enabled (a syscall the benchmarks never make, no BPF): every syscall of every task then takes the tracing slow path. Attaching BPF to a syscall tracepoint adds the perf path on top of that (measured by hand on this VM with empty programs: sys_enter_write + sys_exit_write cost +190 ns per write; empty raw_tracepoint sys_enter + sys_exit, which every syscall pays, about +60 to +90 ns). The rest is the programs' own work.\n\n| op | off (median) | tracepoint on (median) | ratio (median of rounds) | agent's added ns (above) | of which the floor |\n|---|---|---|---|---|---|"
         );
         for (op, (off, on)) in &r.floor {
             let ratio = paired_ratio(off, on);
