@@ -7,7 +7,6 @@ use std::{fs, path::PathBuf, process::Command, time::Duration};
 use escapewatch_integration::{
     agent::{Agent, ns_inode, replay, work_dir},
     escape::{finish, fork_storm, nsenter_escape},
-    runc::{Bundle, unique_id},
 };
 
 const WAIT: Duration = Duration::from_secs(20);
