@@ -172,22 +172,26 @@ impl Check for MountHostDevice {
             _ => format!("{} {source} {target} type {fstype}", call.name()),
         };
         let (call, what) = (call.name(), what.describe());
+        let mut details = json!({
+            "what": what,
+            "call": call,
+            "source": source,
+            "target": target,
+            "fstype": fstype,
+            "flags": format!("{flags:#x}"),
+            "source_owner": source_owner,
+            "ret": ret,
+        });
+        // Only where the kernel said (fsmount, open_tree): the other calls' alerts stay as they were.
+        if let Some(device) = device {
+            details["device"] = json!(device);
+        }
         Some(Finding::new(
             format!(
                 "{} {outcome} {what} ({how}); find out why it is privileged and what it did through the mount.",
                 who(e, c)
             ),
-            json!({
-                "what": what,
-                "call": call,
-                "source": source,
-                "target": target,
-                "fstype": fstype,
-                "flags": format!("{flags:#x}"),
-                "source_owner": source_owner,
-                "device": device,
-                "ret": ret,
-            }),
+            details,
         ))
     }
 
