@@ -105,6 +105,11 @@ pub static SCRATCH_MOUNT: PerCpuArray<MountEvent> = PerCpuArray::with_max_entrie
 #[map]
 pub static SCRATCH_CONNECT: PerCpuArray<ConnectEvent> = PerCpuArray::with_max_entries(1, 0);
 
+/// One per-CPU word that values pass through to become unknown to the verifier
+/// ([`crate::helpers::opaque`]).
+#[map]
+pub static OPAQUE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// What a marked file descriptor is.
 pub const MARK_PROC_MEM: u32 = 1;
 pub const MARK_PIPE_SPLICED: u32 = 2;

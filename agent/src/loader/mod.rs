@@ -465,14 +465,31 @@ fn program_state(
     }
 }
 
-fn log_state(spec: &ProgramSpec, state: &ProgramState) {
+/// What loading one program cost: the verifier dominates start-up on old kernels, so the
+/// start-up log names each program's share.
+struct LoadCost {
+    millis: u128,
+    /// Instructions the verifier processed (kernel 5.16+).
+    verified_insns: Option<u32>,
+}
+
+fn log_state(spec: &ProgramSpec, state: &ProgramState, cost: &LoadCost) {
     let (program, group, hook) = (spec.name, spec.group, spec.hook.kind_name());
+    let (load_ms, verified_insns) = (cost.millis, cost.verified_insns);
     match state {
         ProgramState::Standby { served_by } => info!(
             program,
             group, hook, served_by, "not loaded: a preferred hook of the same group serves"
         ),
-        ProgramState::Attached => info!(program, group, hook, target = ?spec.hook, "attached"),
+        ProgramState::Attached => info!(
+            program,
+            group,
+            hook,
+            target = ?spec.hook,
+            load_ms,
+            verified_insns,
+            "attached"
+        ),
         ProgramState::Disabled | ProgramState::Absent { .. } if !spec.fallback.is_empty() => {
             info!(
                 program,
@@ -533,10 +550,18 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .map_err(|source| LoadError::Object { source })?;
     let mut attachments: Vec<Attachment> = Vec::new();
     for spec in PROGRAMS {
+        let started = std::time::Instant::now();
         let state = program_state(spec, &attachments, opts, || {
             attach_one(&mut ebpf, &aya_btf, spec, opts.cgroup2_root.as_deref())
         });
-        log_state(spec, &state);
+        let cost = LoadCost {
+            millis: started.elapsed().as_millis(),
+            verified_insns: ebpf
+                .program(spec.name)
+                .and_then(|p| p.info().ok())
+                .and_then(|i| i.verified_instruction_count()),
+        };
+        log_state(spec, &state, &cost);
         attachments.push(Attachment {
             program: spec.name,
             group: spec.group,

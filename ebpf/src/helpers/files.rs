@@ -6,7 +6,7 @@ use escapewatch_common::{
     event::{NAME_LEN, NsType},
 };
 
-use super::task::{ERR_READ, KPtr, mnt_ns, read, read_ptr};
+use super::task::{ERR_READ, KPtr, mnt_ns, read, read_or_zero, read_ptr};
 use crate::cfg;
 
 /// `struct file *` of `fd` in `task`'s descriptor table.
@@ -60,10 +60,10 @@ pub fn file_info(file: KPtr) -> Result<FileInfo, i64> {
     Ok(FileInfo {
         magic: read::<u64>(sb, cfg!(sb_s_magic))? as u32,
         mode: read(inode, cfg!(inode_i_mode))?,
-        rdev: read(inode, cfg!(inode_i_rdev)).unwrap_or(0),
+        rdev: read_or_zero(inode, cfg!(inode_i_rdev)),
         ino: read(inode, cfg!(inode_i_ino))?,
-        dev: read(sb, cfg!(sb_s_dev)).unwrap_or(0),
-        f_mode: read(file, cfg!(file_f_mode)).unwrap_or(0),
+        dev: read_or_zero(sb, cfg!(sb_s_dev)),
+        f_mode: read_or_zero(file, cfg!(file_f_mode)),
         dentry: read_ptr(file, cfg!(file_path_dentry))?,
     })
 }

@@ -27,6 +27,28 @@ pub fn read<T>(base: KPtr, off: u32) -> Result<T, i64> {
     unsafe { bpf_probe_read_kernel(base.add(off as usize).cast::<T>()) }.map_err(|e| e as i64)
 }
 
+/// Read a `T` (plain integers) at `base + off`, 0 when it cannot be read. No branch: the
+/// helper zeroes its destination when the read faults, so every path carries the same unknown
+/// value. With `read(..).unwrap_or(0)` the failure path carries a constant 0 instead, and the
+/// verifier checks everything after the read once for each (doubling per such field).
+#[inline(always)]
+pub fn read_or_zero<T: Copy>(base: KPtr, off: u32) -> T {
+    let mut v = core::mem::MaybeUninit::<T>::zeroed();
+    if off != OFFSET_NONE {
+        // SAFETY: the helper validates the address and writes all size_of::<T>() bytes (zeros
+        // on failure); T is plain integers, valid for any bytes.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                v.as_mut_ptr().cast(),
+                core::mem::size_of::<T>() as u32,
+                base.add(off as usize).cast(),
+            );
+        }
+    }
+    // SAFETY: zero-initialised, then written by the helper.
+    unsafe { v.assume_init() }
+}
+
 /// Read a pointer at `base + off`, failing on NULL.
 #[inline(always)]
 pub fn read_ptr(base: KPtr, off: u32) -> Result<KPtr, i64> {
@@ -81,8 +103,8 @@ pub fn read_namespaces(task: KPtr, out: &mut [u32; NS_COUNT]) -> bool {
 #[inline(always)]
 pub fn fill_task(h: &mut EventHeader, task: KPtr) {
     let mut flags = 0;
-    h.tgid = read(task, cfg!(task_tgid)).unwrap_or(0);
-    h.tid = read(task, cfg!(task_pid)).unwrap_or(0);
+    h.tgid = read_or_zero(task, cfg!(task_tgid));
+    h.tid = read_or_zero(task, cfg!(task_pid));
     h.ppid = read_ptr(task, cfg!(task_real_parent))
         .and_then(|p| read(p, cfg!(task_tgid)))
         .unwrap_or(0);
@@ -91,9 +113,9 @@ pub fn fill_task(h: &mut EventHeader, task: KPtr) {
         .unwrap_or(0);
     match read_ptr(task, cfg!(task_real_cred)) {
         Ok(cred) => {
-            h.uid = read(cred, cfg!(cred_uid)).unwrap_or(0);
-            h.gid = read(cred, cfg!(cred_gid)).unwrap_or(0);
-            h.cap_effective = read(cred, cfg!(cred_cap_effective)).unwrap_or(0);
+            h.uid = read_or_zero(cred, cfg!(cred_uid));
+            h.gid = read_or_zero(cred, cfg!(cred_gid));
+            h.cap_effective = read_or_zero(cred, cfg!(cred_cap_effective));
         }
         Err(_) => {
             h.uid = 0;

@@ -23,7 +23,7 @@ use crate::{
     helpers::{
         emit::{emit, run},
         files::vfsmount_mnt_ns,
-        task::{KPtr, read, read_ptr},
+        task::{KPtr, read, read_or_zero, read_ptr},
     },
     maps::EVENTS_LIFECYCLE,
 };
@@ -139,7 +139,7 @@ pub fn sched_process_exit(ctx: RawTracePointContext) -> u32 {
         if pid != tgid {
             return Ok(());
         }
-        let exit_code: i32 = read(task, cfg!(task_exit_code)).unwrap_or(0);
+        let exit_code: i32 = read_or_zero(task, cfg!(task_exit_code));
         emit::<ExitEvent>(
             &EVENTS_LIFECYCLE,
             ProgramId::SchedProcessExit,

@@ -35,7 +35,7 @@ use crate::{
         emit::{emit, run},
         files::{FileInfo, dentry_name, dentry_parent, fd_file, file_info},
         pending::{self, tgid},
-        task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
+        task::{ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
@@ -58,9 +58,9 @@ extern "C" fn vma_callback(_task: *mut c_void, vma: *mut c_void, data: *mut c_vo
     let vma = vma as KPtr;
     // SAFETY: `data` is the &mut Vma passed to bpf_find_vma below.
     let out = unsafe { &mut *(data as *mut Vma) };
-    out.flags = read(vma, cfg!(vma_vm_flags)).unwrap_or(0);
-    out.start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
-    out.end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
+    out.flags = read_or_zero(vma, cfg!(vma_vm_flags));
+    out.start = read_or_zero(vma, cfg!(vma_vm_start));
+    out.end = read_or_zero(vma, cfg!(vma_vm_end));
     out.file = read_ptr(vma, cfg!(vma_vm_file)).map_or(0, |f| f as u64);
     0
 }
@@ -560,7 +560,7 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
     if vm_flags & (VM_WRITE | VM_SHARED) != 0 {
         return Ok(());
     }
-    let vm_start = read(vma, cfg!(vma_vm_start)).unwrap_or(0);
+    let vm_start = read_or_zero(vma, cfg!(vma_vm_start));
     if !within_budget(vm_start) {
         return Ok(());
     }
@@ -570,7 +570,7 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
         .and_then(|file| file_info(file).ok());
     let task = current();
     let remote = read_ptr(vma, cfg!(vma_vm_mm)).ok() != read_ptr(task, cfg!(task_mm)).ok();
-    let vm_end = read(vma, cfg!(vma_vm_end)).unwrap_or(0);
+    let vm_end = read_or_zero(vma, cfg!(vma_vm_end));
     emit::<CowFaultEvent>(&EVENTS_CRITICAL, program, EventKind::CowFault, task, |ev| {
         ev.addr = addr;
         ev.fault_flags = fault_flags;

@@ -16,7 +16,7 @@ use crate::{
         emit::run,
         files::{fd_file, file_sb, fstype_name},
         pending::{self, tid},
-        task::{ERR_READ, current, is_candidate, read},
+        task::{ERR_READ, current, is_candidate, read_or_zero},
     },
     maps::{PENDING_MOUNT, SCRATCH_MOUNT},
 };
@@ -156,7 +156,7 @@ pub fn exit_mount(program: ProgramId, rc: i64) -> bool {
             && (ev.call == mount_call::FSMOUNT || ev.call == mount_call::OPEN_TREE)
             && let Ok(sb) = fd_file(current(), rc as u64).and_then(file_sb)
         {
-            ev.dev = read(sb, cfg!(sb_s_dev)).unwrap_or(0);
+            ev.dev = read_or_zero(sb, cfg!(sb_s_dev));
             if ev.fstype[0] == 0 {
                 fstype_name(sb, &mut ev.fstype);
             }

@@ -41,8 +41,9 @@ use crate::{
             FileInfo, dentry_name, dentry_parent, fd_file, file_info, file_mnt_ns, name_is,
             own_mnt_ns, parse_pid,
         },
+        opaque::opaque,
         pending::{self, tgid, tid},
-        task::{ERR_READ, KPtr, current, is_candidate, read, read_ptr},
+        task::{ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
     },
     maps::{
         EVENTS_CRITICAL, MARK_PROC_MEM, PENDING_OPEN, PENDING_SYSCALLS, Pending, RUNTIME_INODES,
@@ -291,7 +292,8 @@ fn classify_open(
     if fns != 0 && own != 0 && fns != own {
         class |= open_class::FOREIGN_MNT_NS;
     }
-    (class, fns)
+    // Every combination of classes would otherwise verify the rest of the caller again.
+    (opaque(u64::from(class)) as u32, fns)
 }
 
 /// A /proc/PID/mem open that returned `fd`: mark it for the write path.
@@ -301,12 +303,63 @@ fn mark_if_proc_mem(fd: u64, class: u32, name: &[u8; NAME_LEN]) -> Result<(), i6
         return Ok(());
     }
     let file = fd_file(current(), fd)?;
-    let info = file_info(file)?;
+    mark_file_if_proc_mem(fd, file, &file_info(file)?, class, name)
+}
+
+/// `file` (at `fd`, of `class`), marked for the write path if it is a /proc/PID/mem.
+#[inline(always)]
+fn mark_file_if_proc_mem(
+    fd: u64,
+    file: KPtr,
+    info: &FileInfo,
+    class: u32,
+    name: &[u8; NAME_LEN],
+) -> Result<(), i64> {
+    if class & open_class::PROC_ENTRY == 0 || !name_is(name, b"mem") {
+        return Ok(());
+    }
     let mut pid_dir = [0u8; NAME_LEN];
     if let Ok(parent) = dentry_parent(info.dentry) {
         dentry_name(parent, &mut pid_dir);
     }
-    mark_proc_mem(fd, file, &info, name, parse_pid(&pid_dir))
+    mark_proc_mem(fd, file, info, name, parse_pid(&pid_dir))
+}
+
+/// The file an open put at `fd` (returning `rc`), opened with `flags` (None: the file's own
+/// f_flags) from user path `path` (0: none): classify it and, when it is watched, mark it if it
+/// is a /proc/PID/mem and send it. The one judgement of every successful open seen after the
+/// fact: the open syscalls' exits and io_uring completions.
+#[inline(always)]
+fn judge_opened_fd(
+    program: ProgramId,
+    fd: u64,
+    rc: i64,
+    flags: Option<u64>,
+    path: u64,
+) -> Result<(), i64> {
+    let task = current();
+    let file = fd_file(task, fd)?;
+    let info = file_info(file)?;
+    let mut name = [0u8; NAME_LEN];
+    dentry_name(info.dentry, &mut name);
+    let flags = flags.unwrap_or_else(|| u64::from(read_or_zero::<u32>(file, cfg!(file_f_flags))));
+    let (class, fns) = classify_open(task, file, &info, &name, flags);
+    if class == 0 {
+        return Ok(());
+    }
+    mark_file_if_proc_mem(fd, file, &info, class, &name)?;
+    emit_open(
+        Some(&EVENTS_CRITICAL),
+        program,
+        rc,
+        flags,
+        path,
+        class,
+        Some(info),
+        fns,
+        &name,
+    );
+    Ok(())
 }
 
 /// `security_file_open(struct file *file)`: every open, on every path, with the struct file the
@@ -329,10 +382,7 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
         let (flags, path) = match pending {
             // SAFETY: as above.
             Some(p) => unsafe { ((*p).args[0], (*p).args[1]) },
-            None => (
-                u64::from(read::<u32>(file, cfg!(file_f_flags)).unwrap_or(0)),
-                0,
-            ),
+            None => (u64::from(read_or_zero::<u32>(file, cfg!(file_f_flags))), 0),
         };
         let task = current();
         let (class, fns) = classify_open(task, file, &info, &name, flags);
@@ -409,7 +459,6 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
             let _ = PENDING_OPEN.remove(tid);
             return Ok(());
         }
-        let mut name = [0u8; NAME_LEN];
         if rc < 0 {
             let errno = -rc;
             // errnos worth reporting: the object exists but refused (or is absent in the way
@@ -432,33 +481,12 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                     open_class::FAILED,
                     None,
                     0,
-                    &name,
+                    &[0u8; NAME_LEN],
                 );
             }
             return Ok(());
         }
-        let task = current();
-        let file = fd_file(task, rc as u64)?;
-        let info = file_info(file)?;
-        dentry_name(info.dentry, &mut name);
-        let (class, fns) = classify_open(task, file, &info, &name, flags);
-        if class == 0 {
-            return Ok(());
-        }
-        mark_if_proc_mem(rc as u64, class, &name)?;
-        let ring = Some(&EVENTS_CRITICAL);
-        emit_open(
-            ring,
-            program,
-            rc,
-            flags,
-            path,
-            class,
-            Some(info),
-            fns,
-            &name,
-        );
-        Ok(())
+        judge_opened_fd(program, rc as u64, rc, Some(flags), path)
     }
 }
 
@@ -486,29 +514,12 @@ pub fn iouring_complete_open(ctx: TracePointContext) -> u32 {
         if res < 0 || read::<u32>(req, cfg!(io_open_file_slot)).unwrap_or(0) != 0 {
             return Ok(());
         }
-        let task = current();
-        let fd = res as u64;
-        let file = fd_file(task, fd)?;
-        let info = file_info(file)?;
-        let mut name = [0u8; NAME_LEN];
-        dentry_name(info.dentry, &mut name);
-        let flags = u64::from(read::<u32>(file, cfg!(file_f_flags)).unwrap_or(0));
-        let (class, fns) = classify_open(task, file, &info, &name, flags);
-        if class == 0 {
-            return Ok(());
-        }
-        mark_if_proc_mem(fd, class, &name)?;
-        emit_open(
-            Some(&EVENTS_CRITICAL),
+        judge_opened_fd(
             ProgramId::IouringCompleteOpen,
+            res as u64,
             i64::from(res),
-            flags,
+            None,
             0,
-            class,
-            Some(info),
-            fns,
-            &name,
-        );
-        Ok(())
+        )
     })
 }
