@@ -8,7 +8,7 @@
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD | flood open|ns PATH SECS>
+//!        fchdir FD CMD | flood open|ns|ns-own PATH SECS>
 
 use std::{
     ffi::CString,
@@ -789,6 +789,10 @@ fn flood(what: &str, path: &str, secs: u64) {
                     if fd >= 0 {
                         libc::close(fd);
                     }
+                } else if what == "ns-own" {
+                    // Rejoining the mount namespace it is in: succeeds with CAP_SYS_ADMIN,
+                    // changes nothing.
+                    libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
                 } else {
                     libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
                     libc::unshare(libc::CLONE_NEWNS);
@@ -846,7 +850,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
             );
             exit(2);
         }
