@@ -73,6 +73,7 @@ program_ids! {
     SysEnterPwritev2 = 43,
     SysEnterTee = 44,
     SysEnterMadviseSpecial = 45,
+    CompatSysExitWrite = 46,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -555,11 +556,26 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "madvise-special",
         &[K::Madvise],
     ),
+    // The write half of compat_sys_exit, entered by tail call for a 32-bit write to a marked
+    // object.
+    ProgramSpec {
+        id: P::CompatSysExitWrite,
+        name: "compat_sys_exit_write",
+        hook: Hook::TailCall {
+            array: COMPAT_EXIT_TAILS,
+            index: COMPAT_EXIT_WRITE,
+        },
+        group: "compat_sys_exit_write",
+        kinds: &[K::MemWrite, K::PipeWrite],
+        required: false,
+        fallback: "",
+    },
 ];
 
 /// The program array compat_sys_exit tail-calls into, and the entry of its open half.
 pub const COMPAT_EXIT_TAILS: &str = "COMPAT_EXIT_TAILS";
 pub const COMPAT_EXIT_OPEN: u32 = 0;
+pub const COMPAT_EXIT_WRITE: u32 = 1;
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.
 const COMPAT_KINDS: &[EventKind] = &[
@@ -570,6 +586,8 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::FileOpen,
     K::Syscall,
     K::UnixConnect,
+    K::MemWrite,
+    K::PipeWrite,
 ];
 
 const fn compat(

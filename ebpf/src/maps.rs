@@ -196,6 +196,7 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
 }
 
 /// Second halves entered by bpf_tail_call, filled by the agent at load
-/// (`programs::COMPAT_EXIT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open.
+/// (`programs::COMPAT_EXIT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open,
+/// `COMPAT_EXIT_WRITE` compat_sys_exit_write.
 #[map]
-pub static COMPAT_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static COMPAT_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(2, 0);

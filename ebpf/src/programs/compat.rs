@@ -15,10 +15,10 @@ use escapewatch_common::{
     abi::{TS_COMPAT, i386},
     config::OFFSET_NONE,
     kind::EventKind,
-    programs::{COMPAT_EXIT_OPEN, ProgramId},
+    programs::{COMPAT_EXIT_OPEN, COMPAT_EXIT_WRITE, ProgramId},
 };
 
-use super::{CompatArgs, SysArgs, mount, namespace, open, socket, syscalls};
+use super::{CompatArgs, SysArgs, memory, mount, namespace, open, socket, syscalls};
 use crate::{
     cfg,
     helpers::{
@@ -87,6 +87,19 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
             i386::INIT_MODULE => syscalls::init_module(&a),
             i386::FINIT_MODULE => syscalls::finit_module(&a),
             i386::CONNECT => socket::connect(&a),
+            i386::WRITE => memory::write_enter(a.arg(0)?, a.arg(2)?, None),
+            // The 64-bit offset comes in two registers, low half first.
+            i386::PWRITE64 => {
+                memory::write_enter(a.arg(0)?, a.arg(2)?, Some(a.arg(3)? | a.arg(4)? << 32))
+            }
+            i386::WRITEV => memory::write_enter(a.arg(0)?, memory::COUNT_VECTORED, None),
+            i386::PWRITEV | i386::PWRITEV2 => memory::write_enter(
+                a.arg(0)?,
+                memory::COUNT_VECTORED,
+                Some(a.arg(3)? | a.arg(4)? << 32),
+            ),
+            i386::SPLICE => memory::splice(a.arg(0)?, a.arg(2)?),
+            i386::TEE => memory::tee(a.arg(0)?, a.arg(1)?),
             i386::SOCKETCALL if a.arg(0)? == i386::SYS_CONNECT => {
                 socket::connect(&SocketcallArgs { args: a.arg(1)? })
             }
@@ -106,10 +119,17 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     }
     run(ProgramId::CompatSysExit, || {
         const P: ProgramId = ProgramId::CompatSysExit;
-        if pending::kind() == Some(EventKind::FileOpen as u32) {
+        let tail = match pending::kind() {
+            Some(k) if k == EventKind::FileOpen as u32 => Some(COMPAT_EXIT_OPEN),
+            Some(k) if k == EventKind::MemWrite as u32 || k == EventKind::PipeWrite as u32 => {
+                Some(COMPAT_EXIT_WRITE)
+            }
+            _ => None,
+        };
+        if let Some(index) = tail {
             // SAFETY: the same context, handed to a program of the same type; returns only if
             // the array entry is missing.
-            unsafe { COMPAT_EXIT_TAILS.tail_call(&ctx, COMPAT_EXIT_OPEN) };
+            unsafe { COMPAT_EXIT_TAILS.tail_call(&ctx, index) };
             return Err(ERR_READ);
         }
         let rc: i64 = ctx.arg(1);
@@ -131,5 +151,16 @@ pub fn compat_sys_exit_open(ctx: RawTracePointContext) -> u32 {
             return Ok(());
         };
         open::exit_open(ProgramId::CompatSysExitOpen, &p, ctx.arg(1))
+    })
+}
+
+/// The exit of a 32-bit write to a marked object: the other second half of [`compat_sys_exit`].
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn compat_sys_exit_write(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::CompatSysExitWrite, || {
+        if let Some(p) = pending::take() {
+            memory::exit_write(ProgramId::CompatSysExitWrite, &p, ctx.arg(1));
+        }
+        Ok(())
     })
 }

@@ -39,7 +39,7 @@ use crate::{
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
-        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark,
+        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark, Pending,
         SCRATCH_MARK,
     },
 };
@@ -380,39 +380,44 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        let rc = ret(&ctx)?;
-        if p.kind == EventKind::MemWrite as u32 {
-            emit_mem_write(rc, p.args);
-        } else if p.kind == EventKind::PipeWrite as u32 {
-            let [fd, key, _, _] = p.args;
-            // SAFETY: the mark is copied out immediately.
-            let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
-                return Ok(());
-            };
-            emit::<PipeWriteEvent>(
-                &EVENTS_CRITICAL,
-                ProgramId::SysExitWrite,
-                EventKind::PipeWrite,
-                current(),
-                |ev| {
-                    ev.ret = rc;
-                    ev.fd = fd as u32;
-                    ev.file_f_mode = mark.file_f_mode;
-                    ev.file_ino = mark.file_ino;
-                    ev.file_dev = mark.file_dev;
-                    ev._pad = 0;
-                    ev.file_name = mark.file_name;
-                    ev.file_parent = mark.file_parent;
-                },
-            );
-        }
+        exit_write(ProgramId::SysExitWrite, &p, ret(&ctx)?);
         Ok(())
     })
 }
 
+/// The exit of a write to a marked object the entry recorded as `p`, which returned `rc`.
+#[inline(always)]
+pub(crate) fn exit_write(program: ProgramId, p: &Pending, rc: i64) {
+    if p.kind == EventKind::MemWrite as u32 {
+        emit_mem_write(program, rc, p.args);
+    } else if p.kind == EventKind::PipeWrite as u32 {
+        let [fd, key, _, _] = p.args;
+        // SAFETY: the mark is copied out immediately.
+        let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
+            return;
+        };
+        emit::<PipeWriteEvent>(
+            &EVENTS_CRITICAL,
+            program,
+            EventKind::PipeWrite,
+            current(),
+            |ev| {
+                ev.ret = rc;
+                ev.fd = fd as u32;
+                ev.file_f_mode = mark.file_f_mode;
+                ev.file_ino = mark.file_ino;
+                ev.file_dev = mark.file_dev;
+                ev._pad = 0;
+                ev.file_name = mark.file_name;
+                ev.file_parent = mark.file_parent;
+            },
+        );
+    }
+}
+
 /// The MemWrite record of a write the entry kept as `[fd, addr, count, target | flags << 32]`.
 #[inline(always)]
-fn emit_mem_write(rc: i64, args: [u64; 4]) {
+fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
     let [_, addr, count, target] = args;
     let mut bits = 0;
     let mut file_ino = 0;
@@ -443,7 +448,7 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
     };
     emit::<MemWriteEvent>(
         &EVENTS_CRITICAL,
-        ProgramId::SysExitWrite,
+        program,
         EventKind::MemWrite,
         current(),
         |ev| {
@@ -467,13 +472,21 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
+        splice(arg(&ctx, 0)?, arg(&ctx, 2)?)
+    })
+}
+
+/// splice's entry, from `fd_in` into `fd_out`.
+#[inline(always)]
+pub(crate) fn splice(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    {
         if !is_candidate() {
             return Ok(());
         }
         let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let source = fd_file(task, fd_in)?;
         let input = file_info(source)?;
-        let pipe = fd_file(task, arg(&ctx, 2)?)?;
+        let pipe = fd_file(task, fd_out)?;
         let output = file_info(pipe)?;
         if output.mode & S_IFMT != S_IFIFO {
             return Ok(());
@@ -502,22 +515,26 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             dentry_name(parent, &mut mark.file_parent);
         }
         set_mark(pipe, mark)
-    })
+    }
 }
 
 /// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
 /// another pipe, the spliced file's page cache page and its flags among them.
 #[tracepoint(category = "syscalls", name = "sys_enter_tee")]
 pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterTee, || {
-        if !marks_present() || !is_candidate() {
-            return Ok(());
-        }
-        let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
-        let pipe = fd_file(task, arg(&ctx, 1)?)?;
-        pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
-    })
+    run(ProgramId::SysEnterTee, || tee(arg(&ctx, 0)?, arg(&ctx, 1)?))
+}
+
+/// tee's entry, from `fd_in` into `fd_out`.
+#[inline(always)]
+pub(crate) fn tee(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    if !marks_present() || !is_candidate() {
+        return Ok(());
+    }
+    let task = current();
+    let source = fd_file(task, fd_in)?;
+    let pipe = fd_file(task, fd_out)?;
+    pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
 }
 
 /// Pipe-to-pipe splice and tee copy buffers, not bytes: when the `source` pipe is marked, the

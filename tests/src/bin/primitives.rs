@@ -4,7 +4,7 @@
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
 //! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
-//!        dirtypipe-via writev|fork|reopen|tee|splice FILE | procmem | procmem-dup-pwritev |
+//!        dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE | procmem | procmem-dup-pwritev |
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
@@ -127,6 +127,23 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(fd, byte.as_ptr().cast(), 1)
             }
+            // write(2) through the 32-bit entry (i386 write is 4), the byte below 4 GiB.
+            #[cfg(target_arch = "x86_64")]
+            "int80" => {
+                let low = libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+                    -1,
+                    0,
+                );
+                if low == libc::MAP_FAILED {
+                    fail("mmap MAP_32BIT");
+                }
+                *low.cast::<u8>() = byte[0];
+                i386_syscall(4, [i64::from(fds[1]), low as i64, 1, 0, 0]) as isize
+            }
             "tee" | "splice" => {
                 let mut second = [0i32; 2];
                 if libc::pipe(second.as_mut_ptr()) != 0 {
@@ -149,7 +166,7 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(second[1], byte.as_ptr().cast(), 1)
             }
-            _ => fail("dirtypipe-via: writev, fork, reopen, tee or splice"),
+            _ => fail("dirtypipe-via: writev, fork, reopen, tee, splice or int80"),
         }
     };
     if n != 1 {
@@ -606,27 +623,7 @@ fn int80(nr: &str, args: &[String]) {
             None => parse_number(a),
         };
     }
-    let ret: i64;
-    // SAFETY: int 0x80 with eax=nr and ebx, ecx, edx, esi, edi the arguments; every pointer
-    // among them points into the page above.
-    unsafe {
-        // rbx is LLVM's: the first argument goes in through another register, swapped in and
-        // back.
-        std::arch::asm!(
-            "xchg {a0}, rbx",
-            "int 0x80",
-            "xchg {a0}, rbx",
-            a0 = inout(reg) regs[0] => _,
-            inlateout("rax") nr => ret,
-            in("rcx") regs[1],
-            in("rdx") regs[2],
-            in("rsi") regs[3],
-            in("rdi") regs[4],
-            options(nostack),
-        );
-    }
-    // The i386 return value is the low 32 bits, sign-extended.
-    let ret = i64::from(ret as i32);
+    let ret = i386_syscall(nr, regs);
     if ret < 0 {
         println!(
             "int80 {nr} = {ret} ({})",
@@ -734,6 +731,32 @@ fn fsmount_read(dev: &str, fstype: &str, file: &str) {
     // SAFETY: reading into our own buffer.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
     println!("fsmount-read: read {n} bytes through a detached mount");
+}
+
+/// i386 syscall `nr` through `int 0x80` with ebx, ecx, edx, esi, edi = `regs` (pointers among
+/// them must be below 4 GiB); the result, sign-extended from its low 32 bits.
+#[cfg(target_arch = "x86_64")]
+fn i386_syscall(nr: i64, regs: [i64; 5]) -> i64 {
+    let ret: i64;
+    // SAFETY: int 0x80 with eax=nr and the argument registers; the kernel reads only what the
+    // syscall's arguments point to, which the caller placed below 4 GiB.
+    unsafe {
+        // rbx is LLVM's: the first argument goes in through another register, swapped in and
+        // back.
+        std::arch::asm!(
+            "xchg {a0}, rbx",
+            "int 0x80",
+            "xchg {a0}, rbx",
+            a0 = inout(reg) regs[0] => _,
+            inlateout("rax") nr => ret,
+            in("rcx") regs[1],
+            in("rdx") regs[2],
+            in("rsi") regs[3],
+            in("rdi") regs[4],
+            options(nostack),
+        );
+    }
+    i64::from(ret as i32)
 }
 
 /// A decimal, 0x-hex or 0-octal number (as in C).
@@ -846,7 +869,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS>"
             );
             exit(2);
         }
