@@ -15,7 +15,7 @@ use escapewatch_common::{
     abi::{TS_COMPAT, i386},
     config::OFFSET_NONE,
     kind::EventKind,
-    programs::{COMPAT_EXIT_OPEN, COMPAT_EXIT_WRITE, ProgramId},
+    programs::{COMPAT_ENTER_MADVISE, COMPAT_EXIT_OPEN, COMPAT_EXIT_WRITE, ProgramId},
 };
 
 use super::{CompatArgs, SysArgs, memory, mount, namespace, open, socket, syscalls};
@@ -26,7 +26,7 @@ use crate::{
         pending,
         task::{ERR_READ, KPtr, current, read},
     },
-    maps::COMPAT_EXIT_TAILS,
+    maps::COMPAT_TAILS,
 };
 
 /// Whether the current task is inside a 32-bit syscall. False where the kernel has no
@@ -61,9 +61,17 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
     if !in_compat_syscall() {
         return 0;
     }
+    let id: u64 = ctx.arg(1);
+    if id == i386::MADVISE {
+        // Here, not in the closure below: the kernel allows a tail call only in a function
+        // returning int, and the closure may be compiled as a function of its own.
+        // SAFETY: the same context, handed to a program of the same type; returns only if
+        // the array entry is missing.
+        unsafe { COMPAT_TAILS.tail_call(&ctx, COMPAT_ENTER_MADVISE) };
+        return 0;
+    }
     run(ProgramId::CompatSysEnter, || {
         let regs: KPtr = ctx.arg(0);
-        let id: u64 = ctx.arg(1);
         let a = CompatArgs { regs };
         match id {
             i386::OPEN => open::open(&a),
@@ -129,7 +137,7 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
         if let Some(index) = tail {
             // SAFETY: the same context, handed to a program of the same type; returns only if
             // the array entry is missing.
-            unsafe { COMPAT_EXIT_TAILS.tail_call(&ctx, index) };
+            unsafe { COMPAT_TAILS.tail_call(&ctx, index) };
             return Err(ERR_READ);
         }
         let rc: i64 = ctx.arg(1);
@@ -162,5 +170,17 @@ pub fn compat_sys_exit_write(ctx: RawTracePointContext) -> u32 {
             memory::exit_write(ProgramId::CompatSysExitWrite, &p, ctx.arg(1));
         }
         Ok(())
+    })
+}
+
+/// A 32-bit madvise: the Dirty COW discard checks of [`memory::sys_enter_madvise`] and
+/// [`memory::sys_enter_madvise_special`], entered by tail call from [`compat_sys_enter`].
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn compat_sys_enter_madvise(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::CompatSysEnterMadvise, || {
+        const P: ProgramId = ProgramId::CompatSysEnterMadvise;
+        let a = CompatArgs { regs: ctx.arg(0) };
+        memory::madvise_file(P, &a)?;
+        memory::madvise_special(P, &a)
     })
 }

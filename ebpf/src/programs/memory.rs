@@ -2,11 +2,11 @@
 //! mapping racing forced writes through /proc/PID/mem) and Dirty Pipe (a read-only file spliced
 //! into a pipe, then the pipe written).
 //!
-//! Only what a rule needs crosses to userspace: madvise with MADV_DONTNEED whose mapping is
-//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes (every flavour) only
-//! to objects the open and splice programs marked — marks follow the inode behind the fd, not
-//! the fd number. The write path is the hottest syscall there is: until some object was
-//! marked it costs one array read.
+//! Only what a rule needs crosses to userspace: discards (MADV_DONTNEED, MADV_DONTNEED_LOCKED)
+//! of private mappings that are not writable (found with bpf_find_vma, 5.17+), a few per
+//! mapping each window; writes (every flavour) only to objects the open and splice programs
+//! marked — marks follow the inode behind the fd, not the fd number. The write path is the
+//! hottest syscall there is: until some object was marked it costs one array read.
 
 use core::ffi::c_void;
 
@@ -28,7 +28,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, arg, ret};
 use crate::{
     cfg,
     helpers::{
@@ -129,73 +129,76 @@ fn within_budget(vm_start: u64) -> bool {
     true
 }
 
-/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED on a read-only
-/// file-backed mapping only — the Dirty COW discard half. (Anonymous and special mappings,
-/// MADV_DONTNEED_LOCKED and a per-mapping budget made this program too complex for the 6.1
-/// verifier — over a million instructions — so they wait for a leaner layout; the fault
-/// programs below already take every private read-only mapping.)
+/// A discard advice: MADV_DONTNEED, or MADV_DONTNEED_LOCKED (5.18+), which discards the same
+/// pages and also locked ones.
+#[inline(always)]
+fn discards(advice: u64) -> bool {
+    advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED
+}
+
+/// `madvise(unsigned long start, size_t len, int behavior)`: a discard on a read-only private
+/// file-backed mapping — the Dirty COW discard half. The race discards millions of times, so at
+/// most MADVISE_PER_WINDOW records per mapping each window leave the kernel (a race in one
+/// container must not fill the ring another container's escape needs). Mappings that are no
+/// file are [`sys_enter_madvise_special`]'s.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadvise, || {
-        if arg(&ctx, 2)? != MADV_DONTNEED || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let len = arg(&ctx, 1)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        if vma.file == 0 || vma.flags & VM_WRITE != 0 {
-            return Ok(());
-        }
-        let info = file_info(vma.file as KPtr).ok();
-        emit_madvise(
-            ProgramId::SysEnterMadvise,
-            start,
-            len,
-            MADV_DONTNEED,
-            &vma,
-            info,
-        );
-        Ok(())
+        madvise_file(ProgramId::SysEnterMadvise, &ctx)
     })
+}
+
+/// The file-backed half of a discard with arguments `a` (any syscall entry).
+#[inline(always)]
+pub fn madvise_file(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, true)
 }
 
 /// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
 /// anonymous memory made read-only, and special mappings such as the vDSO (scumjr's
-/// dirtycow-vdso, the Docker escape of seed 000). Both discard advices, MADV_DONTNEED and
-/// MADV_DONTNEED_LOCKED. A program of its own beside [`sys_enter_madvise`], each small enough
-/// for the 6.1 verifier; the race discards millions of times, so at most MADVISE_PER_WINDOW
-/// records per mapping each window leave the kernel.
+/// dirtycow-vdso, the Docker escape of seed 000). A program of its own beside
+/// [`sys_enter_madvise`], each small enough for the 6.1 verifier, with the same budget.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadviseSpecial, || {
-        let advice = arg(&ctx, 2)?;
-        if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        // Readable, never writable, not shared, no file: what a forced write would copy.
-        if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
-            return Ok(());
-        }
-        if !within_budget(vma.start) {
-            return Ok(());
-        }
-        let len = arg(&ctx, 1)?;
-        emit_madvise(
-            ProgramId::SysEnterMadviseSpecial,
-            start,
-            len,
-            advice,
-            &vma,
-            None,
-        );
-        Ok(())
+        madvise_special(ProgramId::SysEnterMadviseSpecial, &ctx)
     })
+}
+
+/// The no-file half of a discard with arguments `a` (any syscall entry).
+#[inline(always)]
+pub fn madvise_special(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, false)
+}
+
+/// A discard with arguments `a` of a mapping that is backed by a file (`file_backed`) or not:
+/// sent when the mapping is private and never writable, what a forced write would copy
+/// (mappings without a file must be readable too: the vDSO, anonymous memory made read-only).
+#[inline(always)]
+fn madvise_discard(program: ProgramId, a: &impl SysArgs, file_backed: bool) -> Result<(), i64> {
+    let advice = a.arg(2)?;
+    if !discards(advice) || !is_candidate() {
+        return Ok(());
+    }
+    let start = a.arg(0)?;
+    let Some(vma) = find_vma(start) else {
+        return Ok(());
+    };
+    let backing = if file_backed {
+        vma.file != 0
+    } else {
+        vma.file == 0 && vma.flags & VM_READ != 0
+    };
+    if !backing || vma.flags & (VM_WRITE | VM_SHARED) != 0 || !within_budget(vma.start) {
+        return Ok(());
+    }
+    let info = if file_backed {
+        file_info(vma.file as KPtr).ok()
+    } else {
+        None
+    };
+    emit_madvise(program, start, a.arg(1)?, advice, &vma, info);
+    Ok(())
 }
 
 /// The Madvise record of a discard of `len` bytes at `start` in mapping `vma` (backed by the
