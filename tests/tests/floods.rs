@@ -118,11 +118,17 @@ fn escape_during(agent: &Agent) -> (Container, Value) {
 /// Nothing but the escape and overloads: lost lifecycle records and budgeted attempts must not
 /// turn into false alerts.
 fn only_expected_alerts(agent: &Agent) {
+    only_expected_alerts_and(agent, &[]);
+}
+
+/// [`only_expected_alerts`], also allowing `more` rules.
+fn only_expected_alerts_and(agent: &Agent, more: &[&str]) {
     let others: Vec<String> = agent
         .alerts()
         .iter()
         .map(|a| a["rule"].as_str().unwrap_or_default().to_owned())
         .filter(|r| r != "namespace-join-host" && r != "detector-overloaded")
+        .filter(|r| !more.contains(&r.as_str()))
         .collect();
     assert!(others.is_empty(), "unexpected alerts: {others:?}");
 }
@@ -247,6 +253,31 @@ fn a_flood_of_setns_into_namespaces_already_held_hides_no_escape() {
     agent.stop();
     only_expected_alerts(&agent);
     finish(agent, "flood-ns-own");
+}
+
+/// The same without any capability: an unprivileged container (uid 1000) makes a user
+/// namespace and a mount namespace in it (both seen: namespace-unshare-user), then rejoins that
+/// mount namespace as fast as it can, each setns succeeding inside its own user namespace.
+#[test]
+fn an_unprivileged_flood_of_setns_inside_its_own_user_namespace_hides_no_escape() {
+    let dir = work_dir("flood-userns");
+    let mut agent = Agent::start_with(&dir, Some(SMALL_RINGS));
+    let flood = flooder("flood-userns", "userns");
+    let flood_id = flood.cgroup_path().expect("cgroup");
+    let overload = flood_alert(&agent, &flood_id, &["setns"]);
+    let (escape, alert) = escape_during(&agent);
+    let setns = budget_counted(&mut agent, "setns");
+    let made = agent.wait_for_alert(WAIT, |a| a["rule"] == "namespace-unshare-user");
+    assert_eq!(made["container"]["id"], flood_id.as_str(), "{made:#}");
+    drop(escape);
+    drop(flood);
+    agent.stop();
+    eprintln!(
+        "flood-userns: flood alert {}; {setns} setns budgeted; escape alert {}",
+        overload["summary"], alert["summary"]
+    );
+    only_expected_alerts_and(&agent, &["namespace-unshare-user"]);
+    finish(agent, "flood-userns");
 }
 
 /// The benign look-alike: an unprivileged `find /` over a tree of 3,000 directories it may

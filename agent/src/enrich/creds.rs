@@ -95,6 +95,12 @@ impl<S: System> Enricher<S> {
         };
         let host_user = self.host.namespaces.user;
         let in_host_userns = host_user != 0 && ns.user == host_user;
+        // Capabilities in a user namespace made inside the container (neither the host's nor
+        // the one it started in) reach only what that namespace owns: `unshare -U` gives
+        // every one of them there, and nothing here.
+        if ns.user != 0 && ns.user != start.user_ns && !in_host_userns {
+            return None;
+        }
         // Capabilities of a container with its own user namespace count only there: in the
         // host's, every one it holds is beyond what it started with.
         let gained = if in_host_userns && start.user_ns != host_user {

@@ -459,6 +459,24 @@ fn capabilities_beyond_the_containers_start_bounding_set_are_stated() {
 }
 
 #[test]
+fn every_capability_in_a_user_namespace_made_inside_the_container_is_nothing_beyond_it() {
+    let mut en = container_started_with(DOCKER_CAPS);
+    // `unshare -U` as uid 1000 (rootless podman or buildah in a container): every capability,
+    // in the new user namespace only.
+    let mut nested = CT;
+    nested[5] = 602;
+    let ev = en.enrich(&with_creds(
+        exec(14, 50, nested, "/bin/sh"),
+        1000,
+        FULL_CAPS,
+    ));
+    assert_eq!(ev.process.creds_beyond_start, None);
+    // The same capabilities in the container's own (the host's) user namespace are stated.
+    let ev = en.enrich(&with_creds(exec(15, 50, CT, "/bin/sh"), 1000, FULL_CAPS));
+    assert!(ev.process.creds_beyond_start.is_some());
+}
+
+#[test]
 fn a_privileged_container_holds_nothing_beyond_its_start() {
     let mut en = container_started_with(FULL_CAPS);
     let ev = en.enrich(&with_creds(exec(14, 50, CT, "/bin/sh"), 0, FULL_CAPS));

@@ -8,7 +8,7 @@
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD | flood open|ns|ns-own PATH SECS>
+//!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS>
 
 use std::{
     ffi::CString,
@@ -922,6 +922,12 @@ fn fchdir_exec(fd: &str, cmd: &str) {
 fn flood(what: &str, path: &str, secs: u64) {
     let end = Instant::now() + Duration::from_secs(secs);
     let c = CString::new(path).unwrap_or_else(|_| fail("path"));
+    // A user namespace of its own and a mount namespace in it, which an unprivileged process
+    // may then rejoin (the namespace of `ns` below).
+    // SAFETY: a plain syscall.
+    if what == "userns" && unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } != 0 {
+        fail("unshare(CLONE_NEWUSER|CLONE_NEWNS)");
+    }
     let ns = std::fs::File::open("/proc/self/ns/mnt").unwrap_or_else(|_| fail("open ns"));
     let mut n: u64 = 0;
     while Instant::now() < end {
@@ -934,9 +940,9 @@ fn flood(what: &str, path: &str, secs: u64) {
                     if fd >= 0 {
                         libc::close(fd);
                     }
-                } else if what == "ns-own" {
-                    // Rejoining the mount namespace it is in: succeeds with CAP_SYS_ADMIN,
-                    // changes nothing.
+                } else if what == "ns-own" || what == "userns" {
+                    // Rejoining the mount namespace it is in: succeeds with CAP_SYS_ADMIN
+                    // (over the namespace's user namespace), changes nothing.
                     libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
                 } else {
                     libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
@@ -997,7 +1003,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS>"
             );
             exit(2);
         }
