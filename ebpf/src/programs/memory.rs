@@ -137,28 +137,37 @@ fn within_budget(vm_start: u64) -> bool {
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadvise, || {
-        if arg(&ctx, 2)? != MADV_DONTNEED || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let len = arg(&ctx, 1)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        if vma.file == 0 || vma.flags & VM_WRITE != 0 {
-            return Ok(());
-        }
-        let info = file_info(vma.file as KPtr).ok();
-        emit_madvise(
+        madvise_file_backed(
             ProgramId::SysEnterMadvise,
-            start,
-            len,
-            MADV_DONTNEED,
-            &vma,
-            info,
-        );
-        Ok(())
+            arg(&ctx, 0)?,
+            arg(&ctx, 1)?,
+            arg(&ctx, 2)?,
+        )
     })
+}
+
+/// The judgement of [`sys_enter_madvise`], for every way a discard is asked (the syscall,
+/// io_uring's IORING_OP_MADVISE): `advice` on `len` bytes at `start` of the current task's
+/// memory, reported when it is MADV_DONTNEED on a file-backed mapping that is not writable.
+#[inline(always)]
+pub(crate) fn madvise_file_backed(
+    program: ProgramId,
+    start: u64,
+    len: u64,
+    advice: u64,
+) -> Result<(), i64> {
+    if advice != MADV_DONTNEED || !is_candidate() {
+        return Ok(());
+    }
+    let Some(vma) = find_vma(start) else {
+        return Ok(());
+    };
+    if vma.file == 0 || vma.flags & VM_WRITE != 0 {
+        return Ok(());
+    }
+    let info = file_info(vma.file as KPtr).ok();
+    emit_madvise(program, start, len, MADV_DONTNEED, &vma, info);
+    Ok(())
 }
 
 /// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
@@ -170,32 +179,38 @@ pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadviseSpecial, || {
-        let advice = arg(&ctx, 2)?;
-        if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
-            return Ok(());
-        }
-        let start = arg(&ctx, 0)?;
-        let Some(vma) = find_vma(start) else {
-            return Ok(());
-        };
-        // Readable, never writable, not shared, no file: what a forced write would copy.
-        if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
-            return Ok(());
-        }
-        if !within_budget(vma.start) {
-            return Ok(());
-        }
-        let len = arg(&ctx, 1)?;
-        emit_madvise(
+        madvise_special(
             ProgramId::SysEnterMadviseSpecial,
-            start,
-            len,
-            advice,
-            &vma,
-            None,
-        );
-        Ok(())
+            arg(&ctx, 0)?,
+            arg(&ctx, 1)?,
+            arg(&ctx, 2)?,
+        )
     })
+}
+
+/// The judgement of [`sys_enter_madvise_special`], for every way a discard is asked.
+#[inline(always)]
+pub(crate) fn madvise_special(
+    program: ProgramId,
+    start: u64,
+    len: u64,
+    advice: u64,
+) -> Result<(), i64> {
+    if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
+        return Ok(());
+    }
+    let Some(vma) = find_vma(start) else {
+        return Ok(());
+    };
+    // Readable, never writable, not shared, no file: what a forced write would copy.
+    if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
+        return Ok(());
+    }
+    if !within_budget(vma.start) {
+        return Ok(());
+    }
+    emit_madvise(program, start, len, advice, &vma, None);
+    Ok(())
 }
 
 /// The Madvise record of a discard of `len` bytes at `start` in mapping `vma` (backed by the
@@ -229,7 +244,7 @@ fn emit_madvise(
 }
 
 #[inline(always)]
-fn marks_present() -> bool {
+pub(crate) fn marks_present() -> bool {
     MARKS_PRESENT.get(0).is_some_and(|v| *v != 0)
 }
 
@@ -272,42 +287,57 @@ pub(crate) fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i
     let Ok(file) = fd_file(current(), fd) else {
         return Ok(());
     };
+    if let Some((kind, args)) = write_target(file, fd, count, pos)? {
+        pending::put(kind, 0, args, [0; NS_COUNT])?;
+    }
+    Ok(())
+}
+
+/// The judgement of a write of `count` bytes (or [`COUNT_VECTORED`]) at `pos` (None: at the
+/// file position) through `file` (at descriptor `fd`), for every way a write is made (the write
+/// syscalls, io_uring's write requests): when it reaches a marked object, the record kind and
+/// arguments that [`emit_write`] turns into its record once the result is known.
+#[inline(always)]
+pub(crate) fn write_target(
+    file: KPtr,
+    fd: u64,
+    count: u64,
+    pos: Option<u64>,
+) -> Result<Option<(EventKind, [u64; 4])>, i64> {
     let Ok(key) = mark_key(file) else {
-        return Ok(());
+        return Ok(None);
     };
     // SAFETY: the mark is copied out immediately.
     let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
-        return Ok(());
+        return Ok(None);
     };
     let info = file_info(file)?;
     // The inode was freed and its address reused since it was marked.
     if info.ino != mark.obj_ino || info.dev != mark.obj_dev {
-        return Ok(());
+        return Ok(None);
     }
-    match mark.kind {
+    Ok(match mark.kind {
         MARK_PROC_MEM => {
             let addr = match pos {
                 Some(p) if p != POS_CURRENT => p,
                 _ => read::<u64>(file, cfg!(file_f_pos))?,
             };
             let (target, flags) = mem_target(file, &mark);
-            pending::put(
+            Some((
                 EventKind::MemWrite,
-                0,
                 [
                     fd,
                     addr,
                     count,
                     u64::from(target) | (u64::from(flags) << 32),
                 ],
-                [0; NS_COUNT],
-            )
+            ))
         }
         MARK_PIPE_SPLICED if info.mode & S_IFMT == S_IFIFO => {
-            pending::put(EventKind::PipeWrite, 0, [fd, key, count, 0], [0; NS_COUNT])
+            Some((EventKind::PipeWrite, [fd, key, count, 0]))
         }
-        _ => Ok(()),
-    }
+        _ => None,
+    })
 }
 
 /// Whose memory a write through the /proc/PID/mem `file` lands in, as (pid, `MEMW_*`), decided
@@ -380,39 +410,44 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        let rc = ret(&ctx)?;
-        if p.kind == EventKind::MemWrite as u32 {
-            emit_mem_write(rc, p.args);
-        } else if p.kind == EventKind::PipeWrite as u32 {
-            let [fd, key, _, _] = p.args;
-            // SAFETY: the mark is copied out immediately.
-            let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
-                return Ok(());
-            };
-            emit::<PipeWriteEvent>(
-                &EVENTS_CRITICAL,
-                ProgramId::SysExitWrite,
-                EventKind::PipeWrite,
-                current(),
-                |ev| {
-                    ev.ret = rc;
-                    ev.fd = fd as u32;
-                    ev.file_f_mode = mark.file_f_mode;
-                    ev.file_ino = mark.file_ino;
-                    ev.file_dev = mark.file_dev;
-                    ev._pad = 0;
-                    ev.file_name = mark.file_name;
-                    ev.file_parent = mark.file_parent;
-                },
-            );
-        }
+        emit_write(ProgramId::SysExitWrite, p.kind, ret(&ctx)?, p.args);
         Ok(())
     })
 }
 
+/// The record of a write [`write_target`] judged as `kind` with `args`, which returned `rc`.
+#[inline(always)]
+pub(crate) fn emit_write(program: ProgramId, kind: u32, rc: i64, args: [u64; 4]) {
+    if kind == EventKind::MemWrite as u32 {
+        emit_mem_write(program, rc, args);
+    } else if kind == EventKind::PipeWrite as u32 {
+        let [fd, key, _, _] = args;
+        // SAFETY: the mark is copied out immediately.
+        let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
+            return;
+        };
+        emit::<PipeWriteEvent>(
+            &EVENTS_CRITICAL,
+            program,
+            EventKind::PipeWrite,
+            current(),
+            |ev| {
+                ev.ret = rc;
+                ev.fd = fd as u32;
+                ev.file_f_mode = mark.file_f_mode;
+                ev.file_ino = mark.file_ino;
+                ev.file_dev = mark.file_dev;
+                ev._pad = 0;
+                ev.file_name = mark.file_name;
+                ev.file_parent = mark.file_parent;
+            },
+        );
+    }
+}
+
 /// The MemWrite record of a write the entry kept as `[fd, addr, count, target | flags << 32]`.
 #[inline(always)]
-fn emit_mem_write(rc: i64, args: [u64; 4]) {
+fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
     let [_, addr, count, target] = args;
     let mut bits = 0;
     let mut file_ino = 0;
@@ -443,7 +478,7 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
     };
     emit::<MemWriteEvent>(
         &EVENTS_CRITICAL,
-        ProgramId::SysExitWrite,
+        program,
         EventKind::MemWrite,
         current(),
         |ev| {
@@ -461,9 +496,7 @@ fn emit_mem_write(rc: i64, args: [u64; 4]) {
 }
 
 /// `splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned
-/// flags)`: a regular file opened read-only spliced into a pipe marks the pipe — its inode, so
-/// every descriptor of it, in any process, is watched. A marked pipe spliced into another pipe
-/// passes its mark on.
+/// flags)`: see [`judge_splice`].
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
@@ -471,42 +504,47 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
-        let input = file_info(source)?;
-        let pipe = fd_file(task, arg(&ctx, 2)?)?;
-        let output = file_info(pipe)?;
-        if output.mode & S_IFMT != S_IFIFO {
-            return Ok(());
-        }
-        match input.mode & S_IFMT {
-            S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
-            S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
-            _ => return Ok(()),
-        }
-        let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
-        // SAFETY: this CPU's scratch slot.
-        let mark = unsafe { &mut *scratch };
-        mark.kind = MARK_PIPE_SPLICED;
-        mark.target_pid = 0;
-        mark.flags = 0;
-        mark._pad = 0;
-        mark.obj_ino = output.ino;
-        mark.obj_dev = output.dev;
-        mark._pad2 = 0;
-        mark.file_ino = input.ino;
-        mark.file_dev = input.dev;
-        mark.file_f_mode = input.f_mode;
-        dentry_name(input.dentry, &mut mark.file_name);
-        mark.file_parent[0] = 0;
-        if let Ok(parent) = dentry_parent(input.dentry) {
-            dentry_name(parent, &mut mark.file_parent);
-        }
-        set_mark(pipe, mark)
+        judge_splice(fd_file(task, arg(&ctx, 0)?)?, fd_file(task, arg(&ctx, 2)?)?)
     })
 }
 
-/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
-/// another pipe, the spliced file's page cache page and its flags among them.
+/// A splice from `source` into `pipe`, however made (the syscall, IORING_OP_SPLICE): a regular
+/// file opened read-only spliced into a pipe marks the pipe — its inode, so every descriptor of
+/// it, in any process, is watched. A marked pipe spliced into another pipe passes its mark on.
+#[inline(always)]
+pub(crate) fn judge_splice(source: KPtr, pipe: KPtr) -> Result<(), i64> {
+    let input = file_info(source)?;
+    let output = file_info(pipe)?;
+    if output.mode & S_IFMT != S_IFIFO {
+        return Ok(());
+    }
+    match input.mode & S_IFMT {
+        S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
+        S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
+        _ => return Ok(()),
+    }
+    let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+    // SAFETY: this CPU's scratch slot.
+    let mark = unsafe { &mut *scratch };
+    mark.kind = MARK_PIPE_SPLICED;
+    mark.target_pid = 0;
+    mark.flags = 0;
+    mark._pad = 0;
+    mark.obj_ino = output.ino;
+    mark.obj_dev = output.dev;
+    mark._pad2 = 0;
+    mark.file_ino = input.ino;
+    mark.file_dev = input.dev;
+    mark.file_f_mode = input.f_mode;
+    dentry_name(input.dentry, &mut mark.file_name);
+    mark.file_parent[0] = 0;
+    if let Ok(parent) = dentry_parent(input.dentry) {
+        dentry_name(parent, &mut mark.file_parent);
+    }
+    set_mark(pipe, mark)
+}
+
+/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: see [`judge_tee`].
 #[tracepoint(category = "syscalls", name = "sys_enter_tee")]
 pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterTee, || {
@@ -514,10 +552,15 @@ pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
             return Ok(());
         }
         let task = current();
-        let source = fd_file(task, arg(&ctx, 0)?)?;
-        let pipe = fd_file(task, arg(&ctx, 1)?)?;
-        pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
+        judge_tee(fd_file(task, arg(&ctx, 0)?)?, fd_file(task, arg(&ctx, 1)?)?)
     })
+}
+
+/// A tee from `source` into `pipe`, however made (the syscall, IORING_OP_TEE): it duplicates
+/// pipe buffers into another pipe, the spliced file's page cache page and its flags among them.
+#[inline(always)]
+pub(crate) fn judge_tee(source: KPtr, pipe: KPtr) -> Result<(), i64> {
+    pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
 }
 
 /// Pipe-to-pipe splice and tee copy buffers, not bytes: when the `source` pipe is marked, the
