@@ -73,6 +73,8 @@ program_ids! {
     SysEnterPwritev2 = 43,
     SysEnterTee = 44,
     SysEnterMadviseSpecial = 45,
+    IouringCompleteWrite = 46,
+    IouringCompleteMadvise = 47,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -555,7 +557,37 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "madvise-special",
         &[K::Madvise],
     ),
+    // Writes, splices and tees made by io_uring (no syscall): judged at completion by the
+    // write-family and splice logic. No LSM twin: always attached.
+    iouring(
+        P::IouringCompleteWrite,
+        "iouring_complete_write",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    // madvise made by io_uring: the Dirty COW discard half, judged like sys_enter_madvise and
+    // sys_enter_madvise_special.
+    iouring(
+        P::IouringCompleteMadvise,
+        "iouring_complete_madvise",
+        &[K::Madvise],
+    ),
 ];
+
+/// A program on io_uring's completion tracepoint, in a group of its own.
+const fn iouring(id: ProgramId, name: &'static str, kinds: &'static [EventKind]) -> ProgramSpec {
+    ProgramSpec {
+        id,
+        name,
+        hook: Hook::Tracepoint {
+            category: "io_uring",
+            names: &["io_uring_complete"],
+        },
+        group: name,
+        kinds,
+        required: false,
+        fallback: "",
+    }
+}
 
 /// The program array compat_sys_exit tail-calls into, and the entry of its open half.
 pub const COMPAT_EXIT_TAILS: &str = "COMPAT_EXIT_TAILS";
