@@ -8,8 +8,8 @@ use std::{fs, path::Path, process::Command};
 use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
     escape::{
-        WAIT, against_host_process, check_hooks, finish, privileged, ptrace_host_scenario,
-        scenario, sh,
+        WAIT, against_host_process, check_hooks, check_race, finish, privileged,
+        ptrace_host_scenario, scenario, sh, wait_for_alerts,
     },
     scenario::check_alert,
 };
@@ -113,22 +113,6 @@ fn dirty_cow_race_through_ptrace_pokes() {
     check_race(&mut agent, &alert);
     drop(c);
     finish(agent, "dirty-cow-ptrace");
-}
-
-/// A Dirty COW race's alert: at least 3 discards and 3 forced writes by the primitive, and the
-/// race's madvise stream did not overflow the ring buffer.
-fn check_race(agent: &mut Agent, alert: &serde_json::Value) {
-    assert!(
-        alert["details"]["discards"].as_u64().unwrap() >= 3,
-        "{alert:#}"
-    );
-    assert!(
-        alert["details"]["forced_writes"].as_u64().unwrap() >= 3,
-        "{alert:#}"
-    );
-    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
-    let lost = agent.metric_sum("escapewatch_events_lost_total", "kind=\"madvise\"");
-    assert_eq!(lost, 0.0, "the race's discards overflowed the ring buffer");
 }
 
 /// Issue H, Dirty COW on something that is no file: the race of scumjr's dirtycow-vdso (the
@@ -274,18 +258,7 @@ fn dirty_pipe_written_by_writev_by_a_child_through_a_reopened_pipe_and_a_second_
         },
     );
     let cgroup = c.cgroup_path().expect("cgroup");
-    let deadline = std::time::Instant::now() + WAIT;
-    let alerts = loop {
-        let alerts: Vec<_> = agent
-            .alerts()
-            .into_iter()
-            .filter(|a| a["rule"] == "dirty-pipe" && a["container"]["id"] == cgroup)
-            .collect();
-        if alerts.len() >= 5 || std::time::Instant::now() > deadline {
-            break alerts;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let alerts = wait_for_alerts(&agent, "dirty-pipe", &cgroup, 5);
     assert_eq!(alerts.len(), 5, "{alerts:#?}");
     for a in &alerts {
         check_alert(a, "dirty-pipe", &cgroup, "unknown");

