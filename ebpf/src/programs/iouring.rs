@@ -25,14 +25,15 @@ use escapewatch_common::{
 };
 
 use super::memory::{
-    COUNT_VECTORED, emit_write, judge_splice, judge_tee, madvise_file_backed, madvise_special,
-    marks_present, write_target,
+    COUNT_VECTORED, emit_write, judge_splice, madvise_file_backed, madvise_special, marks_present,
+    write_target,
 };
 use crate::{
     cfg,
     helpers::{
         emit::run,
         files::fd_file,
+        opaque::opaque,
         task::{ERR_READ, KPtr, current, is_candidate, read_or_zero, read_ptr},
     },
 };
@@ -67,23 +68,25 @@ pub(crate) fn completion(ctx: &TracePointContext) -> Result<Option<Completion>, 
 /// 5.8): IORING_OP_WRITE, WRITE_FIXED (write/pwrite64 from a registered buffer), WRITEV and
 /// WRITEV_FIXED (6.15+) are judged as the write syscalls are ([`write_target`], then
 /// [`emit_write`] with the request's result); IORING_OP_SPLICE and TEE mark pipes as splice(2)
-/// and tee(2) do ([`judge_splice`], [`judge_tee`]). Every other completion returns after the
-/// opcode test.
+/// and tee(2) do ([`judge_splice`], which between two pipes is [`super::memory::judge_tee`]).
+/// Every other completion returns after the opcode test.
 #[tracepoint(category = "io_uring", name = "io_uring_complete")]
 pub fn iouring_complete_write(ctx: TracePointContext) -> u32 {
     run(ProgramId::IouringCompleteWrite, || {
         let Some(c) = completion(&ctx)? else {
             return Ok(());
         };
-        match c.opcode {
+        let count = match c.opcode {
             IORING_OP_WRITE | IORING_OP_WRITE_FIXED => {
-                let len = u64::from(read_or_zero::<u32>(c.req, cfg!(iorw_len)));
-                judge_write(&c, len)
+                u64::from(read_or_zero::<u32>(c.req, cfg!(iorw_len)))
             }
-            IORING_OP_WRITEV | IORING_OP_WRITEV_FIXED => judge_write(&c, COUNT_VECTORED),
-            IORING_OP_SPLICE | IORING_OP_TEE => judge_pipe_feed(&c),
-            _ => Ok(()),
-        }
+            IORING_OP_WRITEV | IORING_OP_WRITEV_FIXED => COUNT_VECTORED,
+            IORING_OP_SPLICE | IORING_OP_TEE => return judge_pipe_feed(&c),
+            _ => return Ok(()),
+        };
+        // One judgement for every write opcode: the count's origin would otherwise verify it
+        // once per kind of count.
+        judge_write(&c, opaque(count))
     })
 }
 
@@ -127,14 +130,9 @@ fn judge_pipe_feed(c: &Completion) -> Result<(), i64> {
     };
     let source = fd_file(current(), fd_in)?;
     let pipe = read_ptr(c.req, cfg!(iokiocb_file))?;
-    if c.opcode == IORING_OP_TEE {
-        if !marks_present() {
-            return Ok(());
-        }
-        judge_tee(source, pipe)
-    } else {
-        judge_splice(source, pipe)
-    }
+    // A tee that moved something had a pipe on both sides, where judge_splice is judge_tee
+    // (pass_mark_on): one copy of it verified, not two.
+    judge_splice(source, pipe)
 }
 
 /// `io_uring_complete` for IORING_OP_MADVISE (5.6+): the discard is judged as madvise(2)'s

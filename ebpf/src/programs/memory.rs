@@ -556,8 +556,9 @@ pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
     })
 }
 
-/// A tee from `source` into `pipe`, however made (the syscall, IORING_OP_TEE): it duplicates
-/// pipe buffers into another pipe, the spliced file's page cache page and its flags among them.
+/// A tee from `source` into `pipe`: it duplicates pipe buffers into another pipe, the spliced
+/// file's page cache page and its flags among them. (IORING_OP_TEE reaches the same
+/// [`pass_mark_on`] through [`judge_splice`], which between two pipes is this.)
 #[inline(always)]
 pub(crate) fn judge_tee(source: KPtr, pipe: KPtr) -> Result<(), i64> {
     pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
