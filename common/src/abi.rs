@@ -329,6 +329,7 @@ pub mod i386 {
     pub const OPENAT: u64 = 295;
     pub const UNSHARE: u64 = 310;
     pub const SPLICE: u64 = 313;
+    pub const TEE: u64 = 315;
     pub const PWRITEV: u64 = 334;
     pub const OPEN_BY_HANDLE_AT: u64 = 342;
     pub const SETNS: u64 = 346;

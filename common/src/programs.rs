@@ -73,8 +73,10 @@ program_ids! {
     SysEnterPwritev2 = 43,
     SysEnterTee = 44,
     SysEnterMadviseSpecial = 45,
-    IouringCompleteWrite = 46,
-    IouringCompleteMadvise = 47,
+    CompatSysExitWrite = 46,
+    CompatSysEnterMadvise = 47,
+    IouringCompleteWrite = 48,
+    IouringCompleteMadvise = 49,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -501,7 +503,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         id: P::CompatSysExitOpen,
         name: "compat_sys_exit_open",
         hook: Hook::TailCall {
-            array: COMPAT_EXIT_TAILS,
+            array: COMPAT_TAILS,
             index: COMPAT_EXIT_OPEN,
         },
         group: "compat_sys_exit_open",
@@ -557,6 +559,34 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "madvise-special",
         &[K::Madvise],
     ),
+    // The write half of compat_sys_exit, entered by tail call for a 32-bit write to a marked
+    // object.
+    ProgramSpec {
+        id: P::CompatSysExitWrite,
+        name: "compat_sys_exit_write",
+        hook: Hook::TailCall {
+            array: COMPAT_TAILS,
+            index: COMPAT_EXIT_WRITE,
+        },
+        group: "compat_sys_exit_write",
+        kinds: &[K::MemWrite, K::PipeWrite],
+        required: false,
+        fallback: "",
+    },
+    // The madvise part of compat_sys_enter, entered by tail call for a 32-bit madvise: both
+    // halves of the Dirty COW discard check (file-backed and no file) in one program.
+    ProgramSpec {
+        id: P::CompatSysEnterMadvise,
+        name: "compat_sys_enter_madvise",
+        hook: Hook::TailCall {
+            array: COMPAT_TAILS,
+            index: COMPAT_ENTER_MADVISE,
+        },
+        group: "compat_sys_enter_madvise",
+        kinds: &[K::Madvise],
+        required: false,
+        fallback: "",
+    },
     // Writes, splices and tees made by io_uring (no syscall): judged at completion by the
     // write-family and splice logic. No LSM twin: always attached.
     iouring(
@@ -589,9 +619,11 @@ const fn iouring(id: ProgramId, name: &'static str, kinds: &'static [EventKind])
     }
 }
 
-/// The program array compat_sys_exit tail-calls into, and the entry of its open half.
-pub const COMPAT_EXIT_TAILS: &str = "COMPAT_EXIT_TAILS";
+/// The program array the 32-bit dispatchers tail-call into, and its entries.
+pub const COMPAT_TAILS: &str = "COMPAT_TAILS";
 pub const COMPAT_EXIT_OPEN: u32 = 0;
+pub const COMPAT_EXIT_WRITE: u32 = 1;
+pub const COMPAT_ENTER_MADVISE: u32 = 2;
 
 /// What the 32-bit entry programs serve: every kind a watched syscall produces.
 const COMPAT_KINDS: &[EventKind] = &[
@@ -602,6 +634,8 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::FileOpen,
     K::Syscall,
     K::UnixConnect,
+    K::MemWrite,
+    K::PipeWrite,
 ];
 
 const fn compat(

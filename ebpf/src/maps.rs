@@ -195,7 +195,8 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
     }
 }
 
-/// Second halves entered by bpf_tail_call, filled by the agent at load
-/// (`programs::COMPAT_EXIT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open.
+/// The parts of the 32-bit dispatchers entered by bpf_tail_call, filled by the agent at load
+/// (`programs::COMPAT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open,
+/// `COMPAT_EXIT_WRITE` compat_sys_exit_write, `COMPAT_ENTER_MADVISE` compat_sys_enter_madvise.
 #[map]
-pub static COMPAT_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static COMPAT_TAILS: ProgramArray = ProgramArray::with_max_entries(3, 0);

@@ -20,6 +20,8 @@ use serde_json::Value;
 /// own).
 const COMPAT_EXIT: &str = "raw_tracepoint/compat_sys_exit";
 const COMPAT_EXIT_OPEN: &str = "tail_call/compat_sys_exit_open";
+const COMPAT_EXIT_WRITE: &str = "tail_call/compat_sys_exit_write";
+const COMPAT_ENTER_MADVISE: &str = "tail_call/compat_sys_enter_madvise";
 /// On kernels with BPF LSM the open is classified by `lsm/file_open`, whichever entry made it;
 /// the entry's record still supplies the path string.
 const LSM_OPEN: &str = "lsm/lsm_file_open";
@@ -79,6 +81,59 @@ fn a_setns_through_the_32_bit_entry_is_judged_like_setns() {
     let _ = host.kill();
     let _ = host.wait();
     finish(agent, "compat-setns");
+}
+
+/// Dirty Pipe whose write goes through the 32-bit entry: the read-only file is spliced into
+/// the pipe the usual way, the pipe then written with i386 write(2).
+#[test]
+fn a_dirty_pipe_write_through_the_32_bit_entry_is_judged_like_write() {
+    let (agent, alert, c) = scenario(
+        "compat-dirty-pipe",
+        "dirty-pipe",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && chmod 444 /tmp/target && \
+                 primitives dirtypipe-via int80 /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"]["name"], "target", "{alert:#}");
+    assert_eq!(alert["details"]["ret"], 1, "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    assert!(
+        cited_hooks(&agent, &alert).contains(&COMPAT_EXIT_WRITE.to_owned()),
+        "{alert:#}"
+    );
+    drop(c);
+    finish(agent, "compat-dirty-pipe");
+}
+
+/// Dirty COW with both halves through the 32-bit entry: i386 madvise with the other discard
+/// advice (MADV_DONTNEED_LOCKED) races i386 pwrite64 into /proc/self/mem. The discards are
+/// seen by the 32-bit madvise part, budgeted like 64-bit ones (no madvise record lost).
+#[test]
+fn a_dirty_cow_race_through_the_32_bit_entry_is_judged_like_madvise() {
+    let (mut agent, alert, c) = scenario(
+        "compat-dirty-cow",
+        "dirty-cow",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && primitives dirtycow-via int80 /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"], "target", "{alert:#}");
+    check_race(&mut agent, &alert);
+    assert!(
+        cited_hooks(&agent, &alert).contains(&COMPAT_ENTER_MADVISE.to_owned()),
+        "{alert:#}"
+    );
+    drop(c);
+    finish(agent, "compat-dirty-cow");
 }
 
 #[test]

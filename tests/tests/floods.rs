@@ -31,10 +31,14 @@ const SECRET: &str = "/flood-secret";
 /// capabilities beyond runc's defaults.
 fn flooder(name: &str, what: &str) -> Container {
     let mut bundle = with_primitives(Bundle::busybox(name).expect("bundle"));
+    bundle.config_mut()["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+    flood_in(bundle, what)
+}
+
+fn flood_in(bundle: Bundle, what: &str) -> Container {
     let secret = bundle.rootfs().join(SECRET.trim_start_matches('/'));
     fs::write(&secret, "root only\n").expect("write the secret");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod 0600");
-    bundle.config_mut()["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
     bundle
         .args(&["/bin/primitives", "flood", what, SECRET, "60"])
         .run_detached(&unique_id("ewt"))
@@ -208,6 +212,41 @@ fn a_flood_of_refused_namespace_calls_hides_no_escape() {
     agent.stop();
     only_expected_alerts(&agent);
     finish(agent, "flood-ns");
+}
+
+/// A container with CAP_SYS_ADMIN and CAP_SYS_CHROOT rejoins its own mount namespace as fast as it can: every
+/// setns succeeds and changes nothing, as cheap as a refused one. Budgeted like an attempt, so
+/// the critical buffer loses nothing and the second container's escape is alerted.
+#[test]
+fn a_flood_of_setns_into_namespaces_already_held_hides_no_escape() {
+    let dir = work_dir("flood-ns-own");
+    let mut agent = Agent::start_with(&dir, Some(SMALL_RINGS));
+    let bundle = with_primitives(Bundle::busybox("flood-ns-own").expect("bundle"))
+        .add_capabilities(&["SYS_ADMIN", "SYS_CHROOT"]);
+    let flood = flood_in(bundle, "ns-own");
+    let flood_id = flood.cgroup_path().expect("cgroup");
+    let overload = flood_alert(&agent, &flood_id, &["setns"]);
+    let (escape, alert) = escape_during(&agent);
+    let setns = budget_counted(&mut agent, "setns");
+    let sent: Vec<Value> = read_jsonl(&agent.event_log)
+        .into_iter()
+        .filter(|e| e["container"]["id"] == flood_id.as_str() && e["data"]["syscall"] == "setns")
+        .collect();
+    assert!(
+        sent.iter().all(|e| e["data"]["ret"] == 0),
+        "the no-op joins succeeded"
+    );
+    eprintln!(
+        "flood-ns-own: flood alert {}; {setns} setns budgeted, {} sent; escape alert {}",
+        overload["summary"],
+        sent.len(),
+        alert["summary"]
+    );
+    drop(escape);
+    drop(flood);
+    agent.stop();
+    only_expected_alerts(&agent);
+    finish(agent, "flood-ns-own");
 }
 
 /// The benign look-alike: an unprivileged `find /` over a tree of 3,000 directories it may

@@ -1,23 +1,25 @@
 //! Per-container budgets for attempt-class records, and the ring each record goes to.
 //!
-//! A failed open or a refused setns costs a container a microsecond; a flood of them must not
-//! cost another container's escape. Successes that matter (a setns or unshare that changed the
-//! caller's namespaces, a clone into new namespaces, an open of a watched object, a mount,
-//! connect or watched syscall that succeeded) go to EVENTS_CRITICAL, never budgeted. Attempts
-//! (failed calls) go to EVENTS_ATTEMPTS, at most
-//! `ATTEMPTS_PER_WINDOW` per container, kind and window; the rest are not sent but counted per
-//! container (ATTEMPT_BUDGET, which the agent reads and turns into `detector-overloaded`) and
-//! per kind (BUDGETED_BY_KIND, never evicted).
+//! A failed open, a refused setns or a setns into namespaces already held costs a container a
+//! microsecond; a flood of them must not cost another container's escape. Successes that
+//! matter (a setns or unshare that changed the caller's namespaces, a clone into new
+//! namespaces, an open of a watched object, a mount, connect or watched syscall that succeeded)
+//! go to EVENTS_CRITICAL, never budgeted. Attempts (failed calls, no-op joins) go to
+//! EVENTS_ATTEMPTS, at most `ATTEMPTS_PER_WINDOW` per container, kind and window; the rest are
+//! not sent but counted per container (ATTEMPT_BUDGET, which the agent reads and turns into
+//! `detector-overloaded`) and per kind (BUDGETED_BY_KIND, never evicted).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
     maps::RingBuf,
 };
 use escapewatch_common::{
+    event::NS_COUNT,
     kind::EventKind,
     maps::{ATTEMPT_WINDOW_NS, ATTEMPTS_PER_WINDOW, AttemptBudget, AttemptKey},
 };
 
+use super::task::{current, read_namespaces};
 use crate::maps::{ATTEMPT_BUDGET, BUDGETED_BY_KIND, EVENTS_ATTEMPTS, EVENTS_CRITICAL, count};
 
 /// The ring for an attempt record of `kind` from the current task, or None when its container
@@ -83,11 +85,35 @@ pub fn by_result(kind: EventKind, rc: i64) -> Option<&'static RingBuf> {
     }
 }
 
-/// The ring for a namespace call of `kind` that returned `rc`: a success (it changed the
-/// caller's namespaces or cloned into new ones) to the critical ring, a refused call as an
-/// attempt. (A successful setns into namespaces already held is sent as critical: checking the
-/// namespaces again here took the 6.1 verifier past its million instructions on compat_sys_exit.)
+/// The ring for a namespace call of `kind` that returned `rc`, made by a task whose namespaces
+/// were `before`: a success that changed the caller's namespaces (or cloned into new ones) to
+/// the critical ring; a refused call, and a setns that joined namespaces the caller already
+/// held (which a container may repeat as fast as a refused one), as an attempt.
 #[inline(always)]
-pub fn namespace_call(kind: EventKind, rc: i64) -> Option<&'static RingBuf> {
+pub fn namespace_call(
+    kind: EventKind,
+    rc: i64,
+    before: &[u32; NS_COUNT],
+) -> Option<&'static RingBuf> {
+    if rc >= 0 && kind == EventKind::Setns && holds_already(before) {
+        return attempt(kind);
+    }
     by_result(kind, rc)
+}
+
+/// Whether the current task's namespaces are all still `before`. Not inlined, for the stack
+/// of the compat exit (see [`over_budget`]).
+#[inline(never)]
+fn holds_already(before: &[u32; NS_COUNT]) -> bool {
+    let mut now = [0u32; NS_COUNT];
+    if !read_namespaces(current(), &mut now) {
+        return false;
+    }
+    let mut same = true;
+    let mut i = 0;
+    while i < NS_COUNT {
+        same &= now[i] == before[i];
+        i += 1;
+    }
+    same
 }

@@ -15,10 +15,10 @@ use escapewatch_common::{
     abi::{TS_COMPAT, i386},
     config::OFFSET_NONE,
     kind::EventKind,
-    programs::{COMPAT_EXIT_OPEN, ProgramId},
+    programs::{COMPAT_ENTER_MADVISE, COMPAT_EXIT_OPEN, COMPAT_EXIT_WRITE, ProgramId},
 };
 
-use super::{CompatArgs, SysArgs, mount, namespace, open, socket, syscalls};
+use super::{CompatArgs, SysArgs, memory, mount, namespace, open, socket, syscalls};
 use crate::{
     cfg,
     helpers::{
@@ -26,7 +26,7 @@ use crate::{
         pending,
         task::{ERR_READ, KPtr, current, read},
     },
-    maps::COMPAT_EXIT_TAILS,
+    maps::COMPAT_TAILS,
 };
 
 /// Whether the current task is inside a 32-bit syscall. False where the kernel has no
@@ -61,9 +61,17 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
     if !in_compat_syscall() {
         return 0;
     }
+    let id: u64 = ctx.arg(1);
+    if id == i386::MADVISE {
+        // Here, not in the closure below: the kernel allows a tail call only in a function
+        // returning int, and the closure may be compiled as a function of its own.
+        // SAFETY: the same context, handed to a program of the same type; returns only if
+        // the array entry is missing.
+        unsafe { COMPAT_TAILS.tail_call(&ctx, COMPAT_ENTER_MADVISE) };
+        return 0;
+    }
     run(ProgramId::CompatSysEnter, || {
         let regs: KPtr = ctx.arg(0);
-        let id: u64 = ctx.arg(1);
         let a = CompatArgs { regs };
         match id {
             i386::OPEN => open::open(&a),
@@ -87,6 +95,19 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> u32 {
             i386::INIT_MODULE => syscalls::init_module(&a),
             i386::FINIT_MODULE => syscalls::finit_module(&a),
             i386::CONNECT => socket::connect(&a),
+            i386::WRITE => memory::write_enter(a.arg(0)?, a.arg(2)?, None),
+            // The 64-bit offset comes in two registers, low half first.
+            i386::PWRITE64 => {
+                memory::write_enter(a.arg(0)?, a.arg(2)?, Some(a.arg(3)? | a.arg(4)? << 32))
+            }
+            i386::WRITEV => memory::write_enter(a.arg(0)?, memory::COUNT_VECTORED, None),
+            i386::PWRITEV | i386::PWRITEV2 => memory::write_enter(
+                a.arg(0)?,
+                memory::COUNT_VECTORED,
+                Some(a.arg(3)? | a.arg(4)? << 32),
+            ),
+            i386::SPLICE => memory::splice(a.arg(0)?, a.arg(2)?),
+            i386::TEE => memory::tee(a.arg(0)?, a.arg(1)?),
             i386::SOCKETCALL if a.arg(0)? == i386::SYS_CONNECT => {
                 socket::connect(&SocketcallArgs { args: a.arg(1)? })
             }
@@ -106,10 +127,17 @@ pub fn compat_sys_exit(ctx: RawTracePointContext) -> u32 {
     }
     run(ProgramId::CompatSysExit, || {
         const P: ProgramId = ProgramId::CompatSysExit;
-        if pending::kind() == Some(EventKind::FileOpen as u32) {
+        let tail = match pending::kind() {
+            Some(k) if k == EventKind::FileOpen as u32 => Some(COMPAT_EXIT_OPEN),
+            Some(k) if k == EventKind::MemWrite as u32 || k == EventKind::PipeWrite as u32 => {
+                Some(COMPAT_EXIT_WRITE)
+            }
+            _ => None,
+        };
+        if let Some(index) = tail {
             // SAFETY: the same context, handed to a program of the same type; returns only if
             // the array entry is missing.
-            unsafe { COMPAT_EXIT_TAILS.tail_call(&ctx, COMPAT_EXIT_OPEN) };
+            unsafe { COMPAT_TAILS.tail_call(&ctx, index) };
             return Err(ERR_READ);
         }
         let rc: i64 = ctx.arg(1);
@@ -131,5 +159,28 @@ pub fn compat_sys_exit_open(ctx: RawTracePointContext) -> u32 {
             return Ok(());
         };
         open::exit_open(ProgramId::CompatSysExitOpen, &p, ctx.arg(1))
+    })
+}
+
+/// The exit of a 32-bit write to a marked object: the other second half of [`compat_sys_exit`].
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn compat_sys_exit_write(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::CompatSysExitWrite, || {
+        if let Some(p) = pending::take() {
+            memory::exit_write(ProgramId::CompatSysExitWrite, &p, ctx.arg(1));
+        }
+        Ok(())
+    })
+}
+
+/// A 32-bit madvise: the Dirty COW discard checks of [`memory::sys_enter_madvise`] and
+/// [`memory::sys_enter_madvise_special`], entered by tail call from [`compat_sys_enter`].
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn compat_sys_enter_madvise(ctx: RawTracePointContext) -> u32 {
+    run(ProgramId::CompatSysEnterMadvise, || {
+        const P: ProgramId = ProgramId::CompatSysEnterMadvise;
+        let a = CompatArgs { regs: ctx.arg(0) };
+        memory::madvise_file(P, &a)?;
+        memory::madvise_special(P, &a)
     })
 }

@@ -24,9 +24,12 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::memory::{
-    COUNT_VECTORED, emit_write, judge_splice, madvise_file_backed, madvise_special, marks_present,
-    write_target,
+use super::{
+    SysArgs,
+    memory::{
+        COUNT_VECTORED, emit_write, judge_splice, madvise_file, madvise_special, marks_present,
+        write_target,
+    },
 };
 use crate::{
     cfg,
@@ -45,14 +48,15 @@ pub(crate) struct Completion {
     pub res: i32,
 }
 
-/// The request of an `io_uring_complete` record, when the offsets are known and the submitter
-/// is a container candidate. The record is `TP_PROTO(struct io_ring_ctx *ctx, void *req,
+/// The request of an `io_uring_complete` record, when the offsets are known. Whether the
+/// submitter is a container candidate is each judgement's own question, as for the syscall
+/// twins (a write is judged by the mark of what it reaches, whoever writes). The record is `TP_PROTO(struct io_ring_ctx *ctx, void *req,
 /// struct io_uring_cqe *cqe)` on 6.x (5.x passed user_data, res, cflags instead of the cqe);
 /// `req` is a `struct io_kiocb *` and its fields come from tracefs format (5.5+ has `req`).
 #[inline(always)]
 pub(crate) fn completion(ctx: &TracePointContext) -> Result<Option<Completion>, i64> {
     let (req_off, res_off) = (cfg!(iou_complete_req), cfg!(iou_complete_res));
-    if req_off == OFFSET_NONE || res_off == OFFSET_NONE || !is_candidate() {
+    if req_off == OFFSET_NONE || res_off == OFFSET_NONE {
         return Ok(None);
     }
     // SAFETY: offsets inside this tracepoint's record, from its tracefs format.
@@ -68,7 +72,7 @@ pub(crate) fn completion(ctx: &TracePointContext) -> Result<Option<Completion>, 
 /// 5.8): IORING_OP_WRITE, WRITE_FIXED (write/pwrite64 from a registered buffer), WRITEV and
 /// WRITEV_FIXED (6.15+) are judged as the write syscalls are ([`write_target`], then
 /// [`emit_write`] with the request's result); IORING_OP_SPLICE and TEE mark pipes as splice(2)
-/// and tee(2) do ([`judge_splice`], which between two pipes is [`super::memory::judge_tee`]).
+/// and tee(2) do ([`judge_splice`], which between two pipes is what tee(2)'s entry does).
 /// Every other completion returns after the opcode test.
 #[tracepoint(category = "io_uring", name = "io_uring_complete")]
 pub fn iouring_complete_write(ctx: TracePointContext) -> u32 {
@@ -118,7 +122,7 @@ fn judge_write(c: &Completion, count: u64) -> Result<(), i64> {
 /// the ring's file table, which is not read: not judged.
 #[inline(always)]
 fn judge_pipe_feed(c: &Completion) -> Result<(), i64> {
-    if c.res <= 0 {
+    if c.res <= 0 || !is_candidate() {
         return Ok(());
     }
     let flags: u32 = read_or_zero(c.req, cfg!(iosplice_flags));
@@ -130,13 +134,13 @@ fn judge_pipe_feed(c: &Completion) -> Result<(), i64> {
     };
     let source = fd_file(current(), fd_in)?;
     let pipe = read_ptr(c.req, cfg!(iokiocb_file))?;
-    // A tee that moved something had a pipe on both sides, where judge_splice is judge_tee
+    // A tee that moved something had a pipe on both sides, where judge_splice is tee's check
     // (pass_mark_on): one copy of it verified, not two.
     judge_splice(source, pipe)
 }
 
 /// `io_uring_complete` for IORING_OP_MADVISE (5.6+): the discard is judged as madvise(2)'s
-/// two programs judge it ([`madvise_file_backed`], [`madvise_special`]); it ran in the
+/// two programs judge it ([`madvise_file`], [`madvise_special`]); it ran in the
 /// submitter's memory (the worker shares it), where the mapping still is.
 #[tracepoint(category = "io_uring", name = "io_uring_complete")]
 pub fn iouring_complete_madvise(ctx: TracePointContext) -> u32 {
@@ -147,12 +151,25 @@ pub fn iouring_complete_madvise(ctx: TracePointContext) -> u32 {
         if c.opcode != IORING_OP_MADVISE {
             return Ok(());
         }
-        let start: u64 = read_or_zero(c.req, cfg!(iomadvise_addr));
-        // u32 on older kernels (6.1), u64 on newer (6.18): on little-endian the low half is at
-        // the member's offset either way.
-        let len = u64::from(read_or_zero::<u32>(c.req, cfg!(iomadvise_len)));
-        let advice = u64::from(read_or_zero::<u32>(c.req, cfg!(iomadvise_advice)));
-        madvise_file_backed(ProgramId::IouringCompleteMadvise, start, len, advice)?;
-        madvise_special(ProgramId::IouringCompleteMadvise, start, len, advice)
+        // madvise(start, len, advice), as the syscall's arguments. `len` is a u32 on older
+        // kernels (6.1), a u64 on newer (6.18): on little-endian the low half is at the
+        // member's offset either way.
+        let args = MadviseArgs([
+            read_or_zero(c.req, cfg!(iomadvise_addr)),
+            u64::from(read_or_zero::<u32>(c.req, cfg!(iomadvise_len))),
+            u64::from(read_or_zero::<u32>(c.req, cfg!(iomadvise_advice))),
+        ]);
+        madvise_file(ProgramId::IouringCompleteMadvise, &args)?;
+        madvise_special(ProgramId::IouringCompleteMadvise, &args)
     })
+}
+
+/// The arguments of an IORING_OP_MADVISE request, read as madvise(2)'s.
+struct MadviseArgs([u64; 3]);
+
+impl SysArgs for MadviseArgs {
+    #[inline(always)]
+    fn arg(&self, n: usize) -> Result<u64, i64> {
+        self.0.get(n).copied().ok_or(ERR_READ)
+    }
 }

@@ -2,11 +2,11 @@
 //! mapping racing forced writes through /proc/PID/mem) and Dirty Pipe (a read-only file spliced
 //! into a pipe, then the pipe written).
 //!
-//! Only what a rule needs crosses to userspace: madvise with MADV_DONTNEED whose mapping is
-//! file-backed and not writable (found with bpf_find_vma, 5.17+); writes (every flavour) only
-//! to objects the open and splice programs marked — marks follow the inode behind the fd, not
-//! the fd number. The write path is the hottest syscall there is: until some object was
-//! marked it costs one array read.
+//! Only what a rule needs crosses to userspace: discards (MADV_DONTNEED, MADV_DONTNEED_LOCKED)
+//! of private mappings that are not writable (found with bpf_find_vma, 5.17+), a few per
+//! mapping each window; writes (every flavour) only to objects the open and splice programs
+//! marked — marks follow the inode behind the fd, not the fd number. The write path is the
+//! hottest syscall there is: until some object was marked it costs one array read.
 
 use core::ffi::c_void;
 
@@ -28,7 +28,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::{arg, ret};
+use super::{SysArgs, arg, ret};
 use crate::{
     cfg,
     helpers::{
@@ -39,7 +39,7 @@ use crate::{
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
-        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark,
+        MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark, Pending,
         SCRATCH_MARK,
     },
 };
@@ -129,87 +129,75 @@ fn within_budget(vm_start: u64) -> bool {
     true
 }
 
-/// `madvise(unsigned long start, size_t len, int behavior)`: MADV_DONTNEED on a read-only
-/// file-backed mapping only — the Dirty COW discard half. (Anonymous and special mappings,
-/// MADV_DONTNEED_LOCKED and a per-mapping budget made this program too complex for the 6.1
-/// verifier — over a million instructions — so they wait for a leaner layout; the fault
-/// programs below already take every private read-only mapping.)
+/// A discard advice: MADV_DONTNEED, or MADV_DONTNEED_LOCKED (5.18+), which discards the same
+/// pages and also locked ones.
+#[inline(always)]
+fn discards(advice: u64) -> bool {
+    advice == MADV_DONTNEED || advice == MADV_DONTNEED_LOCKED
+}
+
+/// `madvise(unsigned long start, size_t len, int behavior)`: a discard on a read-only private
+/// file-backed mapping — the Dirty COW discard half. The race discards millions of times, so at
+/// most MADVISE_PER_WINDOW records per mapping each window leave the kernel (a race in one
+/// container must not fill the ring another container's escape needs). Mappings that are no
+/// file are [`sys_enter_madvise_special`]'s.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadvise, || {
-        madvise_file_backed(
-            ProgramId::SysEnterMadvise,
-            arg(&ctx, 0)?,
-            arg(&ctx, 1)?,
-            arg(&ctx, 2)?,
-        )
+        madvise_file(ProgramId::SysEnterMadvise, &ctx)
     })
 }
 
-/// The judgement of [`sys_enter_madvise`], for every way a discard is asked (the syscall,
-/// io_uring's IORING_OP_MADVISE): `advice` on `len` bytes at `start` of the current task's
-/// memory, reported when it is MADV_DONTNEED on a file-backed mapping that is not writable.
+/// The file-backed half of a discard with arguments `a` (any syscall entry).
 #[inline(always)]
-pub(crate) fn madvise_file_backed(
-    program: ProgramId,
-    start: u64,
-    len: u64,
-    advice: u64,
-) -> Result<(), i64> {
-    if advice != MADV_DONTNEED || !is_candidate() {
-        return Ok(());
-    }
-    let Some(vma) = find_vma(start) else {
-        return Ok(());
-    };
-    if vma.file == 0 || vma.flags & VM_WRITE != 0 {
-        return Ok(());
-    }
-    let info = file_info(vma.file as KPtr).ok();
-    emit_madvise(program, start, len, MADV_DONTNEED, &vma, info);
-    Ok(())
+pub fn madvise_file(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, true)
 }
 
 /// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
 /// anonymous memory made read-only, and special mappings such as the vDSO (scumjr's
-/// dirtycow-vdso, the Docker escape of seed 000). Both discard advices, MADV_DONTNEED and
-/// MADV_DONTNEED_LOCKED. A program of its own beside [`sys_enter_madvise`], each small enough
-/// for the 6.1 verifier; the race discards millions of times, so at most MADVISE_PER_WINDOW
-/// records per mapping each window leave the kernel.
+/// dirtycow-vdso, the Docker escape of seed 000). A program of its own beside
+/// [`sys_enter_madvise`], each small enough for the 6.1 verifier, with the same budget.
 #[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
 pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterMadviseSpecial, || {
-        madvise_special(
-            ProgramId::SysEnterMadviseSpecial,
-            arg(&ctx, 0)?,
-            arg(&ctx, 1)?,
-            arg(&ctx, 2)?,
-        )
+        madvise_special(ProgramId::SysEnterMadviseSpecial, &ctx)
     })
 }
 
-/// The judgement of [`sys_enter_madvise_special`], for every way a discard is asked.
+/// The no-file half of a discard with arguments `a` (any syscall entry).
 #[inline(always)]
-pub(crate) fn madvise_special(
-    program: ProgramId,
-    start: u64,
-    len: u64,
-    advice: u64,
-) -> Result<(), i64> {
-    if (advice != MADV_DONTNEED && advice != MADV_DONTNEED_LOCKED) || !is_candidate() {
+pub fn madvise_special(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
+    madvise_discard(program, a, false)
+}
+
+/// A discard with arguments `a` of a mapping that is backed by a file (`file_backed`) or not:
+/// sent when the mapping is private and never writable, what a forced write would copy
+/// (mappings without a file must be readable too: the vDSO, anonymous memory made read-only).
+#[inline(always)]
+fn madvise_discard(program: ProgramId, a: &impl SysArgs, file_backed: bool) -> Result<(), i64> {
+    let advice = a.arg(2)?;
+    if !discards(advice) || !is_candidate() {
         return Ok(());
     }
+    let start = a.arg(0)?;
     let Some(vma) = find_vma(start) else {
         return Ok(());
     };
-    // Readable, never writable, not shared, no file: what a forced write would copy.
-    if vma.file != 0 || vma.flags & VM_READ == 0 || vma.flags & (VM_WRITE | VM_SHARED) != 0 {
+    let backing = if file_backed {
+        vma.file != 0
+    } else {
+        vma.file == 0 && vma.flags & VM_READ != 0
+    };
+    if !backing || vma.flags & (VM_WRITE | VM_SHARED) != 0 || !within_budget(vma.start) {
         return Ok(());
     }
-    if !within_budget(vma.start) {
-        return Ok(());
-    }
-    emit_madvise(program, start, len, advice, &vma, None);
+    let info = if file_backed {
+        file_info(vma.file as KPtr).ok()
+    } else {
+        None
+    };
+    emit_madvise(program, start, a.arg(1)?, advice, &vma, info);
     Ok(())
 }
 
@@ -295,8 +283,9 @@ pub(crate) fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i
 
 /// The judgement of a write of `count` bytes (or [`COUNT_VECTORED`]) at `pos` (None: at the
 /// file position) through `file` (at descriptor `fd`), for every way a write is made (the write
-/// syscalls, io_uring's write requests): when it reaches a marked object, the record kind and
-/// arguments that [`emit_write`] turns into its record once the result is known.
+/// syscalls of either entry, io_uring's write requests): when it reaches a marked object, the
+/// record kind and arguments that [`emit_write`] turns into its record once the result is
+/// known.
 #[inline(always)]
 pub(crate) fn write_target(
     file: KPtr,
@@ -410,9 +399,15 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
         let Some(p) = pending::take() else {
             return Ok(());
         };
-        emit_write(ProgramId::SysExitWrite, p.kind, ret(&ctx)?, p.args);
+        exit_write(ProgramId::SysExitWrite, &p, ret(&ctx)?);
         Ok(())
     })
+}
+
+/// The exit of a write to a marked object the entry recorded as `p`, which returned `rc`.
+#[inline(always)]
+pub(crate) fn exit_write(program: ProgramId, p: &Pending, rc: i64) {
+    emit_write(program, p.kind, rc, p.args);
 }
 
 /// The record of a write [`write_target`] judged as `kind` with `args`, which returned `rc`.
@@ -496,21 +491,29 @@ fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
 }
 
 /// `splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len, unsigned
-/// flags)`: see [`judge_splice`].
+/// flags)`: a regular file opened read-only spliced into a pipe marks the pipe — its inode, so
+/// every descriptor of it, in any process, is watched. A marked pipe spliced into another pipe
+/// passes its mark on.
 #[tracepoint(category = "syscalls", name = "sys_enter_splice")]
 pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
-        if !is_candidate() {
-            return Ok(());
-        }
-        let task = current();
-        judge_splice(fd_file(task, arg(&ctx, 0)?)?, fd_file(task, arg(&ctx, 2)?)?)
+        splice(arg(&ctx, 0)?, arg(&ctx, 2)?)
     })
 }
 
-/// A splice from `source` into `pipe`, however made (the syscall, IORING_OP_SPLICE): a regular
-/// file opened read-only spliced into a pipe marks the pipe — its inode, so every descriptor of
-/// it, in any process, is watched. A marked pipe spliced into another pipe passes its mark on.
+/// splice's entry, from `fd_in` into `fd_out`.
+#[inline(always)]
+pub(crate) fn splice(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    if !is_candidate() {
+        return Ok(());
+    }
+    let task = current();
+    judge_splice(fd_file(task, fd_in)?, fd_file(task, fd_out)?)
+}
+
+/// A splice from `source` into `pipe`, however made (the syscall of either entry,
+/// IORING_OP_SPLICE): a read-only regular file marks the pipe; a marked pipe passes its mark on
+/// (which is also tee's judgement).
 #[inline(always)]
 pub(crate) fn judge_splice(source: KPtr, pipe: KPtr) -> Result<(), i64> {
     let input = file_info(source)?;
@@ -544,23 +547,22 @@ pub(crate) fn judge_splice(source: KPtr, pipe: KPtr) -> Result<(), i64> {
     set_mark(pipe, mark)
 }
 
-/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: see [`judge_tee`].
+/// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
+/// another pipe, the spliced file's page cache page and its flags among them.
 #[tracepoint(category = "syscalls", name = "sys_enter_tee")]
 pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterTee, || {
-        if !marks_present() || !is_candidate() {
-            return Ok(());
-        }
-        let task = current();
-        judge_tee(fd_file(task, arg(&ctx, 0)?)?, fd_file(task, arg(&ctx, 1)?)?)
-    })
+    run(ProgramId::SysEnterTee, || tee(arg(&ctx, 0)?, arg(&ctx, 1)?))
 }
 
-/// A tee from `source` into `pipe`: it duplicates pipe buffers into another pipe, the spliced
-/// file's page cache page and its flags among them. (IORING_OP_TEE reaches the same
-/// [`pass_mark_on`] through [`judge_splice`], which between two pipes is this.)
+/// tee's entry, from `fd_in` into `fd_out`.
 #[inline(always)]
-pub(crate) fn judge_tee(source: KPtr, pipe: KPtr) -> Result<(), i64> {
+pub(crate) fn tee(fd_in: u64, fd_out: u64) -> Result<(), i64> {
+    if !marks_present() || !is_candidate() {
+        return Ok(());
+    }
+    let task = current();
+    let source = fd_file(task, fd_in)?;
+    let pipe = fd_file(task, fd_out)?;
     pass_mark_on(source, &file_info(source)?, pipe, &file_info(pipe)?)
 }
 

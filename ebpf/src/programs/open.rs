@@ -500,7 +500,7 @@ pub fn iouring_complete_open(ctx: TracePointContext) -> u32 {
         let Some(c) = super::iouring::completion(&ctx)? else {
             return Ok(());
         };
-        if c.opcode != IORING_OP_OPENAT && c.opcode != IORING_OP_OPENAT2 {
+        if (c.opcode != IORING_OP_OPENAT && c.opcode != IORING_OP_OPENAT2) || !is_candidate() {
             return Ok(());
         }
         // A direct descriptor (a fixed-file slot) is not in the fd table.

@@ -152,7 +152,7 @@ pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
     };
     match kind {
         EventKind::Setns | EventKind::Unshare | EventKind::CloneNewNamespace => {
-            let Some(ring) = budget::namespace_call(kind, rc) else {
+            let Some(ring) = budget::namespace_call(kind, rc, &p.ns_before) else {
                 return;
             };
             emit::<NamespaceEvent>(ring, program, kind, current(), |ev| {

@@ -44,6 +44,7 @@ pub static INFO: RuleInfo = RuleInfo {
         "dirty-cow",
         "dirty-cow-ptrace",
         "dirty-cow-vdso",
+        "compat-dirty-cow",
         "iouring-dirty-cow",
     ]),
     ..RuleInfo::BASE

