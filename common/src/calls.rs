@@ -4,7 +4,7 @@
 //! has always written.
 
 use crate::{
-    event::{mount_call, syscall_id},
+    event::{mount_call, syscall_id, task_change},
     programs::ProgramId,
 };
 
@@ -73,6 +73,16 @@ calls! {
         /// fsconfig(FSCONFIG_SET_STRING, "source", …).
         Fsconfig = mount_call::FSCONFIG_SOURCE => "fsconfig",
         Fsmount = mount_call::FSMOUNT => "fsmount",
+    }
+}
+
+calls! {
+    /// What a `TaskChanged` event is about.
+    TaskChange {
+        /// commit_creds: the task's credentials grew.
+        Creds = task_change::CREDS => "creds",
+        /// switch_task_namespaces outside setns/unshare.
+        Namespaces = task_change::NAMESPACES => "namespaces",
     }
 }
 

@@ -395,6 +395,30 @@ pub struct CowFaultEvent {
 /// ptrace variant: the tracer's write faults in the tracee's mm).
 pub const COW_FAULT_REMOTE_MM: u32 = 1 << 0;
 
+/// `EventKind::TaskChanged`: the kernel is about to give a container task credentials beyond
+/// its current ones (`commit_creds`), or other namespaces outside a setns or unshare syscall
+/// (`switch_task_namespaces`): what a kernel exploit does, whichever bug it used. The header
+/// describes the task with what it is being given (its new uid, gid and effective
+/// capabilities, or its new namespaces), so that every post-condition rule judges it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskChangedEvent {
+    pub header: EventHeader,
+    /// `task_change::*`.
+    pub change: u32,
+    pub _pad: u32,
+    /// The effective capabilities and uid the task had before (`CREDS`; 0 otherwise).
+    pub old_cap_effective: u64,
+    pub old_uid: u32,
+    pub _pad2: u32,
+}
+
+/// What a [`TaskChangedEvent`] is about.
+pub mod task_change {
+    pub const CREDS: u32 = 1;
+    pub const NAMESPACES: u32 = 2;
+}
+
 /// Which syscall a [`SyscallEvent`] is about.
 pub mod syscall_id {
     pub const PTRACE: u32 = 1;
@@ -462,5 +486,6 @@ const _: () = assert!(core::mem::size_of::<ExecEvent>() == 896);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<NamespaceEvent>() == 168);
+const _: () = assert!(core::mem::size_of::<TaskChangedEvent>() == 136);
 // Records are submitted to ring buffers, which align to 8 bytes.
 const _: () = assert!(core::mem::align_of::<EventHeader>() == 8);

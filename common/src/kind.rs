@@ -76,6 +76,11 @@ kinds! {
     /// private, file-backed mapping, seen in the kernel's fault path (fentry/kprobe on
     /// handle_mm_fault). Payload: `CowFaultEvent`.
     CowFault = 27 => "cow_fault",
+    /// A container task's credentials grew or its namespaces were switched outside setns and
+    /// unshare, seen in the kernel function that does it (fentry on commit_creds,
+    /// switch_task_namespaces). The header holds the task's new credentials or namespaces.
+    /// Payload: `TaskChangedEvent`.
+    TaskChanged = 28 => "task_changed",
 }
 
 /// A kind id that this build does not know (a newer kernel object, or corruption).

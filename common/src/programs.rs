@@ -75,8 +75,10 @@ program_ids! {
     SysEnterMadviseSpecial = 45,
     CompatSysExitWrite = 46,
     CompatSysEnterMadvise = 47,
-    IouringCompleteWrite = 48,
-    IouringCompleteMadvise = 49,
+    FentryCommitCreds = 48,
+    FentrySwitchTaskNamespaces = 49,
+    IouringCompleteWrite = 50,
+    IouringCompleteMadvise = 51,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -587,6 +589,30 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
+    // The effect of a kernel exploit, at the moment the kernel commits it: credentials grown
+    // (commit_creds), namespaces switched outside setns/unshare (switch_task_namespaces).
+    ProgramSpec {
+        id: P::FentryCommitCreds,
+        name: "fentry_commit_creds",
+        hook: Hook::FEntry {
+            function: "commit_creds",
+        },
+        group: "commit-creds",
+        kinds: &[K::TaskChanged],
+        required: false,
+        fallback: CHECKPOINT_FALLBACK,
+    },
+    ProgramSpec {
+        id: P::FentrySwitchTaskNamespaces,
+        name: "fentry_switch_task_namespaces",
+        hook: Hook::FEntry {
+            function: "switch_task_namespaces",
+        },
+        group: "switch-task-namespaces",
+        kinds: &[K::TaskChanged],
+        required: false,
+        fallback: CHECKPOINT_FALLBACK,
+    },
     // Writes, splices and tees made by io_uring (no syscall): judged at completion by the
     // write-family and splice logic. No LSM twin: always attached.
     iouring(
@@ -655,6 +681,8 @@ const fn compat(
     }
 }
 
+const CHECKPOINT_FALLBACK: &str =
+    "the post-condition checks at the task's next exec, fork, exit or any other event";
 const COW_FALLBACK: &str = "the write-family tracepoints on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
 
 const _: () = {

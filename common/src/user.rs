@@ -5,12 +5,12 @@ use core::mem::size_of;
 
 use crate::{
     SCHEMA_VERSION,
-    calls::{MountCall, UnknownCall, WatchedSyscall},
+    calls::{MountCall, TaskChange, UnknownCall, WatchedSyscall},
     config::KernelConfig,
     event::{
         ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
         MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent,
-        SysctlEvent,
+        SysctlEvent, TaskChangedEvent,
     },
     kind::EventKind,
 };
@@ -32,6 +32,7 @@ unsafe impl aya::Pod for SyscallEvent {}
 unsafe impl aya::Pod for PipeWriteEvent {}
 unsafe impl aya::Pod for ConnectEvent {}
 unsafe impl aya::Pod for CowFaultEvent {}
+unsafe impl aya::Pod for TaskChangedEvent {}
 unsafe impl aya::Pod for crate::event::InodeKey {}
 unsafe impl aya::Pod for crate::maps::AttemptKey {}
 unsafe impl aya::Pod for crate::maps::AttemptBudget {}
@@ -79,6 +80,8 @@ pub enum RawEvent {
     PipeWrite(Box<PipeWriteEvent>),
     Connect(Box<ConnectEvent>),
     CowFault(Box<CowFaultEvent>),
+    /// The change, checked at decode.
+    TaskChanged(TaskChange, TaskChangedEvent),
 }
 
 impl RawEvent {
@@ -97,6 +100,7 @@ impl RawEvent {
             RawEvent::PipeWrite(e) => &e.header,
             RawEvent::Connect(e) => &e.header,
             RawEvent::CowFault(e) => &e.header,
+            RawEvent::TaskChanged(_, e) => &e.header,
         }
     }
 
@@ -115,6 +119,7 @@ impl RawEvent {
             RawEvent::PipeWrite(_) => EventKind::PipeWrite,
             RawEvent::Connect(_) => EventKind::UnixConnect,
             RawEvent::CowFault(_) => EventKind::CowFault,
+            RawEvent::TaskChanged(..) => EventKind::TaskChanged,
         }
     }
 }
@@ -185,6 +190,10 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
         EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
         EventKind::CowFault => RawEvent::CowFault(Box::new(read_exact(kind, bytes)?)),
+        EventKind::TaskChanged => {
+            let e: TaskChangedEvent = read_exact(kind, bytes)?;
+            RawEvent::TaskChanged(known_call(kind, e.change)?, e)
+        }
     })
 }
 

@@ -149,13 +149,14 @@ pub static MARKED_FDS: LruHashMap<u64, Mark> = LruHashMap::with_max_entries(4096
 #[map]
 pub static SCRATCH_MARK: PerCpuArray<Mark> = PerCpuArray::with_max_entries(1, 0);
 
-/// A mapping a process discards pages of: (tgid, vm_start).
+/// A mapping a process discards pages of or forces writes into: (tgid, vm_start), and which
+/// of the two (`EventKind`), so that each half of the race has its own budget.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct MappingKey {
     pub vm_start: u64,
     pub tgid: u32,
-    pub _pad: u32,
+    pub kind: u32,
 }
 
 /// How many discards of one mapping were reported in the current window.
@@ -167,9 +168,9 @@ pub struct Budget {
     pub _pad: u32,
 }
 
-/// The Dirty COW race forces writes millions of times: per mapping, only the first
-/// [`MADVISE_PER_WINDOW`] forced-write faults of each window reach the ring buffer (the rule
-/// needs 3).
+/// The Dirty COW race discards and forces writes millions of times: per mapping and half, only
+/// the first [`MADVISE_PER_WINDOW`] discards and forced-write faults of each window reach the
+/// ring buffer (the rule needs 3 of each).
 #[map]
 pub static MADVISE_BUDGET: LruHashMap<MappingKey, Budget> = LruHashMap::with_max_entries(4096, 0);
 pub const MADVISE_PER_WINDOW: u32 = 4;

@@ -200,6 +200,14 @@ impl Agent {
             .sum()
     }
 
+    /// Whether the start-up log says `program` attached (it names each program's outcome).
+    pub fn attached(&self, program: &str) -> bool {
+        let name = format!("\"{program}\"");
+        self.stderr
+            .iter()
+            .any(|l| l.contains(&name) && l.contains(" attached") && !l.contains("not attached"))
+    }
+
     /// Wait for a stderr line containing `needle`; panics with everything seen on timeout.
     pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

@@ -7,7 +7,7 @@
 use std::{fs, process::Command};
 
 use escapewatch_integration::{
-    agent::work_dir,
+    agent::{read_jsonl, work_dir},
     escape::{WAIT, finish, scenario, sh},
     runc::{Bundle, Container, unique_id},
 };
@@ -159,6 +159,46 @@ fn capabilities_beyond_the_containers_start_are_caught() {
     });
     assert_eq!(suid["process"]["uid"], 1000, "{suid:#}");
     assert_ne!(suid["process"]["cap_effective"], "0x0", "{suid:#}");
+    // Where commit_creds has an fentry (the kernel matrix), that growth was seen where the
+    // kernel committed it, the header already holding the new credentials; judged by the same
+    // rule, and silent too. Nothing switched namespaces outside setns/unshare.
+    let changes: Vec<Value> = read_jsonl(&agent.event_log)
+        .into_iter()
+        .filter(|e| e["data"]["kind"] == "task_changed")
+        .collect();
+    if agent.attached("fentry_commit_creds") {
+        // (runc init's own capset for `--user 1000:1000` is one too, a runtime helper's.)
+        let grown = changes
+            .iter()
+            .find(|e| {
+                e["data"]["change"] == "creds"
+                    && e["process"]["pid"] == suid["process"]["pid"]
+                    && e["process"]["runtime_helper"] != true
+            })
+            .unwrap_or_else(|| panic!("no task_changed for the setuid exec: {changes:#?}"));
+        assert_eq!(grown["data"]["before"]["uid"], 1000, "{grown:#}");
+        assert_eq!(
+            grown["container"]["id"],
+            c.cgroup_path().expect("cgroup"),
+            "{grown:#}"
+        );
+        assert_eq!(grown["data"]["before"]["cap_effective"], "0x0", "{grown:#}");
+        assert_eq!(
+            grown["process"]["cap_effective"], suid["process"]["cap_effective"],
+            "the header holds the committed capabilities: {grown:#}"
+        );
+        assert_eq!(grown["hook"], "fentry/fentry_commit_creds", "{grown:#}");
+    } else {
+        eprintln!("creds-escalated: no fentry on commit_creds here; checked at exec and exit");
+        assert!(
+            changes.is_empty(),
+            "task_changed without its hook: {changes:#?}"
+        );
+    }
+    assert!(
+        !changes.iter().any(|e| e["data"]["change"] == "namespaces"),
+        "{changes:#?}"
+    );
     let only = alerts_of(&agent, RULE);
     assert_eq!(
         only.len(),

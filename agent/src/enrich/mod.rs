@@ -304,6 +304,10 @@ impl<S: System> Enricher<S> {
                 self.entry(h, &ns);
                 payload::cow_fault(e)
             }
+            RawEvent::TaskChanged(change, e) => {
+                self.entry(h, &ns);
+                payload::task_changed(*change, e)
+            }
         };
         let event = self.build(h, ns, data);
         self.maintain(h.ktime_ns);

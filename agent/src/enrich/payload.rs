@@ -6,15 +6,15 @@ use escapewatch_common::{
     event::{
         COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FD_NONE, FileOpenEvent,
         MEMW_PID_IN_WRITER_NS, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent, PipeWriteEvent,
-        SyscallEvent, SysctlEvent, open_class, vma_bits,
+        SyscallEvent, SysctlEvent, TaskChangedEvent, open_class, vma_bits,
     },
     user::until_nul,
 };
 
 use super::{Enricher, System, process::Lineage};
 use crate::model::{
-    Container, FileRef, JoinedNamespace, MountCall, NsOwner, NsType, OpenClass, Payload,
-    TargetProcess, WatchedSyscall,
+    Container, CredsBefore, FileRef, JoinedNamespace, MountCall, NsOwner, NsType, OpenClass,
+    Payload, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 pub fn text(buf: &[u8]) -> String {
@@ -135,6 +135,16 @@ pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
         ret: e.ret,
         fd: (e.fd != FD_NONE).then_some(e.fd),
         file: file_ref(e.file_ino, e.file_dev, &e.file_name, &e.file_parent),
+    }
+}
+
+pub fn task_changed(change: TaskChange, e: &TaskChangedEvent) -> Payload {
+    Payload::TaskChanged {
+        change,
+        before: (change == TaskChange::Creds).then_some(CredsBefore {
+            uid: e.old_uid,
+            cap_effective: e.old_cap_effective,
+        }),
     }
 }
 

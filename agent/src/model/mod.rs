@@ -7,7 +7,7 @@
 pub mod bits;
 
 pub use escapewatch_common::{
-    calls::{MountCall, WatchedSyscall},
+    calls::{MountCall, TaskChange, WatchedSyscall},
     event::NsType,
 };
 use serde::{Deserialize, Serialize};
@@ -381,6 +381,15 @@ pub enum Payload {
         vm_end: u64,
         file: FileRef,
     },
+    /// The kernel gave a container task more credentials (commit_creds), or other namespaces
+    /// outside setns/unshare (switch_task_namespaces). The process fields hold what it was
+    /// given.
+    TaskChanged {
+        change: TaskChange,
+        /// `creds`: what the task had before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<CredsBefore>,
+    },
     Syscall {
         name: WatchedSyscall,
         ret: i64,
@@ -417,6 +426,15 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         joined: Vec<JoinedNamespace>,
     },
+}
+
+/// The credentials a task had before a `task_changed` of its creds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredsBefore {
+    pub uid: u32,
+    #[serde(with = "bits::hex")]
+    pub cap_effective: u64,
 }
 
 /// One enriched event: a line of the event log.
@@ -456,6 +474,7 @@ impl Event {
             Payload::Madvise { .. } => "madvise",
             Payload::MemWrite { .. } => "mem_write",
             Payload::CowFault { .. } => "cow_fault",
+            Payload::TaskChanged { .. } => "task_changed",
             Payload::EventsLost { .. } => "events_lost",
             Payload::EventsBudgeted { .. } => "events_budgeted",
             Payload::ProgramsDetached { .. } => "programs_detached",

@@ -10,7 +10,7 @@ use escapewatch_common::{
     event::{
         ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
         MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent,
-        SysctlEvent, header_program_bits,
+        SysctlEvent, TaskChangedEvent, header_program_bits,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -50,7 +50,8 @@ record!(
     SyscallEvent,
     PipeWriteEvent,
     ConnectEvent,
-    CowFaultEvent
+    CowFaultEvent,
+    TaskChangedEvent
 );
 
 /// Fill the common header of a record describing `task`.

@@ -33,20 +33,39 @@ pub fn read<T>(base: KPtr, off: u32) -> Result<T, i64> {
 /// verifier checks everything after the read once for each (doubling per such field).
 #[inline(always)]
 pub fn read_or_zero<T: Copy>(base: KPtr, off: u32) -> T {
+    let mut err = 0;
+    read_or_zero_acc(base, off, &mut err)
+}
+
+/// [`read_or_zero`] that also ORs the read's result into `err`, which is negative once any
+/// read failed (an unknown offset counts as failed). A chain of reads (a NULL pointer read
+/// fails too) then takes no branch: test `err` once at the end, or take its sign bit
+/// ([`failed_bit`]).
+#[inline(always)]
+pub fn read_or_zero_acc<T: Copy>(base: KPtr, off: u32, err: &mut i64) -> T {
     let mut v = core::mem::MaybeUninit::<T>::zeroed();
-    if off != OFFSET_NONE {
+    if off == OFFSET_NONE {
+        *err |= ERR_READ;
+    } else {
         // SAFETY: the helper validates the address and writes all size_of::<T>() bytes (zeros
         // on failure); T is plain integers, valid for any bytes.
-        unsafe {
+        *err |= unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
                 v.as_mut_ptr().cast(),
                 core::mem::size_of::<T>() as u32,
                 base.add(off as usize).cast(),
-            );
-        }
+            )
+        };
     }
     // SAFETY: zero-initialised, then written by the helper.
     unsafe { v.assume_init() }
+}
+
+/// `flag` if `err` (of [`read_or_zero_acc`]) says a read failed, else 0, computed without a
+/// branch from the sign bit.
+#[inline(always)]
+pub fn failed_bit(err: i64, flag: u32) -> u32 {
+    ((err as u64) >> 63) as u32 * flag
 }
 
 /// Read a pointer at `base + off`, failing on NULL.
@@ -56,35 +75,50 @@ pub fn read_ptr(base: KPtr, off: u32) -> Result<KPtr, i64> {
     if p.is_null() { Err(ERR_READ) } else { Ok(p) }
 }
 
-/// Inode number of namespace slot `I` of `task` (`nsproxy` already read, or None).
+/// Inode number of namespace slot `I` of `task` (its `nsproxy` already read), 0 if it cannot
+/// be read; a failed read is ORed into `err`.
 #[inline(always)]
-fn read_ns<const I: usize>(task: KPtr, nsproxy: Option<KPtr>) -> Result<u32, i64> {
-    let ns = if I == NsType::User as usize {
-        read_ptr(task, cfg!(task_real_cred)).and_then(|cred| read_ptr(cred, cfg!(cred_user_ns)))?
+fn read_ns<const I: usize>(task: KPtr, nsproxy: KPtr, err: &mut i64) -> u32 {
+    let ns: KPtr = if I == NsType::User as usize {
+        let cred: KPtr = read_or_zero_acc(task, cfg!(task_real_cred), err);
+        read_or_zero_acc(cred, cfg!(cred_user_ns), err)
     } else {
-        read_ptr(nsproxy.ok_or(ERR_READ)?, cfg!(nsproxy_ns[I]))?
+        read_or_zero_acc(nsproxy, cfg!(nsproxy_ns[I]), err)
     };
-    read::<u32>(ns, cfg!(ns_inum[I]))
+    read_or_zero_acc(ns, cfg!(ns_inum[I]), err)
 }
 
-/// Inode number of every namespace of `task`, by `NsType` index. Returns false when any read
-/// failed (that slot stays 0). Unrolled by hand: the verifier must see constant indices.
+/// Inode number of every namespace of `task`, by `NsType` index, reading through the task's
+/// nsproxy. Returns false when any read failed (that slot is 0).
 #[inline(always)]
 pub fn read_namespaces(task: KPtr, out: &mut [u32; NS_COUNT]) -> bool {
-    let nsproxy = read_ptr(task, cfg!(task_nsproxy)).ok();
-    let mut complete = true;
+    read_namespaces_err(task, out) == 0
+}
+
+/// [`read_namespaces`], returning the ORed read results (negative when any failed). Without a
+/// branch, so the paths through it stay one verifier state. Unrolled by hand: the verifier must
+/// see constant indices.
+#[inline(always)]
+fn read_namespaces_err(task: KPtr, out: &mut [u32; NS_COUNT]) -> i64 {
+    let mut err = 0;
+    let nsproxy: KPtr = read_or_zero_acc(task, cfg!(task_nsproxy), &mut err);
+    err | read_namespaces_via(task, nsproxy, out)
+}
+
+/// [`read_namespaces_err`] through `nsproxy` (which need not be the task's yet: the one
+/// switch_task_namespaces is about to install). The user namespace is the task's credentials'.
+#[inline(always)]
+pub fn read_namespaces_via(task: KPtr, nsproxy: KPtr, out: &mut [u32; NS_COUNT]) -> i64 {
+    let mut err = 0;
     macro_rules! slot {
         ($i:expr) => {
-            out[$i] = match read_ns::<{ $i }>(task, nsproxy) {
-                Ok(inum) => inum,
-                Err(_) => {
-                    // The time namespace is missing on kernels before 5.6: not an error there.
-                    if !($i == NsType::Time as usize && cfg!(nsproxy_ns[$i]) == OFFSET_NONE) {
-                        complete = false;
-                    }
-                    0
-                }
-            };
+            let mut slot_err = 0;
+            out[$i] = read_ns::<{ $i }>(task, nsproxy, &mut slot_err);
+            // The time namespace is missing on kernels before 5.6: not an error there (the
+            // offset is a load-time constant, so this is no branch at run time).
+            if !($i == NsType::Time as usize && cfg!(nsproxy_ns[$i]) == OFFSET_NONE) {
+                err |= slot_err;
+            }
         };
     }
     slot!(0);
@@ -96,43 +130,34 @@ pub fn read_namespaces(task: KPtr, out: &mut [u32; NS_COUNT]) -> bool {
     slot!(6);
     slot!(7);
     const _: () = assert!(NS_COUNT == 8);
-    complete
+    err
 }
 
 /// Fill everything of the header that describes `task` (all but kind, time and cgroup).
 #[inline(always)]
 pub fn fill_task(h: &mut EventHeader, task: KPtr) {
-    let mut flags = 0;
     h.tgid = read_or_zero(task, cfg!(task_tgid));
     h.tid = read_or_zero(task, cfg!(task_pid));
-    h.ppid = read_ptr(task, cfg!(task_real_parent))
-        .and_then(|p| read(p, cfg!(task_tgid)))
-        .unwrap_or(0);
-    h.start_time_ns = read_ptr(task, cfg!(task_group_leader))
-        .and_then(|leader| read(leader, cfg!(task_start_boottime)))
-        .unwrap_or(0);
-    match read_ptr(task, cfg!(task_real_cred)) {
-        Ok(cred) => {
-            h.uid = read_or_zero(cred, cfg!(cred_uid));
-            h.gid = read_or_zero(cred, cfg!(cred_gid));
-            h.cap_effective = read_or_zero(cred, cfg!(cred_cap_effective));
-        }
-        Err(_) => {
-            h.uid = 0;
-            h.gid = 0;
-            h.cap_effective = 0;
-            flags |= HDR_FLAG_CRED_PARTIAL;
-        }
-    }
-    if !read_namespaces(task, &mut h.ns) {
-        flags |= HDR_FLAG_NS_PARTIAL;
-    }
+    let parent: KPtr = read_or_zero(task, cfg!(task_real_parent));
+    h.ppid = read_or_zero(parent, cfg!(task_tgid));
+    let leader: KPtr = read_or_zero(task, cfg!(task_group_leader));
+    h.start_time_ns = read_or_zero(leader, cfg!(task_start_boottime));
+    // Branch-free reads: a failure sets a flag instead of a path of its own.
+    let mut cred_err = 0;
+    let cred: KPtr = read_or_zero_acc(task, cfg!(task_real_cred), &mut cred_err);
+    h.uid = read_or_zero_acc(cred, cfg!(cred_uid), &mut cred_err);
+    h.gid = read_or_zero_acc(cred, cfg!(cred_gid), &mut cred_err);
+    h.cap_effective = read_or_zero_acc(cred, cfg!(cred_cap_effective), &mut cred_err);
+    let ns_err = read_namespaces_err(task, &mut h.ns);
+    let flags =
+        failed_bit(cred_err, HDR_FLAG_CRED_PARTIAL) | failed_bit(ns_err, HDR_FLAG_NS_PARTIAL);
     let comm_off = cfg!(task_comm);
-    if comm_off == OFFSET_NONE
-        // SAFETY: probe read into a buffer of exactly COMM_LEN bytes.
-        || unsafe { bpf_probe_read_kernel_buf(task.add(comm_off as usize), &mut h.comm) }.is_err()
-    {
+    if comm_off == OFFSET_NONE {
         h.comm = [0; COMM_LEN];
+    } else {
+        // SAFETY: probe read into a buffer of exactly COMM_LEN bytes, which the helper zeroes
+        // when the read fails.
+        let _ = unsafe { bpf_probe_read_kernel_buf(task.add(comm_off as usize), &mut h.comm) };
     }
     h.flags = flags;
 }
@@ -148,10 +173,9 @@ pub fn current() -> KPtr {
 #[inline(always)]
 pub fn mnt_ns(task: KPtr) -> u32 {
     const MNT: usize = NsType::Mnt as usize;
-    read_ptr(task, cfg!(task_nsproxy))
-        .and_then(|p| read_ptr(p, cfg!(nsproxy_ns[MNT])))
-        .and_then(|ns| read::<u32>(ns, cfg!(ns_inum[MNT])))
-        .unwrap_or(0)
+    let nsproxy: KPtr = read_or_zero(task, cfg!(task_nsproxy));
+    let ns: KPtr = read_or_zero(nsproxy, cfg!(nsproxy_ns[MNT]));
+    read_or_zero(ns, cfg!(ns_inum[MNT]))
 }
 
 /// Whether the current task may be in a container: its mount namespace is not the host's.

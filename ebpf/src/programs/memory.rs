@@ -99,13 +99,15 @@ fn find_vma(addr: u64) -> Option<Vma> {
     (rc == 0).then_some(vma)
 }
 
-/// Whether this event about the mapping at `vm_start` is one of the first few of its window.
+/// Whether this record of `kind` (a discard or a forced-write fault) about the mapping at
+/// `vm_start` is one of the first few of its window. Each kind has its own count: one half of
+/// the race must not use up the other's records.
 #[inline(always)]
-fn within_budget(vm_start: u64) -> bool {
+fn within_budget(vm_start: u64, kind: EventKind) -> bool {
     let key = MappingKey {
         vm_start,
         tgid: tgid(),
-        _pad: 0,
+        kind: kind as u32,
     };
     // SAFETY: bpf_ktime_get_boot_ns has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_boot_ns() };
@@ -189,7 +191,10 @@ fn madvise_discard(program: ProgramId, a: &impl SysArgs, file_backed: bool) -> R
     } else {
         vma.file == 0 && vma.flags & VM_READ != 0
     };
-    if !backing || vma.flags & (VM_WRITE | VM_SHARED) != 0 || !within_budget(vma.start) {
+    if !backing
+        || vma.flags & (VM_WRITE | VM_SHARED) != 0
+        || !within_budget(vma.start, EventKind::Madvise)
+    {
         return Ok(());
     }
     let info = if file_backed {
@@ -607,7 +612,7 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
         return Ok(());
     }
     let vm_start = read_or_zero(vma, cfg!(vma_vm_start));
-    if !within_budget(vm_start) {
+    if !within_budget(vm_start, EventKind::CowFault) {
         return Ok(());
     }
     // A file, anonymous memory or a special mapping (the vDSO): all break copy-on-write.

@@ -1,4 +1,5 @@
 pub mod compat;
+pub mod effects;
 pub mod iouring;
 pub mod lifecycle;
 pub mod memory;

@@ -123,6 +123,8 @@ pub fn prepare(
             (agent.to_owned(), agent.to_owned()),
             (primitives.to_owned(), primitives.to_owned()),
             (which("runc")?, PathBuf::from("/usr/sbin/runc")),
+            // postconditions.rs names the bounding set's capabilities with it.
+            (which("capsh")?, PathBuf::from("/usr/sbin/capsh")),
         ],
         dirs: Vec::new(),
     };

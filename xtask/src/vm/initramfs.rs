@@ -1,4 +1,4 @@
-//! The guest's initramfs: busybox-static with its applets, runc, the agent, the primitives
+//! The guest's initramfs: busybox-static with its applets, runc, capsh, the agent, the primitives
 //! binary and the stripped test binaries (with the shared libraries `ldd` names), the /init
 //! script, and per kernel the tests to run and the environment they get.
 

@@ -61,6 +61,7 @@ const SELECTION: &[Select] = &[
     select("escapes_kernel", ""),
     select("escapes_process", ""),
     select("entry_paths", ""),
+    select("postconditions", ""),
     Select {
         binary: "",
         name: "kernel_offsets",

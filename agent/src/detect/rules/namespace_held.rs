@@ -37,6 +37,7 @@ pub(super) const EVERY_KIND: &[Input] = &[
     Input::Kind(EventKind::PipeWrite),
     Input::Kind(EventKind::UnixConnect),
     Input::Kind(EventKind::CowFault),
+    Input::Kind(EventKind::TaskChanged),
 ];
 
 pub static INFO: RuleInfo = RuleInfo {
