@@ -131,6 +131,7 @@ pub fn kernel_config(
         fs_root_mnt: r.required("fs_struct", &["root.mnt"]),
         ..KernelConfig::UNCONFIGURED
     };
+    set_io_uring_requests(&r, &mut cfg);
     for ty in NsType::ALL {
         let (st, member) = ns_structs(ty);
         // The time namespace exists since 5.6 only.
@@ -152,6 +153,29 @@ pub fn kernel_config(
             missing: r.missing,
         })
     }
+}
+
+/// The io_kiocb members the io_uring completion programs read. The per-opcode struct sits in
+/// `io_kiocb.cmd` since 6.0 (`io_kiocb_to_cmd`); on 5.x it is a member of io_kiocb's first
+/// union (`rw`, `splice`, `madvise`). Either way the offset handed over is from io_kiocb.
+fn set_io_uring_requests(r: &Resolver<'_>, cfg: &mut KernelConfig) {
+    let cmd = r.optional("io_kiocb", &["cmd"]);
+    let member = |st: &str, old: &str, path: &str| {
+        let inside = r.optional(st, &[path]);
+        if cmd != OFFSET_NONE && inside != OFFSET_NONE {
+            cmd + inside
+        } else {
+            r.optional("io_kiocb", &[&format!("{old}.{path}")])
+        }
+    };
+    cfg.iokiocb_file = r.optional("io_kiocb", &["file"]);
+    cfg.iorw_pos = member("io_rw", "rw", "kiocb.ki_pos");
+    cfg.iorw_len = member("io_rw", "rw", "len");
+    cfg.iosplice_fd_in = member("io_splice", "splice", "splice_fd_in");
+    cfg.iosplice_flags = member("io_splice", "splice", "flags");
+    cfg.iomadvise_addr = member("io_madvise", "madvise", "addr");
+    cfg.iomadvise_len = member("io_madvise", "madvise", "len");
+    cfg.iomadvise_advice = member("io_madvise", "madvise", "advice");
 }
 
 /// The byte offset of `field` in a tracepoint record, from the tracepoint's tracefs `format`
@@ -250,5 +274,25 @@ print fmt: \"ring %p, req %p, result %d\", REC->ctx, REC->req, REC->res
             assert_ne!(cfg.ns_inum[ty as usize], OFFSET_NONE, "{ty:?}");
         }
         assert_eq!(cfg.nsproxy_ns[NsType::User as usize], OFFSET_NONE);
+        // io_uring is built in here: its request members are found, inside io_kiocb.cmd.
+        let cmd = btf.member_offset("io_kiocb", "cmd").unwrap();
+        assert_eq!(cfg.iokiocb_file, 0);
+        assert_eq!(
+            cfg.iorw_pos,
+            cmd + btf.member_offset("io_rw", "kiocb.ki_pos").unwrap()
+        );
+        assert_eq!(
+            cfg.iomadvise_advice,
+            cmd + btf.member_offset("io_madvise", "advice").unwrap()
+        );
+        for off in [
+            cfg.iorw_len,
+            cfg.iosplice_fd_in,
+            cfg.iosplice_flags,
+            cfg.iomadvise_addr,
+            cfg.iomadvise_len,
+        ] {
+            assert!(off > cmd && off < cmd + 64, "{off} not inside io_kiocb.cmd");
+        }
     }
 }

@@ -284,6 +284,20 @@ const _: () = {
 pub const IORING_OP_OPENAT: u8 = 18;
 /// `enum io_uring_op`: open a file with `struct open_how` (include/uapi/linux/io_uring.h).
 pub const IORING_OP_OPENAT2: u8 = 28;
+/// `enum io_uring_op`: the write family, twins of pwritev, pwrite64 from a registered buffer,
+/// pwrite64, and pwritev from registered buffers (6.15+) (include/uapi/linux/io_uring.h).
+pub const IORING_OP_WRITEV: u8 = 2;
+pub const IORING_OP_WRITE_FIXED: u8 = 5;
+pub const IORING_OP_WRITE: u8 = 23;
+pub const IORING_OP_WRITEV_FIXED: u8 = 61;
+/// `enum io_uring_op`: madvise(2) (5.6+).
+pub const IORING_OP_MADVISE: u8 = 25;
+/// `enum io_uring_op`: splice(2) and tee(2) (5.7 and 5.8+).
+pub const IORING_OP_SPLICE: u8 = 30;
+pub const IORING_OP_TEE: u8 = 33;
+/// `io_splice.flags` bit: `splice_fd_in` is a registered (fixed) file's index, not an fd
+/// (include/uapi/linux/io_uring.h).
+pub const SPLICE_F_FD_IN_FIXED: u32 = 1 << 31;
 
 // arch/x86/include/asm/thread_info.h, arch/x86/include/asm/ptrace.h,
 // arch/x86/entry/syscalls/syscall_32.tbl

@@ -92,6 +92,19 @@ pub struct KernelConfig {
     /// its tracefs format (`OFFSET_NONE`: not found, the program does nothing).
     pub iou_complete_req: u32,
     pub iou_complete_res: u32,
+    /// Members of a completed io_uring request, as byte offsets from the start of its
+    /// `io_kiocb` (the per-opcode struct lives in `io_kiocb.cmd`, 6.0+, or in its union on
+    /// 5.x): `file` (the request's struct file, a direct descriptor's too), `io_rw.kiocb.ki_pos`
+    /// and `io_rw.len`, `io_splice.splice_fd_in` and `.flags` (splice and tee),
+    /// `io_madvise.addr`, `.len` and `.advice`. `OFFSET_NONE` without io_uring.
+    pub iokiocb_file: u32,
+    pub iorw_pos: u32,
+    pub iorw_len: u32,
+    pub iosplice_fd_in: u32,
+    pub iosplice_flags: u32,
+    pub iomadvise_addr: u32,
+    pub iomadvise_len: u32,
+    pub iomadvise_advice: u32,
     /// `super_block.s_type` and `file_system_type.name`: the filesystem type of a superblock.
     pub sb_s_type: u32,
     pub fstype_name: u32,
@@ -102,7 +115,7 @@ pub struct KernelConfig {
     pub fs_root_mnt: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 292);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 324);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -161,6 +174,14 @@ impl KernelConfig {
         io_open_file_slot: OFFSET_NONE,
         iou_complete_req: OFFSET_NONE,
         iou_complete_res: OFFSET_NONE,
+        iokiocb_file: OFFSET_NONE,
+        iorw_pos: OFFSET_NONE,
+        iorw_len: OFFSET_NONE,
+        iosplice_fd_in: OFFSET_NONE,
+        iosplice_flags: OFFSET_NONE,
+        iomadvise_addr: OFFSET_NONE,
+        iomadvise_len: OFFSET_NONE,
+        iomadvise_advice: OFFSET_NONE,
         sb_s_type: OFFSET_NONE,
         fstype_name: OFFSET_NONE,
         task_fs: OFFSET_NONE,

@@ -458,6 +458,10 @@ pub struct PipeWriteEvent {
     pub file_parent: [u8; NAME_LEN],
 }
 
+/// [`PipeWriteEvent::fd`] of a write that named its file, not a descriptor number: an io_uring
+/// request, whose struct file is known at completion but whose fd (if it had one) is not.
+pub const FD_NONE: u32 = u32::MAX;
+
 /// `EventKind::UnixConnect`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

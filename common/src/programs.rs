@@ -77,6 +77,8 @@ program_ids! {
     CompatSysEnterMadvise = 47,
     FentryCommitCreds = 48,
     FentrySwitchTaskNamespaces = 49,
+    IouringCompleteWrite = 50,
+    IouringCompleteMadvise = 51,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -611,7 +613,37 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: CHECKPOINT_FALLBACK,
     },
+    // Writes, splices and tees made by io_uring (no syscall): judged at completion by the
+    // write-family and splice logic. No LSM twin: always attached.
+    iouring(
+        P::IouringCompleteWrite,
+        "iouring_complete_write",
+        &[K::MemWrite, K::PipeWrite],
+    ),
+    // madvise made by io_uring: the Dirty COW discard half, judged like sys_enter_madvise and
+    // sys_enter_madvise_special.
+    iouring(
+        P::IouringCompleteMadvise,
+        "iouring_complete_madvise",
+        &[K::Madvise],
+    ),
 ];
+
+/// A program on io_uring's completion tracepoint, in a group of its own.
+const fn iouring(id: ProgramId, name: &'static str, kinds: &'static [EventKind]) -> ProgramSpec {
+    ProgramSpec {
+        id,
+        name,
+        hook: Hook::Tracepoint {
+            category: "io_uring",
+            names: &["io_uring_complete"],
+        },
+        group: name,
+        kinds,
+        required: false,
+        fallback: "",
+    }
+}
 
 /// The program array the 32-bit dispatchers tail-call into, and its entries.
 pub const COMPAT_TAILS: &str = "COMPAT_TAILS";

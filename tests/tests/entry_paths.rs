@@ -10,9 +10,9 @@ use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
     escape::{
         WAIT, against_host_process, check_race, cited_hooks, finish, host_rdev, privileged,
-        ptrace_host_scenario, root_disk, scenario, scenario_by_another_entry, sh,
+        ptrace_host_scenario, root_disk, scenario, scenario_by_another_entry, sh, wait_for_alerts,
     },
-    scenario::with_device,
+    scenario::{check_alert, with_device},
 };
 use serde_json::Value;
 
@@ -297,6 +297,151 @@ fn ordinary_io_uring_opens_give_zero_alerts() {
     let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "kernel-debug-recon");
     assert_eq!(alert["details"]["file"]["name"], "kallsyms", "{alert:#}");
     assert_served_by_io_uring(&agent, &alert);
+    drop(c);
+    agent.stop();
+    assert_eq!(agent.alerts().len(), 1, "{:#?}", agent.alerts());
+}
+
+/// The hooks of io_uring's completion that judge write, splice and tee requests, and madvise
+/// requests (no LSM twin: they serve on every kernel).
+const IOURING_WRITE: &str = "tracepoint/iouring_complete_write";
+const IOURING_MADVISE: &str = "tracepoint/iouring_complete_madvise";
+
+/// Dirty Pipe with no splice, tee or write syscall: the read-only file spliced into the pipe by
+/// IORING_OP_SPLICE, the pipe written by IORING_OP_WRITE, its buffers tee'd into a second pipe
+/// by IORING_OP_TEE and that one written by IORING_OP_WRITEV. Both writes are dirty-pipe
+/// alerts naming the spliced file, from the io_uring completion program, for the process that
+/// submitted them; an io_uring request has no descriptor number to report.
+#[test]
+fn a_dirty_pipe_made_by_io_uring_is_judged_like_dirty_pipe() {
+    let (agent, first, c) = scenario_by_another_entry(
+        "iouring-dirty-pipe",
+        "dirty-pipe",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && chmod 444 /tmp/target && \
+                 primitives iouring-dirtypipe /tmp/target",
+            )
+        },
+    );
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let alerts = wait_for_alerts(&agent, "dirty-pipe", &cgroup, 2);
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
+    assert_eq!(alerts[0], first);
+    for a in &alerts {
+        check_alert(a, "dirty-pipe", &cgroup, "unknown");
+        assert_eq!(a["details"]["file"]["name"], "target", "{a:#}");
+        assert_eq!(a["details"]["path"], "tmp/target", "{a:#}");
+        assert_eq!(a["details"]["ret"], 1, "{a:#}");
+        assert!(a["details"]["pipe_fd"].is_null(), "{a:#}");
+        assert_eq!(a["process"]["exe"], "/bin/primitives", "{a:#}");
+        assert_eq!(
+            cited_hooks(&agent, a),
+            vec![IOURING_WRITE.to_owned()],
+            "{a:#}"
+        );
+    }
+    drop(c);
+    finish(agent, "iouring-dirty-pipe");
+}
+
+/// Code injection by io_uring: /proc/CHILD/mem registered as a fixed file and its descriptor
+/// closed, then 8 bytes written into the child by IORING_OP_WRITE. No fd table holds the file
+/// when it is written; the request's struct file carries the mark its open set. Judged like a
+/// write(2): the same target, address and length.
+#[test]
+fn a_proc_mem_write_by_io_uring_through_a_fixed_file_is_judged_like_write() {
+    let mut out = String::new();
+    let (agent, alert, c) = scenario_by_another_entry(
+        "iouring-procmem",
+        "proc-mem-write",
+        |b| b,
+        |c| {
+            out = sh(c, "primitives iouring-procmem");
+            out.clone()
+        },
+    );
+    drop(c);
+    // "child N: io_uring write through a fixed file into /proc/N/mem: 8"
+    let child: u64 = out
+        .split_once("child ")
+        .and_then(|(_, rest)| rest.split_once(':'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in {out:?}"));
+    assert!(out.trim_end().ends_with("mem: 8"), "write failed: {out}");
+    assert_eq!(alert["details"]["method"], "/proc/PID/mem", "{alert:#}");
+    assert_eq!(alert["details"]["target"]["pid"], child, "{alert:#}");
+    assert_eq!(
+        alert["details"]["target_owner"], "its own container",
+        "{alert:#}"
+    );
+    assert_eq!(alert["details"]["ret"], 8, "{alert:#}");
+    assert_eq!(alert["process"]["exe"], "/bin/primitives", "{alert:#}");
+    assert_eq!(
+        cited_hooks(&agent, &alert),
+        vec![IOURING_WRITE.to_owned()],
+        "{alert:#}"
+    );
+    let event = agent.wait_for_event(WAIT, |e| e["id"] == alert["event_ids"][0]);
+    assert_eq!(event["data"]["kind"], "mem_write", "{event:#}");
+    assert_eq!(event["data"]["len"], 8, "{event:#}");
+    assert_eq!(event["data"]["addr"], alert["details"]["addr"], "{event:#}");
+    finish(agent, "iouring-procmem");
+}
+
+/// Dirty COW with its discard half by io_uring: IORING_OP_MADVISE(MADV_DONTNEED) from one
+/// thread on a read-only private mapping, forced writes through /proc/self/mem from another.
+/// The discards come from the io_uring completion program and are counted like madvise(2)'s.
+#[test]
+fn a_dirty_cow_race_discarding_by_io_uring_is_judged_like_dirty_cow() {
+    let (mut agent, alert, c) = scenario_by_another_entry(
+        "iouring-dirty-cow",
+        "dirty-cow",
+        |b| b,
+        |c| {
+            sh(
+                c,
+                "echo original > /tmp/target && primitives iouring-dirtycow /tmp/target; cat /tmp/target",
+            )
+        },
+    );
+    assert_eq!(alert["details"]["file"], "target", "{alert:#}");
+    check_race(&mut agent, &alert);
+    let hooks = cited_hooks(&agent, &alert);
+    assert!(
+        hooks.iter().any(|h| h == IOURING_MADVISE),
+        "the discards were not io_uring's: {hooks:?}\n{alert:#}"
+    );
+    drop(c);
+    finish(agent, "iouring-dirty-cow");
+}
+
+/// The benign look-alike: io_uring as a web server or fio uses it — writes and vectored writes
+/// to a file, a read-only file spliced into a pipe and on into a file (the pipe never
+/// written), a plain pipe written and tee'd, its own writable memory written through
+/// /proc/self/mem and its own anonymous memory discarded — gives zero alerts, though the
+/// self-write was seen. The io_uring /proc/PID/mem injection afterwards is the one alert, so
+/// this test can fail.
+#[test]
+fn ordinary_io_uring_writes_splices_and_discards_give_zero_alerts() {
+    let dir = work_dir("iouring-benign-writes");
+    let mut agent = Agent::start(&dir);
+    let c = privileged("iouring-benign-writes", |b| b);
+    let cgroup = c.cgroup_path().expect("cgroup");
+    let out = sh(&c, "primitives iouring-benign");
+    assert!(
+        out.contains("iouring-benign: done"),
+        "workload failed: {out}"
+    );
+    agent.wait_for_event(WAIT, |e| {
+        e["data"]["kind"] == "mem_write" && e["hook"] == IOURING_WRITE && e["data"]["ret"] == 8
+    });
+    assert_eq!(agent.alerts(), Vec::<Value>::new());
+    sh(&c, "primitives iouring-procmem");
+    let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "proc-mem-write");
+    check_alert(&alert, "proc-mem-write", &cgroup, "unknown");
     drop(c);
     agent.stop();
     assert_eq!(agent.alerts().len(), 1, "{:#?}", agent.alerts());

@@ -9,7 +9,7 @@ use escapewatch_integration::{
     agent::{Agent, ns_inode, work_dir},
     escape::{
         WAIT, against_host_process, check_hooks, check_race, finish, privileged,
-        ptrace_host_scenario, scenario, sh,
+        ptrace_host_scenario, scenario, sh, wait_for_alerts,
     },
     scenario::check_alert,
 };
@@ -280,18 +280,7 @@ fn dirty_pipe_written_by_writev_by_a_child_through_a_reopened_pipe_and_a_second_
         },
     );
     let cgroup = c.cgroup_path().expect("cgroup");
-    let deadline = std::time::Instant::now() + WAIT;
-    let alerts = loop {
-        let alerts: Vec<_> = agent
-            .alerts()
-            .into_iter()
-            .filter(|a| a["rule"] == "dirty-pipe" && a["container"]["id"] == cgroup)
-            .collect();
-        if alerts.len() >= 5 || std::time::Instant::now() > deadline {
-            break alerts;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let alerts = wait_for_alerts(&agent, "dirty-pipe", &cgroup, 5);
     assert_eq!(alerts.len(), 5, "{alerts:#?}");
     for a in &alerts {
         check_alert(a, "dirty-pipe", &cgroup, "unknown");

@@ -4,9 +4,9 @@
 use escapewatch_common::{
     abi,
     event::{
-        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FileOpenEvent, MEMW_PID_IN_WRITER_NS,
-        MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent, PipeWriteEvent, SyscallEvent,
-        SysctlEvent, TaskChangedEvent, open_class, vma_bits,
+        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FD_NONE, FileOpenEvent,
+        MEMW_PID_IN_WRITER_NS, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent, PipeWriteEvent,
+        SyscallEvent, SysctlEvent, TaskChangedEvent, open_class, vma_bits,
     },
     user::until_nul,
 };
@@ -133,7 +133,7 @@ pub fn madvise(e: &MadviseEvent) -> Payload {
 pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
     Payload::PipeWrite {
         ret: e.ret,
-        fd: e.fd,
+        fd: (e.fd != FD_NONE).then_some(e.fd),
         file: file_ref(e.file_ino, e.file_dev, &e.file_name, &e.file_parent),
     }
 }

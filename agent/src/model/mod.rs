@@ -400,7 +400,9 @@ pub enum Payload {
     },
     PipeWrite {
         ret: i64,
-        fd: u32,
+        /// The descriptor written; None for an io_uring write, which names its file by the
+        /// request (the number, if it had one, is not known at completion).
+        fd: Option<u32>,
         /// The read-only file spliced into this pipe.
         file: FileRef,
     },

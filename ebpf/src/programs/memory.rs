@@ -237,7 +237,7 @@ fn emit_madvise(
 }
 
 #[inline(always)]
-fn marks_present() -> bool {
+pub(crate) fn marks_present() -> bool {
     MARKS_PRESENT.get(0).is_some_and(|v| *v != 0)
 }
 
@@ -280,42 +280,58 @@ pub(crate) fn write_enter(fd: u64, count: u64, pos: Option<u64>) -> Result<(), i
     let Ok(file) = fd_file(current(), fd) else {
         return Ok(());
     };
+    if let Some((kind, args)) = write_target(file, fd, count, pos)? {
+        pending::put(kind, 0, args, [0; NS_COUNT])?;
+    }
+    Ok(())
+}
+
+/// The judgement of a write of `count` bytes (or [`COUNT_VECTORED`]) at `pos` (None: at the
+/// file position) through `file` (at descriptor `fd`), for every way a write is made (the write
+/// syscalls of either entry, io_uring's write requests): when it reaches a marked object, the
+/// record kind and arguments that [`emit_write`] turns into its record once the result is
+/// known.
+#[inline(always)]
+pub(crate) fn write_target(
+    file: KPtr,
+    fd: u64,
+    count: u64,
+    pos: Option<u64>,
+) -> Result<Option<(EventKind, [u64; 4])>, i64> {
     let Ok(key) = mark_key(file) else {
-        return Ok(());
+        return Ok(None);
     };
     // SAFETY: the mark is copied out immediately.
     let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
-        return Ok(());
+        return Ok(None);
     };
     let info = file_info(file)?;
     // The inode was freed and its address reused since it was marked.
     if info.ino != mark.obj_ino || info.dev != mark.obj_dev {
-        return Ok(());
+        return Ok(None);
     }
-    match mark.kind {
+    Ok(match mark.kind {
         MARK_PROC_MEM => {
             let addr = match pos {
                 Some(p) if p != POS_CURRENT => p,
                 _ => read::<u64>(file, cfg!(file_f_pos))?,
             };
             let (target, flags) = mem_target(file, &mark);
-            pending::put(
+            Some((
                 EventKind::MemWrite,
-                0,
                 [
                     fd,
                     addr,
                     count,
                     u64::from(target) | (u64::from(flags) << 32),
                 ],
-                [0; NS_COUNT],
-            )
+            ))
         }
         MARK_PIPE_SPLICED if info.mode & S_IFMT == S_IFIFO => {
-            pending::put(EventKind::PipeWrite, 0, [fd, key, count, 0], [0; NS_COUNT])
+            Some((EventKind::PipeWrite, [fd, key, count, 0]))
         }
-        _ => Ok(()),
-    }
+        _ => None,
+    })
 }
 
 /// Whose memory a write through the /proc/PID/mem `file` lands in, as (pid, `MEMW_*`), decided
@@ -396,10 +412,16 @@ pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
 /// The exit of a write to a marked object the entry recorded as `p`, which returned `rc`.
 #[inline(always)]
 pub(crate) fn exit_write(program: ProgramId, p: &Pending, rc: i64) {
-    if p.kind == EventKind::MemWrite as u32 {
-        emit_mem_write(program, rc, p.args);
-    } else if p.kind == EventKind::PipeWrite as u32 {
-        let [fd, key, _, _] = p.args;
+    emit_write(program, p.kind, rc, p.args);
+}
+
+/// The record of a write [`write_target`] judged as `kind` with `args`, which returned `rc`.
+#[inline(always)]
+pub(crate) fn emit_write(program: ProgramId, kind: u32, rc: i64, args: [u64; 4]) {
+    if kind == EventKind::MemWrite as u32 {
+        emit_mem_write(program, rc, args);
+    } else if kind == EventKind::PipeWrite as u32 {
+        let [fd, key, _, _] = args;
         // SAFETY: the mark is copied out immediately.
         let Some(mark) = (unsafe { MARKED_FDS.get(key) }).copied() else {
             return;
@@ -487,43 +509,47 @@ pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
 /// splice's entry, from `fd_in` into `fd_out`.
 #[inline(always)]
 pub(crate) fn splice(fd_in: u64, fd_out: u64) -> Result<(), i64> {
-    {
-        if !is_candidate() {
-            return Ok(());
-        }
-        let task = current();
-        let source = fd_file(task, fd_in)?;
-        let input = file_info(source)?;
-        let pipe = fd_file(task, fd_out)?;
-        let output = file_info(pipe)?;
-        if output.mode & S_IFMT != S_IFIFO {
-            return Ok(());
-        }
-        match input.mode & S_IFMT {
-            S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
-            S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
-            _ => return Ok(()),
-        }
-        let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
-        // SAFETY: this CPU's scratch slot.
-        let mark = unsafe { &mut *scratch };
-        mark.kind = MARK_PIPE_SPLICED;
-        mark.target_pid = 0;
-        mark.flags = 0;
-        mark._pad = 0;
-        mark.obj_ino = output.ino;
-        mark.obj_dev = output.dev;
-        mark._pad2 = 0;
-        mark.file_ino = input.ino;
-        mark.file_dev = input.dev;
-        mark.file_f_mode = input.f_mode;
-        dentry_name(input.dentry, &mut mark.file_name);
-        mark.file_parent[0] = 0;
-        if let Ok(parent) = dentry_parent(input.dentry) {
-            dentry_name(parent, &mut mark.file_parent);
-        }
-        set_mark(pipe, mark)
+    if !is_candidate() {
+        return Ok(());
     }
+    let task = current();
+    judge_splice(fd_file(task, fd_in)?, fd_file(task, fd_out)?)
+}
+
+/// A splice from `source` into `pipe`, however made (the syscall of either entry,
+/// IORING_OP_SPLICE): a read-only regular file marks the pipe; a marked pipe passes its mark on
+/// (which is also tee's judgement).
+#[inline(always)]
+pub(crate) fn judge_splice(source: KPtr, pipe: KPtr) -> Result<(), i64> {
+    let input = file_info(source)?;
+    let output = file_info(pipe)?;
+    if output.mode & S_IFMT != S_IFIFO {
+        return Ok(());
+    }
+    match input.mode & S_IFMT {
+        S_IFIFO => return pass_mark_on(source, &input, pipe, &output),
+        S_IFREG if input.f_mode & FMODE_WRITE == 0 => {}
+        _ => return Ok(()),
+    }
+    let scratch = SCRATCH_MARK.get_ptr_mut(0).ok_or(ERR_READ)?;
+    // SAFETY: this CPU's scratch slot.
+    let mark = unsafe { &mut *scratch };
+    mark.kind = MARK_PIPE_SPLICED;
+    mark.target_pid = 0;
+    mark.flags = 0;
+    mark._pad = 0;
+    mark.obj_ino = output.ino;
+    mark.obj_dev = output.dev;
+    mark._pad2 = 0;
+    mark.file_ino = input.ino;
+    mark.file_dev = input.dev;
+    mark.file_f_mode = input.f_mode;
+    dentry_name(input.dentry, &mut mark.file_name);
+    mark.file_parent[0] = 0;
+    if let Ok(parent) = dentry_parent(input.dentry) {
+        dentry_name(parent, &mut mark.file_parent);
+    }
+    set_mark(pipe, mark)
 }
 
 /// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into

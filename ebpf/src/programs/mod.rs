@@ -1,5 +1,6 @@
 pub mod compat;
 pub mod effects;
+pub mod iouring;
 pub mod lifecycle;
 pub mod memory;
 pub mod mount;

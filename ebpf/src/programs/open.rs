@@ -23,7 +23,6 @@ use escapewatch_common::{
         EPERM, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES, O_RDWR,
         O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
     },
-    config::OFFSET_NONE,
     event::{
         FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
     },
@@ -498,26 +497,20 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
 #[tracepoint(category = "io_uring", name = "io_uring_complete")]
 pub fn iouring_complete_open(ctx: TracePointContext) -> u32 {
     run(ProgramId::IouringCompleteOpen, || {
-        let (req_off, res_off) = (cfg!(iou_complete_req), cfg!(iou_complete_res));
-        if req_off == OFFSET_NONE || res_off == OFFSET_NONE || !is_candidate() {
+        let Some(c) = super::iouring::completion(&ctx)? else {
+            return Ok(());
+        };
+        if (c.opcode != IORING_OP_OPENAT && c.opcode != IORING_OP_OPENAT2) || !is_candidate() {
             return Ok(());
         }
-        // SAFETY: offsets inside this tracepoint's record, from its tracefs format.
-        let req: KPtr = unsafe { ctx.read_at(req_off as usize) }.map_err(|_| ERR_READ)?;
-        let opcode: u8 = read(req, cfg!(iokiocb_opcode))?;
-        if opcode != IORING_OP_OPENAT && opcode != IORING_OP_OPENAT2 {
-            return Ok(());
-        }
-        // SAFETY: as above.
-        let res: i32 = unsafe { ctx.read_at(res_off as usize) }.map_err(|_| ERR_READ)?;
         // A direct descriptor (a fixed-file slot) is not in the fd table.
-        if res < 0 || read::<u32>(req, cfg!(io_open_file_slot)).unwrap_or(0) != 0 {
+        if c.res < 0 || read::<u32>(c.req, cfg!(io_open_file_slot)).unwrap_or(0) != 0 {
             return Ok(());
         }
         judge_opened_fd(
             ProgramId::IouringCompleteOpen,
-            res as u64,
-            i64::from(res),
+            c.res as u64,
+            i64::from(c.res),
             None,
             0,
         )

@@ -46,6 +46,7 @@ pub static INFO: RuleInfo = RuleInfo {
         "dirty-cow-vdso",
         "compat-dirty-cow",
         "dirty-cow-clonevm",
+        "iouring-dirty-cow",
     ]),
     ..RuleInfo::BASE
 };

