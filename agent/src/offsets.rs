@@ -129,6 +129,11 @@ pub fn kernel_config(
         task_fs: r.required("task_struct", &["fs"]),
         fs_pwd_mnt: r.required("fs_struct", &["pwd.mnt"]),
         fs_root_mnt: r.required("fs_struct", &["root.mnt"]),
+        // Which socket a Unix connect reached (unix may be a module: optional).
+        socket_sk: r.optional("socket", &["sk"]),
+        unix_sock_peer: r.optional("unix_sock", &["peer"]),
+        unix_sock_path_dentry: r.optional("unix_sock", &["path.dentry"]),
+        dentry_d_inode: r.required("dentry", &["d_inode"]),
         ..KernelConfig::UNCONFIGURED
     };
     set_io_uring_requests(&r, &mut cfg);

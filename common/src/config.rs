@@ -113,9 +113,15 @@ pub struct KernelConfig {
     pub task_fs: u32,
     pub fs_pwd_mnt: u32,
     pub fs_root_mnt: u32,
+    /// `socket.sk`, `unix_sock.peer`, `unix_sock.path.dentry` and `dentry.d_inode`: the
+    /// socket a Unix connect reached, by the path its listener bound.
+    pub socket_sk: u32,
+    pub unix_sock_peer: u32,
+    pub unix_sock_path_dentry: u32,
+    pub dentry_d_inode: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 324);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 340);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -187,5 +193,9 @@ impl KernelConfig {
         task_fs: OFFSET_NONE,
         fs_pwd_mnt: OFFSET_NONE,
         fs_root_mnt: OFFSET_NONE,
+        socket_sk: OFFSET_NONE,
+        unix_sock_peer: OFFSET_NONE,
+        unix_sock_path_dentry: OFFSET_NONE,
+        dentry_d_inode: OFFSET_NONE,
     };
 }

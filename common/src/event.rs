@@ -468,8 +468,17 @@ pub const FD_NONE: u32 = u32::MAX;
 pub struct ConnectEvent {
     pub header: EventHeader,
     pub ret: i64,
+    /// The socket reached (when the connect succeeded and its listener bound a path): the
+    /// inode of that path and its device, and the name the listener bound it as, which no
+    /// symlink, bind mount or link the container made changes. 0 / empty otherwise.
+    pub peer_ino: u64,
+    pub peer_dev: u32,
+    /// The connecting descriptor.
+    pub fd: u32,
+    /// The path the caller passed.
     pub path: [u8; SUN_PATH_LEN],
     pub _pad: u32,
+    pub peer_name: [u8; NAME_LEN],
 }
 
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
@@ -481,7 +490,7 @@ const _: () = assert!(core::mem::size_of::<MemWriteEvent>() == 224);
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 160);
 const _: () = assert!(core::mem::size_of::<CowFaultEvent>() == 112 + 56 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PipeWriteEvent>() == 272);
-const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 232);
+const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 312);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 896);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 120);

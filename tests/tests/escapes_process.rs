@@ -478,3 +478,33 @@ fn runtime_socket_access() {
     drop(c);
     finish(agent, "runtime-socket");
 }
+
+/// Issue H, trust in names: the same socket bind-mounted under another name and reached
+/// through a symlink the container made. Neither name says docker; the kernel reports the name
+/// the listener bound (`docker.sock`), which the container cannot change.
+#[test]
+fn runtime_socket_reached_through_a_symlink_and_another_name() {
+    let sock_dir = Path::new("/tmp/escapewatch-tests/sock-renamed");
+    fs::create_dir_all(sock_dir).unwrap();
+    let sock = sock_dir.join("docker.sock");
+    let _ = fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
+    let (agent, alert, c) = scenario(
+        "runtime-socket-renamed",
+        "runtime-socket-access",
+        |b| b.bind_mount(&sock, "/run/api/engine", true),
+        |c| {
+            sh(
+                c,
+                "ln -s /run/api/engine /tmp/innocent && primitives connect /tmp/innocent",
+            )
+        },
+    );
+    drop(listener);
+    let _ = fs::remove_file(&sock);
+    assert_eq!(alert["details"]["socket"], "/tmp/innocent", "{alert:#}");
+    assert_eq!(alert["details"]["bound_as"], "docker.sock", "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "primitives", "{alert:#}");
+    drop(c);
+    finish(agent, "runtime-socket-renamed");
+}

@@ -152,6 +152,7 @@ pub fn connect(e: &ConnectEvent) -> Payload {
     Payload::UnixConnect {
         ret: e.ret,
         path: text(&e.path),
+        peer: (e.peer_ino != 0).then(|| file_ref(e.peer_ino, e.peer_dev, &e.peer_name, &[])),
     }
 }
 

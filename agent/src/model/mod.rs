@@ -408,7 +408,12 @@ pub enum Payload {
     },
     UnixConnect {
         ret: i64,
+        /// The path the caller passed.
         path: String,
+        /// The socket reached (a successful connect to a listener bound to a path): that
+        /// path's inode and the name it was bound as.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<FileRef>,
     },
     Namespace {
         syscall: NsSyscall,

@@ -1,18 +1,23 @@
 //! connect(2) to Unix socket paths from container candidates (container runtime API sockets).
+//! The path the caller passed is a name the container chose (a symlink, a bind mount under
+//! another name); a successful connect also names the socket it reached by the path its
+//! listener bound, which only the host chose.
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use escapewatch_common::{abi::AF_UNIX, kind::EventKind, programs::ProgramId};
+use escapewatch_common::{abi::AF_UNIX, event::ConnectEvent, kind::EventKind, programs::ProgramId};
 
 use super::{SysArgs, ret};
 use crate::{
+    cfg,
     helpers::{
         emit::run,
+        files::{dentry_name, fd_file},
         pending::{self, tid},
-        task::{ERR_READ, is_candidate},
+        task::{ERR_READ, KPtr, current, is_candidate, read_or_zero},
     },
     maps::{PENDING_CONNECT, SCRATCH_CONNECT},
 };
@@ -40,6 +45,10 @@ pub fn connect(a: &impl SysArgs) -> Result<(), i64> {
         let ev = unsafe { &mut *scratch };
         ev.ret = 0;
         ev._pad = 0;
+        ev.fd = a.arg(0)? as u32;
+        ev.peer_ino = 0;
+        ev.peer_dev = 0;
+        ev.peer_name[0] = 0;
         // SAFETY: sun_path follows the 2-byte family; the helper validates the pointer.
         if unsafe { bpf_probe_read_user_buf(addr.add(2), &mut ev.path) }.is_err() {
             return Ok(());
@@ -71,6 +80,30 @@ pub fn exit_connect(program: ProgramId, rc: i64) -> bool {
         rc,
         |ev, rc| {
             ev.ret = rc;
+            if rc == 0 {
+                fill_peer(ev);
+            }
         },
     )
+}
+
+/// The socket `ev.fd` is now connected to: the path its listener bound (a stream connect's peer
+/// is the server's new socket, which carries the listener's path), by inode and bound name.
+#[inline(always)]
+fn fill_peer(ev: &mut ConnectEvent) {
+    let Ok(file) = fd_file(current(), u64::from(ev.fd)) else {
+        return;
+    };
+    let socket: KPtr = read_or_zero(file, cfg!(file_private_data));
+    let sk: KPtr = read_or_zero(socket, cfg!(socket_sk));
+    let peer: KPtr = read_or_zero(sk, cfg!(unix_sock_peer));
+    let dentry: KPtr = read_or_zero(peer, cfg!(unix_sock_path_dentry));
+    if dentry.is_null() {
+        return;
+    }
+    let inode: KPtr = read_or_zero(dentry, cfg!(dentry_d_inode));
+    ev.peer_ino = read_or_zero(inode, cfg!(inode_i_ino));
+    let sb: KPtr = read_or_zero(inode, cfg!(inode_i_sb));
+    ev.peer_dev = read_or_zero(sb, cfg!(sb_s_dev));
+    dentry_name(dentry, &mut ev.peer_name);
 }

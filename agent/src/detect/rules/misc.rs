@@ -30,32 +30,45 @@ impl Check for RuntimeSocket {
         severity: Severity::High,
         mitre: "T1610",
         title: "Container connected to a container runtime API socket",
-        scope: "connect to a docker/containerd/cri-o/podman API socket",
+        scope: "connect to a docker/containerd/cri-o/podman API socket, by the name the container used or the name its listener bound (symlinks and renamed bind mounts included)",
+        // Recorded alerts carry the explanation: it stays as it was, the scope says the rest.
         explanation: "A process in a container connected to the API socket of Docker, \
             containerd, CRI-O or podman (usually bind-mounted into it). Whoever talks to that \
             socket can start a privileged container with the host's root filesystem: it is root \
             on the host. Check why the socket is mounted into the container and what the process \
             asked the runtime to do (the runtime's logs).",
         inputs: &[Input::Kind(EventKind::UnixConnect)],
-        fixtures: Fixtures::Recorded(&["runtime-socket"]),
+        fixtures: Fixtures::Recorded(&["runtime-socket", "runtime-socket-renamed"]),
         ..RuleInfo::BASE
     };
 
     fn check(e: &Event) -> Option<Finding> {
-        let Payload::UnixConnect { ret, path } = &e.data else {
+        let Payload::UnixConnect { ret, path, peer } = &e.data else {
             return None;
         };
         let c = workload(e)?;
         let name = path.rsplit('/').next().unwrap_or(path);
-        if *ret != 0 || !RUNTIME_SOCKETS.contains(&name) {
+        // The name the listener bound (only the host chose it), when the container's differs.
+        let bound = peer
+            .as_ref()
+            .map(|p| p.name.as_str())
+            .filter(|b| *b != name && RUNTIME_SOCKETS.contains(b));
+        if *ret != 0 || !(RUNTIME_SOCKETS.contains(&name) || bound.is_some()) {
             return None;
         }
+        let (via, details) = match bound {
+            Some(b) => (
+                format!(" (bound as {b})"),
+                json!({ "socket": path, "bound_as": b }),
+            ),
+            None => (String::new(), json!({ "socket": path })),
+        };
         Some(Finding::new(
             format!(
-                "{} connected to runtime API socket {path}: it can start privileged containers on the host; find out why the socket is mounted in.",
+                "{} connected to runtime API socket {path}{via}: it can start privileged containers on the host; find out why the socket is mounted in.",
                 who(e, c)
             ),
-            json!({ "socket": path }),
+            details,
         ))
     }
 
@@ -65,12 +78,41 @@ impl Check for RuntimeSocket {
         let connect = |ret, path: &str| Payload::UnixConnect {
             ret,
             path: path.into(),
+            peer: None,
+        };
+        let reaching = |path: &str, bound: &str| Payload::UnixConnect {
+            ret: 0,
+            path: path.into(),
+            peer: Some(crate::model::FileRef {
+                ino: 77,
+                dev: "0:25".into(),
+                name: bound.into(),
+                parent: String::new(),
+            }),
         };
         vec![
             Example::alert(
                 "the docker socket, bind-mounted",
                 vec![in_container("curl", connect(0, "/var/run/docker.sock"))],
                 |a| assert_eq!(a.details["socket"], "/var/run/docker.sock"),
+            ),
+            Example::alert(
+                "the docker socket reached through a symlink the container made",
+                vec![in_container(
+                    "curl",
+                    reaching("/tmp/innocent", "docker.sock"),
+                )],
+                |a| {
+                    assert_eq!(a.details["socket"], "/tmp/innocent");
+                    assert_eq!(a.details["bound_as"], "docker.sock");
+                },
+            ),
+            Example::silent(
+                "a socket of the container's own named like nothing special",
+                vec![in_container(
+                    "app",
+                    reaching("/run/app/api.sock", "api.sock"),
+                )],
             ),
             Example::silent(
                 "syslog, a refused connect, and the docker CLI on the host",
