@@ -134,6 +134,7 @@ pub fn kernel_config(
         unix_sock_peer: r.optional("unix_sock", &["peer"]),
         unix_sock_path_dentry: r.optional("unix_sock", &["path.dentry"]),
         dentry_d_inode: r.required("dentry", &["d_inode"]),
+        sk_family: r.optional("sock", &["__sk_common.skc_family"]),
         ..KernelConfig::UNCONFIGURED
     };
     set_io_uring_requests(&r, &mut cfg);

@@ -291,6 +291,8 @@ pub const IORING_OP_WRITE_FIXED: u8 = 5;
 pub const IORING_OP_WRITE: u8 = 23;
 pub const IORING_OP_WRITEV_FIXED: u8 = 61;
 /// `enum io_uring_op`: madvise(2) (5.6+).
+/// IORING_OP_CONNECT (5.5+).
+pub const IORING_OP_CONNECT: u8 = 16;
 pub const IORING_OP_MADVISE: u8 = 25;
 /// `enum io_uring_op`: splice(2) and tee(2) (5.7 and 5.8+).
 pub const IORING_OP_SPLICE: u8 = 30;

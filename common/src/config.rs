@@ -119,9 +119,11 @@ pub struct KernelConfig {
     pub unix_sock_peer: u32,
     pub unix_sock_path_dentry: u32,
     pub dentry_d_inode: u32,
+    /// `sock.__sk_common.skc_family`: whether a socket io_uring connected is a Unix one.
+    pub sk_family: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 340);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 344);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -197,5 +199,6 @@ impl KernelConfig {
         unix_sock_peer: OFFSET_NONE,
         unix_sock_path_dentry: OFFSET_NONE,
         dentry_d_inode: OFFSET_NONE,
+        sk_family: OFFSET_NONE,
     };
 }

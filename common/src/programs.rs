@@ -79,6 +79,7 @@ program_ids! {
     FentrySwitchTaskNamespaces = 49,
     IouringCompleteWrite = 50,
     IouringCompleteMadvise = 51,
+    IouringCompleteConnect = 52,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -626,6 +627,12 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         P::IouringCompleteMadvise,
         "iouring_complete_madvise",
         &[K::Madvise],
+    ),
+    // connect made by io_uring: judged by the socket it reached, like connect(2)'s exit.
+    iouring(
+        P::IouringCompleteConnect,
+        "iouring_complete_connect",
+        &[K::UnixConnect],
     ),
 ];
 

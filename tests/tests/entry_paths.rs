@@ -421,9 +421,9 @@ fn a_dirty_cow_race_discarding_by_io_uring_is_judged_like_dirty_cow() {
 /// The benign look-alike: io_uring as a web server or fio uses it — writes and vectored writes
 /// to a file, a read-only file spliced into a pipe and on into a file (the pipe never
 /// written), a plain pipe written and tee'd, its own writable memory written through
-/// /proc/self/mem and its own anonymous memory discarded — gives zero alerts, though the
-/// self-write was seen. The io_uring /proc/PID/mem injection afterwards is the one alert, so
-/// this test can fail.
+/// /proc/self/mem, its own anonymous memory discarded and its own Unix socket connected to —
+/// gives zero alerts, though the self-write was seen. The io_uring /proc/PID/mem injection
+/// afterwards is the one alert, so this test can fail.
 #[test]
 fn ordinary_io_uring_writes_splices_and_discards_give_zero_alerts() {
     let dir = work_dir("iouring-benign-writes");
@@ -515,4 +515,32 @@ fn host_root_fstype() -> String {
         .output()
         .expect("findmnt");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// connect(2) to the runtime's socket as an io_uring request (no connect syscall): judged by
+/// the socket it reached, named as its listener bound it.
+#[test]
+fn a_runtime_socket_connect_by_io_uring_is_judged_like_connect() {
+    let sock_dir = Path::new("/tmp/escapewatch-tests/sock-iouring");
+    std::fs::create_dir_all(sock_dir).unwrap();
+    let sock = sock_dir.join("docker.sock");
+    let _ = std::fs::remove_file(&sock);
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("listen");
+    let (agent, alert, c) = scenario(
+        "iouring-runtime-socket",
+        "runtime-socket-access",
+        |b| b.bind_mount(&sock, "/var/run/docker.sock", true),
+        |c| sh(c, "primitives iouring-connect /var/run/docker.sock"),
+    );
+    drop(listener);
+    let _ = std::fs::remove_file(&sock);
+    assert_eq!(alert["details"]["bound_as"], "docker.sock", "{alert:#}");
+    assert_eq!(alert["details"]["socket"], "", "no path: {alert:#}");
+    assert_eq!(alert["process"]["exe"], "/bin/primitives", "{alert:#}");
+    assert!(
+        cited_hooks(&agent, &alert).contains(&"tracepoint/iouring_complete_connect".to_owned()),
+        "{alert:#}"
+    );
+    drop(c);
+    finish(agent, "iouring-runtime-socket");
 }

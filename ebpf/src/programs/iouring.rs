@@ -16,11 +16,12 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use escapewatch_common::{
     abi::{
-        IORING_OP_MADVISE, IORING_OP_SPLICE, IORING_OP_TEE, IORING_OP_WRITE, IORING_OP_WRITE_FIXED,
-        IORING_OP_WRITEV, IORING_OP_WRITEV_FIXED, SPLICE_F_FD_IN_FIXED,
+        IORING_OP_CONNECT, IORING_OP_MADVISE, IORING_OP_SPLICE, IORING_OP_TEE, IORING_OP_WRITE,
+        IORING_OP_WRITE_FIXED, IORING_OP_WRITEV, IORING_OP_WRITEV_FIXED, SPLICE_F_FD_IN_FIXED,
     },
     config::OFFSET_NONE,
-    event::FD_NONE,
+    event::{ConnectEvent, FD_NONE},
+    kind::EventKind,
     programs::ProgramId,
 };
 
@@ -30,15 +31,17 @@ use super::{
         COUNT_VECTORED, emit_write, judge_splice, madvise_file, madvise_special, marks_present,
         write_target,
     },
+    socket::{fill_peer_of, is_unix_socket},
 };
 use crate::{
     cfg,
     helpers::{
-        emit::run,
+        emit::{emit, run},
         files::fd_file,
         opaque::opaque,
         task::{ERR_READ, KPtr, current, is_candidate, read_or_zero, read_ptr},
     },
+    maps::EVENTS_CRITICAL,
 };
 
 /// A request whose result was just posted.
@@ -172,4 +175,42 @@ impl SysArgs for MadviseArgs {
     fn arg(&self, n: usize) -> Result<u64, i64> {
         self.0.get(n).copied().ok_or(ERR_READ)
     }
+}
+
+/// `io_uring_complete` for IORING_OP_CONNECT (5.5+): a Unix connect that succeeded is judged as
+/// connect(2)'s exit judges it, by the socket it reached ([`fill_peer_of`]): the sockaddr the
+/// request passed is not read (the kernel took its own copy at submission), the connected peer
+/// is what counts. There is no path the caller passed, and no descriptor for a fixed file.
+#[tracepoint(category = "io_uring", name = "io_uring_complete")]
+pub fn iouring_complete_connect(ctx: TracePointContext) -> u32 {
+    run(ProgramId::IouringCompleteConnect, || {
+        let Some(c) = completion(&ctx)? else {
+            return Ok(());
+        };
+        if c.opcode != IORING_OP_CONNECT || c.res != 0 || !is_candidate() {
+            return Ok(());
+        }
+        let file: KPtr = read_or_zero(c.req, cfg!(iokiocb_file));
+        if file.is_null() || !is_unix_socket(file) {
+            return Ok(());
+        }
+        let task = current();
+        emit::<ConnectEvent>(
+            &EVENTS_CRITICAL,
+            ProgramId::IouringCompleteConnect,
+            EventKind::UnixConnect,
+            task,
+            |ev| {
+                ev.ret = 0;
+                ev.fd = FD_NONE;
+                ev._pad = 0;
+                ev.path[0] = 0;
+                ev.peer_ino = 0;
+                ev.peer_dev = 0;
+                ev.peer_name[0] = 0;
+                fill_peer_of(file, ev);
+            },
+        );
+        Ok(())
+    })
 }

@@ -8,7 +8,9 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use escapewatch_common::{abi::AF_UNIX, event::ConnectEvent, kind::EventKind, programs::ProgramId};
+use escapewatch_common::{
+    abi::AF_UNIX, config::OFFSET_NONE, event::ConnectEvent, kind::EventKind, programs::ProgramId,
+};
 
 use super::{SysArgs, ret};
 use crate::{
@@ -87,13 +89,19 @@ pub fn exit_connect(program: ProgramId, rc: i64) -> bool {
     )
 }
 
-/// The socket `ev.fd` is now connected to: the path its listener bound (a stream connect's peer
-/// is the server's new socket, which carries the listener's path), by inode and bound name.
+/// The socket `ev.fd` is now connected to.
 #[inline(always)]
 fn fill_peer(ev: &mut ConnectEvent) {
-    let Ok(file) = fd_file(current(), u64::from(ev.fd)) else {
-        return;
-    };
+    if let Ok(file) = fd_file(current(), u64::from(ev.fd)) {
+        fill_peer_of(file, ev);
+    }
+}
+
+/// The socket the socket file `file` is connected to: the path its listener bound (a stream
+/// connect's peer is the server's new socket, which carries the listener's path), by inode
+/// and bound name. Left 0 / empty for a peer without a path.
+#[inline(always)]
+pub fn fill_peer_of(file: KPtr, ev: &mut ConnectEvent) {
     let socket: KPtr = read_or_zero(file, cfg!(file_private_data));
     let sk: KPtr = read_or_zero(socket, cfg!(socket_sk));
     let peer: KPtr = read_or_zero(sk, cfg!(unix_sock_peer));
@@ -106,4 +114,12 @@ fn fill_peer(ev: &mut ConnectEvent) {
     let sb: KPtr = read_or_zero(inode, cfg!(inode_i_sb));
     ev.peer_dev = read_or_zero(sb, cfg!(sb_s_dev));
     dentry_name(dentry, &mut ev.peer_name);
+}
+
+/// Whether the socket file `file` is a Unix socket.
+#[inline(always)]
+pub fn is_unix_socket(file: KPtr) -> bool {
+    let socket: KPtr = read_or_zero(file, cfg!(file_private_data));
+    let sk: KPtr = read_or_zero(socket, cfg!(socket_sk));
+    cfg!(sk_family) != OFFSET_NONE && read_or_zero::<u16>(sk, cfg!(sk_family)) == AF_UNIX
 }

@@ -38,7 +38,11 @@ impl Check for RuntimeSocket {
             on the host. Check why the socket is mounted into the container and what the process \
             asked the runtime to do (the runtime's logs).",
         inputs: &[Input::Kind(EventKind::UnixConnect)],
-        fixtures: Fixtures::Recorded(&["runtime-socket", "runtime-socket-renamed"]),
+        fixtures: Fixtures::Recorded(&[
+            "runtime-socket",
+            "runtime-socket-renamed",
+            "iouring-runtime-socket",
+        ]),
         ..RuleInfo::BASE
     };
 
@@ -57,15 +61,20 @@ impl Check for RuntimeSocket {
             return None;
         }
         let (via, details) = match bound {
-            Some(b) => (
-                format!(" (bound as {b})"),
+            // An io_uring connect passes no path: only the bound name is known.
+            Some(b) if path.is_empty() => (
+                format!("bound as {b} (by io_uring)"),
                 json!({ "socket": path, "bound_as": b }),
             ),
-            None => (String::new(), json!({ "socket": path })),
+            Some(b) => (
+                format!("{path} (bound as {b})"),
+                json!({ "socket": path, "bound_as": b }),
+            ),
+            None => (path.clone(), json!({ "socket": path })),
         };
         Some(Finding::new(
             format!(
-                "{} connected to runtime API socket {path}{via}: it can start privileged containers on the host; find out why the socket is mounted in.",
+                "{} connected to runtime API socket {via}: it can start privileged containers on the host; find out why the socket is mounted in.",
                 who(e, c)
             ),
             details,

@@ -229,6 +229,14 @@ pub fn benign() {
             libc::read(copy[0], back.as_mut_ptr().cast(), 16);
         }
     }
+    // A client of the application's own Unix socket (a database's, say), connected by io_uring.
+    let _ = std::fs::remove_file("/tmp/app.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind("/tmp/app.sock").unwrap_or_else(|_| fail("bind"));
+    for _ in 0..20 {
+        connect("/tmp/app.sock");
+    }
+    drop(listener);
     let mem = open_self_mem();
     let addr = std::ptr::addr_of!(TARGET_WORD) as u64;
     expect(
@@ -259,4 +267,43 @@ pub fn benign() {
         );
     }
     println!("iouring-benign: done");
+}
+
+/// connect(2) to the Unix socket at `path` as an IORING_OP_CONNECT request: no connect
+/// syscall is made.
+pub fn connect(path: &str) {
+    // SAFETY: a plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        fail("socket");
+    }
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.len() >= addr.sun_path.len() {
+        fail("path too long");
+    }
+    for (d, b) in addr.sun_path.iter_mut().zip(path.bytes()) {
+        *d = b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    let sqe = opcode::Connect::new(
+        types::Fd(fd),
+        (&addr as *const libc::sockaddr_un).cast(),
+        len,
+    )
+    .build();
+    let mut ring = Ring::new();
+    // SAFETY: `addr` outlives the request.
+    let res = unsafe { ring.run(&sqe) };
+    if res != 0 {
+        eprintln!(
+            "primitives: io_uring connect {path}: {}",
+            std::io::Error::from_raw_os_error(-res)
+        );
+        std::process::exit(1);
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    println!("iouring-connect: connected to {path}");
 }

@@ -9,7 +9,7 @@
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
 //!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS | iouring-dirtypipe FILE |
-//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign>
+//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH>
 
 mod iouring;
 
@@ -1009,6 +1009,7 @@ fn main() {
         Some("iouring-procmem") => iouring::procmem(),
         Some("iouring-dirtycow") => iouring::dirtycow(&arg(2)),
         Some("iouring-benign") => iouring::benign(),
+        Some("iouring-connect") => iouring::connect(&arg(2)),
         Some("fsmount-read") => fsmount_read(&arg(2), &arg(3), &arg(4)),
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
@@ -1020,7 +1021,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH>"
             );
             exit(2);
         }
