@@ -87,7 +87,7 @@ fn a_setns_through_the_32_bit_entry_is_judged_like_setns() {
 /// the pipe the usual way, the pipe then written with i386 write(2).
 #[test]
 fn a_dirty_pipe_write_through_the_32_bit_entry_is_judged_like_write() {
-    let (agent, alert, c) = scenario(
+    let (agent, alert, c) = scenario_by_another_entry(
         "compat-dirty-pipe",
         "dirty-pipe",
         |b| b,
@@ -115,7 +115,7 @@ fn a_dirty_pipe_write_through_the_32_bit_entry_is_judged_like_write() {
 /// seen by the 32-bit madvise part, budgeted like 64-bit ones (no madvise record lost).
 #[test]
 fn a_dirty_cow_race_through_the_32_bit_entry_is_judged_like_madvise() {
-    let (mut agent, alert, c) = scenario(
+    let (mut agent, alert, c) = scenario_by_another_entry(
         "compat-dirty-cow",
         "dirty-cow",
         |b| b,

@@ -54,8 +54,8 @@ const fn select(binary: &'static str, name: &'static str) -> Select {
     }
 }
 
-/// Every escape scenario and the namespace escapes (about 30 tests: 5 min on 6.12, 9 on 6.1
-/// under TCG), minus [`LEFT_OUT`].
+/// Every escape scenario, the namespace escapes, every other entry path and the
+/// post-conditions (55 tests: about 6.5 min on 6.1 and on 6.12 under TCG), minus [`LEFT_OUT`].
 const SELECTION: &[Select] = &[
     select("namespace_escape", ""),
     select("escapes_kernel", ""),
@@ -145,9 +145,8 @@ pub const KERNELS: &[Kernel] = &[
 ];
 
 /// Wall-clock limit of one guest, boot to power-off (ESCAPEWATCH_VM_TIMEOUT_SECS). Under TCG a
-/// 6.1 guest spends most of each test verifying the agent's programs (about 20 s per start on
-/// an idle 2-core machine, three times that when the machine is shared): 2400 s covers the
-/// selection's 41 tests with room.
+/// test takes 6 to 10 s (the agent's programs verify in about 1 s on 6.1); a shared machine
+/// has made guests three to five times slower: 2400 s covers the selection with room.
 fn guest_timeout() -> Duration {
     let secs = std::env::var("ESCAPEWATCH_VM_TIMEOUT_SECS")
         .ok()
