@@ -314,6 +314,47 @@ pub const TS_COMPAT: u32 = 0x0002;
 /// ecx, edx, esi, edi, ebp. Only their low 32 bits are the argument.
 pub const I386_SYSCALL_ARG_REGS: [usize; 6] = [40, 88, 96, 104, 112, 32];
 
+/// Byte offsets in x86-64 `struct pt_regs` of the six arguments of a 64-bit syscall, in order:
+/// rdi, rsi, rdx, r10, r8, r9 (arch/x86/entry/entry_64.S).
+pub const X86_64_SYSCALL_ARG_REGS: [usize; 6] = [112, 104, 96, 56, 72, 64];
+
+/// Byte offset in x86-64 `struct pt_regs` of `orig_ax`: the syscall number, kept for the exit.
+pub const PT_REGS_ORIG_AX: usize = 120;
+
+/// x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl) of the watched syscalls:
+/// the entries of the syscall dispatchers' program arrays.
+pub mod x86_64 {
+    pub const WRITE: u32 = 1;
+    pub const OPEN: u32 = 2;
+    pub const PWRITE64: u32 = 18;
+    pub const WRITEV: u32 = 20;
+    pub const MADVISE: u32 = 28;
+    pub const CONNECT: u32 = 42;
+    pub const CLONE: u32 = 56;
+    pub const PTRACE: u32 = 101;
+    pub const MOUNT: u32 = 165;
+    pub const INIT_MODULE: u32 = 175;
+    pub const OPENAT: u32 = 257;
+    pub const UNSHARE: u32 = 272;
+    pub const SPLICE: u32 = 275;
+    pub const TEE: u32 = 276;
+    pub const PWRITEV: u32 = 296;
+    pub const OPEN_BY_HANDLE_AT: u32 = 304;
+    pub const SETNS: u32 = 308;
+    pub const PROCESS_VM_WRITEV: u32 = 311;
+    pub const FINIT_MODULE: u32 = 313;
+    pub const BPF: u32 = 321;
+    pub const USERFAULTFD: u32 = 323;
+    pub const PWRITEV2: u32 = 328;
+    pub const OPEN_TREE: u32 = 428;
+    pub const MOVE_MOUNT: u32 = 429;
+    pub const FSOPEN: u32 = 430;
+    pub const FSCONFIG: u32 = 431;
+    pub const FSMOUNT: u32 = 432;
+    pub const CLONE3: u32 = 435;
+    pub const OPENAT2: u32 = 437;
+}
+
 /// i386 syscall numbers (arch/x86/entry/syscalls/syscall_32.tbl) of the watched syscalls: the
 /// numbers a 64-bit process passes to `int 0x80`, which the per-syscall tracepoints of x86-64
 /// do not report.

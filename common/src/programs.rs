@@ -63,8 +63,8 @@ program_ids! {
     FentryHandleMmFault = 33,
     KprobeHandleMmFault = 34,
     LsmFileOpen = 35,
-    CompatSysEnter = 36,
-    CompatSysExit = 37,
+    SysEnter = 36,
+    SysExit = 37,
     IouringCompleteOpen = 38,
     CompatSysExitOpen = 39,
     SysEnterFsmount = 40,
@@ -104,9 +104,16 @@ pub enum Hook {
     KProbe { function: &'static str },
     /// BPF LSM hook (5.7+, CONFIG_BPF_LSM and `bpf` in the active LSM list).
     Lsm { hook: &'static str },
-    /// No attach point: entry `index` of the program array `array`, which another program of
-    /// the same type enters by bpf_tail_call (a program's second half, verified on its own).
-    TailCall { array: &'static str, index: u32 },
+    /// A watched syscall's entry (`exit` false) or exit logic: a tp_btf program on the generic
+    /// `sys_enter`/`sys_exit` tracepoint that is never attached itself. The syscall
+    /// dispatchers enter it by tail call at the entries `numbers` (x86-64 syscall numbers) of
+    /// [`SYS_ENTER_TAILS`] or [`SYS_EXIT_TAILS`], so a syscall nobody watches runs no program
+    /// beyond the dispatcher and takes no per-syscall tracepoint's perf path.
+    Syscall { exit: bool, numbers: &'static [u32] },
+    /// No attach point: entry `index` of [`SYS_ENTER_TAILS`] (`exit` false) or
+    /// [`SYS_EXIT_TAILS`], which another program of the same hook enters by bpf_tail_call (a
+    /// program's second half, verified on its own).
+    TailCall { exit: bool, index: u32 },
 }
 
 impl Hook {
@@ -120,7 +127,19 @@ impl Hook {
             Hook::FEntry { .. } => "fentry",
             Hook::KProbe { .. } => "kprobe",
             Hook::Lsm { .. } => "lsm",
+            Hook::Syscall { .. } => "syscall",
             Hook::TailCall { .. } => "tail_call",
+        }
+    }
+
+    /// The generic tracepoint a syscall-dispatched program is loaded for (its context is that
+    /// tracepoint's), or None for other hooks.
+    pub const fn syscall_tracepoint(&self) -> Option<&'static str> {
+        match self {
+            Hook::Syscall { exit, .. } | Hook::TailCall { exit, .. } => {
+                Some(if *exit { "sys_exit" } else { "sys_enter" })
+            }
+            _ => None,
         }
     }
 }
@@ -158,16 +177,16 @@ impl ProgramSpec {
 const fn tp(
     id: ProgramId,
     name: &'static str,
-    names: &'static [&'static str],
+    numbers: &'static [u32],
     group: &'static str,
     kinds: &'static [EventKind],
 ) -> ProgramSpec {
     ProgramSpec {
         id,
         name,
-        hook: Hook::Tracepoint {
-            category: "syscalls",
-            names,
+        hook: Hook::Syscall {
+            exit: name.as_bytes()[5] == b'x',
+            numbers,
         },
         group,
         kinds,
@@ -188,6 +207,7 @@ const fn raw(id: ProgramId, name: &'static str, kind: &'static [EventKind]) -> P
     }
 }
 
+use crate::abi::x86_64 as X;
 use EventKind as K;
 use ProgramId as P;
 
@@ -202,28 +222,28 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterSetns,
         "sys_enter_setns",
-        &["sys_enter_setns"],
+        &[X::SETNS],
         "setns",
         &[K::Setns],
     ),
     tp(
         P::SysEnterUnshare,
         "sys_enter_unshare",
-        &["sys_enter_unshare"],
+        &[X::UNSHARE],
         "unshare",
         &[K::Unshare],
     ),
     tp(
         P::SysEnterClone,
         "sys_enter_clone",
-        &["sys_enter_clone"],
+        &[X::CLONE],
         "clone",
         &[K::CloneNewNamespace],
     ),
     tp(
         P::SysEnterClone3,
         "sys_enter_clone3",
-        &["sys_enter_clone3"],
+        &[X::CLONE3],
         "clone3",
         &[K::CloneNewNamespace],
     ),
@@ -231,17 +251,17 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         P::SysExitPending,
         "sys_exit_pending",
         &[
-            "sys_exit_setns",
-            "sys_exit_unshare",
-            "sys_exit_clone",
-            "sys_exit_clone3",
-            "sys_exit_ptrace",
-            "sys_exit_process_vm_writev",
-            "sys_exit_bpf",
-            "sys_exit_open_by_handle_at",
-            "sys_exit_userfaultfd",
-            "sys_exit_init_module",
-            "sys_exit_finit_module",
+            X::SETNS,
+            X::UNSHARE,
+            X::CLONE,
+            X::CLONE3,
+            X::PTRACE,
+            X::PROCESS_VM_WRITEV,
+            X::BPF,
+            X::OPEN_BY_HANDLE_AT,
+            X::USERFAULTFD,
+            X::INIT_MODULE,
+            X::FINIT_MODULE,
         ],
         "syscall-exit",
         NS,
@@ -249,35 +269,35 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterMount,
         "sys_enter_mount",
-        &["sys_enter_mount"],
+        &[X::MOUNT],
         "mount",
         MOUNT,
     ),
     tp(
         P::SysEnterOpenTree,
         "sys_enter_open_tree",
-        &["sys_enter_open_tree"],
+        &[X::OPEN_TREE],
         "open_tree",
         MOUNT,
     ),
     tp(
         P::SysEnterMoveMount,
         "sys_enter_move_mount",
-        &["sys_enter_move_mount"],
+        &[X::MOVE_MOUNT],
         "move_mount",
         MOUNT,
     ),
     tp(
         P::SysEnterFsopen,
         "sys_enter_fsopen",
-        &["sys_enter_fsopen"],
+        &[X::FSOPEN],
         "fsopen",
         MOUNT,
     ),
     tp(
         P::SysEnterFsconfig,
         "sys_enter_fsconfig",
-        &["sys_enter_fsconfig"],
+        &[X::FSCONFIG],
         "fsconfig",
         MOUNT,
     ),
@@ -285,12 +305,12 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         P::SysExitMount,
         "sys_exit_mount_family",
         &[
-            "sys_exit_mount",
-            "sys_exit_open_tree",
-            "sys_exit_move_mount",
-            "sys_exit_fsopen",
-            "sys_exit_fsconfig",
-            "sys_exit_fsmount",
+            X::MOUNT,
+            X::OPEN_TREE,
+            X::MOVE_MOUNT,
+            X::FSOPEN,
+            X::FSCONFIG,
+            X::FSMOUNT,
         ],
         "mount-exit",
         MOUNT,
@@ -298,28 +318,28 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterOpenat,
         "sys_enter_openat",
-        &["sys_enter_openat"],
+        &[X::OPENAT],
         "openat",
         &[K::FileOpen],
     ),
     tp(
         P::SysEnterOpenat2,
         "sys_enter_openat2",
-        &["sys_enter_openat2"],
+        &[X::OPENAT2],
         "openat2",
         &[K::FileOpen],
     ),
     tp(
         P::SysEnterOpen,
         "sys_enter_open",
-        &["sys_enter_open"],
+        &[X::OPEN],
         "open",
         &[K::FileOpen],
     ),
     tp(
         P::SysExitOpen,
         "sys_exit_open_family",
-        &["sys_exit_openat", "sys_exit_openat2", "sys_exit_open"],
+        &[X::OPENAT, X::OPENAT2, X::OPEN],
         "open-exit",
         &[K::FileOpen],
     ),
@@ -335,104 +355,92 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterMadvise,
         "sys_enter_madvise",
-        &["sys_enter_madvise"],
+        &[X::MADVISE],
         "madvise",
         &[K::Madvise],
     ),
     tp(
         P::SysEnterWrite,
         "sys_enter_write",
-        &["sys_enter_write"],
+        &[X::WRITE],
         "write",
         &[K::MemWrite, K::PipeWrite],
     ),
     tp(
         P::SysEnterPwrite64,
         "sys_enter_pwrite64",
-        &["sys_enter_pwrite64"],
+        &[X::PWRITE64],
         "pwrite64",
         &[K::MemWrite, K::PipeWrite],
     ),
     tp(
         P::SysExitWrite,
         "sys_exit_write_family",
-        &[
-            "sys_exit_write",
-            "sys_exit_pwrite64",
-            "sys_exit_writev",
-            "sys_exit_pwritev",
-            "sys_exit_pwritev2",
-        ],
+        &[X::WRITE, X::PWRITE64, X::WRITEV, X::PWRITEV, X::PWRITEV2],
         "write-exit",
         &[K::MemWrite, K::PipeWrite],
     ),
     tp(
         P::SysEnterSplice,
         "sys_enter_splice",
-        &["sys_enter_splice"],
+        &[X::SPLICE],
         "splice",
         &[K::PipeWrite],
     ),
     tp(
         P::SysEnterPtrace,
         "sys_enter_ptrace",
-        &["sys_enter_ptrace"],
+        &[X::PTRACE],
         "ptrace",
         SYSCALL,
     ),
     tp(
         P::SysEnterProcessVmWritev,
         "sys_enter_process_vm_writev",
-        &["sys_enter_process_vm_writev"],
+        &[X::PROCESS_VM_WRITEV],
         "process_vm_writev",
         SYSCALL,
     ),
-    tp(
-        P::SysEnterBpf,
-        "sys_enter_bpf",
-        &["sys_enter_bpf"],
-        "bpf",
-        SYSCALL,
-    ),
+    tp(P::SysEnterBpf, "sys_enter_bpf", &[X::BPF], "bpf", SYSCALL),
     tp(
         P::SysEnterOpenByHandleAt,
         "sys_enter_open_by_handle_at",
-        &["sys_enter_open_by_handle_at"],
+        &[X::OPEN_BY_HANDLE_AT],
         "open_by_handle_at",
         SYSCALL,
     ),
     tp(
         P::SysEnterUserfaultfd,
         "sys_enter_userfaultfd",
-        &["sys_enter_userfaultfd"],
+        &[X::USERFAULTFD],
         "userfaultfd",
         SYSCALL,
     ),
     tp(
         P::SysEnterInitModule,
         "sys_enter_init_module",
-        &["sys_enter_init_module"],
+        &[X::INIT_MODULE],
         "init_module",
         SYSCALL,
     ),
     tp(
         P::SysEnterFinitModule,
         "sys_enter_finit_module",
-        &["sys_enter_finit_module"],
+        &[X::FINIT_MODULE],
         "finit_module",
         SYSCALL,
     ),
     tp(
         P::SysEnterConnect,
         "sys_enter_connect",
-        &["sys_enter_connect"],
+        &[X::CONNECT],
         "connect",
         &[K::UnixConnect],
     ),
     tp(
         P::SysExitConnect,
         "sys_exit_connect",
-        &["sys_exit_connect"],
+        &[X::CONNECT],
         "connect-exit",
         &[K::UnixConnect],
     ),
@@ -469,22 +477,14 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         group: "file-open-lsm",
         kinds: &[K::FileOpen],
         required: false,
-        fallback: "the open/openat/openat2 syscall tracepoints (exits read the struct file behind the returned fd) and, for io_uring, its completion tracepoint",
+        fallback: "the open/openat/openat2 syscall programs (exits read the struct file behind the returned fd) and, for io_uring, its completion tracepoint",
     },
-    // The 32-bit syscall entry of x86-64, which the per-syscall tracepoints above do not see:
-    // every watched syscall made through it, handed to the same entry and exit logic.
-    compat(
-        P::CompatSysEnter,
-        "compat_sys_enter",
-        "sys_enter",
-        COMPAT_KINDS,
-    ),
-    compat(
-        P::CompatSysExit,
-        "compat_sys_exit",
-        "sys_exit",
-        COMPAT_KINDS,
-    ),
+    // The syscall dispatchers: every syscall of every task runs these two and nothing else
+    // unless it is watched. A 64-bit syscall continues by tail call into its own program (the
+    // Syscall hooks above); a 32-bit one (`int 0x80`, which the per-syscall tracepoints do
+    // not see) is handed to the same entry and exit logic here.
+    dispatcher(P::SysEnter, "sys_enter"),
+    dispatcher(P::SysExit, "sys_exit"),
     // Opens made by io_uring (no open syscall): the file behind the completed descriptor. Stands
     // by where lsm_file_open (same group, preferred) attached, which sees those opens itself.
     ProgramSpec {
@@ -506,7 +506,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         id: P::CompatSysExitOpen,
         name: "compat_sys_exit_open",
         hook: Hook::TailCall {
-            array: COMPAT_TAILS,
+            exit: true,
             index: COMPAT_EXIT_OPEN,
         },
         group: "compat_sys_exit_open",
@@ -517,7 +517,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterFsmount,
         "sys_enter_fsmount",
-        &["sys_enter_fsmount"],
+        &[X::FSMOUNT],
         "fsmount",
         MOUNT,
     ),
@@ -526,21 +526,21 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterWritev,
         "sys_enter_writev",
-        &["sys_enter_writev"],
+        &[X::WRITEV],
         "writev",
         &[K::MemWrite, K::PipeWrite],
     ),
     tp(
         P::SysEnterPwritev,
         "sys_enter_pwritev",
-        &["sys_enter_pwritev"],
+        &[X::PWRITEV],
         "pwritev",
         &[K::MemWrite, K::PipeWrite],
     ),
     tp(
         P::SysEnterPwritev2,
         "sys_enter_pwritev2",
-        &["sys_enter_pwritev2"],
+        &[X::PWRITEV2],
         "pwritev2",
         &[K::MemWrite, K::PipeWrite],
     ),
@@ -549,26 +549,31 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     tp(
         P::SysEnterTee,
         "sys_enter_tee",
-        &["sys_enter_tee"],
+        &[X::TEE],
         "tee",
         &[K::PipeWrite],
     ),
-    // The Dirty COW discard half on mappings that are no file (anonymous, vDSO), beside
-    // sys_enter_madvise on the same tracepoint (one program for both is too much for 6.1).
-    tp(
-        P::SysEnterMadviseSpecial,
-        "sys_enter_madvise_special",
-        &["sys_enter_madvise"],
-        "madvise-special",
-        &[K::Madvise],
-    ),
+    // The Dirty COW discard half on mappings that are no file (anonymous, vDSO), entered by
+    // tail call at the end of sys_enter_madvise (one program for both is too much for 6.1).
+    ProgramSpec {
+        id: P::SysEnterMadviseSpecial,
+        name: "sys_enter_madvise_special",
+        hook: Hook::TailCall {
+            exit: false,
+            index: ENTER_MADVISE_SPECIAL,
+        },
+        group: "madvise-special",
+        kinds: &[K::Madvise],
+        required: false,
+        fallback: "",
+    },
     // The write half of compat_sys_exit, entered by tail call for a 32-bit write to a marked
     // object.
     ProgramSpec {
         id: P::CompatSysExitWrite,
         name: "compat_sys_exit_write",
         hook: Hook::TailCall {
-            array: COMPAT_TAILS,
+            exit: true,
             index: COMPAT_EXIT_WRITE,
         },
         group: "compat_sys_exit_write",
@@ -582,7 +587,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         id: P::CompatSysEnterMadvise,
         name: "compat_sys_enter_madvise",
         hook: Hook::TailCall {
-            array: COMPAT_TAILS,
+            exit: false,
             index: COMPAT_ENTER_MADVISE,
         },
         group: "compat_sys_enter_madvise",
@@ -652,13 +657,21 @@ const fn iouring(id: ProgramId, name: &'static str, kinds: &'static [EventKind])
     }
 }
 
-/// The program array the 32-bit dispatchers tail-call into, and its entries.
-pub const COMPAT_TAILS: &str = "COMPAT_TAILS";
-pub const COMPAT_EXIT_OPEN: u32 = 0;
-pub const COMPAT_EXIT_WRITE: u32 = 1;
-pub const COMPAT_ENTER_MADVISE: u32 = 2;
+/// The program arrays the syscall dispatchers tail-call into: entry N of each is the entry or
+/// exit logic of x86-64 syscall N; the entries from [`SYSCALL_TAIL_INTERNAL`] on are the second
+/// halves of programs. One array per tracepoint: a kernel refuses tail calls between programs
+/// of different attach points.
+pub const SYS_ENTER_TAILS: &str = "SYS_ENTER_TAILS";
+pub const SYS_EXIT_TAILS: &str = "SYS_EXIT_TAILS";
+/// Entries of each array: x86-64 has fewer than 512 syscalls.
+pub const SYSCALL_TAIL_SLOTS: u32 = 528;
+pub const SYSCALL_TAIL_INTERNAL: u32 = 512;
+pub const COMPAT_EXIT_OPEN: u32 = SYSCALL_TAIL_INTERNAL;
+pub const COMPAT_EXIT_WRITE: u32 = SYSCALL_TAIL_INTERNAL + 1;
+pub const COMPAT_ENTER_MADVISE: u32 = SYSCALL_TAIL_INTERNAL;
+pub const ENTER_MADVISE_SPECIAL: u32 = SYSCALL_TAIL_INTERNAL + 1;
 
-/// What the 32-bit entry programs serve: every kind a watched syscall produces.
+/// What the dispatchers serve: every kind a watched syscall produces.
 const COMPAT_KINDS: &[EventKind] = &[
     K::Setns,
     K::Unshare,
@@ -671,26 +684,21 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::PipeWrite,
 ];
 
-const fn compat(
-    id: ProgramId,
-    name: &'static str,
-    tracepoint: &'static str,
-    kinds: &'static [EventKind],
-) -> ProgramSpec {
+const fn dispatcher(id: ProgramId, tracepoint: &'static str) -> ProgramSpec {
     ProgramSpec {
         id,
-        name,
-        hook: Hook::RawTracepoint { name: tracepoint },
-        group: name,
-        kinds,
-        required: false,
+        name: tracepoint,
+        hook: Hook::BtfTracepoint { name: tracepoint },
+        group: tracepoint,
+        kinds: COMPAT_KINDS,
+        required: true,
         fallback: "",
     }
 }
 
 const CHECKPOINT_FALLBACK: &str =
     "the post-condition checks at the task's next exec, fork, exit or any other event";
-const COW_FALLBACK: &str = "the write-family tracepoints on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
+const COW_FALLBACK: &str = "the write-family syscall programs on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";
 
 const _: () = {
     let mut i = 0;

@@ -13,6 +13,7 @@ use escapewatch_common::{
         RING_ATTEMPTS_DEFAULT_BYTES, RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES,
         RUNTIME_INODES_ENTRIES,
     },
+    programs::SYSCALL_TAIL_SLOTS,
 };
 
 /// Filled in by the agent at load time (offsets from the running kernel's BTF). Read it only
@@ -196,8 +197,13 @@ pub fn count(map: &PerCpuArray<u64>, index: u32) {
     }
 }
 
-/// The parts of the 32-bit dispatchers entered by bpf_tail_call, filled by the agent at load
-/// (`programs::COMPAT_TAILS`): entry `COMPAT_EXIT_OPEN` is compat_sys_exit_open,
-/// `COMPAT_EXIT_WRITE` compat_sys_exit_write, `COMPAT_ENTER_MADVISE` compat_sys_enter_madvise.
+/// The programs the `sys_enter` dispatcher enters by bpf_tail_call, filled by the agent at
+/// load (`programs::SYS_ENTER_TAILS`): entry N is x86-64 syscall N's entry logic; from
+/// `SYSCALL_TAIL_INTERNAL` on, second halves (`COMPAT_ENTER_MADVISE`, `ENTER_MADVISE_SPECIAL`).
 #[map]
-pub static COMPAT_TAILS: ProgramArray = ProgramArray::with_max_entries(3, 0);
+pub static SYS_ENTER_TAILS: ProgramArray = ProgramArray::with_max_entries(SYSCALL_TAIL_SLOTS, 0);
+
+/// The same for the `sys_exit` dispatcher (`programs::SYS_EXIT_TAILS`): entry N is x86-64
+/// syscall N's exit logic, then `COMPAT_EXIT_OPEN` and `COMPAT_EXIT_WRITE`.
+#[map]
+pub static SYS_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(SYSCALL_TAIL_SLOTS, 0);

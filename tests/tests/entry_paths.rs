@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// The hooks of the 32-bit entry's exits, which emit what its entry recorded (opens have their
 /// own).
-const COMPAT_EXIT: &str = "raw_tracepoint/compat_sys_exit";
+const COMPAT_EXIT: &str = "tp_btf/sys_exit";
 const COMPAT_EXIT_OPEN: &str = "tail_call/compat_sys_exit_open";
 const COMPAT_EXIT_WRITE: &str = "tail_call/compat_sys_exit_write";
 const COMPAT_ENTER_MADVISE: &str = "tail_call/compat_sys_enter_madvise";

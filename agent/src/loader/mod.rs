@@ -17,7 +17,7 @@ use escapewatch_common::{
     event::InodeKey,
     kind::EventKind,
     maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES},
-    programs::{Hook, PROGRAMS, ProgramSpec},
+    programs::{Hook, PROGRAMS, ProgramSpec, SYS_ENTER_TAILS, SYS_EXIT_TAILS},
 };
 use tracing::{info, warn};
 
@@ -357,22 +357,50 @@ fn attach_one(
                 .and_then(|()| p.attach().map(drop))
                 .map_err(AttachError::from)
         }
-        Hook::TailCall { array, index } => {
-            let p: &mut RawTracePoint = program.try_into()?;
-            p.load()?;
-            let fd = p.fd()?.try_clone().map_err(AttachError::TailCallFd)?;
-            let map = ebpf
-                .map_mut(array)
-                .ok_or(AttachError::MissingMap { map: array })?;
-            ProgramArray::try_from(map)
-                .and_then(|mut tails| tails.set(index, &fd, 0))
-                .map_err(|source| AttachError::TailCall {
-                    array,
-                    index,
-                    source,
-                })
-        }
+        Hook::Syscall { exit, numbers } => set_tails(ebpf, btf, spec, exit, numbers),
+        Hook::TailCall { exit, index } => set_tails(ebpf, btf, spec, exit, &[index]),
     }
+}
+
+/// Load a program of the syscall dispatchers (a tp_btf program on `sys_enter`/`sys_exit`,
+/// never attached) and put it at `indices` of the dispatcher's program array.
+fn set_tails(
+    ebpf: &mut Ebpf,
+    btf: &aya::Btf,
+    spec: &ProgramSpec,
+    exit: bool,
+    indices: &[u32],
+) -> Result<(), AttachError> {
+    let program = ebpf
+        .program_mut(spec.name)
+        .ok_or(AttachError::MissingProgram { program: spec.name })?;
+    let tracepoint = if exit { "sys_exit" } else { "sys_enter" };
+    let p: &mut BtfTracePoint = program.try_into()?;
+    p.load(tracepoint, btf)?;
+    let fd = p.fd()?.try_clone().map_err(AttachError::TailCallFd)?;
+    let array = if exit {
+        SYS_EXIT_TAILS
+    } else {
+        SYS_ENTER_TAILS
+    };
+    let map = ebpf
+        .map_mut(array)
+        .ok_or(AttachError::MissingMap { map: array })?;
+    let mut tails = ProgramArray::try_from(map).map_err(|source| AttachError::TailCall {
+        array,
+        index: indices.first().copied().unwrap_or(0),
+        source,
+    })?;
+    for &index in indices {
+        tails
+            .set(index, &fd, 0)
+            .map_err(|source| AttachError::TailCall {
+                array,
+                index,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// BPF LSM programs load on any CONFIG_BPF_LSM kernel but only run when `bpf` is in the active

@@ -12,8 +12,8 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     helpers::generated::{bpf_find_vma, bpf_get_current_task_btf},
-    macros::{fentry, kprobe, tracepoint},
-    programs::{FEntryContext, ProbeContext, TracePointContext},
+    macros::{btf_tracepoint, fentry, kprobe},
+    programs::{BtfTracePointContext, FEntryContext, ProbeContext},
 };
 use escapewatch_common::{
     abi::{
@@ -25,7 +25,7 @@ use escapewatch_common::{
         NS_COUNT, PipeWriteEvent, vma_bits,
     },
     kind::EventKind,
-    programs::ProgramId,
+    programs::{ENTER_MADVISE_SPECIAL, ProgramId},
 };
 
 use super::{SysArgs, arg, ret};
@@ -40,7 +40,7 @@ use crate::{
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
         MARK_PIPE_SPLICED, MARK_PROC_MEM, MARKED_FDS, MARKS_PRESENT, MappingKey, Mark, Pending,
-        SCRATCH_MARK,
+        SCRATCH_MARK, SYS_ENTER_TAILS,
     },
 };
 
@@ -143,11 +143,17 @@ fn discards(advice: u64) -> bool {
 /// most MADVISE_PER_WINDOW records per mapping each window leave the kernel (a race in one
 /// container must not fill the ring another container's escape needs). Mappings that are no
 /// file are [`sys_enter_madvise_special`]'s.
-#[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
-pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
-    run(ProgramId::SysEnterMadvise, || {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_madvise(ctx: BtfTracePointContext) -> u32 {
+    let rc = run(ProgramId::SysEnterMadvise, || {
         madvise_file(ProgramId::SysEnterMadvise, &ctx)
-    })
+    });
+    // The no-file half continues in a program of its own (one for both is too much for the
+    // 6.1 verifier). Here, not in the closure: only a function returning int may tail-call.
+    // SAFETY: the same context, handed to a program of the same hook; returns only if the
+    // array entry is missing.
+    unsafe { SYS_ENTER_TAILS.tail_call(&ctx, ENTER_MADVISE_SPECIAL) };
+    rc
 }
 
 /// The file-backed half of a discard with arguments `a` (any syscall entry).
@@ -158,10 +164,11 @@ pub fn madvise_file(program: ProgramId, a: &impl SysArgs) -> Result<(), i64> {
 
 /// `madvise` again, for the discard half of Dirty COW on mappings that are no file: private
 /// anonymous memory made read-only, and special mappings such as the vDSO (scumjr's
-/// dirtycow-vdso, the Docker escape of seed 000). A program of its own beside
-/// [`sys_enter_madvise`], each small enough for the 6.1 verifier, with the same budget.
-#[tracepoint(category = "syscalls", name = "sys_enter_madvise")]
-pub fn sys_enter_madvise_special(ctx: TracePointContext) -> u32 {
+/// dirtycow-vdso, the Docker escape of seed 000). A program of its own that
+/// [`sys_enter_madvise`] tail-calls, each small enough for the 6.1 verifier, with the same
+/// budget.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_madvise_special(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterMadviseSpecial, || {
         madvise_special(ProgramId::SysEnterMadviseSpecial, &ctx)
     })
@@ -352,16 +359,16 @@ fn mem_target(file: KPtr, mark: &Mark) -> (u32, u32) {
 }
 
 /// `write(unsigned int fd, const char *buf, size_t count)`.
-#[tracepoint(category = "syscalls", name = "sys_enter_write")]
-pub fn sys_enter_write(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_write(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterWrite, || {
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, None)
     })
 }
 
 /// `pwrite64(unsigned int fd, const char *buf, size_t count, loff_t pos)`.
-#[tracepoint(category = "syscalls", name = "sys_enter_pwrite64")]
-pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_pwrite64(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterPwrite64, || {
         write_enter(arg(&ctx, 0)?, arg(&ctx, 2)?, Some(arg(&ctx, 3)?))
     })
@@ -369,8 +376,8 @@ pub fn sys_enter_pwrite64(ctx: TracePointContext) -> u32 {
 
 /// `writev(unsigned long fd, const struct iovec *vec, unsigned long vlen)` (2.6.33+, as every
 /// syscall tracepoint).
-#[tracepoint(category = "syscalls", name = "sys_enter_writev")]
-pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_writev(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterWritev, || {
         write_enter(arg(&ctx, 0)?, COUNT_VECTORED, None)
     })
@@ -378,8 +385,8 @@ pub fn sys_enter_writev(ctx: TracePointContext) -> u32 {
 
 /// `pwritev(unsigned long fd, const struct iovec *vec, unsigned long vlen, unsigned long
 /// pos_l, unsigned long pos_h)`: on 64-bit, pos_l is the whole offset.
-#[tracepoint(category = "syscalls", name = "sys_enter_pwritev")]
-pub fn sys_enter_pwritev(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_pwritev(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterPwritev, || {
         write_enter(arg(&ctx, 0)?, COUNT_VECTORED, Some(arg(&ctx, 3)?))
     })
@@ -387,16 +394,16 @@ pub fn sys_enter_pwritev(ctx: TracePointContext) -> u32 {
 
 /// `pwritev2(unsigned long fd, const struct iovec *vec, unsigned long vlen, unsigned long
 /// pos_l, unsigned long pos_h, rwf_t flags)` (4.6+): pos -1 writes at the file position.
-#[tracepoint(category = "syscalls", name = "sys_enter_pwritev2")]
-pub fn sys_enter_pwritev2(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_pwritev2(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterPwritev2, || {
         write_enter(arg(&ctx, 0)?, COUNT_VECTORED, Some(arg(&ctx, 3)?))
     })
 }
 
 /// Attached to the exits of write, pwrite64, writev, pwritev and pwritev2.
-#[tracepoint(category = "syscalls", name = "sys_exit_write_family")]
-pub fn sys_exit_write_family(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_write_family(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysExitWrite, || {
         if !marks_present() {
             return Ok(());
@@ -499,8 +506,8 @@ fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
 /// flags)`: a regular file opened read-only spliced into a pipe marks the pipe — its inode, so
 /// every descriptor of it, in any process, is watched. A marked pipe spliced into another pipe
 /// passes its mark on.
-#[tracepoint(category = "syscalls", name = "sys_enter_splice")]
-pub fn sys_enter_splice(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_splice(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterSplice, || {
         splice(arg(&ctx, 0)?, arg(&ctx, 2)?)
     })
@@ -554,8 +561,8 @@ pub(crate) fn judge_splice(source: KPtr, pipe: KPtr) -> Result<(), i64> {
 
 /// `tee(int fdin, int fdout, size_t len, unsigned int flags)`: duplicates pipe buffers into
 /// another pipe, the spliced file's page cache page and its flags among them.
-#[tracepoint(category = "syscalls", name = "sys_enter_tee")]
-pub fn sys_enter_tee(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_tee(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterTee, || tee(arg(&ctx, 0)?, arg(&ctx, 1)?))
 }
 

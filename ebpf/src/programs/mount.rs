@@ -3,7 +3,7 @@
 //! thread that rewrites the buffer during the call cannot hide what was mounted.
 
 use aya_ebpf::{
-    helpers::bpf_probe_read_user_str_bytes, macros::tracepoint, programs::TracePointContext,
+    helpers::bpf_probe_read_user_str_bytes, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use escapewatch_common::{
     abi::FSCONFIG_SET_STRING, event::mount_call, kind::EventKind, programs::ProgramId,
@@ -53,8 +53,8 @@ fn record(call: u32, flags: u64, source: u64, target: u64, fstype: u64) -> Resul
 }
 
 /// `mount(char *dev_name, char *dir_name, char *type, unsigned long flags, void *data)`.
-#[tracepoint(category = "syscalls", name = "sys_enter_mount")]
-pub fn sys_enter_mount(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_mount(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterMount, || mount(&ctx))
 }
 
@@ -70,8 +70,8 @@ pub fn mount(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `open_tree(int dfd, const char *filename, unsigned flags)`, 5.2+.
-#[tracepoint(category = "syscalls", name = "sys_enter_open_tree")]
-pub fn sys_enter_open_tree(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_open_tree(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenTree, || open_tree(&ctx))
 }
 
@@ -82,8 +82,8 @@ pub fn open_tree(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `move_mount(int from_dfd, const char *from_path, int to_dfd, const char *to_path, unsigned
 /// flags)`, 5.2+.
-#[tracepoint(category = "syscalls", name = "sys_enter_move_mount")]
-pub fn sys_enter_move_mount(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_move_mount(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterMoveMount, || move_mount(&ctx))
 }
 
@@ -93,8 +93,8 @@ pub fn move_mount(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `fsopen(const char *fs_name, unsigned flags)`, 5.2+.
-#[tracepoint(category = "syscalls", name = "sys_enter_fsopen")]
-pub fn sys_enter_fsopen(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_fsopen(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterFsopen, || fsopen(&ctx))
 }
 
@@ -106,8 +106,8 @@ pub fn fsopen(a: &impl SysArgs) -> Result<(), i64> {
 /// `fsmount(int fs_fd, unsigned flags, unsigned attr_flags)`, 5.2+: the filesystem context
 /// becomes a detached mount whose descriptor reads the filesystem without move_mount. The
 /// exit names the superblock the kernel made.
-#[tracepoint(category = "syscalls", name = "sys_enter_fsmount")]
-pub fn sys_enter_fsmount(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_fsmount(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterFsmount, || fsmount(&ctx))
 }
 
@@ -118,8 +118,8 @@ pub fn fsmount(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `fsconfig(int fd, unsigned cmd, const char *key, const void *value, int aux)`, 5.2+: only
 /// setting the "source" (the device or path to mount).
-#[tracepoint(category = "syscalls", name = "sys_enter_fsconfig")]
-pub fn sys_enter_fsconfig(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_fsconfig(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterFsconfig, || fsconfig(&ctx))
 }
 
@@ -137,8 +137,8 @@ pub fn fsconfig(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// Attached to the sys_exit tracepoints of the five calls above.
-#[tracepoint(category = "syscalls", name = "sys_exit_mount_family")]
-pub fn sys_exit_mount_family(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_mount_family(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysExitMount, || {
         exit_mount(ProgramId::SysExitMount, ret(&ctx)?);
         Ok(())

@@ -6,7 +6,9 @@
 //! actually joined or created. Every process is watched here, host ones included: the agent's
 //! process table and namespace ownership need them, and these calls are rare.
 
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::bpf_probe_read_user, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
 use escapewatch_common::{
     abi::{CLONE_NEW_MASK, CLONE_NEWTIME},
     event::NS_COUNT,
@@ -30,8 +32,8 @@ fn enter(kind: EventKind, flags: u64, fd: i64) -> Result<(), i64> {
 
 /// `setns(int fd, int nstype)`, 3.0+. Every call is recorded, failed ones included: an attempt
 /// to join a host namespace is worth knowing about.
-#[tracepoint(category = "syscalls", name = "sys_enter_setns")]
-pub fn sys_enter_setns(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_setns(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterSetns, || setns(&ctx))
 }
 
@@ -41,8 +43,8 @@ pub fn setns(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `unshare(unsigned long flags)`, 2.6.16+. Only calls that create a namespace.
-#[tracepoint(category = "syscalls", name = "sys_enter_unshare")]
-pub fn sys_enter_unshare(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_unshare(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterUnshare, || unshare(&ctx))
 }
 
@@ -57,8 +59,8 @@ pub fn unshare(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `clone(unsigned long flags, ...)` (flags come first on x86_64 and i386 alike). Only
 /// namespace-creating clones; plain forks are seen by `sched_process_fork`.
-#[tracepoint(category = "syscalls", name = "sys_enter_clone")]
-pub fn sys_enter_clone(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_clone(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterClone, || clone(&ctx))
 }
 
@@ -73,8 +75,8 @@ pub fn clone(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `clone3(struct clone_args *uargs, size_t size)`, 5.3+; `flags` is the first u64 of
 /// clone_args, read from user memory.
-#[tracepoint(category = "syscalls", name = "sys_enter_clone3")]
-pub fn sys_enter_clone3(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_clone3(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterClone3, || clone3(&ctx))
 }
 

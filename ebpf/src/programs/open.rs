@@ -13,9 +13,9 @@
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_str_bytes},
-    macros::{lsm, tracepoint},
+    macros::{btf_tracepoint, lsm, tracepoint},
     maps::RingBuf,
-    programs::{LsmContext, TracePointContext},
+    programs::{BtfTracePointContext, LsmContext, TracePointContext},
 };
 use escapewatch_common::{
     abi::{
@@ -75,8 +75,8 @@ fn enter(flags: u64, path: u64) -> Result<(), i64> {
 }
 
 /// `openat(int dfd, const char *filename, int flags, umode_t mode)`.
-#[tracepoint(category = "syscalls", name = "sys_enter_openat")]
-pub fn sys_enter_openat(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_openat(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenat, || openat(&ctx))
 }
 
@@ -87,8 +87,8 @@ pub fn openat(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `openat2(int dfd, const char *filename, struct open_how *how, size_t size)`, 5.6+; the
 /// flags are the first u64 of open_how.
-#[tracepoint(category = "syscalls", name = "sys_enter_openat2")]
-pub fn sys_enter_openat2(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_openat2(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenat2, || openat2(&ctx))
 }
 
@@ -101,8 +101,8 @@ pub fn openat2(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `open(const char *filename, int flags, umode_t mode)` (x86_64 still has it).
-#[tracepoint(category = "syscalls", name = "sys_enter_open")]
-pub fn sys_enter_open(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_open(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterOpen, || open(&ctx))
 }
 
@@ -414,8 +414,8 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
 }
 
 /// Attached to sys_exit_openat, sys_exit_openat2 and sys_exit_open.
-#[tracepoint(category = "syscalls", name = "sys_exit_open_family")]
-pub fn sys_exit_open_family(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_open_family(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysExitOpen, || {
         let Some(p) = pending::take() else {
             return Ok(());

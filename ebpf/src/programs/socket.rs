@@ -5,8 +5,8 @@
 
 use aya_ebpf::{
     helpers::{bpf_probe_read_user, bpf_probe_read_user_buf},
-    macros::tracepoint,
-    programs::TracePointContext,
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use escapewatch_common::{
     abi::AF_UNIX, config::OFFSET_NONE, event::ConnectEvent, kind::EventKind, programs::ProgramId,
@@ -25,8 +25,8 @@ use crate::{
 };
 
 /// `connect(int fd, struct sockaddr *uservaddr, int addrlen)`: the path is read at entry.
-#[tracepoint(category = "syscalls", name = "sys_enter_connect")]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_connect(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterConnect, || connect(&ctx))
 }
 
@@ -63,8 +63,8 @@ pub fn connect(a: &impl SysArgs) -> Result<(), i64> {
     }
 }
 
-#[tracepoint(category = "syscalls", name = "sys_exit_connect")]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_connect(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysExitConnect, || {
         exit_connect(ProgramId::SysExitConnect, ret(&ctx)?);
         Ok(())

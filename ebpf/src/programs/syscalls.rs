@@ -2,7 +2,7 @@
 //! open_by_handle_at, userfaultfd, init_module, finit_module) and the one exit program that
 //! emits every syscall recorded at entry in `PENDING_SYSCALLS`.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use escapewatch_common::{
     abi::{
         BPF_LINK_CREATE, BPF_PROG_ATTACH, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN, PTRACE_ATTACH,
@@ -39,8 +39,8 @@ fn watch<const N: usize>(a: &impl SysArgs, id: u32) -> Result<(), i64> {
 
 /// `ptrace(long request, long pid, unsigned long addr, unsigned long data)`: attaching and
 /// poking only.
-#[tracepoint(category = "syscalls", name = "sys_enter_ptrace")]
-pub fn sys_enter_ptrace(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_ptrace(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterPtrace, || ptrace(&ctx))
 }
 
@@ -55,8 +55,8 @@ pub fn ptrace(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, ...)`, 3.2+.
-#[tracepoint(category = "syscalls", name = "sys_enter_process_vm_writev")]
-pub fn sys_enter_process_vm_writev(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_process_vm_writev(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterProcessVmWritev, || {
         process_vm_writev(&ctx)
     })
@@ -68,8 +68,8 @@ pub fn process_vm_writev(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `bpf(int cmd, union bpf_attr *attr, unsigned int size)`: loading and attaching programs.
-#[tracepoint(category = "syscalls", name = "sys_enter_bpf")]
-pub fn sys_enter_bpf(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_bpf(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterBpf, || bpf(&ctx))
 }
 
@@ -84,8 +84,8 @@ pub fn bpf(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)`, 2.6.39+.
-#[tracepoint(category = "syscalls", name = "sys_enter_open_by_handle_at")]
-pub fn sys_enter_open_by_handle_at(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_open_by_handle_at(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterOpenByHandleAt, || {
         open_by_handle_at(&ctx)
     })
@@ -97,8 +97,8 @@ pub fn open_by_handle_at(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `userfaultfd(int flags)`, 4.3+.
-#[tracepoint(category = "syscalls", name = "sys_enter_userfaultfd")]
-pub fn sys_enter_userfaultfd(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_userfaultfd(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterUserfaultfd, || userfaultfd(&ctx))
 }
 
@@ -109,8 +109,8 @@ pub fn userfaultfd(a: &impl SysArgs) -> Result<(), i64> {
 
 /// `init_module(void *umod, unsigned long len, const char *uargs)`; absent without
 /// CONFIG_MODULES (then this program does not attach and the rule says so).
-#[tracepoint(category = "syscalls", name = "sys_enter_init_module")]
-pub fn sys_enter_init_module(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_init_module(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterInitModule, || init_module(&ctx))
 }
 
@@ -120,8 +120,8 @@ pub fn init_module(a: &impl SysArgs) -> Result<(), i64> {
 }
 
 /// `finit_module(int fd, const char *uargs, int flags)`, 3.8+; absent without CONFIG_MODULES.
-#[tracepoint(category = "syscalls", name = "sys_enter_finit_module")]
-pub fn sys_enter_finit_module(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_finit_module(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysEnterFinitModule, || finit_module(&ctx))
 }
 
@@ -133,8 +133,8 @@ pub fn finit_module(a: &impl SysArgs) -> Result<(), i64> {
 /// Attached to the sys_exit tracepoint of every syscall above and of setns, unshare, clone and
 /// clone3: emits what the entry recorded, with the return value. A clone child also passes
 /// through sys_exit_clone, but has no entry.
-#[tracepoint(category = "syscalls", name = "sys_exit_pending")]
-pub fn sys_exit_pending(ctx: TracePointContext) -> u32 {
+#[btf_tracepoint(function = "sys_exit")]
+pub fn sys_exit_pending(ctx: BtfTracePointContext) -> u32 {
     run(ProgramId::SysExitPending, || {
         let Some(p) = pending::take() else {
             return Ok(());

@@ -87,19 +87,19 @@ const LEFT_OUT: &[(&str, &str)] = &[
 
 /// Stock kernels have fentry and BPF LSM; this machine's 6.18 refuses both. Only rules whose
 /// every selected scenario reaches the hook: a write-open refused before the LSM runs
-/// (ETXTBSY on /proc/self/exe, runtime-binary-overwrite) is seen by the tracepoints alone.
+/// (ETXTBSY on /proc/self/exe, runtime-binary-overwrite) is seen by the syscall programs alone.
 const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm,\
      sysrq-trigger-write=lsm,kernel-memory-access=lsm,kernel-debug-recon=lsm";
-const HOST_HOOKS: &str = "dirty-cow=tracepoint,cgroup-release-agent-write=tracepoint,\
-     host-fs-via-proc-root=tracepoint,sysrq-trigger-write=tracepoint,\
-     kernel-memory-access=tracepoint,kernel-debug-recon=tracepoint";
+const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall,\
+     host-fs-via-proc-root=syscall,sysrq-trigger-write=syscall,\
+     kernel-memory-access=syscall,kernel-debug-recon=syscall";
 
 /// The alternatives, on a kernel that has the preferred hooks: with fentry and BPF LSM
 /// disabled, dirty-cow must be served by the kprobe on handle_mm_fault and the LSM-served path
-/// rules by the open tracepoints.
-const FALLBACK_HOOKS: &str = "dirty-cow=kprobe,cgroup-release-agent-write=tracepoint,\
-     host-fs-via-proc-root=tracepoint,sysrq-trigger-write=tracepoint,\
-     kernel-memory-access=tracepoint,kernel-debug-recon=tracepoint";
+/// rules by the open syscall programs.
+const FALLBACK_HOOKS: &str = "dirty-cow=kprobe,cgroup-release-agent-write=syscall,\
+     host-fs-via-proc-root=syscall,sysrq-trigger-write=syscall,\
+     kernel-memory-access=syscall,kernel-debug-recon=syscall";
 
 /// The scenarios of the rules in [`FALLBACK_HOOKS`].
 const FALLBACK_SELECTION: &[Select] = &[
