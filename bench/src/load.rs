@@ -113,8 +113,9 @@ fn paced(rate: f64, secs: f64, mut call: impl FnMut() -> Result<()>) -> Result<u
             std::thread::sleep(std::time::Duration::from_micros(200));
             continue;
         }
-        // Catch up in bursts of at most 1 ms worth of calls.
-        let burst = (due - done).min((rate / 1000.0).max(1.0) as u64);
+        // Catch up in bursts of at most 1 ms worth of calls (and at most 10,000, so that an
+        // unreachable rate still ends on time).
+        let burst = (due - done).min((rate / 1000.0).clamp(1.0, 10_000.0) as u64);
         for _ in 0..burst {
             call()?;
         }

@@ -139,6 +139,11 @@ pub fn pass(
     if mine.is_empty() {
         bail!("no BPF program of the agent found in `bpftool prog show`");
     }
+    println!(
+        "xtask bench: BPF run statistics of {} programs ({} named attached in the agent's log)",
+        mine.len(),
+        attached.len()
+    );
     let stats = StatsOn::enable()?;
     let scale = plan.micro_scale.to_string();
     let mut ops = Vec::new();

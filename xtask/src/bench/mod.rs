@@ -118,6 +118,8 @@ pub struct Results {
     pub redis: BTreeMap<String, (Vec<redis::RedisFig>, Vec<redis::RedisFig>)>,
     /// Per micro op, the agent's programs that ran (kernel.bpf_stats_enabled pass).
     pub bpf_stats: Vec<bpfstats::OpStats>,
+    /// The knee's generator with no agent, as fast as it goes: (calls/s, CPU µs per call).
+    pub generator_alone: (f64, f64),
     pub knee: Vec<phases::KneeStep>,
     pub knee_no_log: Vec<phases::KneeStep>,
     pub latency_idle: Vec<f64>,

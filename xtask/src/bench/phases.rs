@@ -46,6 +46,28 @@ pub enum State {
     On,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over four rounds every state runs once in every position, and every round runs all four.
+    #[test]
+    fn rounds_rotate_every_state_through_every_position() {
+        for pos in 0..STATES.len() {
+            let at: std::collections::BTreeSet<State> =
+                (0..4).map(|round| round_order(round)[pos]).collect();
+            assert_eq!(at.len(), 4, "position {pos}: {at:?}");
+        }
+        for round in 0..8 {
+            let mut order = round_order(round).to_vec();
+            order.sort();
+            assert_eq!(order, STATES.to_vec());
+        }
+        assert_eq!(round_order(0)[0], State::Off);
+        assert_eq!(round_order(1)[0], State::KernelFloor);
+    }
+}
+
 pub const STATES: [State; 4] = [
     State::Off,
     State::KernelFloor,
@@ -174,7 +196,12 @@ pub fn overhead(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Resul
                 if matches!(state, State::Off | State::On) {
                     for fig in redis.bench(plan.redis_requests)? {
                         let e = res.redis.entry(fig.test.clone()).or_default();
-                        if state == State::On { &mut e.1 } else { &mut e.0 }.push(fig);
+                        if state == State::On {
+                            &mut e.1
+                        } else {
+                            &mut e.0
+                        }
+                        .push(fig);
                     }
                 }
                 Ok(())
@@ -269,6 +296,11 @@ fn drained(agent: &Agent, start: Instant) -> Result<(f64, f64)> {
 /// the event log (what the log costs).
 pub fn knee(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Results) -> Result<()> {
     let cg = ContainerCgroup::create("knee")?;
+    // The generator alone, as fast as it goes with no agent: what a call costs it before any
+    // program runs, and the rate one core can offer.
+    let kv = run_load(pvw_load(ew, &cg, 1e9, plan.knee_secs, Some(GENERATOR_CPU)))?;
+    let get = |k: &str| kv.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
+    res.generator_alone = (get("rate"), get("cpu_ns_per_call") / 1e3);
     res.knee = sweep(plan, bin, ew, work, &cg, true)?;
     res.knee_no_log = sweep(plan, bin, ew, work, &cg, false)?;
     Ok(())
@@ -292,6 +324,18 @@ fn pvw_load(ew: &Path, cg: &ContainerCgroup, rate: f64, secs: f64, cpu: Option<u
     cmd
 }
 
+/// Run a load generator to its end; its `key\tvalue` figures.
+fn run_load(mut cmd: Command) -> Result<Vec<(String, f64)>> {
+    let out = cmd.output().context("running ewbench pvw-load")?;
+    if !out.status.success() {
+        bail!(
+            "ewbench pvw-load failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(parse_kv(&String::from_utf8_lossy(&out.stdout)))
+}
+
 fn sweep(
     plan: &Plan,
     bin: &Path,
@@ -308,16 +352,7 @@ fn sweep(
         let cpu0 = agent.cpu_secs()?;
         let lost0 = agent.metric("escapewatch_events_lost_total", "")?;
         let start = Instant::now();
-        let out = pvw_load(ew, cg, rate, plan.knee_secs, Some(GENERATOR_CPU))
-            .output()
-            .context("running ewbench pvw-load")?;
-        if !out.status.success() {
-            bail!(
-                "ewbench pvw-load failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let kv = parse_kv(&String::from_utf8_lossy(&out.stdout));
+        let kv = run_load(pvw_load(ew, cg, rate, plan.knee_secs, Some(GENERATOR_CPU)))?;
         let get = |k: &str| kv.iter().find(|(n, _)| n == k).map_or(0.0, |(_, v)| *v);
         // The loss counters are read once a second by the agent.
         let (ev1, drain_secs) = drained(&agent, start)?;
