@@ -244,10 +244,21 @@ pub fn run(agent_bin: &Path, smoke: bool, scale: f64) -> Result<()> {
         replay: Some(bench_replay::run(agent_bin, plan.replay_events)?),
         ..Results::default()
     };
-    phases::overhead(&plan, agent_bin, &ew, &work, &mut res)?;
-    phases::memory(&plan, agent_bin, &ew, &work, &mut res)?;
-    phases::knee(&plan, agent_bin, &ew, &work, &mut res)?;
-    phases::latency(&plan, agent_bin, &ew, &work, &mut res)?;
+    type Phase = fn(&Plan, &Path, &Path, &Path, &mut Results) -> Result<()>;
+    let phases: [(&str, Phase); 4] = [
+        ("overhead", phases::overhead),
+        ("memory", phases::memory),
+        ("pipeline", phases::knee),
+        ("latency", phases::latency),
+    ];
+    for (name, phase) in phases {
+        let t = Instant::now();
+        phase(&plan, agent_bin, &ew, &work, &mut res)?;
+        println!(
+            "xtask bench: {name} phase took {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     let secs = started.elapsed().as_secs_f64();
     let out = if plan.is_full() {
         workspace_root().join("BENCHMARKS.md")

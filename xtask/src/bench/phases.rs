@@ -46,28 +46,6 @@ pub enum State {
     On,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Over four rounds every state runs once in every position, and every round runs all four.
-    #[test]
-    fn rounds_rotate_every_state_through_every_position() {
-        for pos in 0..STATES.len() {
-            let at: std::collections::BTreeSet<State> =
-                (0..4).map(|round| round_order(round)[pos]).collect();
-            assert_eq!(at.len(), 4, "position {pos}: {at:?}");
-        }
-        for round in 0..8 {
-            let mut order = round_order(round).to_vec();
-            order.sort();
-            assert_eq!(order, STATES.to_vec());
-        }
-        assert_eq!(round_order(0)[0], State::Off);
-        assert_eq!(round_order(1)[0], State::KernelFloor);
-    }
-}
-
 pub const STATES: [State; 4] = [
     State::Off,
     State::KernelFloor,
@@ -513,4 +491,26 @@ pub fn latency(plan: &Plan, bin: &Path, ew: &Path, work: &Path, res: &mut Result
         );
     }
     agent.stop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over four rounds every state runs once in every position, and every round runs all four.
+    #[test]
+    fn rounds_rotate_every_state_through_every_position() {
+        for pos in 0..STATES.len() {
+            let at: std::collections::BTreeSet<State> =
+                (0..4).map(|round| round_order(round)[pos]).collect();
+            assert_eq!(at.len(), 4, "position {pos}: {at:?}");
+        }
+        for round in 0..8 {
+            let mut order = round_order(round).to_vec();
+            order.sort();
+            assert_eq!(order, STATES.to_vec());
+        }
+        assert_eq!(round_order(0)[0], State::Off);
+        assert_eq!(round_order(1)[0], State::KernelFloor);
+    }
 }

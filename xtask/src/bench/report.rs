@@ -184,7 +184,7 @@ pub fn markdown(plan: &Plan, r: &Results, secs: f64) -> String {
         s,
         "| figure | target | measured | ratio on/off | method | verdict |\n|---|---|---|---|---|---|"
     );
-    let pinned = if super::cpus() > redis::SERVER_CPU.max(redis::CLIENT_CPU) {
+    let pinned = if super::cpus() > 1 {
         format!(
             "redis-server pinned to CPU {}, redis-benchmark to CPU {}",
             redis::SERVER_CPU,
