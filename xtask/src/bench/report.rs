@@ -100,7 +100,7 @@ fn knee_text(steps: &[super::phases::KneeStep]) -> String {
 }
 
 /// The pipeline's load generator, as the report names it.
-const GENERATOR: &str = "`ewbench pvw-load`: process_vm_writev(2) aimed at itself with no iovecs, from a process in a docker-shaped cgroup with its own mount namespace. The agent records every such call that succeeds as a `syscall` event (a watched syscall of a container candidate, unbudgeted, the critical ring), and the kernel returns 0 before looking anything up, so the call itself costs about two getppid calls and one core offers well over 1M/s of it with no agent (measured below). setns into its own uts namespace, the other event every process records, costs about 1 µs a call with no agent and several with it, too slow for 1M/s from one core. The rule that reads these (proc-mem-write) stays silent for a process writing its own memory";
+const GENERATOR: &str = "`ewbench pvw-load`: process_vm_writev(2) aimed at itself with no iovecs, from a process in a docker-shaped cgroup with its own mount namespace. The agent records every such call that succeeds as a `syscall` event (a watched syscall of a container candidate, unbudgeted, the critical ring), and the kernel returns 0 before looking anything up, so the call itself costs about two getppid calls and one core offers over 1M/s of it with no agent (measured below). setns into its own uts namespace, the other event every process records, costs about 1 µs a call with no agent and several with it, too slow for 1M/s from one core. The rule that reads these (proc-mem-write) stays silent for a process writing its own memory";
 
 /// Median agent CPU per event and generator CPU per call over the zero-loss steps with at
 /// least 10,000 events.
