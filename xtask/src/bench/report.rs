@@ -438,7 +438,7 @@ fn cell(a: Option<(f64, f64)>) -> String {
 fn micro_table(s: &mut String, plan: &Plan, r: &Results) {
     let _ = writeln!(
         s,
-        "| op | off ns/op (median) | kernel floor added | raw-syscall design floor added | escapewatch added | target | verdict | below the design floor |\n|---|---|---|---|---|---|---|---|"
+        "| op | off ns/op (median) | kernel floor added | raw-syscall design floor added | escapewatch added | of which its programs' run time | target | verdict | below the design floor |\n|---|---|---|---|---|---|---|---|---|"
     );
     for (op, m) in &r.micro {
         let kf = added(m, State::KernelFloor);
@@ -448,9 +448,16 @@ fn micro_table(s: &mut String, plan: &Plan, r: &Results) {
         let (target, ok) = micro_target(op, kf.map(|a| a.0), on_ns);
         let below = df.map(|(d, _)| on_ns < d);
         let v = |ok: Option<bool>| ok.map_or("–", |ok| verdict(ok, plan.smoke));
+        let bpf = r
+            .bpf_stats
+            .iter()
+            .find(|o| o.op == *op)
+            .map_or("–".to_owned(), |o| {
+                format!("{:.0} ns", o.bpf_ns_per_call())
+            });
         let _ = writeln!(
             s,
-            "| {op} | {:.0} | {} | {} | {} | {target} | {} | {} |",
+            "| {op} | {:.0} | {} | {} | {} | {bpf} | {target} | {} | {} |",
             median(m.of(State::Off)),
             cell(kf),
             cell(df),
@@ -461,7 +468,7 @@ fn micro_table(s: &mut String, plan: &Plan, r: &Results) {
     }
     let _ = writeln!(
         s,
-        "\n`ewbench micro`: a host process, ns/op over N iterations (see the per-round table below). Targets of issue 13: paths without per-call judgement (write, writev, madvise, mmap+fault, fork+exec, getppid, io_uring NOP) at most {FLOOR_FACTOR}× the kernel floor's added cost; open+close at most +{OPEN_CLOSE_NS:.0} ns; setns and unshare at most +{NAMESPACE_NS:.0} ns; every path below the raw-syscall design floor.\n"
+        "\n`ewbench micro`: a host process, ns/op over N iterations (see the per-round table below). Targets of issue 13: paths without per-call judgement (write, writev, madvise, mmap+fault, fork+exec, getppid, io_uring NOP) at most {FLOOR_FACTOR}× the kernel floor's added cost; open+close at most +{OPEN_CLOSE_NS:.0} ns; setns and unshare at most +{NAMESPACE_NS:.0} ns; every path below the raw-syscall design floor. \"Of which its programs' run time\": the BPF run statistics pass below (each program's runs × ns per run, summed per call); the rest of the added cost is the kernel's path into the programs (the tracing slow path, the perf and raw-tracepoint trampolines) and the agent's own CPU.\n"
     );
 }
 
