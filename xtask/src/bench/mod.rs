@@ -63,8 +63,9 @@ impl Plan {
         Plan {
             smoke,
             scale,
-            // At least two rounds, so that every figure is a pair at least once over.
-            rounds: (f(7.0).round() as usize).clamp(2, 7),
+            // Eight in the full run: a multiple of the four states, so that each state runs
+            // in each position of a round equally often. At least two.
+            rounds: (f(8.0).round() as usize).clamp(2, 8),
             micro_scale: scale,
             redis_requests: f(100_000.0).max(5_000.0) as u64,
             knee_rates: [
