@@ -9,6 +9,7 @@ use escapewatch::{
     daemon::{self, RunOptions},
 };
 
+mod bench_floor;
 mod incident;
 
 /// Runtime container-escape detector for Linux hosts (eBPF).
@@ -54,6 +55,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
         format: RulesFormat,
     },
+    /// For `cargo xtask bench` only: attach the raw-syscall design floor (two raw tracepoints
+    /// that drop every syscall after one map lookup), print `ready`, wait for SIGINT/SIGTERM.
+    #[command(hide = true)]
+    BenchFloor,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
             print_rules(format);
             Ok(())
         }
+        Command::BenchFloor => bench_floor::run().map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

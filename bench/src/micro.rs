@@ -204,9 +204,19 @@ fn ops(scale: f64) -> Result<Vec<Op>> {
     ])
 }
 
-pub fn run(scale: f64) -> Result<()> {
-    for mut op in ops(scale)? {
-        for _ in 0..(op.iters / 20).max(2) {
+/// Every op, or only the one named `only` (then also `calls\tN`: every call made, warm-up
+/// included, which the xtask divides BPF run counts by).
+pub fn run(scale: f64, only: Option<&str>) -> Result<()> {
+    let ops = ops(scale)?;
+    if let Some(name) = only {
+        anyhow::ensure!(ops.iter().any(|o| o.name == name), "no micro op {name:?}");
+    }
+    for mut op in ops {
+        if only.is_some_and(|name| name != op.name) {
+            continue;
+        }
+        let warmup = (op.iters / 20).max(2);
+        for _ in 0..warmup {
             (op.body)().with_context(|| op.name)?;
         }
         let start = mono_ns();
@@ -215,6 +225,9 @@ pub fn run(scale: f64) -> Result<()> {
         }
         let ns = (mono_ns() - start) as f64 / op.iters as f64;
         println!("{}\t{ns:.1}", op.name);
+        if only.is_some() {
+            println!("calls\t{}", warmup + op.iters);
+        }
     }
     Ok(())
 }

@@ -66,8 +66,12 @@ enum Task {
     /// (as root) and write the table to BENCHMARKS.md; --smoke: small and quick, for CI (no
     /// thresholds, writes target/bench/BENCHMARKS.md).
     Bench {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "scale")]
         smoke: bool,
+        /// Shrink every phase by this factor, in (0, 1] (0.1: about a minute, for
+        /// development); below 1 the report goes to target/bench/BENCHMARKS.md.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
     },
     /// Set up, then run everything CI runs: fmt, clippy (host and BPF target), unit tests and the
     /// privileged integration tests (real eBPF, real runc containers; needs root).
@@ -199,7 +203,7 @@ fn test(filter: Option<String>) -> Result<()> {
         return Ok(());
     }
     // `cargo xtask bench --smoke`: every benchmark phase once, small (no thresholds).
-    bench::run(&bin, true)?;
+    bench::run(&bin, true, 1.0)?;
     vm::vm_test(&[], &[], &bin, &primitives)
 }
 
@@ -226,10 +230,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Fuzz { seconds } => fuzz::run(seconds).map(drop),
-        Task::Bench { smoke } => {
+        Task::Bench { smoke, scale } => {
             setup::setup()?;
             let bin = build()?;
-            bench::run(&bin, smoke)
+            bench::run(&bin, smoke, scale)
         }
         Task::VmTest { kernels, only } => {
             setup::setup()?;

@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// The eBPF object, built by build.rs with the pinned nightly.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/escapewatch"));
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/escapewatch"));
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";

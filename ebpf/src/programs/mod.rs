@@ -1,5 +1,6 @@
 pub mod dispatch;
 pub mod effects;
+pub mod floor;
 pub mod iouring;
 pub mod lifecycle;
 pub mod memory;

@@ -58,6 +58,16 @@ impl Agent {
 
     /// As [`Agent::start`]; without an event log when `event_log` is false.
     pub fn start_with(bin: &Path, dir: &Path, event_log: bool) -> Result<Agent> {
+        Self::start_pinned(bin, dir, event_log, None)
+    }
+
+    /// As [`Agent::start_with`]; every thread on `cpu` when given.
+    pub fn start_pinned(
+        bin: &Path,
+        dir: &Path,
+        event_log: bool,
+        cpu: Option<usize>,
+    ) -> Result<Agent> {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir)?;
         let alert_log = dir.join("alerts.jsonl");
@@ -65,6 +75,9 @@ impl Agent {
         cmd.arg("run");
         if event_log {
             cmd.arg("--event-log").arg(dir.join("events.jsonl"));
+        }
+        if let Some(cpu) = cpu {
+            super::pin(&mut cmd, cpu);
         }
         let mut child = cmd
             .arg("--alert-log")
@@ -128,6 +141,27 @@ impl Agent {
         }
     }
 
+    /// The programs the agent logged as attached at start-up (`attached program=NAME`).
+    pub fn attached_programs(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|l| l.contains(": attached "))
+            .filter_map(|l| {
+                let rest = l.split(" program=").nth(1)?;
+                let name = rest.split_whitespace().next()?.trim_matches('"');
+                (!name.is_empty()).then(|| name.to_owned())
+            })
+            .collect()
+    }
+
+    /// The last lines the agent wrote to stderr (what it said before dying, say).
+    fn stderr_tail(&self) -> String {
+        let mut lines: Vec<String> = self.seen.iter().rev().take(5).rev().cloned().collect();
+        lines.extend(self.lines.try_iter());
+        let start = lines.len().saturating_sub(15);
+        lines[start..].join("\n")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
@@ -161,8 +195,13 @@ impl Agent {
 
     /// The sum of every sample of `metric` (exact name) whose labels contain `label`.
     pub fn metric(&self, metric: &str, label: &str) -> Result<f64> {
-        let mut s = std::net::TcpStream::connect(&self.addr)
-            .with_context(|| format!("connect to the agent's metrics at {}", self.addr))?;
+        let mut s = std::net::TcpStream::connect(&self.addr).with_context(|| {
+            format!(
+                "connect to the agent's metrics at {}; the end of its stderr:\n{}",
+                self.addr,
+                self.stderr_tail()
+            )
+        })?;
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         write!(s, "GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr)?;
         let mut body = String::new();

@@ -1,6 +1,9 @@
-//! redis-server on loopback, driven by redis-benchmark: a realistic syscall-heavy workload.
+//! redis-server on loopback, driven by redis-benchmark: a realistic syscall-heavy workload,
+//! measured as CPU time per request with the server and the client pinned to their own CPUs
+//! (throughput swings ±10 % between rounds on a shared VM; CPU per request does not).
 
 use std::{
+    io::Read as _,
     net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -9,10 +12,25 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+/// The CPUs the server and the client are pinned to (when the machine has two).
+pub const SERVER_CPU: usize = 1;
+pub const CLIENT_CPU: usize = 0;
+
 pub struct Redis {
     child: Child,
     port: u16,
     dir: PathBuf,
+}
+
+/// One redis-benchmark test of one round.
+#[derive(Clone, Debug)]
+pub struct RedisFig {
+    pub test: String,
+    pub rps: f64,
+    /// The server's CPU time (all threads, user + system) per request, in µs.
+    pub server_us: f64,
+    /// The client's CPU time (user + system) per request, in µs.
+    pub client_us: f64,
 }
 
 fn free_port() -> Result<u16> {
@@ -20,17 +38,48 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// CPU ns a process has run, every live thread summed (/proc/PID/task/*/schedstat: ns
+/// resolution, where /proc/PID/stat counts 10 ms ticks).
+pub fn process_cpu_ns(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
+        total += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Wait for `child` and give its rusage CPU time (user + system) in seconds.
+fn wait_cpu(child: &Child) -> Result<(i32, f64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; all zeroes is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: reaping our own child, writing into structs we own.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error()).context("wait4 redis-benchmark");
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((status, tv(ru.ru_utime) + tv(ru.ru_stime)))
+}
+
 impl Redis {
     pub fn start(dir: PathBuf) -> Result<Redis> {
         std::fs::create_dir_all(&dir)?;
         let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        super::pin(&mut cmd, SERVER_CPU);
+        let child = cmd
             .spawn()
             .context("starting redis-server (apt package redis-server; `cargo xtask setup`)")?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -43,31 +92,50 @@ impl Redis {
         Ok(Redis { child, port, dir })
     }
 
-    /// Requests per second of SET and GET (redis-benchmark defaults: 50 clients, 3-byte values).
-    pub fn bench(&self, requests: u64) -> Result<Vec<(String, f64)>> {
-        let out = Command::new("redis-benchmark")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-n", &requests.to_string(), "-t", "set,get", "--csv"])
-            .stderr(Stdio::null())
-            .output()
-            .context("running redis-benchmark")?;
-        if !out.status.success() {
-            bail!("redis-benchmark failed with {}", out.status);
+    /// SET, then GET (redis-benchmark defaults: 50 clients, 3-byte values), one test per
+    /// redis-benchmark run so that each has its own CPU figures.
+    pub fn bench(&self, requests: u64) -> Result<Vec<RedisFig>> {
+        ["set", "get"]
+            .iter()
+            .map(|t| self.one(t, requests))
+            .collect()
+    }
+
+    fn one(&self, test: &str, requests: u64) -> Result<RedisFig> {
+        let server0 = process_cpu_ns(self.child.id())?;
+        let mut cmd = Command::new("redis-benchmark");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-n", &requests.to_string(), "-t", test, "--csv"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        super::pin(&mut cmd, CLIENT_CPU);
+        let mut child = cmd.spawn().context("running redis-benchmark")?;
+        let mut text = String::new();
+        child
+            .stdout
+            .take()
+            .context("stdout piped")?
+            .read_to_string(&mut text)?;
+        let (status, client_secs) = wait_cpu(&child)?;
+        let server_ns = process_cpu_ns(self.child.id())? - server0;
+        if status != 0 {
+            bail!("redis-benchmark -t {test} failed with wait status {status}");
         }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut rps = Vec::new();
-        for line in text.lines() {
-            let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
-            if let [test, r, ..] = cols[..]
-                && let Ok(r) = r.parse::<f64>()
-            {
-                rps.push((test.to_owned(), r));
-            }
-        }
-        if rps.is_empty() {
-            bail!("no figures in redis-benchmark's output:\n{text}");
-        }
-        Ok(rps)
+        let rps = text
+            .lines()
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
+                cols.get(1)?.parse::<f64>().ok()
+            })
+            .next()
+            .with_context(|| format!("no figures in redis-benchmark's output:\n{text}"))?;
+        let n = requests as f64;
+        Ok(RedisFig {
+            test: test.to_uppercase(),
+            rps,
+            server_us: server_ns as f64 / 1e3 / n,
+            client_us: client_secs * 1e6 / n,
+        })
     }
 }
 
