@@ -2,6 +2,7 @@
 //! and count a loss by kind when the ring buffer is full.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, BPF_RB_RING_SIZE},
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns},
     maps::RingBuf,
 };
@@ -16,11 +17,40 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::task::{KPtr, fill_task};
+use super::task::{KPtr, fill_task, is_candidate};
 use crate::{
     cfg,
-    maps::{LOST_BY_KIND, PROGRAM_ERRORS, count},
+    maps::{EVENTS_CRITICAL, LOST_BY_KIND, PROGRAM_ERRORS, count},
 };
+
+/// The submit flags of a record in `ring`. A wake-up is an irq_work, which a virtual machine
+/// pays with a self-IPI and an exit: about 20 µs of the lifecycle programs' run time each
+/// (BPF stats) when every record woke the agent. So only the critical ring (escape
+/// primitives, namespace changes) wakes it, as the kernel's adaptive default does (when the
+/// agent has caught up). The lifecycle and attempt rings wake it only once a quarter full;
+/// otherwise the agent's drain timer (a few ms) collects them, and every wake-up drains all
+/// three rings, so what a critical record needs from them arrives with it.
+///
+/// A critical record of a host process (a setns, unshare or mount of the host's own tools,
+/// which the agent records to know who owns which namespace) is no alert either: it waits for
+/// the timer too, unless the ring fills. Only a task outside the host's mount namespace (the
+/// one that can escape) wakes the agent at once, and so does a sysctl write (rare, and the
+/// cgroup program's helpers cannot ask the task its namespaces by BTF on every kernel).
+#[inline(always)]
+fn submit_flags(ring: &RingBuf, program: ProgramId) -> u64 {
+    if core::ptr::eq(ring, &EVENTS_CRITICAL)
+        && (program as u32 == ProgramId::SysctlWrite as u32 || is_candidate())
+    {
+        return 0;
+    }
+    let avail = ring.query(BPF_RB_AVAIL_DATA.into());
+    let size = ring.query(BPF_RB_RING_SIZE.into());
+    if avail >= size / 4 {
+        BPF_RB_FORCE_WAKEUP.into()
+    } else {
+        BPF_RB_NO_WAKEUP.into()
+    }
+}
 
 /// A record type that starts with the common header.
 pub trait Record: 'static {
@@ -81,7 +111,10 @@ pub fn output_in_place<T: Record>(
     // SAFETY: `record` points to a live map value of type T, written only by this thread.
     let rec = unsafe { &mut *record };
     stamp(rec.header_mut(), program, kind, task);
-    if ring.output::<T>(&*rec, 0).is_err() {
+    if ring
+        .output::<T>(&*rec, submit_flags(ring, program))
+        .is_err()
+    {
         count(&LOST_BY_KIND, kind as u32);
     }
 }
@@ -105,7 +138,7 @@ pub fn emit<T: Record>(
     let ev: &mut T = unsafe { &mut *entry.as_mut_ptr() };
     stamp(ev.header_mut(), program, kind, task);
     fill(ev);
-    entry.submit(0);
+    entry.submit(submit_flags(ring, program));
 }
 
 /// Entry wrapper of every program: a no-op until configured, skips the agent's own activity,

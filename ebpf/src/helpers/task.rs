@@ -178,11 +178,60 @@ pub fn mnt_ns(task: KPtr) -> u32 {
     read_or_zero(ns, cfg!(ns_inum[MNT]))
 }
 
+/// The current task, as the BTF-typed pointer the verifier lets a program load from directly.
+#[inline(always)]
+pub fn current_btf() -> KPtr {
+    // SAFETY: helper without arguments (5.11+); never null.
+    unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() as KPtr }
+}
+
+/// A direct load of the `T` at `base + off`, `base` a BTF-typed kernel pointer and `off` a
+/// load-time constant (a field of the frozen CONFIG): the verifier checks the access against
+/// the kernel's BTF and the JIT emits one load (a faulting one reads 0), where [`read`] pays a
+/// helper call and `copy_from_kernel_nofault`.
+///
+/// # Safety
+/// `base` must be a BTF-typed pointer (or a pointer field loaded from one) and `off` the
+/// offset of a field of type `T` in its type, from the running kernel's BTF.
+#[inline(always)]
+pub unsafe fn load_btf<T: Copy>(base: KPtr, off: u32) -> T {
+    // SAFETY: per the contract above; the verifier rejects the program otherwise.
+    unsafe { core::ptr::read_volatile(base.add(off as usize).cast::<T>()) }
+}
+
+/// Mount namespace inode of the current task, by direct loads (0 if the task has no
+/// nsproxy any more, or an offset is unknown).
+#[inline(always)]
+pub fn current_mnt_ns() -> u32 {
+    const MNT: usize = NsType::Mnt as usize;
+    let (task_nsproxy, nsproxy_mnt, inum) = (
+        cfg!(task_nsproxy),
+        cfg!(nsproxy_ns[MNT]),
+        cfg!(ns_inum[MNT]),
+    );
+    if task_nsproxy == OFFSET_NONE || nsproxy_mnt == OFFSET_NONE || inum == OFFSET_NONE {
+        return 0;
+    }
+    // SAFETY: task_struct.nsproxy, nsproxy.mnt_ns and mnt_namespace.ns.inum, at their BTF
+    // offsets, each loaded from the pointer the previous load gave.
+    unsafe {
+        let nsproxy: KPtr = load_btf(current_btf(), task_nsproxy);
+        if nsproxy.is_null() {
+            return 0;
+        }
+        let ns: KPtr = load_btf(nsproxy, nsproxy_mnt);
+        if ns.is_null() {
+            return 0;
+        }
+        load_btf(ns, inum)
+    }
+}
+
 /// Whether the current task may be in a container: its mount namespace is not the host's.
 /// Every container has its own mount namespace (runc refuses to share the host's), so the
 /// escape-primitive programs do their costlier work only for these tasks.
 #[inline(always)]
 pub fn is_candidate() -> bool {
     let host = cfg!(host_mnt_ns);
-    host == 0 || mnt_ns(current()) != host
+    host == 0 || current_mnt_ns() != host
 }

@@ -27,7 +27,7 @@ use crate::{
     helpers::{
         emit::run,
         pending,
-        task::{ERR_READ, KPtr},
+        task::{ERR_READ, KPtr, current_btf, load_btf},
     },
     maps::{SYS_ENTER_TAILS, SYS_EXIT_TAILS},
 };
@@ -41,15 +41,10 @@ fn in_compat_syscall() -> bool {
         return false;
     }
     // A direct load, not a probe read: every syscall of every task pays this test twice, and
-    // a helper call plus `copy_from_kernel_nofault` cost about 100 ns of it. The task pointer
-    // is BTF-typed and `off` a load-time constant the verifier sees (CONFIG is frozen
-    // .rodata), so the verifier checks the field against BTF and the JIT emits one load.
-    // SAFETY: `bpf_get_current_task_btf` never returns null; the load is checked as above.
-    unsafe {
-        let task = aya_ebpf::helpers::bpf_get_current_task_btf() as *const u8;
-        let status = core::ptr::read_volatile(task.add(off as usize).cast::<u32>());
-        status & TS_COMPAT != 0
-    }
+    // a helper call plus `copy_from_kernel_nofault` cost about 45 ns of it (BPF stats).
+    // SAFETY: thread_info.status (thread_info is task_struct's first member) at its BTF offset.
+    let status: u32 = unsafe { load_btf(current_btf(), off) };
+    status & TS_COMPAT != 0
 }
 
 /// The arguments of i386 `socketcall(int call, unsigned long *args)`: 32-bit words in the
