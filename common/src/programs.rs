@@ -80,6 +80,7 @@ program_ids! {
     IouringCompleteWrite = 50,
     IouringCompleteMadvise = 51,
     IouringCompleteConnect = 52,
+    IouringComplete = 53,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -114,6 +115,11 @@ pub enum Hook {
     /// [`SYS_EXIT_TAILS`], which another program of the same hook enters by bpf_tail_call (a
     /// program's second half, verified on its own).
     TailCall { exit: bool, index: u32 },
+    /// An io_uring request's judgement: a program for the `io_uring_complete` tracepoint that
+    /// is never attached itself. The completion dispatcher (`iouring_complete`) enters it by
+    /// tail call at the entries `opcodes` of [`IOURING_TAILS`], so a completion of any other
+    /// request runs one program, not one per judgement.
+    IouringOp { opcodes: &'static [u32] },
 }
 
 impl Hook {
@@ -129,6 +135,7 @@ impl Hook {
             Hook::Lsm { .. } => "lsm",
             Hook::Syscall { .. } => "syscall",
             Hook::TailCall { .. } => "tail_call",
+            Hook::IouringOp { .. } => "io_uring",
         }
     }
 
@@ -207,7 +214,11 @@ const fn raw(id: ProgramId, name: &'static str, kind: &'static [EventKind]) -> P
     }
 }
 
-use crate::abi::x86_64 as X;
+use crate::abi::{
+    IORING_OP_CONNECT, IORING_OP_MADVISE, IORING_OP_OPENAT, IORING_OP_OPENAT2, IORING_OP_SPLICE,
+    IORING_OP_TEE, IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV,
+    IORING_OP_WRITEV_FIXED, x86_64 as X,
+};
 use EventKind as K;
 use ProgramId as P;
 
@@ -490,9 +501,8 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     ProgramSpec {
         id: P::IouringCompleteOpen,
         name: "iouring_complete_open",
-        hook: Hook::Tracepoint {
-            category: "io_uring",
-            names: &["io_uring_complete"],
+        hook: Hook::IouringOp {
+            opcodes: &[IORING_OP_OPENAT as u32, IORING_OP_OPENAT2 as u32],
         },
         group: "file-open-lsm",
         kinds: &[K::FileOpen],
@@ -624,6 +634,14 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     iouring(
         P::IouringCompleteWrite,
         "iouring_complete_write",
+        &[
+            IORING_OP_WRITE as u32,
+            IORING_OP_WRITE_FIXED as u32,
+            IORING_OP_WRITEV as u32,
+            IORING_OP_WRITEV_FIXED as u32,
+            IORING_OP_SPLICE as u32,
+            IORING_OP_TEE as u32,
+        ],
         &[K::MemWrite, K::PipeWrite],
     ),
     // madvise made by io_uring: the Dirty COW discard half, judged like sys_enter_madvise and
@@ -631,31 +649,60 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     iouring(
         P::IouringCompleteMadvise,
         "iouring_complete_madvise",
+        &[IORING_OP_MADVISE as u32],
         &[K::Madvise],
     ),
     // connect made by io_uring: judged by the socket it reached, like connect(2)'s exit.
     iouring(
         P::IouringCompleteConnect,
         "iouring_complete_connect",
+        &[IORING_OP_CONNECT as u32],
         &[K::UnixConnect],
     ),
-];
-
-/// A program on io_uring's completion tracepoint, in a group of its own.
-const fn iouring(id: ProgramId, name: &'static str, kinds: &'static [EventKind]) -> ProgramSpec {
+    // The one program on io_uring's completion tracepoint: it reads the request's opcode and
+    // tail-calls the judgement of that opcode, if any (the IouringOp programs above).
     ProgramSpec {
-        id,
-        name,
+        id: P::IouringComplete,
+        name: "iouring_complete",
         hook: Hook::Tracepoint {
             category: "io_uring",
             names: &["io_uring_complete"],
         },
+        group: "iouring_complete",
+        kinds: &[
+            K::FileOpen,
+            K::MemWrite,
+            K::PipeWrite,
+            K::Madvise,
+            K::UnixConnect,
+        ],
+        required: false,
+        fallback: "",
+    },
+];
+
+/// An io_uring request judgement, in a group of its own.
+const fn iouring(
+    id: ProgramId,
+    name: &'static str,
+    opcodes: &'static [u32],
+    kinds: &'static [EventKind],
+) -> ProgramSpec {
+    ProgramSpec {
+        id,
+        name,
+        hook: Hook::IouringOp { opcodes },
         group: name,
         kinds,
         required: false,
         fallback: "",
     }
 }
+
+/// The program array of the io_uring completion dispatcher, indexed by request opcode
+/// (`enum io_uring_op`, below 64 up to 6.18).
+pub const IOURING_TAILS: &str = "IOURING_TAILS";
+pub const IOURING_TAIL_SLOTS: u32 = 128;
 
 /// The program arrays the syscall dispatchers tail-call into: entry N of each is the entry or
 /// exit logic of x86-64 syscall N; the entries from [`SYSCALL_TAIL_INTERNAL`] on are the second

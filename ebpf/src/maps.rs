@@ -13,7 +13,7 @@ use escapewatch_common::{
         RING_ATTEMPTS_DEFAULT_BYTES, RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES,
         RUNTIME_INODES_ENTRIES,
     },
-    programs::SYSCALL_TAIL_SLOTS,
+    programs::{IOURING_TAIL_SLOTS, SYSCALL_TAIL_SLOTS},
 };
 
 /// Filled in by the agent at load time (offsets from the running kernel's BTF). Read it only
@@ -207,3 +207,8 @@ pub static SYS_ENTER_TAILS: ProgramArray = ProgramArray::with_max_entries(SYSCAL
 /// syscall N's exit logic, then `COMPAT_EXIT_OPEN` and `COMPAT_EXIT_WRITE`.
 #[map]
 pub static SYS_EXIT_TAILS: ProgramArray = ProgramArray::with_max_entries(SYSCALL_TAIL_SLOTS, 0);
+
+/// The judgements the io_uring completion dispatcher enters by bpf_tail_call, filled by the
+/// agent at load (`programs::IOURING_TAILS`): entry N judges requests of opcode N.
+#[map]
+pub static IOURING_TAILS: ProgramArray = ProgramArray::with_max_entries(IOURING_TAIL_SLOTS, 0);

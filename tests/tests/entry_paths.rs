@@ -242,7 +242,7 @@ fn ordinary_work_through_the_32_bit_entry_gives_zero_alerts() {
 }
 
 /// The hook of io_uring's completion, which classifies the file an io_uring open returned.
-const IOURING_OPEN: &str = "tracepoint/iouring_complete_open";
+const IOURING_OPEN: &str = "io_uring/iouring_complete_open";
 
 /// The alert was served by the io_uring completion program (or, on kernels with BPF LSM, by
 /// `lsm/file_open`, which sees io_uring's opens itself and makes that program stand by).
@@ -304,8 +304,8 @@ fn ordinary_io_uring_opens_give_zero_alerts() {
 
 /// The hooks of io_uring's completion that judge write, splice and tee requests, and madvise
 /// requests (no LSM twin: they serve on every kernel).
-const IOURING_WRITE: &str = "tracepoint/iouring_complete_write";
-const IOURING_MADVISE: &str = "tracepoint/iouring_complete_madvise";
+const IOURING_WRITE: &str = "io_uring/iouring_complete_write";
+const IOURING_MADVISE: &str = "io_uring/iouring_complete_madvise";
 
 /// Dirty Pipe with no splice, tee or write syscall: the read-only file spliced into the pipe by
 /// IORING_OP_SPLICE, the pipe written by IORING_OP_WRITE, its buffers tee'd into a second pipe
@@ -538,7 +538,7 @@ fn a_runtime_socket_connect_by_io_uring_is_judged_like_connect() {
     assert_eq!(alert["details"]["socket"], "", "no path: {alert:#}");
     assert_eq!(alert["process"]["exe"], "/bin/primitives", "{alert:#}");
     assert!(
-        cited_hooks(&agent, &alert).contains(&"tracepoint/iouring_complete_connect".to_owned()),
+        cited_hooks(&agent, &alert).contains(&"io_uring/iouring_complete_connect".to_owned()),
         "{alert:#}"
     );
     drop(c);

@@ -73,7 +73,12 @@ impl AttachedLinks {
             .iter()
             // A tail-call target has no link by nature: its caller's link is the one watched.
             .filter(|a| a.attached() && !linked.contains(a.program))
-            .filter(|a| !matches!(a.hook, Hook::TailCall { .. } | Hook::Syscall { .. }))
+            .filter(|a| {
+                !matches!(
+                    a.hook,
+                    Hook::TailCall { .. } | Hook::Syscall { .. } | Hook::IouringOp { .. }
+                )
+            })
             .map(|a| a.program)
             .collect();
         out

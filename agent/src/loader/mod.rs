@@ -17,7 +17,7 @@ use escapewatch_common::{
     event::InodeKey,
     kind::EventKind,
     maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES},
-    programs::{Hook, PROGRAMS, ProgramSpec, SYS_ENTER_TAILS, SYS_EXIT_TAILS},
+    programs::{Hook, IOURING_TAILS, PROGRAMS, ProgramSpec, SYS_ENTER_TAILS, SYS_EXIT_TAILS},
 };
 use tracing::{info, warn};
 
@@ -359,6 +359,12 @@ fn attach_one(
         }
         Hook::Syscall { exit, numbers } => set_tails(ebpf, btf, spec, exit, numbers),
         Hook::TailCall { exit, index } => set_tails(ebpf, btf, spec, exit, &[index]),
+        Hook::IouringOp { opcodes } => {
+            let p: &mut TracePoint = program.try_into()?;
+            p.load()?;
+            let fd = p.fd()?.try_clone().map_err(AttachError::TailCallFd)?;
+            set_program_array(ebpf, IOURING_TAILS, opcodes, &fd)
+        }
     }
 }
 
@@ -383,6 +389,16 @@ fn set_tails(
     } else {
         SYS_ENTER_TAILS
     };
+    set_program_array(ebpf, array, indices, &fd)
+}
+
+/// Put the program `fd` at `indices` of the program array `array`.
+fn set_program_array(
+    ebpf: &mut Ebpf,
+    array: &'static str,
+    indices: &[u32],
+    fd: &aya::programs::ProgramFd,
+) -> Result<(), AttachError> {
     let map = ebpf
         .map_mut(array)
         .ok_or(AttachError::MissingMap { map: array })?;
@@ -393,7 +409,7 @@ fn set_tails(
     })?;
     for &index in indices {
         tails
-            .set(index, &fd, 0)
+            .set(index, fd, 0)
             .map_err(|source| AttachError::TailCall {
                 array,
                 index,

@@ -41,7 +41,7 @@ use crate::{
         opaque::opaque,
         task::{ERR_READ, KPtr, current, is_candidate, read_or_zero, read_ptr},
     },
-    maps::EVENTS_CRITICAL,
+    maps::{EVENTS_CRITICAL, IOURING_TAILS},
 };
 
 /// A request whose result was just posted.
@@ -69,6 +69,21 @@ pub(crate) fn completion(ctx: &TracePointContext) -> Result<Option<Completion>, 
     // 0 (IORING_OP_NOP) when unreadable: judged by nobody.
     let opcode: u8 = read_or_zero(req, cfg!(iokiocb_opcode));
     Ok(Some(Completion { req, opcode, res }))
+}
+
+/// `io_uring_complete`: every posted completion. The request's opcode picks its judgement,
+/// entered by tail call (entry `opcode` of IOURING_TAILS, which the agent fills with the
+/// programs below and [`super::open::iouring_complete_open`]); a request nobody judges (a
+/// read, a NOP, a socket send) returns after the opcode read. One program here instead of one
+/// per judgement: each program on a classic tracepoint pays the perf path again.
+#[tracepoint(category = "io_uring", name = "io_uring_complete")]
+pub fn iouring_complete(ctx: TracePointContext) -> u32 {
+    if let Ok(Some(c)) = completion(&ctx) {
+        // SAFETY: the same context, handed to a program of the same type; returns only if
+        // the entry is empty.
+        unsafe { IOURING_TAILS.tail_call(&ctx, u32::from(c.opcode)) };
+    }
+    0
 }
 
 /// `io_uring_complete` for the write family and for splice and tee (5.1+; splice 5.7, tee
