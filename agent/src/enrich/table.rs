@@ -103,7 +103,14 @@ impl<S: System> Enricher<S> {
             // clone(CLONE_NEW*) made fresh namespaces; their inode numbers may be reused ones.
             self.forget_owners(&p.namespaces, ns);
         }
-        let cgroup = self.system.cgroup_path(child.cgroup_id, child.tgid);
+        // A child starts in its creator's cgroup (CLONE_INTO_CGROUP aside, which changes the
+        // id): no /proc read per fork. Where cgroup2 says nothing (every process in its root,
+        // a cgroup v1 host) the path of /proc/PID/cgroup is read again at exec instead, after a
+        // runtime moved its init into the container's cgroups.
+        let cgroup = match &parent {
+            Some(p) if p.cgroup_id == child.cgroup_id => p.cgroup.clone(),
+            _ => self.system.cgroup_path(child.cgroup_id, child.tgid),
+        };
         let entry = match parent {
             Some(p) => ProcEntry {
                 start_time: child.start_time_ns,
@@ -167,7 +174,12 @@ impl<S: System> Enricher<S> {
         } else {
             filename.to_owned()
         };
+        let known = self.procs.contains_key(&h.tgid);
+        let cgroup = known.then(|| self.system.cgroup_path(h.cgroup_id, h.tgid));
         let entry = self.entry(h, ns);
+        if let Some(cgroup) = cgroup {
+            entry.cgroup = cgroup;
+        }
         entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
         entry.exe = exe;
         entry.args = args;

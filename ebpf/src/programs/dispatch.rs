@@ -143,21 +143,21 @@ pub fn sys_exit(ctx: BtfTracePointContext) -> u32 {
         unsafe { SYS_EXIT_TAILS.tail_call(&ctx, nr as u32) };
         return 0;
     }
+    let tail = match pending::kind() {
+        Some(k) if k == EventKind::FileOpen as u32 => Some(COMPAT_EXIT_OPEN),
+        Some(k) if k == EventKind::MemWrite as u32 || k == EventKind::PipeWrite as u32 => {
+            Some(COMPAT_EXIT_WRITE)
+        }
+        _ => None,
+    };
+    if let Some(index) = tail {
+        // Here, not in the closure below (see `sys_enter`). SAFETY: the same context, handed
+        // to a program of the same hook; returns only if the array entry is missing.
+        unsafe { SYS_EXIT_TAILS.tail_call(&ctx, index) };
+        return 0;
+    }
     run(ProgramId::SysExit, || {
         const P: ProgramId = ProgramId::SysExit;
-        let tail = match pending::kind() {
-            Some(k) if k == EventKind::FileOpen as u32 => Some(COMPAT_EXIT_OPEN),
-            Some(k) if k == EventKind::MemWrite as u32 || k == EventKind::PipeWrite as u32 => {
-                Some(COMPAT_EXIT_WRITE)
-            }
-            _ => None,
-        };
-        if let Some(index) = tail {
-            // SAFETY: the same context, handed to a program of the same type; returns only if
-            // the array entry is missing.
-            unsafe { SYS_EXIT_TAILS.tail_call(&ctx, index) };
-            return Err(ERR_READ);
-        }
         let rc: i64 = ctx.arg(1);
         if mount::exit_mount(P, rc) || socket::exit_connect(P, rc) {
             return Ok(());
