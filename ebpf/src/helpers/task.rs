@@ -239,7 +239,7 @@ pub fn fill_current(h: &mut EventHeader) {
         h.comm[..8].copy_from_slice(&lo.to_ne_bytes());
         h.comm[8..].copy_from_slice(&hi.to_ne_bytes());
     }
-    h.flags = cred_missing * HDR_FLAG_CRED_PARTIAL | ns_missing * HDR_FLAG_NS_PARTIAL;
+    h.flags = (cred_missing * HDR_FLAG_CRED_PARTIAL) | (ns_missing * HDR_FLAG_NS_PARTIAL);
 }
 
 /// The current task.
