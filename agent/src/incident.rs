@@ -27,7 +27,7 @@ pub enum ReplayFormat {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Event logs (plain or .zst; `-` = standard input), read in order.
+    /// Event logs (binary or JSON Lines, plain or .zst; `-` = standard input), read in order.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Only alerts at or after this time (RFC 3339, or 2026-11-23T01:02:03 / 2026-11-23 in UTC).
@@ -132,7 +132,33 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         printed = stats.printed,
         sessions = stats.sessions,
         skipped = stats.read.warnings,
+        damaged_blocks = stats.read.damaged_blocks,
         "replay done"
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Event logs (binary or JSON Lines, plain or .zst; `-` = standard input), read in order.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Make damaged lines or blocks and unreadable or empty files fatal instead of warnings.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    let stats = replay::export(&args.paths, args.strict, &mut out)?;
+    tracing::info!(
+        files = stats.read.files,
+        headers = stats.headers,
+        events = stats.events,
+        skipped = stats.read.warnings,
+        damaged_blocks = stats.read.damaged_blocks,
+        "export done"
     );
     Ok(())
 }
