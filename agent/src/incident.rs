@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use escapewatch::{
     config::Config,
     detect::{Engine, Severity, policy::Policy},
+    eventlog::LogFormat,
     replay::{self, AlertFilter, ReplayOptions},
     sink::{AlertTable, JsonLines},
     timeline::{self, TimelineQuery},
@@ -146,12 +147,24 @@ pub struct ExportArgs {
     /// Make damaged lines or blocks and unreadable or empty files fatal instead of warnings.
     #[arg(long)]
     strict: bool,
+    /// Output format: jsonl (JSON Lines, for people and other tools) or binary (one binary
+    /// log: convert a JSON Lines log, or join segments).
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = log_format_arg)]
+    to: LogFormat,
+}
+
+fn log_format_arg(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "binary" => Ok(LogFormat::Binary),
+        "jsonl" => Ok(LogFormat::Jsonl),
+        _ => Err(format!("{s:?} is not an event-log format (binary, jsonl)")),
+    }
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
-    let stats = replay::export(&args.paths, args.strict, &mut out)?;
+    let stats = replay::export(&args.paths, args.strict, args.to, &mut out)?;
     tracing::info!(
         files = stats.read.files,
         headers = stats.headers,

@@ -197,6 +197,8 @@ pub struct LogStream {
     strict: bool,
     /// Read in place of standard input (`-`), from its start each time.
     stdin: Option<std::fs::File>,
+    /// An event handed back ([`LogStream::recycle`]): the next binary one is decoded into it.
+    spare: Option<Box<Event>>,
     pub stats: ReadStats,
 }
 
@@ -208,6 +210,7 @@ impl LogStream {
             current: None,
             strict,
             stdin: None,
+            spare: None,
             stats: ReadStats::default(),
         }
     }
@@ -216,6 +219,12 @@ impl LogStream {
     pub fn with_stdin(mut self, file: std::fs::File) -> Self {
         self.stdin = Some(file);
         self
+    }
+
+    /// Give back an event the caller is done with: binary logs decode the next one into its
+    /// memory instead of allocating.
+    pub fn recycle(&mut self, event: Box<Event>) {
+        self.spare = Some(event);
     }
 
     /// Where the record last returned came from.
@@ -346,6 +355,7 @@ impl LogStream {
     /// One item of the current binary file: a record, nothing (skipped, or the file ended),
     /// or a fatal error.
     fn step_binary(&mut self) -> Result<Option<Record>, ReplayError> {
+        let spare = self.spare.take();
         let file = self.current.as_mut().expect("a file is open");
         let Source::Blocks(blocks) = &mut file.src else {
             unreachable!("step_binary on a JSON Lines file")
@@ -403,9 +413,12 @@ impl LogStream {
             }
             Some(Ok(BlockItem::Record { tag, body, offset })) => {
                 let parsed = match tag {
-                    TAG_EVENT => binary::decode_event(body)
-                        .map(|e| Record::Event(Box::new(e)))
-                        .map_err(|e| ParseLineError::Corrupt(e.0)),
+                    TAG_EVENT => {
+                        let mut event = spare.unwrap_or_else(|| Box::new(binary::blank_event()));
+                        binary::decode_event_into(body, &mut event)
+                            .map(|()| Record::Event(event))
+                            .map_err(|e| ParseLineError::Corrupt(e.0))
+                    }
                     TAG_JSON => parse_line(body),
                     t => Err(ParseLineError::Corrupt(format!("unknown record tag {t}"))),
                 };
@@ -667,6 +680,7 @@ pub fn replay_with(
                         emit(&alert)?;
                     }
                 }
+                stream.recycle(event);
             }
         }
     }
@@ -674,36 +688,74 @@ pub fn replay_with(
     Ok(stats)
 }
 
-/// Write every record of `paths` (either format) as JSON Lines: what `escapewatch export`
-/// prints, and a log replay reads back to the same alerts.
+/// Write every record of `paths` (either format) as JSON Lines, or as one binary log: what
+/// `escapewatch export` prints. Either output replays to the same alerts as the input.
 pub fn export(
     paths: &[PathBuf],
     strict: bool,
+    to: LogFormat,
     out: &mut impl io::Write,
 ) -> Result<ExportStats, ExportError> {
     let mut stream = LogStream::new(paths, strict);
     let mut stats = ExportStats::default();
-    let mut line = Vec::with_capacity(4096);
+    let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
+    let mut records: u32 = 0;
+    let mut scratch = Vec::with_capacity(1024);
+    let write = |out: &mut dyn io::Write, bytes: &[u8]| out.write_all(bytes).map_err(ExportError::Write);
+    if to == LogFormat::Binary {
+        write(out, &binary::file_header())?;
+    }
     while let Some(record) = stream.next_record() {
-        line.clear();
-        match record? {
-            Record::Header(h) => {
-                stats.headers += 1;
-                serde_json::to_writer(&mut line, &h)
+        let record = record?;
+        match &record {
+            Record::Header(_) => stats.headers += 1,
+            Record::Event(_) => stats.events += 1,
+        }
+        match to {
+            LogFormat::Jsonl => {
+                match &record {
+                    Record::Header(h) => serde_json::to_writer(&mut buf, h),
+                    Record::Event(e) => serde_json::to_writer(&mut buf, e),
+                }
+                .map_err(|e| ExportError::Write(io::Error::other(e)))?;
+                buf.push(b'\n');
             }
-            Record::Event(e) => {
-                stats.events += 1;
-                serde_json::to_writer(&mut line, &e)
+            LogFormat::Binary => {
+                if buf.is_empty() {
+                    buf.extend_from_slice(&[0; binary::BLOCK_HEADER_LEN]);
+                }
+                match &record {
+                    Record::Header(h) => {
+                        let mut r = Ok(());
+                        binary::put_record(&mut buf, TAG_JSON, |o| r = serde_json::to_writer(o, h));
+                        r.map_err(|e| ExportError::Write(io::Error::other(e)))?;
+                    }
+                    Record::Event(e) => binary::put_event(&mut buf, &mut scratch, e),
+                }
+                records += 1;
             }
         }
-        .map_err(|e| ExportError::Write(io::Error::other(e)))?;
-        line.push(b'\n');
-        out.write_all(&line).map_err(ExportError::Write)?;
+        if buf.len() >= BLOCK_BYTES {
+            if to == LogFormat::Binary {
+                binary::seal_block(&mut buf, std::mem::take(&mut records));
+            }
+            write(out, &buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        if to == LogFormat::Binary {
+            binary::seal_block(&mut buf, records);
+        }
+        write(out, &buf)?;
     }
     out.flush().map_err(ExportError::Write)?;
     stats.read = stream.stats;
     Ok(stats)
 }
+
+/// Size of export's blocks (and of its writes), as the writer's flush buffer.
+const BLOCK_BYTES: usize = eventlog::FLUSH_BYTES;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ExportStats {

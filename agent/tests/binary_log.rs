@@ -13,7 +13,7 @@ use std::{
 use escapewatch::{
     eventlog::{
         EventLog, EventLogConfig, LogFormat,
-        binary::{BLOCK_HEADER_LEN, BLOCK_MAGIC, FILE_HEADER_LEN, FILE_MAGIC},
+        binary::{self, BLOCK_HEADER_LEN, BLOCK_MAGIC, FILE_HEADER_LEN, FILE_MAGIC},
     },
     model::{Event, LogHeader},
     replay::{self, ReplayError, ReplayOptions, ReplayRunError, ReplayStats, replay_with},
@@ -123,6 +123,16 @@ fn every_fixture_written_as_binary_replays_to_its_alerts_and_exports_to_its_line
             log.display(),
             bytes.len()
         );
+        // Decoding into the event decoded before (as replay does) gives each event exactly.
+        let mut reused = binary::blank_event();
+        let (mut buf, mut scratch) = (Vec::new(), Vec::new());
+        for e in &events {
+            buf.clear();
+            binary::put_event(&mut buf, &mut scratch, e);
+            let (_, body, _) = binary::next_record(&buf).unwrap();
+            binary::decode_event_into(body, &mut reused).unwrap();
+            assert_eq!(&reused, e, "{}", events_path.display());
+        }
         // The same alerts, byte for byte, as the recorded live ones (and the JSONL replay).
         let expected = fs::read_to_string(&alerts_path).unwrap();
         let (got, stats) = run_replay(std::slice::from_ref(&log), true).unwrap();
@@ -131,7 +141,7 @@ fn every_fixture_written_as_binary_replays_to_its_alerts_and_exports_to_its_line
         assert_eq!(stats.read.warnings, 0);
         // Export gives back the recorded event lines exactly: decoding is lossless.
         let mut out = Vec::new();
-        let ex = replay::export(std::slice::from_ref(&log), true, &mut out).unwrap();
+        let ex = replay::export(std::slice::from_ref(&log), true, LogFormat::Jsonl, &mut out).unwrap();
         assert_eq!((ex.headers, ex.events), (1, events.len() as u64));
         let text = String::from_utf8(out).unwrap();
         let mut exported = text.lines();
@@ -167,7 +177,7 @@ fn block_offsets(bytes: &[u8]) -> Vec<usize> {
 
 fn event_ids(path: &Path) -> Vec<u64> {
     let mut out = Vec::new();
-    replay::export(&[path.to_owned()], false, &mut out).unwrap();
+    replay::export(&[path.to_owned()], false, LogFormat::Jsonl, &mut out).unwrap();
     String::from_utf8(out)
         .unwrap()
         .lines()
@@ -340,7 +350,118 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
         );
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }
+    // export --to binary converts a JSON Lines log into a binary one that replays the same.
+    let out = cli(&["export", "--to", "binary", &fixture.display().to_string()], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.starts_with(&FILE_MAGIC));
+    let out = cli(&["replay", "-"], &out.stdout);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     // Something that is no log is refused, not exported.
     let out = cli(&["export", "--strict", "-"], b"\x00\x01 not a log\n");
     assert!(!out.status.success());
+}
+
+/// CPU time of this process (all threads: the event path and the compression thread).
+fn process_cpu() -> std::time::Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+    let t = |tv: libc::timeval| {
+        std::time::Duration::from_secs(tv.tv_sec as u64)
+            + std::time::Duration::from_micros(tv.tv_usec as u64)
+    };
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// The agent's event-log cost per event, JSON Lines against binary: every recorded fixture
+/// event, repeated to `EW_BENCH_EVENTS` (default 1,000,000), written through the rotating
+/// writer as the daemon does (a flush every 64 events, rotation at 100 MiB and the zstd
+/// compression of rotated segments included), CPU time of all threads. A benchmark, not a
+/// test of speed: it asserts only that every event was written and reads back.
+///
+/// `cargo test --release -p escapewatch --test binary_log -- --ignored --nocapture write_cost`
+#[test]
+#[ignore = "benchmark: run alone, in release"]
+fn write_cost_per_event_jsonl_vs_binary() {
+    let n: usize = std::env::var("EW_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut pool = Vec::new();
+    let mut header = None;
+    for (events, _) in fixtures() {
+        let (h, evs, _) = read_fixture(&events);
+        header.get_or_insert(h);
+        pool.extend(evs);
+    }
+    let header = header.unwrap();
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            let mut e = pool[i % pool.len()].clone();
+            e.id = i as u64 + 1;
+            e
+        })
+        .collect();
+    for format in [LogFormat::Jsonl, LogFormat::Binary] {
+        // Encoding alone, into memory, one thread.
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut scratch = Vec::new();
+        let start = std::time::Instant::now();
+        let mut bytes = 0usize;
+        for e in &events {
+            match format {
+                LogFormat::Jsonl => {
+                    serde_json::to_writer(&mut buf, e).unwrap();
+                    buf.push(b'\n');
+                }
+                LogFormat::Binary => binary::put_event(&mut buf, &mut scratch, e),
+            }
+            if buf.len() > 1 << 20 {
+                bytes += buf.len();
+                buf.clear();
+            }
+        }
+        bytes += buf.len();
+        let encode = start.elapsed();
+        // Through the writer, to a file, with rotation and compression.
+        let dir = tempdir("bench");
+        let path = dir.join("events.jsonl");
+        let cfg = EventLogConfig {
+            max_bytes: 100 << 20,
+            ..config(&path, format)
+        };
+        let cpu0 = process_cpu();
+        let wall0 = std::time::Instant::now();
+        let mut log = EventLog::open(cfg, header.clone()).unwrap();
+        for (i, e) in events.iter().enumerate() {
+            log.write(e);
+            if i % 64 == 63 {
+                log.flush();
+            }
+        }
+        let stats = log.close();
+        let cpu = process_cpu() - cpu0;
+        let wall = wall0.elapsed();
+        assert_eq!(stats.write_errors, 0);
+        assert_eq!(stats.lines, n as u64 + 1 + stats.rotations);
+        let on_disk: u64 = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        let files: Vec<PathBuf> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        let (_, rs) = run_replay(&files, true).unwrap();
+        assert_eq!(rs.events, n as u64);
+        println!(
+            "event log {:>6}: encode {:>5.0} ns/event ({:.0} bytes/event); writer {:>5.0} ns/event CPU all threads ({:.0} ns wall), {} rotations, {:.1} MiB on disk after zstd",
+            format.name(),
+            encode.as_nanos() as f64 / n as f64,
+            bytes as f64 / n as f64,
+            cpu.as_nanos() as f64 / n as f64,
+            wall.as_nanos() as f64 / n as f64,
+            stats.rotations,
+            on_disk as f64 / (1 << 20) as f64,
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

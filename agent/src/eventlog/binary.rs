@@ -112,9 +112,26 @@ fn leb128(mut v: u64, out: &mut [u8]) -> usize {
     }
 }
 
-/// Append `event` as a record.
-pub fn put_event(out: &mut Vec<u8>, event: &Event) {
-    put_record(out, TAG_EVENT, |o| Enc(o).event(event));
+/// Append `event` as a record. `scratch` is a buffer the caller keeps (no allocation per
+/// event once it has grown).
+///
+/// The body is the event's strings, concatenated (the "heap", after its u32 length), then
+/// everything else, with each string's length in its place. The reader checks the heap's
+/// UTF-8 in one pass instead of once per string.
+pub fn put_event(out: &mut Vec<u8>, scratch: &mut Vec<u8>, event: &Event) {
+    put_record(out, TAG_EVENT, |o| {
+        let heap_at = o.len();
+        o.extend_from_slice(&[0; 4]);
+        scratch.clear();
+        Enc {
+            heap: &mut *o,
+            fixed: &mut *scratch,
+        }
+        .event(event);
+        let heap_len = (o.len() - heap_at - 4) as u32;
+        o[heap_at..heap_at + 4].copy_from_slice(&heap_len.to_le_bytes());
+        o.extend_from_slice(scratch);
+    });
 }
 
 /// Why a record did not decode.
@@ -158,47 +175,113 @@ pub fn next_record(payload: &[u8]) -> Result<(u8, &[u8], usize), DecodeError> {
 
 /// Decode an event record's body; every byte must be used.
 pub fn decode_event(body: &[u8]) -> Result<Event, DecodeError> {
-    let mut d = Dec { b: body, pos: 0 };
-    let e = d.event()?;
-    if d.pos != body.len() {
-        return Err(bad(format!(
-            "{} bytes left over after the event",
-            body.len() - d.pos
-        )));
-    }
+    let mut e = blank_event();
+    decode_event_into(body, &mut e)?;
     Ok(e)
 }
 
-struct Enc<'a>(&'a mut Vec<u8>);
+/// An event to decode into (every field is overwritten).
+pub fn blank_event() -> Event {
+    Event {
+        id: 0,
+        time: String::new(),
+        ktime_ns: 0,
+        process: Process {
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            start_time: 0,
+            comm: String::new(),
+            exe: String::new(),
+            args: Vec::new(),
+            uid: 0,
+            gid: 0,
+            cap_effective: None,
+            cgroup_id: 0,
+            cgroup: String::new(),
+            namespaces: Namespaces::default(),
+            runtime_helper: false,
+            foreign_namespaces: Vec::new(),
+            creds_beyond_start: None,
+        },
+        container: None,
+        data: Payload::ProcessFork { creator_pid: 0 },
+        hook: String::new(),
+    }
+}
+
+/// Decode into `event`, reusing its strings' memory (replay decodes every event into the
+/// one it finished with). On error `event` holds a mix of old and new fields.
+pub fn decode_event_into(body: &[u8], event: &mut Event) -> Result<(), DecodeError> {
+    let heap_len = body
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("event ends before its string length"))?;
+    let heap = body
+        .get(4..4 + heap_len)
+        .ok_or_else(|| bad("the event's strings run past the record"))?;
+    let heap =
+        std::str::from_utf8(heap).map_err(|e| bad(format!("strings are not UTF-8: {e}")))?;
+    let fixed = &body[4 + heap_len..];
+    let mut d = Dec {
+        b: fixed,
+        pos: 0,
+        heap,
+        hpos: 0,
+    };
+    d.event_into(event)?;
+    if d.pos != fixed.len() || d.hpos != heap.len() {
+        return Err(bad(format!(
+            "{} bytes left over after the event",
+            fixed.len() - d.pos + heap.len() - d.hpos
+        )));
+    }
+    Ok(())
+}
+
+/// Strings go to `heap`, everything else to `fixed`.
+struct Enc<'a> {
+    heap: &'a mut Vec<u8>,
+    fixed: &'a mut Vec<u8>,
+}
 
 impl Enc<'_> {
+    #[inline(always)]
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.fixed.push(v);
     }
+    #[inline(always)]
     fn bool(&mut self, v: bool) {
-        self.0.push(u8::from(v));
+        self.fixed.push(u8::from(v));
     }
+    #[inline(always)]
     fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.fixed.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn i32(&mut self, v: i32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.fixed.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.fixed.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.fixed.extend_from_slice(&v.to_le_bytes());
     }
+    #[inline(always)]
     fn len(&mut self, n: usize) {
         let mut b = [0u8; 10];
         let k = leb128(n as u64, &mut b);
-        self.0.extend_from_slice(&b[..k]);
+        self.fixed.extend_from_slice(&b[..k]);
     }
+    #[inline(always)]
     fn str(&mut self, s: &str) {
         self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
+        self.heap.extend_from_slice(s.as_bytes());
     }
+    #[inline(always)]
     fn opt<T>(&mut self, v: &Option<T>, f: impl FnOnce(&mut Self, &T)) {
         match v {
             None => self.u8(0),
@@ -208,12 +291,14 @@ impl Enc<'_> {
             }
         }
     }
+    #[inline(always)]
     fn vec<T>(&mut self, v: &[T], mut f: impl FnMut(&mut Self, &T)) {
         self.len(v.len());
         for x in v {
             f(self, x);
         }
     }
+    #[inline(always)]
     fn map(&mut self, m: &BTreeMap<String, u64>) {
         self.len(m.len());
         for (k, v) in m {
@@ -659,11 +744,15 @@ fn open_class_of(id: u8) -> Option<OpenClass> {
 struct Dec<'a> {
     b: &'a [u8],
     pos: usize,
+    /// The event's strings, checked UTF-8 once, handed out in order.
+    heap: &'a str,
+    hpos: usize,
 }
 
 type R<T> = Result<T, DecodeError>;
 
 impl<'a> Dec<'a> {
+    #[inline(always)]
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
         let end = self
             .pos
@@ -674,12 +763,15 @@ impl<'a> Dec<'a> {
         self.pos = end;
         Ok(s)
     }
+    #[inline(always)]
     fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("N bytes"))
     }
+    #[inline(always)]
     fn u8(&mut self) -> R<u8> {
         Ok(self.arr::<1>()?[0])
     }
+    #[inline(always)]
     fn bool(&mut self) -> R<bool> {
         match self.u8()? {
             0 => Ok(false),
@@ -687,19 +779,34 @@ impl<'a> Dec<'a> {
             b => Err(bad(format!("{b} is not a boolean"))),
         }
     }
+    #[inline(always)]
     fn u32(&mut self) -> R<u32> {
         Ok(u32::from_le_bytes(self.arr()?))
     }
+    #[inline(always)]
     fn i32(&mut self) -> R<i32> {
         Ok(i32::from_le_bytes(self.arr()?))
     }
+    #[inline(always)]
     fn u64(&mut self) -> R<u64> {
         Ok(u64::from_le_bytes(self.arr()?))
     }
+    #[inline(always)]
     fn i64(&mut self) -> R<i64> {
         Ok(i64::from_le_bytes(self.arr()?))
     }
+    #[inline(always)]
     fn len(&mut self) -> R<usize> {
+        let n = self.leb()?;
+        // No count can exceed what is left of the record (every item takes a byte at
+        // least): this bounds every allocation.
+        if n > self.b.len() - self.pos {
+            return Err(bad(format!("length {n} runs past the event")));
+        }
+        Ok(n)
+    }
+    #[inline(always)]
+    fn leb(&mut self) -> R<usize> {
         let (mut v, mut shift) = (0u64, 0);
         loop {
             let b = self.u8()?;
@@ -712,20 +819,32 @@ impl<'a> Dec<'a> {
                 return Err(bad("invalid length"));
             }
         }
-        // No length can exceed what is left of the record: this bounds every allocation.
-        let n = usize::try_from(v).map_err(|_| bad("length overflows"))?;
-        if n > self.b.len() - self.pos {
-            return Err(bad(format!("length {n} runs past the event")));
-        }
-        Ok(n)
+        usize::try_from(v).map_err(|_| bad("length overflows"))
     }
+    #[inline(always)]
+    fn str_ref(&mut self) -> R<&'a str> {
+        let n = self.leb()?;
+        let end = self.hpos.saturating_add(n);
+        // `get` also refuses a cut inside a character.
+        let s = self
+            .heap
+            .get(self.hpos..end)
+            .ok_or_else(|| bad(format!("string of {n} bytes does not fit the event's strings")))?;
+        self.hpos = end;
+        Ok(s)
+    }
+    #[inline(always)]
     fn str(&mut self) -> R<String> {
-        let n = self.len()?;
-        let bytes = self.take(n)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|e| bad(format!("string is not UTF-8: {e}")))
+        self.str_ref().map(str::to_owned)
     }
+    #[inline(always)]
+    fn str_into(&mut self, dst: &mut String) -> R<()> {
+        let s = self.str_ref()?;
+        dst.clear();
+        dst.push_str(s);
+        Ok(())
+    }
+    #[inline(always)]
     fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
         match self.u8()? {
             0 => Ok(None),
@@ -733,6 +852,7 @@ impl<'a> Dec<'a> {
             b => Err(bad(format!("{b} is not an option marker"))),
         }
     }
+    #[inline(always)]
     fn vec<T>(&mut self, mut f: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         let n = self.len()?;
         let mut v = Vec::with_capacity(n);
@@ -741,6 +861,7 @@ impl<'a> Dec<'a> {
         }
         Ok(v)
     }
+    #[inline(always)]
     fn map(&mut self) -> R<BTreeMap<String, u64>> {
         let n = self.len()?;
         let mut m = BTreeMap::new();
@@ -782,6 +903,18 @@ impl<'a> Dec<'a> {
             runtime: self.runtime()?,
             pod_uid: self.opt(Self::str)?,
         })
+    }
+
+    fn container_into(&mut self, c: &mut Container) -> R<()> {
+        let Container {
+            id,
+            runtime,
+            pod_uid,
+        } = c;
+        self.str_into(id)?;
+        *runtime = self.runtime()?;
+        *pod_uid = self.opt(Self::str)?;
+        Ok(())
     }
 
     fn owner(&mut self) -> R<NsOwner> {
@@ -832,43 +965,60 @@ impl<'a> Dec<'a> {
         })
     }
 
-    fn process(&mut self) -> R<Process> {
-        Ok(Process {
-            pid: self.u32()?,
-            tid: self.u32()?,
-            ppid: self.u32()?,
-            start_time: self.u64()?,
-            comm: self.str()?,
-            exe: self.str()?,
-            args: self.vec(Self::str)?,
-            uid: self.u32()?,
-            gid: self.u32()?,
-            cap_effective: self.opt(Self::u64)?,
-            cgroup_id: self.u64()?,
-            cgroup: self.str()?,
-            namespaces: self.namespaces()?,
-            runtime_helper: self.bool()?,
-            foreign_namespaces: self.vec(Self::joined)?,
-            creds_beyond_start: self.opt(|d| {
-                Ok(CredsBeyondStart {
-                    gained: d.u64()?,
-                    start_bounding: d.u64()?,
-                    start_uid: d.u32()?,
-                    init_cred: d.bool()?,
-                })
-            })?,
-        })
+    fn process_into(&mut self, p: &mut Process) -> R<()> {
+        let Process {
+            pid,
+            tid,
+            ppid,
+            start_time,
+            comm,
+            exe,
+            args,
+            uid,
+            gid,
+            cap_effective,
+            cgroup_id,
+            cgroup,
+            namespaces,
+            runtime_helper,
+            foreign_namespaces,
+            creds_beyond_start,
+        } = p;
+        *pid = self.u32()?;
+        *tid = self.u32()?;
+        *ppid = self.u32()?;
+        *start_time = self.u64()?;
+        self.str_into(comm)?;
+        self.str_into(exe)?;
+        let n = self.len()?;
+        args.truncate(n);
+        for i in 0..n {
+            match args.get_mut(i) {
+                Some(a) => self.str_into(a)?,
+                None => args.push(self.str()?),
+            }
+        }
+        *uid = self.u32()?;
+        *gid = self.u32()?;
+        *cap_effective = self.opt(Self::u64)?;
+        *cgroup_id = self.u64()?;
+        self.str_into(cgroup)?;
+        *namespaces = self.namespaces()?;
+        *runtime_helper = self.bool()?;
+        *foreign_namespaces = self.vec(Self::joined)?;
+        *creds_beyond_start = self.opt(|d| {
+            Ok(CredsBeyondStart {
+                gained: d.u64()?,
+                start_bounding: d.u64()?,
+                start_uid: d.u32()?,
+                init_cred: d.bool()?,
+            })
+        })?;
+        Ok(())
     }
 
-    fn event(&mut self) -> R<Event> {
-        let id = self.u64()?;
-        let time = self.str()?;
-        let ktime_ns = self.u64()?;
-        let process = self.process()?;
-        let container = self.opt(Self::container)?;
-        let hook = self.str()?;
-        let data = self.payload()?;
-        Ok(Event {
+    fn event_into(&mut self, ev: &mut Event) -> R<()> {
+        let Event {
             id,
             time,
             ktime_ns,
@@ -876,7 +1026,20 @@ impl<'a> Dec<'a> {
             container,
             data,
             hook,
-        })
+        } = ev;
+        *id = self.u64()?;
+        self.str_into(time)?;
+        *ktime_ns = self.u64()?;
+        self.process_into(process)?;
+        match (self.u8()?, container.as_mut()) {
+            (0, _) => *container = None,
+            (1, Some(c)) => self.container_into(c)?,
+            (1, None) => *container = Some(self.container()?),
+            (b, _) => return Err(bad(format!("{b} is not an option marker"))),
+        }
+        self.str_into(hook)?;
+        *data = self.payload()?;
+        Ok(())
     }
 
     fn call<T: TryFrom<u32>>(&mut self, what: &str) -> R<T> {
@@ -1060,7 +1223,7 @@ mod tests {
         }];
         let e = testing::setns_event(testing::container_process(), 0, joined);
         let mut out = Vec::new();
-        put_event(&mut out, &e);
+        put_event(&mut out, &mut Vec::new(), &e);
         let (tag, body, used) = next_record(&out).unwrap();
         assert_eq!((tag, used), (TAG_EVENT, out.len()));
         assert_eq!(decode_event(body).unwrap(), e);

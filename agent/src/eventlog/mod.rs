@@ -26,7 +26,7 @@ pub use reader::{
     open_stream, sniff,
 };
 pub use segments::{Segment, order_paths, segment_of};
-pub use writer::{EventLog, EventLogConfig, EventLogError, EventLogStats};
+pub use writer::{EventLog, EventLogConfig, EventLogError, EventLogStats, FLUSH_BYTES};
 
 use crate::detect::{RuleInfo, rules::Input};
 

@@ -230,8 +230,10 @@ pub enum BlockItem<'a> {
 /// checksum and resynchronising on the next block header after damage.
 pub struct BlockReader {
     src: Box<dyn BufRead + Send>,
-    /// Bytes read; `buf[start..]` not yet consumed.
+    /// Bytes read into `buf[..filled]`; `buf[start..filled]` not yet consumed. The vector
+    /// keeps its length (zeroed once), so reads go straight into it.
     buf: Vec<u8>,
+    filled: usize,
     start: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
@@ -251,7 +253,8 @@ impl BlockReader {
     pub fn new(src: Box<dyn BufRead + Send>) -> Self {
         BlockReader {
             src,
-            buf: Vec::with_capacity(1 << 20),
+            buf: vec![0; READ_CHUNK],
+            filled: 0,
             start: 0,
             base: 0,
             eof: false,
@@ -271,31 +274,29 @@ impl BlockReader {
 
     /// Make `n` bytes from `start` available unless the input ends first; returns what is.
     fn fill(&mut self, n: usize) -> io::Result<usize> {
-        if self.buf.len() - self.start >= n {
-            return Ok(self.buf.len() - self.start);
+        if self.filled - self.start >= n {
+            return Ok(self.filled - self.start);
         }
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
             self.base += self.start as u64;
             self.cursor = self.cursor.saturating_sub(self.start);
             self.block_end = self.block_end.saturating_sub(self.start);
             self.start = 0;
         }
-        while !self.eof && self.buf.len() < n {
-            let chunk = match self.src.fill_buf() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if chunk.is_empty() {
-                self.eof = true;
-                break;
-            }
-            let k = chunk.len();
-            self.buf.extend_from_slice(chunk);
-            self.src.consume(k);
+        if self.buf.len() < n.max(READ_CHUNK) {
+            self.buf.resize(n.max(READ_CHUNK), 0);
         }
-        Ok(self.buf.len())
+        while !self.eof && self.filled < n {
+            match self.src.read(&mut self.buf[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.filled)
     }
 
     /// Pass over bytes from `start + 1` up to the next block magic (or the end of input);
@@ -306,21 +307,21 @@ impl BlockReader {
         loop {
             let avail = self.fill(BLOCK_MAGIC.len())?;
             if avail < BLOCK_MAGIC.len() {
-                self.start = self.buf.len();
+                self.start = self.filled;
                 return Ok(self.offset(self.start) - from);
             }
-            if let Some(i) = memchr::memmem::find(&self.buf[self.start..], &BLOCK_MAGIC) {
+            if let Some(i) = memchr::memmem::find(&self.buf[self.start..self.filled], &BLOCK_MAGIC) {
                 self.start += i;
                 return Ok(self.offset(self.start) - from);
             }
             // Keep the last bytes: a magic may straddle this read and the next.
             let keep = BLOCK_MAGIC.len() - 1;
-            self.start = self.buf.len() - keep;
+            self.start = self.filled - keep;
             if self.eof {
-                self.start = self.buf.len();
+                self.start = self.filled;
                 return Ok(self.offset(self.start) - from);
             }
-            let want = self.buf.len() - self.start + (1 << 16);
+            let want = self.filled - self.start + (1 << 16);
             self.fill(want)?;
         }
     }
@@ -370,13 +371,13 @@ impl BlockReader {
             let avail = self.fill(FILE_HEADER_LEN)?;
             if avail < FILE_HEADER_LEN || self.buf[..8] != FILE_MAGIC {
                 let bytes = avail as u64;
-                self.start = self.buf.len();
+                self.start = self.filled;
                 return Ok(Some(Step::Other(BlockItem::Truncated { offset: 0, bytes })));
             }
             let version = u32::from_le_bytes(self.buf[8..12].try_into().expect("4 bytes"));
             if version != FORMAT_VERSION {
                 self.eof = true;
-                self.start = self.buf.len();
+                self.start = self.filled;
                 return Ok(Some(Step::Other(BlockItem::Version(version))));
             }
             self.start = FILE_HEADER_LEN;
@@ -413,7 +414,7 @@ impl BlockReader {
             let offset = self.offset(self.start);
             if avail < BLOCK_HEADER_LEN {
                 if self.buf[self.start..].starts_with(&BLOCK_MAGIC[..avail.min(4)]) {
-                    self.start = self.buf.len();
+                    self.start = self.filled;
                     return Ok(Some(Step::Other(BlockItem::Truncated {
                         offset,
                         bytes: avail as u64,
@@ -450,7 +451,7 @@ impl BlockReader {
                 // Either the writer stopped mid-block, or the length is damaged and good
                 // blocks follow: look for one.
                 let skipped = self.resync()?;
-                if self.start < self.buf.len() {
+                if self.start < self.filled {
                     return Ok(Some(Step::Other(BlockItem::Damaged {
                         offset,
                         skipped,
@@ -500,6 +501,9 @@ impl BlockReader {
         }
     }
 }
+
+/// Reads of a binary log go straight into the block buffer in pieces of this size.
+const READ_CHUNK: usize = 1 << 20;
 
 enum Step {
     Record,

@@ -125,6 +125,8 @@ pub struct EventLog {
     rotate_not_before: u64,
     next_seq: u64,
     line: Vec<u8>,
+    /// The binary encoder's second buffer.
+    scratch: Vec<u8>,
     /// Whole lines not yet written (see the module comment) and how many.
     pending: Vec<u8>,
     pending_lines: u64,
@@ -169,6 +171,7 @@ impl EventLog {
             rotate_not_before: 0,
             next_seq,
             line: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(1024),
             pending: Vec::with_capacity(FLUSH_BYTES + 4096),
             pending_lines: 0,
             stats: EventLogStats::default(),
@@ -209,7 +212,7 @@ impl EventLog {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
         match self.format {
-            LogFormat::Binary => binary::put_event(&mut line, event),
+            LogFormat::Binary => binary::put_event(&mut line, &mut self.scratch, event),
             LogFormat::Jsonl => {
                 if let Err(e) = serde_json::to_writer(&mut line, event) {
                     self.failed(io::Error::other(e), 1);
