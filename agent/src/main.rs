@@ -41,9 +41,11 @@ enum Command {
     /// Run recorded event logs through the detection engine and print the alerts.
     ///
     /// The same engine as `run`: for the same rules the output equals the live alert log byte
-    /// for byte. Plain and zstd logs, `-` for standard input; the rotated segments of a log
-    /// are read oldest first whatever order they are given in (`events.jsonl*` works).
-    /// Damaged lines are reported with file:line and skipped (`--strict`: fatal).
+    /// for byte. Binary and JSON Lines logs (told apart by content), plain or zstd, `-` for
+    /// standard input; the rotated segments of a log are read oldest first whatever order
+    /// they are given in (`events.jsonl*` works). Damaged lines are reported with file:line,
+    /// damaged blocks of a binary log with file and byte offset, and skipped (`--strict`:
+    /// fatal).
     Replay(incident::ReplayArgs),
     /// Write recorded event logs (binary or JSON Lines, plain or zstd, `-` for standard
     /// input) as JSON Lines on standard output: a header line per segment, then one event a

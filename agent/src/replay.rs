@@ -701,7 +701,8 @@ pub fn export(
     let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
     let mut records: u32 = 0;
     let mut scratch = Vec::with_capacity(1024);
-    let write = |out: &mut dyn io::Write, bytes: &[u8]| out.write_all(bytes).map_err(ExportError::Write);
+    let write =
+        |out: &mut dyn io::Write, bytes: &[u8]| out.write_all(bytes).map_err(ExportError::Write);
     if to == LogFormat::Binary {
         write(out, &binary::file_header())?;
     }

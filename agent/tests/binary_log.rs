@@ -141,7 +141,8 @@ fn every_fixture_written_as_binary_replays_to_its_alerts_and_exports_to_its_line
         assert_eq!(stats.read.warnings, 0);
         // Export gives back the recorded event lines exactly: decoding is lossless.
         let mut out = Vec::new();
-        let ex = replay::export(std::slice::from_ref(&log), true, LogFormat::Jsonl, &mut out).unwrap();
+        let ex =
+            replay::export(std::slice::from_ref(&log), true, LogFormat::Jsonl, &mut out).unwrap();
         assert_eq!((ex.headers, ex.events), (1, events.len() as u64));
         let text = String::from_utf8(out).unwrap();
         let mut exported = text.lines();
@@ -351,8 +352,15 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     }
     // export --to binary converts a JSON Lines log into a binary one that replays the same.
-    let out = cli(&["export", "--to", "binary", &fixture.display().to_string()], b"");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        &["export", "--to", "binary", &fixture.display().to_string()],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.starts_with(&FILE_MAGIC));
     let out = cli(&["replay", "-"], &out.stdout);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
@@ -361,11 +369,12 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
     assert!(!out.status.success());
 }
 
-/// CPU time of this process (all threads: the event path and the compression thread).
-fn process_cpu() -> std::time::Duration {
+/// CPU time of this process (`RUSAGE_SELF`: all threads, the event path and the compression
+/// thread) or of the calling thread (`RUSAGE_THREAD`: the event path).
+fn cpu(who: libc::c_int) -> std::time::Duration {
     // SAFETY: getrusage fills the struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+    assert_eq!(unsafe { libc::getrusage(who, &mut u) }, 0);
     let t = |tv: libc::timeval| {
         std::time::Duration::from_secs(tv.tv_sec as u64)
             + std::time::Duration::from_micros(tv.tv_usec as u64)
@@ -430,7 +439,8 @@ fn write_cost_per_event_jsonl_vs_binary() {
             max_bytes: 100 << 20,
             ..config(&path, format)
         };
-        let cpu0 = process_cpu();
+        let cpu0 = cpu(libc::RUSAGE_SELF);
+        let thread0 = cpu(libc::RUSAGE_THREAD);
         let wall0 = std::time::Instant::now();
         let mut log = EventLog::open(cfg, header.clone()).unwrap();
         for (i, e) in events.iter().enumerate() {
@@ -439,8 +449,9 @@ fn write_cost_per_event_jsonl_vs_binary() {
                 log.flush();
             }
         }
+        let thread = cpu(libc::RUSAGE_THREAD) - thread0;
         let stats = log.close();
-        let cpu = process_cpu() - cpu0;
+        let all = cpu(libc::RUSAGE_SELF) - cpu0;
         let wall = wall0.elapsed();
         assert_eq!(stats.write_errors, 0);
         assert_eq!(stats.lines, n as u64 + 1 + stats.rotations);
@@ -449,19 +460,98 @@ fn write_cost_per_event_jsonl_vs_binary() {
             .flatten()
             .map(|e| e.metadata().unwrap().len())
             .sum();
-        let files: Vec<PathBuf> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        let files: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         let (_, rs) = run_replay(&files, true).unwrap();
         assert_eq!(rs.events, n as u64);
         println!(
-            "event log {:>6}: encode {:>5.0} ns/event ({:.0} bytes/event); writer {:>5.0} ns/event CPU all threads ({:.0} ns wall), {} rotations, {:.1} MiB on disk after zstd",
+            "event log {:>6}: encode {:>5.0} ns/event ({:.0} bytes/event); writer {:>5.0} ns/event CPU all threads, {:>5.0} ns on the event path ({:.0} ns wall), {} rotations, {:.1} MiB on disk after zstd",
             format.name(),
             encode.as_nanos() as f64 / n as f64,
             bytes as f64 / n as f64,
-            cpu.as_nanos() as f64 / n as f64,
+            all.as_nanos() as f64 / n as f64,
+            thread.as_nanos() as f64 / n as f64,
             wall.as_nanos() as f64 / n as f64,
             stats.rotations,
             on_disk as f64 / (1 << 20) as f64,
         );
         let _ = fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn random_damage_never_panics_and_good_blocks_are_all_read() {
+    let dir = tempdir("random");
+    let (path, events) = two_containers_log(&dir, 5);
+    let clean = fs::read(&path).unwrap();
+    let blocks = block_offsets(&clean);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..200 {
+        let mut bytes = clean.clone();
+        // Damage from the second event block on, so the header block stays good.
+        let from = blocks[2];
+        let at = from + (next() as usize) % (bytes.len() - from);
+        let len = 1 + (next() as usize) % 64;
+        for b in bytes.iter_mut().skip(at).take(len) {
+            *b = next() as u8;
+        }
+        let end_of_input = if round % 3 == 0 {
+            bytes.truncate(at + len / 2);
+            bytes.len()
+        } else {
+            bytes.len()
+        };
+        fs::write(&path, &bytes).unwrap();
+        let (_, stats) = run_replay(std::slice::from_ref(&path), false).unwrap();
+        // Every event block that lies wholly outside the damage (and before a cut) is read.
+        let mut intact = 0;
+        for i in 1..blocks.len() {
+            let start = blocks[i];
+            let end = blocks.get(i + 1).copied().unwrap_or(clean.len());
+            let outside = end <= at || start >= at + len;
+            if outside && end <= end_of_input {
+                intact += 5.min(events.len() - 5 * (i - 1));
+            }
+        }
+        assert!(
+            stats.events >= intact as u64,
+            "round {round}: {} events, {intact} in intact blocks, damage at {at}+{len}",
+            stats.events
+        );
+        assert!(stats.events <= events.len() as u64);
+    }
+}
+
+#[test]
+fn timeline_reads_a_binary_log_as_it_reads_the_json_lines() {
+    let dir = tempdir("timeline");
+    let (path, _) = two_containers_log(&dir, 10);
+    let fixture = fixture_dir().join("incident-two-containers.events.jsonl");
+    let run = |log: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_escapewatch"))
+            .arg("timeline")
+            .arg(log)
+            .args(["--alert-event-ids", "84"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let binary = run(&path);
+    assert!(binary.contains("namespace-join-host"), "{binary}");
+    assert_eq!(binary, run(&fixture));
 }

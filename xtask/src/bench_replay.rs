@@ -100,7 +100,10 @@ fn replay_phase(bin: &Path, log: &Path, events: u64, what: &str) -> Result<Phase
             .context("running taskset -c 0 escapewatch replay")?;
         runs.push((start.elapsed().as_secs_f64(), children_cpu() - cpu0));
         if !o.status.success() {
-            bail!("escapewatch replay failed on the bench log {}", log.display());
+            bail!(
+                "escapewatch replay failed on the bench log {}",
+                log.display()
+            );
         }
         out = Some(o);
     }

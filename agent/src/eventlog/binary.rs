@@ -220,8 +220,7 @@ pub fn decode_event_into(body: &[u8], event: &mut Event) -> Result<(), DecodeErr
     let heap = body
         .get(4..4 + heap_len)
         .ok_or_else(|| bad("the event's strings run past the record"))?;
-    let heap =
-        std::str::from_utf8(heap).map_err(|e| bad(format!("strings are not UTF-8: {e}")))?;
+    let heap = std::str::from_utf8(heap).map_err(|e| bad(format!("strings are not UTF-8: {e}")))?;
     let fixed = &body[4 + heap_len..];
     let mut d = Dec {
         b: fixed,
@@ -826,10 +825,11 @@ impl<'a> Dec<'a> {
         let n = self.leb()?;
         let end = self.hpos.saturating_add(n);
         // `get` also refuses a cut inside a character.
-        let s = self
-            .heap
-            .get(self.hpos..end)
-            .ok_or_else(|| bad(format!("string of {n} bytes does not fit the event's strings")))?;
+        let s = self.heap.get(self.hpos..end).ok_or_else(|| {
+            bad(format!(
+                "string of {n} bytes does not fit the event's strings"
+            ))
+        })?;
         self.hpos = end;
         Ok(s)
     }

@@ -310,7 +310,8 @@ impl BlockReader {
                 self.start = self.filled;
                 return Ok(self.offset(self.start) - from);
             }
-            if let Some(i) = memchr::memmem::find(&self.buf[self.start..self.filled], &BLOCK_MAGIC) {
+            if let Some(i) = memchr::memmem::find(&self.buf[self.start..self.filled], &BLOCK_MAGIC)
+            {
                 self.start += i;
                 return Ok(self.offset(self.start) - from);
             }
