@@ -740,6 +740,12 @@ fn open_class_of(id: u8) -> Option<OpenClass> {
     })
 }
 
+#[cold]
+#[inline(never)]
+fn ends_early(pos: usize) -> DecodeError {
+    bad(format!("event ends early (at byte {pos})"))
+}
+
 struct Dec<'a> {
     b: &'a [u8],
     pos: usize,
@@ -753,13 +759,12 @@ type R<T> = Result<T, DecodeError>;
 impl<'a> Dec<'a> {
     #[inline(always)]
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| bad(format!("event ends early (at byte {})", self.pos)))?;
-        let s = &self.b[self.pos..end];
-        self.pos = end;
+        // `pos <= b.len()` always holds, so this cannot underflow.
+        if n > self.b.len() - self.pos {
+            return Err(ends_early(self.pos));
+        }
+        let s = &self.b[self.pos..self.pos + n];
+        self.pos += n;
         Ok(s)
     }
     #[inline(always)]
@@ -873,15 +878,18 @@ impl<'a> Dec<'a> {
     }
 
     fn namespaces(&mut self) -> R<Namespaces> {
+        // One bounds check for the eight inodes.
+        let b: [u8; 32] = self.arr()?;
+        let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         Ok(Namespaces {
-            mnt: self.u32()?,
-            pid: self.u32()?,
-            net: self.u32()?,
-            uts: self.u32()?,
-            ipc: self.u32()?,
-            user: self.u32()?,
-            cgroup: self.u32()?,
-            time: self.u32()?,
+            mnt: w(0),
+            pid: w(4),
+            net: w(8),
+            uts: w(12),
+            ipc: w(16),
+            user: w(20),
+            cgroup: w(24),
+            time: w(28),
         })
     }
 

@@ -234,7 +234,7 @@ impl EventLog {
             LogFormat::Binary => {
                 let mut r = Ok(());
                 binary::put_record(&mut line, TAG_JSON, |o| {
-                    r = serde_json::to_writer(o, record)
+                    r = serde_json::to_writer(o, record);
                 });
                 r
             }
