@@ -1217,7 +1217,7 @@ mod tests {
         // 301 bytes (tag + body) take a 2-byte LEB128 length.
         assert_eq!(used2, 303);
         assert_eq!(used + used2, out.len());
-        assert!(next_record(&out[..used + 10]).is_err());
+        assert!(next_record(&out[used..used + 10]).is_err());
         assert!(next_record(&[0x80, 0x80, 0x80, 0x80, 0x80, 1]).is_err());
     }
 
