@@ -233,12 +233,12 @@ mod tests {
         assert!(WatchedSyscall::ALL.len() <= LOSS_SLOT - SYSCALL_SLOTS);
         let e = Engine::new();
         let stateful = e.rules.iter().filter(|r| !r.inputs_only()).count();
-        assert!(stateful >= 1 && stateful < e.rules.len());
+        assert!((1..e.rules.len()).contains(&stateful));
         for (i, rule) in e.rules.iter().enumerate() {
             let seen = e.by_slot.iter().filter(|s| s.contains(&i)).count();
             if rule.inputs_only() {
                 assert!(
-                    seen >= 1 && seen < SLOTS,
+                    (1..SLOTS).contains(&seen),
                     "{}: {seen} slots",
                     rule.info().id
                 );
