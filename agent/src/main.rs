@@ -49,7 +49,8 @@ enum Command {
     Replay(incident::ReplayArgs),
     /// Write recorded event logs (binary or JSON Lines, plain or zstd, `-` for standard
     /// input) as JSON Lines on standard output: a header line per segment, then one event a
-    /// line, the format of `--event-log-format jsonl`, which replay reads back.
+    /// line, the format of `--event-log-format jsonl`, which replay reads back (`--to
+    /// binary`: as one binary log instead).
     ///
     /// Rotated segments are read oldest first, as replay does. Damaged lines or blocks are
     /// reported (file and line or byte offset) and skipped (`--strict`: fatal).
