@@ -112,6 +112,9 @@ pub struct Logs {
     pub event_log_max_bytes: u64,
     /// Rotated event-log segments kept; older ones are deleted.
     pub event_log_keep: u32,
+    /// Format of new event-log segments: `binary` (default; checksummed blocks, the cheap
+    /// one to write and to replay) or `jsonl` (JSON Lines). Replay reads both.
+    pub event_log_format: crate::eventlog::LogFormat,
 }
 
 impl Default for Logs {
@@ -121,6 +124,7 @@ impl Default for Logs {
             alert_log: None,
             event_log_max_bytes: 100 * 1024 * 1024,
             event_log_keep: 10,
+            event_log_format: crate::eventlog::LogFormat::Binary,
         }
     }
 }

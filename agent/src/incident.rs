@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use escapewatch::{
     config::Config,
     detect::{Engine, Severity, policy::Policy},
+    eventlog::LogFormat,
     replay::{self, AlertFilter, ReplayOptions},
     sink::{AlertTable, JsonLines},
     timeline::{self, TimelineQuery},
@@ -27,7 +28,7 @@ pub enum ReplayFormat {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Event logs (plain or .zst; `-` = standard input), read in order.
+    /// Event logs (binary or JSON Lines, plain or .zst; `-` = standard input), read in order.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Only alerts at or after this time (RFC 3339, or 2026-11-23T01:02:03 / 2026-11-23 in UTC).
@@ -132,7 +133,45 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         printed = stats.printed,
         sessions = stats.sessions,
         skipped = stats.read.warnings,
+        damaged_blocks = stats.read.damaged_blocks,
         "replay done"
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Event logs (binary or JSON Lines, plain or .zst; `-` = standard input), read in order.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Make damaged lines or blocks and unreadable or empty files fatal instead of warnings.
+    #[arg(long)]
+    strict: bool,
+    /// Output format: jsonl (JSON Lines, for people and other tools) or binary (one binary
+    /// log: convert a JSON Lines log, or join segments).
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl", value_parser = log_format_arg)]
+    to: LogFormat,
+}
+
+fn log_format_arg(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "binary" => Ok(LogFormat::Binary),
+        "jsonl" => Ok(LogFormat::Jsonl),
+        _ => Err(format!("{s:?} is not an event-log format (binary, jsonl)")),
+    }
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    let stats = replay::export(&args.paths, args.strict, args.to, &mut out)?;
+    tracing::info!(
+        files = stats.read.files,
+        headers = stats.headers,
+        events = stats.events,
+        skipped = stats.read.warnings,
+        damaged_blocks = stats.read.damaged_blocks,
+        "export done"
     );
     Ok(())
 }

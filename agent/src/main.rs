@@ -42,10 +42,20 @@ enum Command {
     /// Run recorded event logs through the detection engine and print the alerts.
     ///
     /// The same engine as `run`: for the same rules the output equals the live alert log byte
-    /// for byte. Plain and zstd logs, `-` for standard input; the rotated segments of a log
-    /// are read oldest first whatever order they are given in (`events.jsonl*` works).
-    /// Damaged lines are reported with file:line and skipped (`--strict`: fatal).
+    /// for byte. Binary and JSON Lines logs (told apart by content), plain or zstd, `-` for
+    /// standard input; the rotated segments of a log are read oldest first whatever order
+    /// they are given in (`events.jsonl*` works). Damaged lines are reported with file:line,
+    /// damaged blocks of a binary log with file and byte offset, and skipped (`--strict`:
+    /// fatal).
     Replay(incident::ReplayArgs),
+    /// Write recorded event logs (binary or JSON Lines, plain or zstd, `-` for standard
+    /// input) as JSON Lines on standard output: a header line per segment, then one event a
+    /// line, the format of `--event-log-format jsonl`, which replay reads back (`--to
+    /// binary`: as one binary log instead).
+    ///
+    /// Rotated segments are read oldest first, as replay does. Damaged lines or blocks are
+    /// reported (file and line or byte offset) and skipped (`--strict`: fatal).
+    Export(incident::ExportArgs),
     /// Show what happened around an alert: the process tree and the ordered events of a
     /// container (or of an alerted host process tree), in the terminal or as one HTML page.
     Timeline(incident::TimelineArgs),
@@ -80,9 +90,17 @@ struct RunArgs {
     /// Config file (TOML). Default: /etc/escapewatch/config.toml if it exists.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Record enriched events (JSON Lines, appended) to PATH. Overrides logs.event_log.
+    /// Record enriched events (appended) to PATH, in --event-log-format. Overrides
+    /// logs.event_log.
     #[arg(long, value_name = "PATH")]
     event_log: Option<PathBuf>,
+    /// Format of new event-log segments: binary (default: checksummed blocks of
+    /// length-prefixed records, the cheap one to write and fast to replay) or jsonl (JSON
+    /// Lines). replay, timeline and export read both, told apart by content;
+    /// `escapewatch export` turns a binary log into JSON Lines. Overrides
+    /// logs.event_log_format.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    event_log_format: Option<escapewatch::eventlog::LogFormat>,
     /// Write alerts (JSON Lines, appended) to PATH instead of stdout. Overrides logs.alert_log.
     #[arg(long, value_name = "PATH")]
     alert_log: Option<PathBuf>,
@@ -107,6 +125,15 @@ struct RunArgs {
     disable_hooks: Option<HookList>,
 }
 
+fn parse_log_format(s: &str) -> Result<escapewatch::eventlog::LogFormat, String> {
+    use escapewatch::eventlog::LogFormat;
+    match s {
+        "binary" => Ok(LogFormat::Binary),
+        "jsonl" => Ok(LogFormat::Jsonl),
+        _ => Err(format!("{s:?} is not an event-log format (binary, jsonl)")),
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -120,6 +147,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let RunArgs {
         config,
         event_log,
+        event_log_format,
         alert_log,
         btf,
         metrics_addr,
@@ -133,6 +161,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config,
         config_path,
         event_log,
+        event_log_format,
         alert_log,
         metrics_addr,
         btf,
@@ -190,6 +219,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => check_config(&path),
         Command::Replay(args) => incident::replay(args),
         Command::Timeline(args) => incident::timeline(args),
+        Command::Export(args) => incident::export(args),
         Command::Rules { format } => {
             print_rules(format);
             Ok(())

@@ -20,7 +20,10 @@ use tracing::warn;
 
 use crate::{
     detect::{Alert, Engine, Severity},
-    eventlog::{self, LineReader, MAX_LINE_BYTES, RawLine},
+    eventlog::{
+        self, BlockItem, BlockReader, LineReader, LogFormat, MAX_LINE_BYTES, RawLine,
+        binary::{self, FORMAT_VERSION, TAG_EVENT, TAG_JSON},
+    },
     model::{Event, LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
 };
 
@@ -62,6 +65,30 @@ pub enum ReplayError {
     Corrupt {
         path: String,
         line: u64,
+        reason: String,
+    },
+    #[error(
+        "{path}: binary event log format version {found}, but this escapewatch reads version {expected}; use the escapewatch release that wrote the log"
+    )]
+    FormatVersion {
+        path: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error(
+        "{path}: byte {offset}: damaged block ({reason}); {skipped} bytes passed over to the next good block"
+    )]
+    Block {
+        path: String,
+        offset: u64,
+        skipped: u64,
+        reason: String,
+    },
+    #[error("{path}: byte {offset}: record {record}: corrupt record: {reason}")]
+    BadRecord {
+        path: String,
+        offset: u64,
+        record: u64,
         reason: String,
     },
 }
@@ -129,6 +156,8 @@ pub struct ReadStats {
     pub warnings: u64,
     /// The first warnings, for callers that show or test them.
     pub first_warnings: Vec<String>,
+    /// Damaged blocks of binary logs (each also a warning).
+    pub damaged_blocks: u64,
 }
 
 const KEPT_WARNINGS: usize = 100;
@@ -136,9 +165,27 @@ const KEPT_WARNINGS: usize = 100;
 struct OpenFile {
     /// Shared, so naming the file in a message costs no copy per line.
     name: std::sync::Arc<str>,
-    lines: LineReader,
+    src: Source,
     saw_header: bool,
     saw_line: bool,
+    /// A damaged block went by: events may follow a header that was lost with it.
+    saw_damage: bool,
+}
+
+/// A file's reader, by its format.
+enum Source {
+    Lines(LineReader),
+    Blocks(BlockReader),
+}
+
+impl Source {
+    /// Line number (JSON Lines) or record number (binary) of the record last returned.
+    fn position(&self) -> u64 {
+        match self {
+            Source::Lines(l) => l.line_no,
+            Source::Blocks(b) => b.record_no,
+        }
+    }
 }
 
 /// Every record of a list of logs, in order (rotated segments oldest first), with bad input
@@ -150,6 +197,8 @@ pub struct LogStream {
     strict: bool,
     /// Read in place of standard input (`-`), from its start each time.
     stdin: Option<std::fs::File>,
+    /// An event handed back ([`LogStream::recycle`]): the next binary one is decoded into it.
+    spare: Option<Box<Event>>,
     pub stats: ReadStats,
 }
 
@@ -161,6 +210,7 @@ impl LogStream {
             current: None,
             strict,
             stdin: None,
+            spare: None,
             stats: ReadStats::default(),
         }
     }
@@ -171,9 +221,15 @@ impl LogStream {
         self
     }
 
+    /// Give back an event the caller is done with: binary logs decode the next one into its
+    /// memory instead of allocating.
+    pub fn recycle(&mut self, event: Box<Event>) {
+        self.spare = Some(event);
+    }
+
     /// Where the record last returned came from.
     pub fn position(&self) -> Option<(&str, u64)> {
-        self.current.as_ref().map(|f| (&*f.name, f.lines.line_no))
+        self.current.as_ref().map(|f| (&*f.name, f.src.position()))
     }
 
     fn warn(&mut self, message: String) {
@@ -222,11 +278,15 @@ impl LogStream {
     /// fatal error.
     fn step(&mut self) -> Result<Option<Record>, ReplayError> {
         let file = self.current.as_mut().expect("a file is open");
+        let lines = match &mut file.src {
+            Source::Lines(l) => l,
+            Source::Blocks(_) => return self.step_binary(),
+        };
         let name = file.name.clone();
         let saw_header = file.saw_header;
         let saw_line = std::mem::replace(&mut file.saw_line, true);
         // Parse while the line is borrowed from the reader's buffer (no copy per line).
-        let (parsed, truncated, len) = match file.lines.next_line() {
+        let (parsed, truncated, len) = match lines.next_line() {
             None => {
                 self.current = None;
                 if !saw_line {
@@ -237,7 +297,7 @@ impl LogStream {
                 return Ok(None);
             }
             Some(Err(source)) => {
-                let line = file.lines.line_no + 1;
+                let line = lines.line_no + 1;
                 self.current = None;
                 self.skip(ReplayError::Read {
                     path: name.to_string(),
@@ -247,7 +307,7 @@ impl LogStream {
                 return Ok(None);
             }
             Some(Ok(RawLine::TooLong { bytes })) => {
-                let line = file.lines.line_no;
+                let line = lines.line_no;
                 let reason =
                     format!("line of {bytes} bytes, longer than the {MAX_LINE_BYTES}-byte limit");
                 return self
@@ -257,7 +317,7 @@ impl LogStream {
             Some(Ok(RawLine::Line(b))) => (parse_nonblank(b), false, b.len()),
             Some(Ok(RawLine::Truncated(b))) => (parse_nonblank(b), true, b.len()),
         };
-        let line_no = file.lines.line_no;
+        let line_no = lines.line_no;
         self.stats.lines += 1;
         match parsed {
             None => Ok(None),
@@ -289,6 +349,120 @@ impl LogStream {
             Some(Err(ParseLineError::Corrupt(reason))) => self
                 .bad_line(&name, line_no, saw_header, reason)
                 .map(|()| None),
+        }
+    }
+
+    /// One item of the current binary file: a record, nothing (skipped, or the file ended),
+    /// or a fatal error.
+    fn step_binary(&mut self) -> Result<Option<Record>, ReplayError> {
+        let spare = self.spare.take();
+        let file = self.current.as_mut().expect("a file is open");
+        let Source::Blocks(blocks) = &mut file.src else {
+            unreachable!("step_binary on a JSON Lines file")
+        };
+        let path = || file.name.to_string();
+        let (tag, parsed, offset) = match blocks.next_item() {
+            None => {
+                let empty = !file.saw_header && !file.saw_damage;
+                let name = file.name.to_string();
+                self.current = None;
+                if empty {
+                    self.skip(ReplayError::Empty { path: name })?;
+                }
+                return Ok(None);
+            }
+            Some(Err(source)) => {
+                let line = blocks.record_no + 1;
+                let path = path();
+                self.current = None;
+                self.skip(ReplayError::Read { path, line, source })?;
+                return Ok(None);
+            }
+            Some(Ok(BlockItem::Version(found))) => {
+                return Err(ReplayError::FormatVersion {
+                    path: path(),
+                    found,
+                    expected: FORMAT_VERSION,
+                });
+            }
+            Some(Ok(BlockItem::Damaged {
+                offset,
+                skipped,
+                reason,
+            })) => {
+                file.saw_damage = true;
+                let e = ReplayError::Block {
+                    path: path(),
+                    offset,
+                    skipped,
+                    reason,
+                };
+                self.stats.damaged_blocks += 1;
+                self.skip(e)?;
+                return Ok(None);
+            }
+            Some(Ok(BlockItem::Truncated { offset, bytes })) => {
+                // What a SIGKILL mid-write leaves (or a log being written): a warning even
+                // under --strict, as a truncated last line is.
+                let message = format!(
+                    "{}: byte {offset}: truncated last block ({bytes} bytes): the writer stopped mid-write; skipped",
+                    file.name
+                );
+                self.warn(message);
+                return Ok(None);
+            }
+            Some(Ok(BlockItem::Record { tag, body, offset })) => {
+                let parsed = match tag {
+                    TAG_EVENT => {
+                        let mut event = spare.unwrap_or_else(|| Box::new(binary::blank_event()));
+                        binary::decode_event_into(body, &mut event)
+                            .map(|()| Record::Event(event))
+                            .map_err(|e| ParseLineError::Corrupt(e.0))
+                    }
+                    TAG_JSON => parse_line(body),
+                    t => Err(ParseLineError::Corrupt(format!("unknown record tag {t}"))),
+                };
+                (tag, parsed, offset)
+            }
+        };
+        self.stats.lines += 1;
+        let record = blocks.record_no;
+        match parsed {
+            Ok(Record::Event(_)) if !file.saw_header && !file.saw_damage => {
+                Err(ReplayError::NoHeader {
+                    path: path(),
+                    line: record,
+                    reason: "it is an event".into(),
+                })
+            }
+            Ok(r) => {
+                if matches!(r, Record::Header(_)) {
+                    file.saw_header = true;
+                }
+                Ok(Some(r))
+            }
+            Err(ParseLineError::Version(found)) => Err(ReplayError::Version {
+                path: path(),
+                line: record,
+                found,
+                expected: LOG_SCHEMA_VERSION,
+            }),
+            Err(ParseLineError::Corrupt(reason)) => {
+                let e = ReplayError::BadRecord {
+                    path: path(),
+                    offset,
+                    record,
+                    reason: if tag == TAG_JSON {
+                        format!("JSON record: {reason}")
+                    } else {
+                        reason
+                    },
+                };
+                if !file.saw_header && !file.saw_damage {
+                    return Err(e);
+                }
+                self.skip(e).map(|()| None)
+            }
         }
     }
 
@@ -328,16 +502,37 @@ fn open(path: &Path, stdin: Option<&std::fs::File>) -> Result<OpenFile, ReplayEr
         path: path.to_owned(),
         source,
     })?;
+    // A read error here (a damaged zstd frame at the start) is reported when the first
+    // record is read, as it is for any later read: skipped unless strict.
+    let (format, src) = eventlog::sniff(src).unwrap_or_else(|e| {
+        let failing: Box<dyn std::io::BufRead + Send> = Box::new(std::io::BufReader::new(
+            FailingRead(e.kind(), e.to_string()),
+        ));
+        (LogFormat::Jsonl, failing)
+    });
     Ok(OpenFile {
         name: if path == Path::new("-") {
             "<stdin>".into()
         } else {
             path.display().to_string().into()
         },
-        lines: LineReader::new(src),
+        src: match format {
+            LogFormat::Jsonl => Source::Lines(LineReader::new(src)),
+            LogFormat::Binary => Source::Blocks(BlockReader::new(src)),
+        },
         saw_header: false,
         saw_line: false,
+        saw_damage: false,
     })
+}
+
+/// A reader whose every read fails with (a copy of) the error it was made with.
+struct FailingRead(io::ErrorKind, String);
+
+impl io::Read for FailingRead {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(self.0, self.1.clone()))
+    }
 }
 
 /// Which alerts to print. Empty lists match everything.
@@ -485,11 +680,97 @@ pub fn replay_with(
                         emit(&alert)?;
                     }
                 }
+                stream.recycle(event);
             }
         }
     }
     stats.read = stream.stats;
     Ok(stats)
+}
+
+/// Write every record of `paths` (either format) as JSON Lines, or as one binary log: what
+/// `escapewatch export` prints. Either output replays to the same alerts as the input.
+pub fn export(
+    paths: &[PathBuf],
+    strict: bool,
+    to: LogFormat,
+    out: &mut impl io::Write,
+) -> Result<ExportStats, ExportError> {
+    let mut stream = LogStream::new(paths, strict);
+    let mut stats = ExportStats::default();
+    let mut buf = Vec::with_capacity(BLOCK_BYTES + 4096);
+    let mut records: u32 = 0;
+    let mut scratch = Vec::with_capacity(1024);
+    let write =
+        |out: &mut dyn io::Write, bytes: &[u8]| out.write_all(bytes).map_err(ExportError::Write);
+    if to == LogFormat::Binary {
+        write(out, &binary::file_header())?;
+    }
+    while let Some(record) = stream.next_record() {
+        let record = record?;
+        match &record {
+            Record::Header(_) => stats.headers += 1,
+            Record::Event(_) => stats.events += 1,
+        }
+        match to {
+            LogFormat::Jsonl => {
+                match &record {
+                    Record::Header(h) => serde_json::to_writer(&mut buf, h),
+                    Record::Event(e) => serde_json::to_writer(&mut buf, e),
+                }
+                .map_err(|e| ExportError::Write(io::Error::other(e)))?;
+                buf.push(b'\n');
+            }
+            LogFormat::Binary => {
+                if buf.is_empty() {
+                    buf.extend_from_slice(&[0; binary::BLOCK_HEADER_LEN]);
+                }
+                match &record {
+                    Record::Header(h) => {
+                        let mut r = Ok(());
+                        binary::put_record(&mut buf, TAG_JSON, |o| r = serde_json::to_writer(o, h));
+                        r.map_err(|e| ExportError::Write(io::Error::other(e)))?;
+                    }
+                    Record::Event(e) => binary::put_event(&mut buf, &mut scratch, e),
+                }
+                records += 1;
+            }
+        }
+        if buf.len() >= BLOCK_BYTES {
+            if to == LogFormat::Binary {
+                binary::seal_block(&mut buf, std::mem::take(&mut records));
+            }
+            write(out, &buf)?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        if to == LogFormat::Binary {
+            binary::seal_block(&mut buf, records);
+        }
+        write(out, &buf)?;
+    }
+    out.flush().map_err(ExportError::Write)?;
+    stats.read = stream.stats;
+    Ok(stats)
+}
+
+/// Size of export's blocks (and of its writes), as the writer's flush buffer.
+const BLOCK_BYTES: usize = eventlog::FLUSH_BYTES;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportStats {
+    pub headers: u64,
+    pub events: u64,
+    pub read: ReadStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Log(#[from] ReplayError),
+    #[error("cannot write the exported lines")]
+    Write(#[source] io::Error),
 }
 
 /// Replay with today's rules, no filter, lenient reading.

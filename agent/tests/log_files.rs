@@ -9,7 +9,7 @@ use std::{
 };
 
 use escapewatch::{
-    eventlog::{EventLog, EventLogConfig, EventLogStats},
+    eventlog::{EventLog, EventLogConfig, EventLogStats, LogFormat},
     model::LogHeader,
     sink::JsonLines,
 };
@@ -36,6 +36,8 @@ fn config(path: &Path) -> EventLogConfig {
         path: path.to_owned(),
         max_bytes: 1 << 20,
         keep: 10,
+        // These tests are about the files, not the format: JSON Lines shows the bytes.
+        format: LogFormat::Jsonl,
     }
 }
 
@@ -71,7 +73,7 @@ fn mode(path: &Path) -> u32 {
 /// Open and close a log in `dir` (which runs the compression thread once).
 fn open_and_close(path: &Path) -> EventLogStats {
     let mut log = EventLog::open(config(path), header()).expect("open event log");
-    log.write(&serde_json::json!({"probe": 1}));
+    log.write_json(&serde_json::json!({"probe": 1}));
     log.close()
 }
 
@@ -163,12 +165,12 @@ fn an_active_segment_replaced_by_a_symlink_is_not_rotated() {
         header(),
     )
     .unwrap();
-    log.write(&serde_json::json!({"probe": 0}));
+    log.write_json(&serde_json::json!({"probe": 0}));
     log.flush();
     fs::remove_file(&path).unwrap();
     symlink(&target, &path).unwrap();
     for i in 0..200 {
-        log.write(&serde_json::json!({"probe": i, "pad": "x".repeat(64)}));
+        log.write_json(&serde_json::json!({"probe": i, "pad": "x".repeat(64)}));
     }
     let stats = log.close();
     assert_eq!(stats.rotations, 0, "{stats:?}");

@@ -10,8 +10,8 @@ use std::{
 };
 
 use escapewatch::{
-    eventlog::{EventLog, EventLogConfig},
-    model::LogHeader,
+    eventlog::{EventLog, EventLogConfig, LogFormat},
+    model::{Event, LogHeader},
     replay::{ReplayError, ReplayOptions, ReplayRunError, ReplayStats, replay, replay_with},
     sink::JsonLines,
 };
@@ -135,7 +135,13 @@ fn replay_to_string(events: &Path) -> String {
 }
 
 /// Write `events` (a log's event lines) through the rotating writer, as the daemon does.
-fn write_rotated(dir: &Path, events: &[&str], max_bytes: u64, keep: u32) -> PathBuf {
+fn write_rotated(
+    dir: &Path,
+    events: &[&str],
+    max_bytes: u64,
+    keep: u32,
+    format: LogFormat,
+) -> PathBuf {
     let header: LogHeader = serde_json::from_str(&header_line()).unwrap();
     let path = dir.join("events.jsonl");
     let mut log = EventLog::open(
@@ -143,13 +149,15 @@ fn write_rotated(dir: &Path, events: &[&str], max_bytes: u64, keep: u32) -> Path
             path: path.clone(),
             max_bytes,
             keep,
+            format,
         },
         header,
     )
     .expect("open event log");
+    assert_eq!(log.format(), format);
     for line in events {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        log.write(&v);
+        let event: Event = serde_json::from_str(line).unwrap();
+        log.write(&event);
     }
     let stats = log.close();
     assert_eq!(stats.write_errors, 0);
@@ -168,11 +176,23 @@ fn listing(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn rotated_compressed_segments_replay_exactly_in_any_given_order() {
+    for format in [LogFormat::Jsonl, LogFormat::Binary] {
+        rotated_segments_replay_exactly(format);
+    }
+}
+
+fn rotated_segments_replay_exactly(format: LogFormat) {
     let (_, expected) = two_containers();
     let text = fixture_text();
     let events: Vec<&str> = text.lines().skip(1).collect();
     let dir = tempdir("rotated");
-    write_rotated(&dir, &events, 8 * 1024, 100);
+    // Binary records are about half the size of JSON lines: a smaller limit gives as many
+    // segments.
+    let max = match format {
+        LogFormat::Jsonl => 8 * 1024,
+        LogFormat::Binary => 4 * 1024,
+    };
+    write_rotated(&dir, &events, max, 100, format);
     let files = listing(&dir);
     let zst = files
         .iter()
@@ -205,14 +225,14 @@ fn retention_keeps_the_newest_segments() {
     let text = fixture_text();
     let events: Vec<&str> = text.lines().skip(1).collect();
     let dir = tempdir("retention");
-    write_rotated(&dir, &events, 4 * 1024, 2);
+    write_rotated(&dir, &events, 4 * 1024, 2, LogFormat::Binary);
     let rotated: Vec<PathBuf> = listing(&dir)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".zst"))
         .collect();
     assert_eq!(rotated.len(), 2, "{rotated:?}");
     // A later agent start appends a new session and continues the numbering.
-    let path = write_rotated(&dir, &events[..3], 4 * 1024, 2);
+    let path = write_rotated(&dir, &events[..3], 4 * 1024, 2, LogFormat::Binary);
     let (_, stats) = run_replay(&listing(&dir), false).unwrap();
     assert!(stats.sessions >= 2, "{stats:?}");
     assert!(path.exists());
@@ -231,6 +251,7 @@ fn a_partial_last_line_is_cut_when_the_writer_reopens() {
             path: path.clone(),
             max_bytes: 1 << 30,
             keep: 1,
+            format: LogFormat::Jsonl,
         },
         header,
     )

@@ -327,9 +327,31 @@ impl Drop for Agent {
     }
 }
 
-/// Every line of a JSON Lines file (missing file: none). A line that is not JSON fails the test.
+/// An event log as JSON Lines: a binary one (the agent's default format) through
+/// `escapewatch export`, a JSON Lines one as it is. None: missing or not UTF-8.
+pub fn log_text(path: &Path) -> Option<String> {
+    let bytes = fs::read(path).ok()?;
+    if !bytes.starts_with(b"EWEVTLOG") {
+        return String::from_utf8(bytes).ok();
+    }
+    let out = Command::new(agent_bin())
+        .arg("export")
+        .arg(path)
+        .output()
+        .expect("run escapewatch export");
+    assert!(
+        out.status.success(),
+        "escapewatch export {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("export prints UTF-8"))
+}
+
+/// Every line of a JSON Lines file, or every record of a binary event log (missing file:
+/// none). A line that is not JSON fails the test.
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    let Ok(text) = fs::read_to_string(path) else {
+    let Some(text) = log_text(path) else {
         return Vec::new();
     };
     text.lines()

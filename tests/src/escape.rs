@@ -185,18 +185,21 @@ pub fn finish(mut agent: Agent, name: &str) {
         let packed = dir.join(format!("{name}.events.jsonl.zst"));
         let _ = fs::remove_file(&plain);
         let _ = fs::remove_file(&packed);
-        // Flood sessions are megabytes of JSON: those are kept zstd-compressed (replay reads
-        // either by content).
-        if fs::metadata(&agent.event_log).unwrap().len() > 1 << 20 {
+        // Fixtures are JSON Lines (reviewable; the agent writes binary by default). Flood
+        // sessions are megabytes of JSON: those are kept zstd-compressed (replay reads either
+        // by content).
+        let text = crate::agent::log_text(&agent.event_log).expect("the event log");
+        if text.len() > 1 << 20 {
+            fs::write(&plain, &text).unwrap();
             let ok = Command::new("zstd")
-                .args(["-q", "-19", "-o"])
+                .args(["-q", "-19", "--rm", "-o"])
                 .arg(&packed)
-                .arg(&agent.event_log)
+                .arg(&plain)
                 .status()
                 .expect("zstd");
             assert!(ok.success(), "zstd failed");
         } else {
-            fs::copy(&agent.event_log, plain).unwrap();
+            fs::write(&plain, text).unwrap();
         }
         fs::copy(&agent.alert_log, dir.join(format!("{name}.alerts.jsonl"))).unwrap();
     }

@@ -264,6 +264,8 @@ fn record_fixture(name: &str, events: &Path, alerts: &Path) {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     fs::create_dir_all(&dir).expect("fixtures dir");
-    fs::copy(events, dir.join(format!("{name}.events.jsonl"))).expect("copy events");
+    // Fixtures are JSON Lines; the agent writes binary by default.
+    let text = escapewatch_integration::agent::log_text(events).expect("the event log");
+    fs::write(dir.join(format!("{name}.events.jsonl")), text).expect("write events");
     fs::copy(alerts, dir.join(format!("{name}.alerts.jsonl"))).expect("copy alerts");
 }

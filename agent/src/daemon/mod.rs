@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// `--event-log`: overrides logs.event_log.
     pub event_log: Option<PathBuf>,
+    /// `--event-log-format`: overrides logs.event_log_format.
+    pub event_log_format: Option<eventlog::LogFormat>,
     /// `--alert-log`: overrides logs.alert_log.
     pub alert_log: Option<PathBuf>,
     /// `--metrics-addr`: overrides metrics.listen (and serves even when metrics.enabled=false).
@@ -90,6 +92,9 @@ impl RunOptions {
             path,
             max_bytes: self.config.logs.event_log_max_bytes,
             keep: self.config.logs.event_log_keep,
+            format: self
+                .event_log_format
+                .unwrap_or(self.config.logs.event_log_format),
         })
     }
 

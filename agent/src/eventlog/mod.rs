@@ -7,16 +7,26 @@
 //! fsync, rename) and deletes the oldest segments beyond `keep`. Every segment starts with a
 //! header, so any one of them replays on its own.
 //!
-//! The reading side opens plain or zstd segments (by content, not by name, so stdin works
-//! too), orders rotated segments, and reads lines with a bound on their length.
+//! Two formats: binary ([`binary`]: a file header with its version, then checksummed blocks
+//! of length-prefixed records; the default) and JSON Lines (what earlier versions wrote, and
+//! `--event-log-format jsonl`). The writer encodes into a buffer on the event path and hands
+//! whole blocks (or lines) to the kernel; zstd runs on the compression thread only.
+//!
+//! The reading side opens plain or zstd segments and tells binary from JSON Lines (by content,
+//! not by name, so stdin works too), orders rotated segments, and reads lines with a bound on
+//! their length or blocks with their checksums.
 
+pub mod binary;
 mod reader;
 mod segments;
 mod writer;
 
-pub use reader::{LineReader, MAX_LINE_BYTES, RawLine, open_input, open_stream};
+pub use reader::{
+    BlockItem, BlockReader, LineReader, LogFormat, MAX_LINE_BYTES, RawLine, open_input,
+    open_stream, sniff,
+};
 pub use segments::{Segment, order_paths, segment_of};
-pub use writer::{EventLog, EventLogConfig, EventLogError, EventLogStats};
+pub use writer::{EventLog, EventLogConfig, EventLogError, EventLogStats, FLUSH_BYTES};
 
 use crate::detect::{RuleInfo, rules::Input};
 

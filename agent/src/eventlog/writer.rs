@@ -32,9 +32,13 @@ use std::{
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::segments::{rotated_name, segment_of, with_suffix};
+use super::{
+    LogFormat,
+    binary::{self, BLOCK_HEADER_LEN, BLOCK_MAGIC, FILE_HEADER_LEN, FILE_MAGIC, TAG_JSON},
+    segments::{rotated_name, segment_of, with_suffix},
+};
 use crate::{
-    model::LogHeader,
+    model::{Event, LogHeader},
     safe_open::{self, open_append},
 };
 
@@ -46,6 +50,9 @@ pub struct EventLogConfig {
     pub max_bytes: u64,
     /// Rotated segments kept; older ones are deleted.
     pub keep: u32,
+    /// The format of new segments. An existing active segment of the other format is
+    /// rotated away first, so every file holds one format.
+    pub format: LogFormat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +110,9 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub struct EventLog {
     cfg: EventLogConfig,
+    /// The format written: `cfg.format`, unless an active segment of the other format could
+    /// not be rotated away (then that file's format, so it stays readable).
+    format: LogFormat,
     file: File,
     /// Bytes of whole lines in the active segment.
     len: u64,
@@ -115,6 +125,8 @@ pub struct EventLog {
     rotate_not_before: u64,
     next_seq: u64,
     line: Vec<u8>,
+    /// The binary encoder's second buffer.
+    scratch: Vec<u8>,
     /// Whole lines not yet written (see the module comment) and how many.
     pending: Vec<u8>,
     pending_lines: u64,
@@ -132,7 +144,12 @@ impl EventLog {
             source,
         };
         let file = open_append(&cfg.path).map_err(open_err)?;
-        let len = cut_partial_tail(&file, &cfg.path).map_err(open_err)?;
+        let found = format_of(&file).map_err(open_err)?;
+        let len = match found {
+            LogFormat::Jsonl => cut_partial_tail(&file, &cfg.path),
+            LogFormat::Binary => cut_partial_block(&file, &cfg.path),
+        }
+        .map_err(open_err)?;
         let next_seq = existing_segments(&cfg.path)
             .iter()
             .filter_map(|(seq, _)| *seq)
@@ -142,8 +159,10 @@ impl EventLog {
         let worker = Worker::start(cfg.path.clone(), cfg.keep, counters.clone())
             .map_err(EventLogError::Thread)?;
         header.segment = 0;
+        let format = cfg.format;
         let mut log = EventLog {
             cfg,
+            format,
             file,
             len,
             header,
@@ -152,6 +171,7 @@ impl EventLog {
             rotate_not_before: 0,
             next_seq,
             line: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(1024),
             pending: Vec::with_capacity(FLUSH_BYTES + 4096),
             pending_lines: 0,
             stats: EventLogStats::default(),
@@ -159,10 +179,18 @@ impl EventLog {
             worker,
             counters,
         };
-        if log.len >= log.cfg.max_bytes {
+        if log.len >= log.cfg.max_bytes || (log.len > 0 && found != log.format) {
             log.rotate();
             // A new agent session starts here, not a continuation of the last one.
             log.header.segment = 0;
+        }
+        if log.len > 0 && found != log.format {
+            warn!(
+                path = %log.cfg.path.display(),
+                format = found.name(),
+                "the event log holds another format and could not be rotated away: appending in its format"
+            );
+            log.format = found;
         }
         log.write_header().map_err(|source| EventLogError::Header {
             path: log.cfg.path.clone(),
@@ -173,17 +201,54 @@ impl EventLog {
         Ok(log)
     }
 
-    /// Append one record as one line (buffered until [`EventLog::flush`]). Never fails:
-    /// errors are counted and logged.
-    pub fn write<T: Serialize>(&mut self, record: &T) {
+    /// The format this log writes.
+    pub fn format(&self) -> LogFormat {
+        self.format
+    }
+
+    /// Append one event (buffered until [`EventLog::flush`]): a JSON line or a binary record.
+    /// Never fails: errors are counted and logged.
+    pub fn write(&mut self, event: &Event) {
         let mut line = std::mem::take(&mut self.line);
         line.clear();
-        if let Err(e) = serde_json::to_writer(&mut line, record) {
+        match self.format {
+            LogFormat::Binary => binary::put_event(&mut line, &mut self.scratch, event),
+            LogFormat::Jsonl => {
+                if let Err(e) = serde_json::to_writer(&mut line, event) {
+                    self.failed(io::Error::other(e), 1);
+                    self.line = line;
+                    return;
+                }
+                line.push(b'\n');
+            }
+        }
+        self.push(line);
+    }
+
+    /// Append any record as JSON: a line, or a JSON record of a binary log.
+    pub fn write_json<T: Serialize>(&mut self, record: &T) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let encoded = match self.format {
+            LogFormat::Jsonl => serde_json::to_writer(&mut line, record).map(|()| line.push(b'\n')),
+            LogFormat::Binary => {
+                let mut r = Ok(());
+                binary::put_record(&mut line, TAG_JSON, |o| {
+                    r = serde_json::to_writer(o, record);
+                });
+                r
+            }
+        };
+        if let Err(e) = encoded {
             self.failed(io::Error::other(e), 1);
             self.line = line;
             return;
         }
-        line.push(b'\n');
+        self.push(line);
+    }
+
+    /// Buffer one encoded record, rotating and flushing as needed.
+    fn push(&mut self, line: Vec<u8>) {
         let grown = self.len + (self.pending.len() + line.len()) as u64;
         if grown > self.cfg.max_bytes
             && self.len + self.pending.len() as u64 > 0
@@ -202,6 +267,10 @@ impl EventLog {
             self.line = line;
             return;
         }
+        if self.pending.is_empty() && self.format == LogFormat::Binary {
+            // Room for the block header, filled in when the block is written.
+            self.pending.extend_from_slice(&[0; BLOCK_HEADER_LEN]);
+        }
         self.pending.extend_from_slice(&line);
         self.pending_lines += 1;
         self.line = line;
@@ -216,8 +285,11 @@ impl EventLog {
         if self.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         let lines = std::mem::take(&mut self.pending_lines);
+        if self.format == LogFormat::Binary {
+            binary::seal_block(&mut pending, lines as u32);
+        }
         if let Err(e) = self.append(&pending, lines) {
             self.failed(e, lines);
         }
@@ -243,8 +315,29 @@ impl EventLog {
     }
 
     fn write_header(&mut self) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&self.header).map_err(io::Error::other)?;
-        line.push(b'\n');
+        let line = match self.format {
+            LogFormat::Jsonl => {
+                let mut line = serde_json::to_vec(&self.header).map_err(io::Error::other)?;
+                line.push(b'\n');
+                line
+            }
+            LogFormat::Binary => {
+                // A new file starts with the file header; a later session appends a block.
+                let mut out = Vec::with_capacity(512);
+                if self.len == 0 {
+                    out.extend_from_slice(&binary::file_header());
+                }
+                let block_at = out.len();
+                out.extend_from_slice(&[0; BLOCK_HEADER_LEN]);
+                let mut r = Ok(());
+                binary::put_record(&mut out, TAG_JSON, |o| {
+                    r = serde_json::to_writer(o, &self.header);
+                });
+                r.map_err(io::Error::other)?;
+                binary::seal_block(&mut out[block_at..], 1);
+                out
+            }
+        };
         self.append(&line, 1)?;
         self.needs_header = false;
         Ok(())
@@ -358,6 +451,85 @@ fn cut_partial_tail(file: &File, path: &Path) -> io::Result<u64> {
         break_tail(file, path, 0, len)?;
     }
     Ok(0)
+}
+
+/// The format of an existing active segment: binary when it starts with (a prefix of) the
+/// binary magic, JSON Lines otherwise (an empty file is either: the caller writes its own).
+fn format_of(file: &File) -> io::Result<LogFormat> {
+    use std::os::unix::fs::FileExt as _;
+    let mut head = [0u8; FILE_MAGIC.len()];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(if n > 0 && FILE_MAGIC.starts_with(&head[..n]) {
+        LogFormat::Binary
+    } else {
+        LogFormat::Jsonl
+    })
+}
+
+/// The binary counterpart of [`cut_partial_tail`]: find the last whole, checksummed block
+/// (searching back from the end, so opening a large segment reads little) and cut what
+/// follows it. A file header cut short is cut to nothing.
+fn cut_partial_block(file: &File, path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let len = file.metadata()?.len();
+    let header_ok = len >= FILE_HEADER_LEN as u64 && {
+        let mut h = [0u8; FILE_HEADER_LEN];
+        file.read_exact_at(&mut h, 0)?;
+        h[..8] == FILE_MAGIC
+    };
+    if !header_ok {
+        if len > 0 {
+            break_tail(file, path, 0, len)?;
+        }
+        return Ok(0);
+    }
+    let body = len - FILE_HEADER_LEN as u64;
+    let mut window: u64 = 1 << 20;
+    loop {
+        let size = window.min(body);
+        let start = len - size;
+        let mut buf = vec![0u8; size as usize];
+        file.read_exact_at(&mut buf, start)?;
+        // The rightmost block that is whole and checksummed ends the good part.
+        let mut end = buf.len();
+        while let Some(i) = memchr::memmem::rfind(&buf[..end], &BLOCK_MAGIC) {
+            if let Some(whole) = whole_block(&buf[i..]) {
+                let whole = start + (i + whole) as u64;
+                if whole < len {
+                    break_tail(file, path, whole, len)?;
+                }
+                return Ok(whole);
+            }
+            end = i + BLOCK_MAGIC.len() - 1;
+            if end < BLOCK_MAGIC.len() {
+                break;
+            }
+        }
+        if size == body {
+            // No whole block at all: keep the file header only.
+            let whole = FILE_HEADER_LEN as u64;
+            if whole < len {
+                break_tail(file, path, whole, len)?;
+            }
+            return Ok(whole);
+        }
+        window = window.saturating_mul(4);
+    }
+}
+
+/// The length of the block at the start of `b` when it is whole and its checksum holds.
+fn whole_block(b: &[u8]) -> Option<usize> {
+    let h = b.get(..BLOCK_HEADER_LEN)?;
+    let word = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
+    let total = BLOCK_HEADER_LEN.checked_add(word(4) as usize)?;
+    let payload = b.get(BLOCK_HEADER_LEN..total)?;
+    (binary::block_crc(word(8), payload) == word(12)).then_some(total)
 }
 
 fn break_tail(file: &File, path: &Path, whole: u64, len: u64) -> io::Result<()> {

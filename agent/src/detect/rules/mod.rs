@@ -151,6 +151,13 @@ impl RuleInfo {
 pub trait Rule: Send {
     fn info(&self) -> &'static RuleInfo;
     fn process(&mut self, event: &Event, out: &mut Vec<Alert>);
+    /// The rule acts on the events of its `info().inputs` only, so the engine may hand it
+    /// no others. True for stateless rules ([`Check`]s), whose inputs name what their
+    /// predicate matches; false (every event) for rules with state, which may read other
+    /// kinds to keep it (a process exit ends what they track).
+    fn inputs_only(&self) -> bool {
+        false
+    }
 }
 
 /// A rule type as the catalogue registers it.

@@ -53,6 +53,10 @@ impl<C: Check> Rule for Simple<C> {
         C::INFO
     }
 
+    fn inputs_only(&self) -> bool {
+        true
+    }
+
     fn process(&mut self, event: &Event, out: &mut Vec<Alert>) {
         if let Some(f) = C::check(event) {
             let mut a = alert(C::INFO, event, f.summary, f.details);
