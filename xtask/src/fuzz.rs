@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{setup, workspace_root};
 
-pub const TARGETS: [&str; 4] = ["event_line", "kernel_record", "config", "btf"];
+pub const TARGETS: [&str; 5] = ["event_line", "kernel_record", "config", "btf", "binary_log"];
 
 fn ensure_cargo_fuzz() -> Result<()> {
     let ok = Command::new("cargo")
