@@ -78,6 +78,7 @@ pub struct Config {
     pub ring_buffers: RingBuffers,
     pub metrics: Metrics,
     pub hooks: Hooks,
+    pub node: Node,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
 }
@@ -123,6 +124,17 @@ impl Default for Logs {
             event_log_keep: 10,
         }
     }
+}
+
+/// How alerts name the node they come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Node {
+    /// The node's name in alerts. Unset: `NODE_NAME` from the environment (the DaemonSet
+    /// sets it from the downward API), else the hostname.
+    pub name: Option<String>,
+    /// The cluster's name in alerts; unset: none.
+    pub cluster: Option<String>,
 }
 
 /// Which kernel hooks the agent may use.

@@ -54,6 +54,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
         format: RulesFormat,
     },
+    /// Print the JSON Schema (draft 2020-12) of alert lines or of event-log lines (the same
+    /// files as schema/*.schema.json in the source tree).
+    Schema {
+        #[arg(value_enum)]
+        which: escapewatch::schema::Which,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -187,6 +193,10 @@ fn main() -> ExitCode {
         Command::Timeline(args) => incident::timeline(args),
         Command::Rules { format } => {
             print_rules(format);
+            Ok(())
+        }
+        Command::Schema { which } => {
+            print!("{}", escapewatch::schema::schema_text(which));
             Ok(())
         }
     };

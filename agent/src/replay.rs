@@ -21,6 +21,7 @@ use tracing::warn;
 use crate::{
     detect::{Alert, Engine, Severity},
     eventlog::{self, LineReader, MAX_LINE_BYTES, RawLine},
+    identity::Identity,
     model::{Event, LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
 };
 
@@ -478,7 +479,8 @@ pub fn replay_with(
             Record::Event(event) => {
                 stats.events += 1;
                 // Held-back alerts only feed live metrics.
-                for alert in sessions.engine.process(&event).alerts {
+                for mut alert in sessions.engine.process(&event).alerts {
+                    sessions.stamp(&mut alert);
                     stats.alerts += 1;
                     if opts.filter.matches(&alert) {
                         stats.printed += 1;
@@ -505,6 +507,8 @@ pub struct Sessions<'a> {
     pub engine: Engine,
     new_engine: &'a dyn Fn() -> Engine,
     last: Option<LogHeader>,
+    /// The node and host of the session being read (from its header).
+    identity: Option<Identity>,
     rule_set_hash: String,
     warned_hashes: Vec<String>,
 }
@@ -517,6 +521,7 @@ impl<'a> Sessions<'a> {
             engine,
             new_engine,
             last: None,
+            identity: None,
             rule_set_hash,
             warned_hashes: Vec::new(),
         }
@@ -547,7 +552,16 @@ impl<'a> Sessions<'a> {
             self.engine = (self.new_engine)();
         }
         let new_session = !continues;
+        self.identity = Some(Identity::from_header(&h));
         self.last = Some(h);
         new_session
+    }
+
+    /// Give `alert` its id and node, as the live agent did from the same header. Events read
+    /// before any header (a headerless input in lenient mode) leave them empty.
+    pub fn stamp(&self, alert: &mut Alert) {
+        if let Some(id) = &self.identity {
+            id.stamp(alert);
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::{
     detect::{self, Engine, rules},
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
+    identity,
     loader::{self, LoadError, Loaded},
     metrics::{self, Health, Metrics, MetricsError, Readiness},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
@@ -230,7 +231,19 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         host_namespaces_source: host_ns.source.clone(),
         rule_set_hash: eventlog::rule_set_hash(rules::infos()),
         segment: 0,
+        node_name: identity::node_name(
+            opts.config.node.name.as_deref(),
+            std::env::var("NODE_NAME").ok().as_deref(),
+            &host::hostname(),
+        ),
+        cluster: opts.config.node.cluster.clone().unwrap_or_default(),
+        boot_id: identity::boot_id(&proc_root),
     };
+    info!(
+        node = header.node_name,
+        cluster = header.cluster,
+        "node identity"
+    );
     // Read before anything can fail: a start that fails keeps the previous run's marker for the
     // next one. Without an event log there is no session to record the report in: not checked.
     let run_marker = opts

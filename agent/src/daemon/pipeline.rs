@@ -23,6 +23,7 @@ use crate::{
     detect::{Alert, AlertProcess, Engine, rules},
     enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
+    identity::Identity,
     metrics::Metrics,
     model::{Container, Event, LogHeader, Namespaces, Payload, Process},
     runtime_watch::RuntimeWatch,
@@ -107,6 +108,8 @@ pub struct Pipeline {
     containers: Containers,
     boot_unix_ns: i128,
     agent: AlertProcess,
+    /// Node and host of every alert, from the session header (as replay stamps them).
+    identity: Identity,
 }
 
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
@@ -153,6 +156,7 @@ impl Pipeline {
             alert_log_path,
             boot_unix_ns,
         } = parts;
+        let identity = Identity::from_header(&header);
         Pipeline {
             enricher,
             engine,
@@ -173,6 +177,7 @@ impl Pipeline {
             containers: Containers::default(),
             boot_unix_ns,
             agent: agent_process(),
+            identity,
         }
     }
 
@@ -249,7 +254,8 @@ impl Pipeline {
     }
 
     /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
-    pub fn emit(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+    pub fn emit(&mut self, mut alert: Alert, ktime_ns: Option<u64>) {
+        self.identity.stamp(&mut alert);
         self.logs.write_alert(&alert, &self.metrics);
         self.metrics
             .alerts

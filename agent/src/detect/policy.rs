@@ -273,15 +273,18 @@ mod tests {
 
     fn alert() -> Alert {
         Alert {
+            id: String::new(),
             time: "t".into(),
             rule: "r1".into(),
             severity: Severity::Critical,
             summary: "s".into(),
             mitre: "T1611".into(),
-            container: Some(AlertContainer {
+            node: None,
+            container: Some(AlertContainer::from_container(&crate::model::Container {
                 id: "a".repeat(64),
                 runtime: Runtime::Docker,
-            }),
+                pod_uid: None,
+            })),
             process: AlertProcess {
                 pid: 1,
                 ppid: 0,

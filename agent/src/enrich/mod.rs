@@ -370,6 +370,7 @@ impl<S: System> Enricher<S> {
             container,
             data,
             hook: hook_label(h.flags),
+            workload: None,
         }
     }
 
@@ -404,6 +405,7 @@ impl<S: System> Enricher<S> {
             container: None,
             data,
             hook: String::new(),
+            workload: None,
         }
     }
 }
