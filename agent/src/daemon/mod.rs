@@ -17,6 +17,7 @@ use crate::{
     collect::{CollectError, Collector},
     config::{Config, PrecisionHook},
     detect::{self, Engine, rules},
+    enrich::workload::{self, WorkloadCache},
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
     identity,
@@ -279,6 +280,21 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         cgroups: CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
     };
+    let workload = if opts.config.workload.enabled {
+        match WorkloadCache::start(
+            workload::host_sources(&opts.config.workload),
+            workload::WorkloadConfig::default(),
+            metrics.workload_metadata.clone(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(error = %e, "cannot start the workload metadata thread: alerts go out without container names and images");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));
     info!(
@@ -296,6 +312,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         alerts,
         alert_log_path: alert_log,
         boot_unix_ns: boot,
+        workload,
     });
 
     report_attachments(&loaded, &metrics, &health);

@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use crate::{
     collect::Collector,
     detect::{Alert, AlertProcess, Engine, rules},
+    enrich::workload::WorkloadCache,
     enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
     identity::Identity,
@@ -95,6 +96,8 @@ pub struct PipelineParts {
     pub alert_log_path: Option<PathBuf>,
     /// The wall-clock time of boot, in ns: kernel timestamps plus this are wall time.
     pub boot_unix_ns: i128,
+    /// Container metadata from the runtimes (None: not asked).
+    pub workload: Option<WorkloadCache>,
 }
 
 pub struct Pipeline {
@@ -110,6 +113,7 @@ pub struct Pipeline {
     agent: AlertProcess,
     /// Node and host of every alert, from the session header (as replay stamps them).
     identity: Identity,
+    workload: Option<WorkloadCache>,
 }
 
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
@@ -155,6 +159,7 @@ impl Pipeline {
             alerts,
             alert_log_path,
             boot_unix_ns,
+            workload,
         } = parts;
         let identity = Identity::from_header(&header);
         Pipeline {
@@ -178,6 +183,7 @@ impl Pipeline {
             boot_unix_ns,
             agent: agent_process(),
             identity,
+            workload,
         }
     }
 
@@ -212,14 +218,14 @@ impl Pipeline {
         let mut last_ktime = None;
         for raw in batch.drain(..) {
             self.kernel.count_event(raw.header().kind, &self.metrics);
-            let event = self.enricher.enrich(&raw);
+            let mut event = self.enricher.enrich(&raw);
             if let Some(watch) = &mut self.runtime_watch {
                 watch.observe(&event);
             }
             if let Some(c) = &event.container {
                 self.containers.seen(&c.id, event.ktime_ns);
             }
-            self.log_and_detect(&event);
+            self.log_and_detect(&mut event);
             let latency = boottime_ns().saturating_sub(event.ktime_ns);
             self.metrics.event_latency.observe(latency as f64 / 1e9);
             last_ktime = Some(event.ktime_ns);
@@ -231,10 +237,32 @@ impl Pipeline {
         self.flush();
     }
 
-    /// Into the event log, then through the engine: the order replay sees.
-    fn log_and_detect(&mut self, event: &Event) {
-        self.logs.record(event, &self.metrics);
+    /// Through the engine, into the event log, then the alerts out: the event log holds each
+    /// event before any alert it gave.
+    ///
+    /// The container's workload metadata, when the cache has it, goes through the engine
+    /// with the event, and is recorded with it only when the engine's outcome (alerts or
+    /// suppressions) was not empty: the metadata only decorates alerts and feeds the
+    /// allowlists, so an event of an empty outcome replays to the same empty outcome without
+    /// it, and the log does not repeat a container's labels on every event.
+    fn log_and_detect(&mut self, event: &mut Event) {
+        if let (Some(cache), Some(c)) = (&self.workload, &event.container) {
+            event.workload = cache.get(c);
+        }
         let outcome = self.engine.process(event);
+        if outcome.alerts.is_empty() && outcome.suppressed.is_empty() {
+            event.workload = None;
+        }
+        self.logs.record(event, &self.metrics);
+        if let Some(cache) = &self.workload {
+            for a in outcome.alerts.iter().filter(|a| a.container.is_some()) {
+                let carried = a
+                    .container
+                    .as_ref()
+                    .is_some_and(|c| !c.name.is_empty() || !c.image.is_empty());
+                cache.count_alert(carried);
+            }
+        }
         for s in outcome.suppressed {
             self.metrics
                 .alerts_suppressed
@@ -281,12 +309,12 @@ impl Pipeline {
             self.enricher.note_loss();
             // The loss report enters the event stream like any event: logged, then judged by
             // the engine's detector-overloaded rule, so replay sees what the live engine saw.
-            let report = self.enricher.synthetic(
+            let mut report = self.enricher.synthetic(
                 now,
                 self.agent_as_process(),
                 Payload::EventsLost { lost: new_losses },
             );
-            self.log_and_detect(&report);
+            self.log_and_detect(&mut report);
             self.flush();
         }
         self.metrics
@@ -338,7 +366,7 @@ impl Pipeline {
                 Payload::EventsBudgeted { suppressed },
             );
             report.container = container;
-            self.log_and_detect(&report);
+            self.log_and_detect(&mut report);
         }
         self.flush();
     }
@@ -347,10 +375,10 @@ impl Pipeline {
     /// then judged by the engine (`detector-tampered`), so replay sees what the live engine
     /// saw.
     pub fn report(&mut self, data: Payload) {
-        let report = self
+        let mut report = self
             .enricher
             .synthetic(boottime_ns(), self.agent_as_process(), data);
-        self.log_and_detect(&report);
+        self.log_and_detect(&mut report);
         self.flush();
     }
 

@@ -137,6 +137,15 @@ impl AlertContainer {
     }
 
     pub fn add_workload(&mut self, w: &Workload) {
+        // A container found by its namespaces only (`ctr run` puts it in cgroup /NS/ID) is
+        // named by the runtime that knew it.
+        if self.runtime == Runtime::Unknown {
+            match w.source.as_str() {
+                "docker" => self.runtime = Runtime::Docker,
+                "containerd" => self.runtime = Runtime::Containerd,
+                _ => {}
+            }
+        }
         self.name.clone_from(&w.name);
         self.image.clone_from(&w.image);
         self.image_digest.clone_from(&w.image_digest);

@@ -13,6 +13,7 @@ mod payload;
 pub mod process;
 pub mod procfs_scan;
 mod table;
+pub mod workload;
 
 use std::collections::HashMap;
 

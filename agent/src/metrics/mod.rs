@@ -81,6 +81,9 @@ pub struct Metrics {
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_timestamp: Gauge,
     pub ring_buffer_bytes: GaugeVec,
+    /// Workload metadata: alerts with (hit) / without (miss) it, lookups found, unknown,
+    /// dropped (queue full), and source errors.
+    pub workload_metadata: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -327,8 +330,19 @@ impl Metrics {
                     &["ring"],
                 ),
             )?,
+            workload_metadata: counter_vec!(
+                &r,
+                "escapewatch_workload_metadata_total",
+                "Container metadata from the runtimes: alerts that carried it (hit) or went out \
+                 without it (miss), lookups found, unknown, dropped (queue full) and failed \
+                 (error: socket absent, refused or slow).",
+                &["result"]
+            ),
             registry: r,
         };
+        for result in ["hit", "miss", "found", "unknown", "dropped", "error"] {
+            m.workload_metadata.with_label_values(&[result]);
+        }
         let build = reg(
             &m.registry,
             "escapewatch_build_info",
