@@ -205,7 +205,7 @@ fn containerd_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_si
         "--cap-add",
         "CAP_SYS_PTRACE",
         "--with-ns",
-        "pid:/proc/1/ns/pid",
+        &format!("pid:/proc/{}/ns/pid", host.id()),
         "--label",
         "team=blue",
         CTR_IMAGE,
