@@ -81,6 +81,8 @@ pub struct Config {
     pub node: Node,
     /// Where the container runtimes are asked for workload metadata.
     pub workload: crate::enrich::workload::RuntimePaths,
+    /// Output sinks fed by the fan-out: webhooks, syslog/journald.
+    pub sinks: crate::sink::SinksConfig,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
     /// The files this config was merged from: the main file, then its `config.d/*.toml`

@@ -295,6 +295,11 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     } else {
         None
     };
+    let sinks = crate::sink::fanout(&opts.config.sinks, &metrics.sink_alerts)
+        .map_err(crate::sink::SinkError::Thread)?;
+    if !sinks.is_empty() {
+        info!(sinks = ?sinks.names(), "output sinks");
+    }
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));
     info!(
@@ -313,6 +318,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         alert_log_path: alert_log,
         boot_unix_ns: boot,
         workload,
+        sinks,
     });
 
     report_attachments(&loaded, &metrics, &health);

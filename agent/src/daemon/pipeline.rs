@@ -28,6 +28,7 @@ use crate::{
     metrics::Metrics,
     model::{Container, Event, LogHeader, Namespaces, Payload, Process},
     runtime_watch::RuntimeWatch,
+    sink::Fanout,
     sink::JsonLines,
 };
 
@@ -98,6 +99,8 @@ pub struct PipelineParts {
     pub boot_unix_ns: i128,
     /// Container metadata from the runtimes (None: not asked).
     pub workload: Option<WorkloadCache>,
+    /// Every output sink (webhooks, syslog), fed after the alert log.
+    pub sinks: Fanout,
 }
 
 pub struct Pipeline {
@@ -114,6 +117,7 @@ pub struct Pipeline {
     /// Node and host of every alert, from the session header (as replay stamps them).
     identity: Identity,
     workload: Option<WorkloadCache>,
+    sinks: Fanout,
 }
 
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
@@ -160,6 +164,7 @@ impl Pipeline {
             alert_log_path,
             boot_unix_ns,
             workload,
+            sinks,
         } = parts;
         let identity = Identity::from_header(&header);
         Pipeline {
@@ -184,6 +189,7 @@ impl Pipeline {
             agent: agent_process(),
             identity,
             workload,
+            sinks,
         }
     }
 
@@ -285,6 +291,8 @@ impl Pipeline {
     pub fn emit(&mut self, mut alert: Alert, ktime_ns: Option<u64>) {
         self.identity.stamp(&mut alert);
         self.logs.write_alert(&alert, &self.metrics);
+        // Only queued: a slow sink drops (and counts), it never waits here.
+        self.sinks.publish(&alert);
         self.metrics
             .alerts
             .with_label_values(&[&alert.rule, alert.severity.as_str()])

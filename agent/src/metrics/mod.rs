@@ -84,6 +84,8 @@ pub struct Metrics {
     /// Workload metadata: alerts with (hit) / without (miss) it, lookups found, unknown,
     /// dropped (queue full), and source errors.
     pub workload_metadata: IntCounterVec,
+    /// Output sinks: alerts sent, dropped (queue full), failed (after retries), retried.
+    pub sink_alerts: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -337,6 +339,14 @@ impl Metrics {
                  without it (miss), lookups found, unknown, dropped (queue full) and failed \
                  (error: socket absent, refused or slow).",
                 &["result"]
+            ),
+            sink_alerts: counter_vec!(
+                &r,
+                "escapewatch_sink_alerts_total",
+                "Alerts of each output sink (webhook0, syslog, …): sent, dropped (its queue was \
+                 full: the sink is slower than the alerts), failed (after its retries), and \
+                 retried attempts.",
+                &["sink", "result"]
             ),
             registry: r,
         };
