@@ -83,6 +83,7 @@ pub struct Config {
     pub workload: crate::enrich::workload::RuntimePaths,
     /// Output sinks fed by the fan-out: webhooks, syslog/journald.
     pub sinks: crate::sink::SinksConfig,
+    pub alerts: Alerts,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
     /// The files this config was merged from: the main file, then its `config.d/*.toml`
@@ -175,6 +176,15 @@ impl Default for Logs {
             event_log_keep: 10,
         }
     }
+}
+
+/// What happens to alerts before they go out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alerts {
+    /// Identical alerts (rule, container, executable, details) within this many ms of the
+    /// first become one summary with a count; 0: off.
+    pub coalesce_window_ms: u64,
 }
 
 /// How alerts name the node they come from.

@@ -5,6 +5,7 @@
 //! `sink` (alerts). `replay` feeds recorded logs to the same `detect::Engine`.
 
 pub mod btf;
+pub mod coalesce;
 pub mod collect;
 pub mod config;
 pub mod daemon;

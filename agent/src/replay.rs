@@ -19,6 +19,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tracing::warn;
 
 use crate::{
+    coalesce::Coalescer,
     detect::{Alert, Engine, Severity},
     eventlog::{self, LineReader, MAX_LINE_BYTES, RawLine},
     identity::Identity,
@@ -469,27 +470,44 @@ pub fn replay_with(
     let mut stats = ReplayStats::default();
     let mut sessions = Sessions::new(opts.new_engine);
     let mut stream = LogStream::new(paths, opts.strict);
+    let mut out = |alerts: Vec<Alert>, sessions: &Sessions<'_>, stats: &mut ReplayStats| {
+        for mut alert in alerts {
+            sessions.stamp(&mut alert);
+            stats.alerts += 1;
+            if opts.filter.matches(&alert) {
+                stats.printed += 1;
+                emit(&alert)?;
+            }
+        }
+        Ok::<(), ReplayRunError>(())
+    };
     while let Some(record) = stream.next_record() {
         match record? {
             Record::Header(h) => {
+                // A session that ends gives its pending coalesced summaries, as the live
+                // agent did when it stopped.
+                let continues = sessions.continues(&h);
+                if !continues {
+                    let pending = sessions.flush_coalesced();
+                    out(pending, &sessions, &mut stats)?;
+                }
                 if sessions.header(h) {
                     stats.sessions += 1;
                 }
             }
             Record::Event(event) => {
                 stats.events += 1;
+                let mut alerts = sessions.advance_coalesced(&event.time);
                 // Held-back alerts only feed live metrics.
-                for mut alert in sessions.engine.process(&event).alerts {
-                    sessions.stamp(&mut alert);
-                    stats.alerts += 1;
-                    if opts.filter.matches(&alert) {
-                        stats.printed += 1;
-                        emit(&alert)?;
-                    }
+                for alert in sessions.engine.process(&event).alerts {
+                    sessions.offer(alert, &mut alerts);
                 }
+                out(alerts, &sessions, &mut stats)?;
             }
         }
     }
+    let pending = sessions.flush_coalesced();
+    out(pending, &sessions, &mut stats)?;
     stats.read = stream.stats;
     Ok(stats)
 }
@@ -509,6 +527,8 @@ pub struct Sessions<'a> {
     last: Option<LogHeader>,
     /// The node and host of the session being read (from its header).
     identity: Option<Identity>,
+    /// The session's coalescing, by the window its header recorded.
+    coalescer: Option<Coalescer>,
     rule_set_hash: String,
     warned_hashes: Vec<String>,
 }
@@ -522,6 +542,7 @@ impl<'a> Sessions<'a> {
             new_engine,
             last: None,
             identity: None,
+            coalescer: None,
             rule_set_hash,
             warned_hashes: Vec::new(),
         }
@@ -542,19 +563,57 @@ impl<'a> Sessions<'a> {
         }
         // A continuation of the session just read keeps its engine (and its state); a
         // continuation whose start is not in the input starts fresh anyway.
-        let continues = h.segment > 0
-            && self.last.as_ref().is_some_and(|p| {
-                p.hostname == h.hostname
-                    && p.boot_time == h.boot_time
-                    && p.agent_version == h.agent_version
-            });
+        let continues = self.continues(&h);
         if !continues && self.last.is_some() {
             self.engine = (self.new_engine)();
+        }
+        if !continues {
+            self.coalescer = Coalescer::new(h.coalesce_window_ms);
         }
         let new_session = !continues;
         self.identity = Some(Identity::from_header(&h));
         self.last = Some(h);
         new_session
+    }
+
+    /// Whether `h` continues the session read so far (a size rotation's next segment).
+    pub fn continues(&self, h: &LogHeader) -> bool {
+        h.segment > 0
+            && self.last.as_ref().is_some_and(|p| {
+                p.hostname == h.hostname
+                    && p.boot_time == h.boot_time
+                    && p.agent_version == h.agent_version
+            })
+    }
+
+    /// An engine alert: into `out`, or folded into a pending coalesced summary.
+    pub fn offer(&mut self, alert: Alert, out: &mut Vec<Alert>) {
+        match &mut self.coalescer {
+            Some(c) => {
+                c.offer(alert, out);
+            }
+            None => out.push(alert),
+        }
+    }
+
+    /// Summaries whose window the event at `time` closed.
+    pub fn advance_coalesced(&mut self, time: &str) -> Vec<Alert> {
+        let mut out = Vec::new();
+        if let Some(c) = &mut self.coalescer
+            && let Some(now) = crate::coalesce::time_ns(time)
+        {
+            c.advance(now, &mut out);
+        }
+        out
+    }
+
+    /// Every pending summary (the session ends).
+    pub fn flush_coalesced(&mut self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        if let Some(c) = &mut self.coalescer {
+            c.flush(&mut out);
+        }
+        out
     }
 
     /// Give `alert` its id and node, as the live agent did from the same header. Events read

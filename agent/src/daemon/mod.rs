@@ -239,6 +239,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         ),
         cluster: opts.config.node.cluster.clone().unwrap_or_default(),
         boot_id: identity::boot_id(&proc_root),
+        coalesce_window_ms: opts.config.alerts.coalesce_window_ms,
     };
     info!(
         node = header.node_name,

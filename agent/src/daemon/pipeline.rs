@@ -19,6 +19,7 @@ use prometheus::IntCounter;
 use tracing::{error, info, warn};
 
 use crate::{
+    coalesce::Coalescer,
     collect::Collector,
     detect::{Alert, AlertProcess, Engine, rules},
     enrich::workload::WorkloadCache,
@@ -118,6 +119,8 @@ pub struct Pipeline {
     identity: Identity,
     workload: Option<WorkloadCache>,
     sinks: Fanout,
+    /// Folds identical alerts (None: off), by the window the header records.
+    coalescer: Option<Coalescer>,
 }
 
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
@@ -167,6 +170,7 @@ impl Pipeline {
             sinks,
         } = parts;
         let identity = Identity::from_header(&header);
+        let coalescer = Coalescer::new(header.coalesce_window_ms);
         Pipeline {
             enricher,
             engine,
@@ -190,6 +194,7 @@ impl Pipeline {
             identity,
             workload,
             sinks,
+            coalescer,
         }
     }
 
@@ -255,6 +260,16 @@ impl Pipeline {
         if let (Some(cache), Some(c)) = (&self.workload, &event.container) {
             event.workload = cache.get(c);
         }
+        // Summaries whose window this event's time closed go out before its own alerts.
+        if let Some(co) = &mut self.coalescer
+            && let Some(now) = crate::coalesce::time_ns(&event.time)
+        {
+            let mut out = Vec::new();
+            co.advance(now, &mut out);
+            for a in out {
+                self.emit(a, None);
+            }
+        }
         let outcome = self.engine.process(event);
         if outcome.alerts.is_empty() && outcome.suppressed.is_empty() {
             event.workload = None;
@@ -283,7 +298,41 @@ impl Pipeline {
                     "the agent raised an alert about itself"
                 );
             }
-            self.emit(alert, Some(event.ktime_ns));
+            self.offer(alert, Some(event.ktime_ns));
+        }
+    }
+
+    fn flush_coalesced(&mut self) {
+        let mut out = Vec::new();
+        if let Some(co) = &mut self.coalescer {
+            co.flush(&mut out);
+        }
+        if !out.is_empty() {
+            for a in out {
+                self.emit(a, None);
+            }
+            self.flush();
+        }
+    }
+
+    /// One alert from the engine: out now, or folded into a coalesced summary.
+    fn offer(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+        let Some(co) = &mut self.coalescer else {
+            return self.emit(alert, ktime_ns);
+        };
+        let rule = alert.rule.clone();
+        let mut out = Vec::new();
+        if co.offer(alert, &mut out) {
+            self.metrics
+                .alerts_coalesced
+                .with_label_values(&[&rule])
+                .inc();
+        }
+        for a in out {
+            let k = (a.rule == rule && a.coalesced.is_none())
+                .then_some(ktime_ns)
+                .flatten();
+            self.emit(a, k);
         }
     }
 
@@ -403,11 +452,15 @@ impl Pipeline {
     /// one). The new file starts with a session header, so it can be replayed on its own.
     /// While it cannot be opened, every event counts as a write error and it is retried.
     pub fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>) {
+        // The new file is a new session to replay: pending summaries belong to the old one.
+        self.flush_coalesced();
         self.logs.reopen_event_log(cfg, &self.metrics);
     }
 
     /// Shutdown: flush, close the event log (waits for its compression thread).
     pub fn close(mut self) {
+        // The session ends: pending summaries go out (replay flushes at the same point).
+        self.flush_coalesced();
         self.logs.close(&self.metrics);
         info!(
             decode_errors = self.kernel.decode_errors,

@@ -109,6 +109,22 @@ pub struct Alert {
     pub event_ids: Vec<u64>,
     /// What happened, why it matters, what to check next.
     pub explanation: String,
+    /// A summary of identical alerts within the coalescing window (the first of them went
+    /// out on its own before); absent on every other alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coalesced: Option<Coalesced>,
+}
+
+/// How many identical alerts a summary stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Coalesced {
+    /// Alerts in the window, the first included.
+    pub count: u64,
+    pub first_time: String,
+    pub last_time: String,
+    /// The first alert's `event_ids` (this alert's are the last one's).
+    pub first_event_ids: Vec<u64>,
 }
 
 impl AlertContainer {

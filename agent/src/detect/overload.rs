@@ -209,6 +209,7 @@ impl OverloadDetector {
             details,
             event_ids,
             explanation: INFO.explanation.to_owned(),
+            coalesced: None,
         }
     }
 }

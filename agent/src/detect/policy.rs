@@ -428,6 +428,7 @@ mod tests {
             details: serde_json::Value::Null,
             event_ids: vec![1],
             explanation: "e".into(),
+            coalesced: None,
         }
     }
 

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub workload_metadata: IntCounterVec,
     /// Output sinks: alerts sent, dropped (queue full), failed (after retries), retried.
     pub sink_alerts: IntCounterVec,
+    /// Repeats folded into a coalesced summary, by rule.
+    pub alerts_coalesced: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -347,6 +349,13 @@ impl Metrics {
                  full: the sink is slower than the alerts), failed (after its retries), and \
                  retried attempts.",
                 &["sink", "result"]
+            ),
+            alerts_coalesced: counter_vec!(
+                &r,
+                "escapewatch_alerts_coalesced_total",
+                "Alerts folded into a coalesced summary (identical to an earlier one within \
+                 alerts.coalesce_window_ms), by rule; the summary carries their count.",
+                &["rule"]
             ),
             registry: r,
         };

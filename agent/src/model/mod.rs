@@ -49,6 +49,14 @@ pub struct LogHeader {
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`); part of every alert id.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub boot_id: String,
+    /// Identical alerts within this many ms were coalesced (config
+    /// `alerts.coalesce_window_ms`); 0 (absent): none were. Replay coalesces the same way.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coalesce_window_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 pub const LOG_FORMAT: &str = "escapewatch-events";

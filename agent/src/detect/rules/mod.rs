@@ -264,5 +264,6 @@ fn alert(
         details,
         event_ids: vec![event.id],
         explanation: info.explanation.to_owned(),
+        coalesced: None,
     }
 }
