@@ -274,14 +274,14 @@ fn compile_workload(
         })?;
         labels.push((k.clone(), p));
     }
-    if let Some(day) = &a.expires {
-        if !is_date(day) {
-            return Err(PolicyError::BadExpiry {
-                rule: rule.to_owned(),
-                index,
-                value: day.clone(),
-            });
-        }
+    if let Some(day) = &a.expires
+        && !is_date(day)
+    {
+        return Err(PolicyError::BadExpiry {
+            rule: rule.to_owned(),
+            index,
+            value: day.clone(),
+        });
     }
     Ok(WorkloadMatch {
         k8s_namespace: compile(rule, index, "k8s_namespace", &a.k8s_namespace)?,

@@ -119,7 +119,7 @@ pub fn host_sources(paths: &RuntimePaths) -> Vec<Box<dyn Source>> {
 
 enum Entry {
     Pending,
-    Found(Workload),
+    Found(Box<Workload>),
     Unknown { since: Instant },
 }
 
@@ -177,7 +177,7 @@ impl WorkloadCache {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match inner.map.get(&c.id) {
-            Some(Entry::Found(w)) => return Some(w.clone()),
+            Some(Entry::Found(w)) => return Some((**w).clone()),
             Some(Entry::Pending) => {}
             Some(Entry::Unknown { since }) if since.elapsed() < self.config.retry_after => {}
             _ => match self.requests.try_send(c.clone()) {
@@ -227,7 +227,7 @@ impl WorkloadCache {
                 *e = match found {
                     Some(mut w) => {
                         w.container_id.clone_from(&c.id);
-                        Entry::Found(w)
+                        Entry::Found(Box::new(w))
                     }
                     None => Entry::Unknown {
                         since: Instant::now(),
