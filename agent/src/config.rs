@@ -643,9 +643,9 @@ mod tests {
             "runtime",
         );
         assert_names(
-            "[[rules.namespace-join-host.allow]]\nimage = \"nginx\"\n",
+            "[[rules.namespace-join-host.allow]]\npod_name = \"web\"\n",
             2,
-            "image",
+            "pod_name",
         );
         // Semantics (looked up again in the text).
         assert_names(

@@ -36,11 +36,11 @@ impl DockerApi {
         let mut s = UnixStream::connect(&self.socket).map_err(io)?;
         s.set_read_timeout(Some(self.timeout)).map_err(io)?;
         s.set_write_timeout(Some(self.timeout)).map_err(io)?;
-        write!(
-            s,
+        // One write: a request in pieces is a request a strict server may read in part.
+        let request = format!(
             "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: escapewatch\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(io)?;
+        );
+        s.write_all(request.as_bytes()).map_err(io)?;
         let mut raw = Vec::new();
         // A deadline for the whole response, not only for each read.
         let deadline = std::time::Instant::now() + self.timeout;

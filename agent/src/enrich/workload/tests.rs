@@ -58,9 +58,16 @@ fn fake_docker(
         let mut held = Vec::new();
         for s in listener.incoming() {
             let mut s = s.unwrap();
+            // The whole request: closing with unread bytes resets the client's connection.
+            let mut raw = Vec::new();
             let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&raw).into_owned();
             let path = req.split(' ').nth(1).unwrap_or_default().to_owned();
             let _ = tx.send(path.clone());
             match respond(&path) {
