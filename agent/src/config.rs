@@ -78,8 +78,61 @@ pub struct Config {
     pub ring_buffers: RingBuffers,
     pub metrics: Metrics,
     pub hooks: Hooks,
+    pub node: Node,
+    /// Where the container runtimes are asked for workload metadata.
+    pub workload: crate::enrich::workload::RuntimePaths,
+    /// Output sinks fed by the fan-out: webhooks, syslog/journald.
+    pub sinks: crate::sink::SinksConfig,
+    pub alerts: Alerts,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
+    /// The files this config was merged from: the main file, then its `config.d/*.toml`
+    /// drop-ins in name order.
+    #[serde(skip)]
+    pub sources: Vec<PathBuf>,
+    /// For each rule, the file each of its allowlist entries came from (in entry order).
+    #[serde(skip)]
+    pub allow_sources: BTreeMap<String, Vec<PathBuf>>,
+}
+
+/// `<dir of main>/config.d`: drop-in files platform teams ship beside the main config.
+pub fn dropin_dir(main: &Path) -> PathBuf {
+    main.parent().unwrap_or(Path::new(".")).join("config.d")
+}
+
+/// The `*.toml` files of `dir` in name order (none when it does not exist).
+fn dropin_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// `over` into `base`: tables merge key by key, arrays are appended (allowlists, disabled
+/// hooks), any other value of a later file replaces the earlier one.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (Some(toml::Value::Array(b)), toml::Value::Array(o)) => b.extend(o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -127,6 +180,26 @@ impl Default for Logs {
             event_log_format: crate::eventlog::LogFormat::Binary,
         }
     }
+}
+
+/// What happens to alerts before they go out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alerts {
+    /// Identical alerts (rule, container, executable, details) within this many ms of the
+    /// first become one summary with a count; 0: off.
+    pub coalesce_window_ms: u64,
+}
+
+/// How alerts name the node they come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Node {
+    /// The node's name in alerts. Unset: `NODE_NAME` from the environment (the DaemonSet
+    /// sets it from the downward API), else the hostname.
+    pub name: Option<String>,
+    /// The cluster's name in alerts; unset: none.
+    pub cluster: Option<String>,
 }
 
 /// Which kernel hooks the agent may use.
@@ -219,9 +292,63 @@ impl Config {
     /// Read, check and parse `path`. Refused before a byte is read: a link, anything but a
     /// regular file (a FIFO would block a SIGHUP reload forever), a file everyone can write,
     /// one owned by neither root nor the agent's user, one over [`MAX_CONFIG_BYTES`].
+    ///
+    /// Then the drop-ins of `config.d/` beside it, in name order, each read with the same
+    /// checks and validated on its own (its errors name it, its line and key), merged over
+    /// the main file: tables key by key, arrays (allowlists) appended, other values replaced.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let bytes = read_config_file(path)?;
-        Self::from_bytes(&bytes, path)
+        let mut config = Self::from_bytes(&bytes, path)?;
+        config.note_source(path);
+        let dropins = dropin_files(&dropin_dir(path))?;
+        if dropins.is_empty() {
+            return Ok(config);
+        }
+        let table = |bytes: &[u8], p: &Path| -> Result<toml::Table, ConfigError> {
+            let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Read {
+                path: p.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            toml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: p.to_owned(),
+                message: e.to_string().trim_end().to_owned(),
+            })
+        };
+        let mut merged = table(&bytes, path)?;
+        let mut sources = std::mem::take(&mut config.allow_sources);
+        let mut files = vec![path.to_owned()];
+        for f in dropins {
+            let bytes = read_config_file(&f)?;
+            let mut one = Self::from_bytes(&bytes, &f)?;
+            one.note_source(&f);
+            for (rule, list) in one.allow_sources {
+                sources.entry(rule).or_default().extend(list);
+            }
+            merge_tables(&mut merged, table(&bytes, &f)?);
+            files.push(f);
+        }
+        let mut config: Config =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!("merged with config.d: {}", e.to_string().trim_end()),
+                })?;
+        // Each file was valid alone; what only their merge gives is reported against the main.
+        config.validate("", path)?;
+        config.sources = files;
+        config.allow_sources = sources;
+        Ok(config)
+    }
+
+    fn note_source(&mut self, path: &Path) {
+        self.sources = vec![path.to_owned()];
+        self.allow_sources = self
+            .rules
+            .iter()
+            .filter(|(_, s)| !s.allow.is_empty())
+            .map(|(r, s)| (r.clone(), vec![path.to_owned(); s.allow.len()]))
+            .collect();
     }
 
     /// The file given, else the default file if it exists, else the defaults.
@@ -520,9 +647,9 @@ mod tests {
             "runtime",
         );
         assert_names(
-            "[[rules.namespace-join-host.allow]]\nimage = \"nginx\"\n",
+            "[[rules.namespace-join-host.allow]]\npod_name = \"web\"\n",
             2,
-            "image",
+            "pod_name",
         );
         // Semantics (looked up again in the text).
         assert_names(

@@ -5,6 +5,7 @@
 //! `sink` (alerts). `replay` feeds recorded logs to the same `detect::Engine`.
 
 pub mod btf;
+pub mod coalesce;
 pub mod collect;
 pub mod config;
 pub mod daemon;
@@ -12,6 +13,7 @@ pub mod detect;
 pub mod enrich;
 pub mod errors;
 pub mod eventlog;
+pub mod identity;
 pub mod loader;
 pub mod metrics;
 pub mod model;
@@ -20,5 +22,6 @@ pub mod replay;
 pub mod rules_report;
 pub mod runtime_watch;
 pub mod safe_open;
+pub mod schema;
 pub mod sink;
 pub mod timeline;

@@ -69,6 +69,12 @@ enum Command {
     /// that drop every syscall after one map lookup), print `ready`, wait for SIGINT/SIGTERM.
     #[command(hide = true)]
     BenchFloor,
+    /// Print the JSON Schema (draft 2020-12) of alert lines or of event-log lines (the same
+    /// files as schema/*.schema.json in the source tree).
+    Schema {
+        #[arg(value_enum)]
+        which: escapewatch::schema::Which,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -178,6 +184,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     println!("{}: OK", path.display());
+    for dropin in config.sources.iter().skip(1) {
+        println!("  merged drop-in {}", dropin.display());
+    }
     if !config.hooks.disable.is_empty() {
         let names: Vec<&str> = config.hooks.disable.iter().map(|h| h.kind_name()).collect();
         println!(
@@ -186,6 +195,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let policy = config.policy()?;
+    let today = time::OffsetDateTime::now_utc().date().to_string();
     for info in escapewatch::detect::all_rule_infos() {
         let state = if policy.enabled(info.id) {
             "enabled"
@@ -198,8 +208,49 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
             info.id,
             policy.severity(info).as_str()
         );
+        let Some(settings) = config.rules.get(info.id) else {
+            continue;
+        };
+        let sources = config.allow_sources.get(info.id);
+        for (i, a) in settings.allow.iter().enumerate() {
+            let from = sources
+                .and_then(|s| s.get(i))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!(
+                "    allow[{i}] {}  (from {from})",
+                describe_allow(a, &today)
+            );
+        }
     }
     Ok(())
+}
+
+/// An allowlist entry on one line: its terms, expiry and reason.
+fn describe_allow(a: &escapewatch::detect::policy::AllowSettings, today: &str) -> String {
+    let mut terms = Vec::new();
+    let mut term = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            terms.push(format!("{k}={v:?}"));
+        }
+    };
+    term("container_id", &a.container_id);
+    term("runtime", &a.runtime.map(|r| r.as_str().to_owned()));
+    term("cgroup", &a.cgroup);
+    term("exe", &a.exe);
+    term("k8s_namespace", &a.k8s_namespace);
+    term("pod", &a.pod);
+    term("image", &a.image);
+    term("container_name", &a.container_name);
+    for (k, v) in &a.labels {
+        terms.push(format!("labels.{k}={v:?}"));
+    }
+    let expiry = match &a.expires {
+        Some(d) if d.as_str() < today => format!(" expired {d} (matches only earlier events)"),
+        Some(d) => format!(" until {d}"),
+        None => String::new(),
+    };
+    format!("{}{expiry} reason={:?}", terms.join(" "), a.reason)
 }
 
 fn print_rules(format: RulesFormat) {
@@ -225,6 +276,10 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::BenchFloor => bench_floor::run().map_err(anyhow::Error::from),
+        Command::Schema { which } => {
+            print!("{}", escapewatch::schema::schema_text(which));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,11 +19,13 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tracing::warn;
 
 use crate::{
+    coalesce::Coalescer,
     detect::{Alert, Engine, Severity},
     eventlog::{
         self, BlockItem, BlockReader, LineReader, LogFormat, MAX_LINE_BYTES, RawLine,
         binary::{self, FORMAT_VERSION, TAG_EVENT, TAG_JSON},
     },
+    identity::Identity,
     model::{Event, LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
 };
 
@@ -95,6 +97,9 @@ pub enum ReplayError {
 
 /// One line of an event log.
 #[derive(Debug)]
+// A header is one line per segment: its size costs nothing; boxing it would change every
+// reader of `Record::Header`.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// A segment starts: a new agent session (`segment` 0) or a rotation's continuation.
     Header(LogHeader),
@@ -663,27 +668,45 @@ pub fn replay_with(
     let mut stats = ReplayStats::default();
     let mut sessions = Sessions::new(opts.new_engine);
     let mut stream = LogStream::new(paths, opts.strict);
+    let mut out = |alerts: Vec<Alert>, sessions: &Sessions<'_>, stats: &mut ReplayStats| {
+        for mut alert in alerts {
+            sessions.stamp(&mut alert);
+            stats.alerts += 1;
+            if opts.filter.matches(&alert) {
+                stats.printed += 1;
+                emit(&alert)?;
+            }
+        }
+        Ok::<(), ReplayRunError>(())
+    };
     while let Some(record) = stream.next_record() {
         match record? {
             Record::Header(h) => {
+                // A session that ends gives its pending coalesced summaries, as the live
+                // agent did when it stopped.
+                let continues = sessions.continues(&h);
+                if !continues {
+                    let pending = sessions.flush_coalesced();
+                    out(pending, &sessions, &mut stats)?;
+                }
                 if sessions.header(h) {
                     stats.sessions += 1;
                 }
             }
             Record::Event(event) => {
                 stats.events += 1;
+                let mut alerts = sessions.advance_coalesced(&event.time);
                 // Held-back alerts only feed live metrics.
                 for alert in sessions.engine.process(&event).alerts {
-                    stats.alerts += 1;
-                    if opts.filter.matches(&alert) {
-                        stats.printed += 1;
-                        emit(&alert)?;
-                    }
+                    sessions.offer(alert, &mut alerts);
                 }
+                out(alerts, &sessions, &mut stats)?;
                 stream.recycle(event);
             }
         }
     }
+    let pending = sessions.flush_coalesced();
+    out(pending, &sessions, &mut stats)?;
     stats.read = stream.stats;
     Ok(stats)
 }
@@ -786,6 +809,10 @@ pub struct Sessions<'a> {
     pub engine: Engine,
     new_engine: &'a dyn Fn() -> Engine,
     last: Option<LogHeader>,
+    /// The node and host of the session being read (from its header).
+    identity: Option<Identity>,
+    /// The session's coalescing, by the window its header recorded.
+    coalescer: Option<Coalescer>,
     rule_set_hash: String,
     warned_hashes: Vec<String>,
 }
@@ -798,6 +825,8 @@ impl<'a> Sessions<'a> {
             engine,
             new_engine,
             last: None,
+            identity: None,
+            coalescer: None,
             rule_set_hash,
             warned_hashes: Vec::new(),
         }
@@ -818,17 +847,64 @@ impl<'a> Sessions<'a> {
         }
         // A continuation of the session just read keeps its engine (and its state); a
         // continuation whose start is not in the input starts fresh anyway.
-        let continues = h.segment > 0
+        let continues = self.continues(&h);
+        if !continues && self.last.is_some() {
+            self.engine = (self.new_engine)();
+        }
+        if !continues {
+            self.coalescer = Coalescer::new(h.coalesce_window_ms);
+        }
+        let new_session = !continues;
+        self.identity = Some(Identity::from_header(&h));
+        self.last = Some(h);
+        new_session
+    }
+
+    /// Whether `h` continues the session read so far (a size rotation's next segment).
+    pub fn continues(&self, h: &LogHeader) -> bool {
+        h.segment > 0
             && self.last.as_ref().is_some_and(|p| {
                 p.hostname == h.hostname
                     && p.boot_time == h.boot_time
                     && p.agent_version == h.agent_version
-            });
-        if !continues && self.last.is_some() {
-            self.engine = (self.new_engine)();
+            })
+    }
+
+    /// An engine alert: into `out`, or folded into a pending coalesced summary.
+    pub fn offer(&mut self, alert: Alert, out: &mut Vec<Alert>) {
+        match &mut self.coalescer {
+            Some(c) => {
+                c.offer(alert, out);
+            }
+            None => out.push(alert),
         }
-        let new_session = !continues;
-        self.last = Some(h);
-        new_session
+    }
+
+    /// Summaries whose window the event at `time` closed.
+    pub fn advance_coalesced(&mut self, time: &str) -> Vec<Alert> {
+        let mut out = Vec::new();
+        if let Some(c) = &mut self.coalescer
+            && let Some(now) = crate::coalesce::time_ns(time)
+        {
+            c.advance(now, &mut out);
+        }
+        out
+    }
+
+    /// Every pending summary (the session ends).
+    pub fn flush_coalesced(&mut self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        if let Some(c) = &mut self.coalescer {
+            c.flush(&mut out);
+        }
+        out
+    }
+
+    /// Give `alert` its id and node, as the live agent did from the same header. Events read
+    /// before any header (a headerless input in lenient mode) leave them empty.
+    pub fn stamp(&self, alert: &mut Alert) {
+        if let Some(id) = &self.identity {
+            id.stamp(alert);
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::{
 };
 
 use escapewatch::{
+    detect::Alert,
     eventlog::{EventLog, EventLogConfig, LogFormat},
     model::{Event, LogHeader},
     replay::{ReplayError, ReplayOptions, ReplayRunError, ReplayStats, replay, replay_with},
@@ -56,7 +57,30 @@ fn run_replay(paths: &[PathBuf], strict: bool) -> Result<(String, ReplayStats), 
     };
     let stats = replay_with(paths, &opts, |a| out.write(a))?;
     out.flush().expect("flush");
-    Ok((fs::read_to_string(&file).expect("read output"), stats))
+    Ok((
+        as_recorded(&fs::read_to_string(&file).expect("read output")),
+        stats,
+    ))
+}
+
+/// Replay output in the shape the recorded alert fixtures have: the identity fields that
+/// agents add since those were recorded (`id`, `node`: both derived from the log header and
+/// the alert, so replay recomputes them; `identity_*` tests check them) are checked to be
+/// there and taken out; everything else stays byte for byte as replay wrote it. Alert's
+/// field order is its JSON order and the identity fields are skipped when empty, so the
+/// re-serialised line is exactly what an agent of the fixtures' time wrote.
+fn as_recorded(out: &str) -> String {
+    let mut s = String::new();
+    for line in out.lines() {
+        let mut a: Alert = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(a.id.len(), 36, "alert without its id: {line}");
+        assert!(a.node.is_some(), "alert without its node: {line}");
+        a.id.clear();
+        a.node = None;
+        s.push_str(&serde_json::to_string(&a).unwrap());
+        s.push('\n');
+    }
+    s
 }
 
 fn tempdir(name: &str) -> PathBuf {
@@ -131,7 +155,91 @@ fn replay_to_string(events: &Path) -> String {
     let mut out = JsonLines::open(Some(&file)).unwrap();
     replay(&[events.to_owned()], |a| out.write(a)).expect("replay");
     out.flush().unwrap();
-    fs::read_to_string(file).unwrap()
+    as_recorded(&fs::read_to_string(file).unwrap())
+}
+
+fn replay_full(events: &Path) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    replay(&[events.to_owned()], |a| {
+        alerts.push(a.clone());
+        Ok(())
+    })
+    .expect("replay");
+    alerts
+}
+
+fn header_of(events: &Path) -> LogHeader {
+    let text = fs::read_to_string(events).unwrap();
+    serde_json::from_str(text.lines().next().unwrap()).unwrap()
+}
+
+/// Every fixture's alerts carry the node of the log's header and an id; replaying again
+/// gives the same ids; no two alerts of all fixtures share one.
+#[test]
+fn identity_comes_from_the_recorded_header_and_is_stable_across_replays() {
+    let mut seen = std::collections::BTreeMap::new();
+    for (events, _) in fixtures() {
+        let header = header_of(&events);
+        let first = replay_full(&events);
+        assert_eq!(first, replay_full(&events), "{}", events.display());
+        for a in &first {
+            let node = a.node.as_ref().unwrap();
+            assert_eq!(
+                node.name, header.hostname,
+                "old logs name the node by hostname"
+            );
+            assert_eq!(node.hostname, header.hostname);
+            assert_eq!(node.agent_version, header.agent_version);
+            assert_eq!(
+                node.schema_version,
+                escapewatch::identity::ALERT_SCHEMA_VERSION
+            );
+            if let Some(other) = seen.insert(a.id.clone(), (events.clone(), a.rule.clone())) {
+                panic!(
+                    "{} shared by {other:?} and {} {}",
+                    a.id,
+                    events.display(),
+                    a.rule
+                );
+            }
+        }
+    }
+    assert!(seen.len() > 50, "only {} alerts", seen.len());
+}
+
+/// A header with node name, cluster and boot id (what agents write now) gives alerts with
+/// them; another boot gives other ids for the same events.
+#[test]
+fn identity_follows_node_name_cluster_and_boot_id_of_the_header() {
+    let (events, _) = two_containers();
+    let text = fixture_text();
+    let mut header: LogHeader = serde_json::from_str(&header_line()).unwrap();
+    let plain = replay_full(&events);
+    let mut ids = Vec::new();
+    for boot in [
+        "3f1c9a52-0c1e-4a8e-9d27-5a0f64f0b1a1",
+        "7d2e0b13-9b4c-4d6f-8e10-2c3b4a5d6e7f",
+    ] {
+        header.node_name = "worker-3".into();
+        header.cluster = "prod-eu".into();
+        header.boot_id = boot.into();
+        let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        let p = write(
+            "with-identity.events.jsonl",
+            format!("{}\n{body}", serde_json::to_string(&header).unwrap()).as_bytes(),
+        );
+        let got = replay_full(&p);
+        assert_eq!(got.len(), plain.len());
+        for (g, p) in got.iter().zip(&plain) {
+            let node = g.node.as_ref().unwrap();
+            assert_eq!(node.name, "worker-3");
+            assert_eq!(node.cluster.as_deref(), Some("prod-eu"));
+            assert_eq!(node.hostname, header.hostname);
+            assert_ne!(g.id, p.id, "the boot id is part of the alert id");
+        }
+        ids.push(got.into_iter().map(|a| a.id).collect::<Vec<_>>());
+    }
+    assert_ne!(ids[0], ids[1]);
 }
 
 /// Write `events` (a log's event lines) through the rotating writer, as the daemon does.
@@ -300,7 +408,7 @@ fn cli_reads_zstd_from_stdin() {
     let (events, expected) = two_containers();
     let packed = zstd::encode_all(&fs::read(&events).unwrap()[..], 3).unwrap();
     let (stdout, _) = ok(&cli(&["replay", "-"], Some(&packed)));
-    assert_eq!(stdout, expected);
+    assert_eq!(as_recorded(&stdout), expected);
 }
 
 #[test]

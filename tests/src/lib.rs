@@ -1,4 +1,5 @@
 pub mod agent;
 pub mod escape;
 pub mod runc;
+pub mod runtimes;
 pub mod scenario;

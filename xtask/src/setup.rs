@@ -25,6 +25,10 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus",
     // redis-server + redis-benchmark: the realistic load of `cargo xtask bench`.
     "redis-server",
+    // Real runtimes for tests/tests/runtimes.rs: the tests start their own dockerd and
+    // containerd (own sockets and state) and stop them; nothing here starts them.
+    "docker.io",
+    "containerd",
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

@@ -17,8 +17,10 @@ use crate::{
     collect::{CollectError, Collector},
     config::{Config, PrecisionHook},
     detect::{self, Engine, rules},
+    enrich::workload::{self, WorkloadCache},
     enrich::{Enricher, LiveSystem, cgroup::CgroupResolver, host, procfs_scan},
     eventlog::{self, EventLog, EventLogConfig, EventLogError},
+    identity,
     loader::{self, LoadError, Loaded},
     metrics::{self, Health, Metrics, MetricsError, Readiness},
     model::{LOG_FORMAT, LOG_SCHEMA_VERSION, LogHeader},
@@ -241,7 +243,20 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         host_namespaces_source: host_ns.source.clone(),
         rule_set_hash: eventlog::rule_set_hash(rules::infos()),
         segment: 0,
+        node_name: identity::node_name(
+            opts.config.node.name.as_deref(),
+            std::env::var("NODE_NAME").ok().as_deref(),
+            &host::hostname(),
+        ),
+        cluster: opts.config.node.cluster.clone().unwrap_or_default(),
+        boot_id: identity::boot_id(&proc_root),
+        coalesce_window_ms: opts.config.alerts.coalesce_window_ms,
     };
+    info!(
+        node = header.node_name,
+        cluster = header.cluster,
+        "node identity"
+    );
     // Read before anything can fail: a start that fails keeps the previous run's marker for the
     // next one. Without an event log there is no session to record the report in: not checked.
     let run_marker = opts
@@ -277,6 +292,26 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         cgroups: CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
     };
+    let workload = if opts.config.workload.enabled {
+        match WorkloadCache::start(
+            workload::host_sources(&opts.config.workload),
+            workload::WorkloadConfig::default(),
+            metrics.workload_metadata.clone(),
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(error = %e, "cannot start the workload metadata thread: alerts go out without container names and images");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let sinks = crate::sink::fanout(&opts.config.sinks, &metrics.sink_alerts)
+        .map_err(crate::sink::SinkError::Thread)?;
+    if !sinks.is_empty() {
+        info!(sinks = ?sinks.names(), "output sinks");
+    }
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));
     info!(
@@ -294,6 +329,8 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         alerts,
         alert_log_path: alert_log,
         boot_unix_ns: boot,
+        workload,
+        sinks,
     });
 
     report_attachments(&loaded, &metrics, &health);

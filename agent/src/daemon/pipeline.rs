@@ -19,13 +19,17 @@ use prometheus::IntCounter;
 use tracing::{error, info, warn};
 
 use crate::{
+    coalesce::Coalescer,
     collect::Collector,
     detect::{Alert, AlertProcess, Engine, rules},
+    enrich::workload::WorkloadCache,
     enrich::{Enricher, LiveSystem},
     eventlog::{EventLog, EventLogConfig, EventLogStats},
+    identity::Identity,
     metrics::Metrics,
     model::{Container, Event, LogHeader, Namespaces, Payload, Process},
     runtime_watch::RuntimeWatch,
+    sink::Fanout,
     sink::JsonLines,
 };
 
@@ -94,6 +98,10 @@ pub struct PipelineParts {
     pub alert_log_path: Option<PathBuf>,
     /// The wall-clock time of boot, in ns: kernel timestamps plus this are wall time.
     pub boot_unix_ns: i128,
+    /// Container metadata from the runtimes (None: not asked).
+    pub workload: Option<WorkloadCache>,
+    /// Every output sink (webhooks, syslog), fed after the alert log.
+    pub sinks: Fanout,
 }
 
 pub struct Pipeline {
@@ -107,6 +115,12 @@ pub struct Pipeline {
     containers: Containers,
     boot_unix_ns: i128,
     agent: AlertProcess,
+    /// Node and host of every alert, from the session header (as replay stamps them).
+    identity: Identity,
+    workload: Option<WorkloadCache>,
+    sinks: Fanout,
+    /// Folds identical alerts (None: off), by the window the header records.
+    coalescer: Option<Coalescer>,
 }
 
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
@@ -152,7 +166,11 @@ impl Pipeline {
             alerts,
             alert_log_path,
             boot_unix_ns,
+            workload,
+            sinks,
         } = parts;
+        let identity = Identity::from_header(&header);
+        let coalescer = Coalescer::new(header.coalesce_window_ms);
         Pipeline {
             enricher,
             engine,
@@ -173,6 +191,10 @@ impl Pipeline {
             containers: Containers::default(),
             boot_unix_ns,
             agent: agent_process(),
+            identity,
+            workload,
+            sinks,
+            coalescer,
         }
     }
 
@@ -207,14 +229,14 @@ impl Pipeline {
         let mut last_ktime = None;
         for raw in batch.drain(..) {
             self.kernel.count_event(raw.header().kind, &self.metrics);
-            let event = self.enricher.enrich(&raw);
+            let mut event = self.enricher.enrich(&raw);
             if let Some(watch) = &mut self.runtime_watch {
                 watch.observe(&event);
             }
             if let Some(c) = &event.container {
                 self.containers.seen(&c.id, event.ktime_ns);
             }
-            self.log_and_detect(&event);
+            self.log_and_detect(&mut event);
             let latency = boottime_ns().saturating_sub(event.ktime_ns);
             self.metrics.event_latency.observe(latency as f64 / 1e9);
             last_ktime = Some(event.ktime_ns);
@@ -226,10 +248,42 @@ impl Pipeline {
         self.flush();
     }
 
-    /// Into the event log, then through the engine: the order replay sees.
-    fn log_and_detect(&mut self, event: &Event) {
-        self.logs.record(event, &self.metrics);
+    /// Through the engine, into the event log, then the alerts out: the event log holds each
+    /// event before any alert it gave.
+    ///
+    /// The container's workload metadata, when the cache has it, goes through the engine
+    /// with the event, and is recorded with it only when the engine's outcome (alerts or
+    /// suppressions) was not empty: the metadata only decorates alerts and feeds the
+    /// allowlists, so an event of an empty outcome replays to the same empty outcome without
+    /// it, and the log does not repeat a container's labels on every event.
+    fn log_and_detect(&mut self, event: &mut Event) {
+        if let (Some(cache), Some(c)) = (&self.workload, &event.container) {
+            event.workload = cache.get(c);
+        }
+        // Summaries whose window this event's time closed go out before its own alerts.
+        if let Some(co) = &mut self.coalescer
+            && let Some(now) = crate::coalesce::time_ns(&event.time)
+        {
+            let mut out = Vec::new();
+            co.advance(now, &mut out);
+            for a in out {
+                self.emit(a, None);
+            }
+        }
         let outcome = self.engine.process(event);
+        if outcome.alerts.is_empty() && outcome.suppressed.is_empty() {
+            event.workload = None;
+        }
+        self.logs.record(event, &self.metrics);
+        if let Some(cache) = &self.workload {
+            for a in outcome.alerts.iter().filter(|a| a.container.is_some()) {
+                let carried = a
+                    .container
+                    .as_ref()
+                    .is_some_and(|c| !c.name.is_empty() || !c.image.is_empty());
+                cache.count_alert(carried);
+            }
+        }
         for s in outcome.suppressed {
             self.metrics
                 .alerts_suppressed
@@ -244,13 +298,50 @@ impl Pipeline {
                     "the agent raised an alert about itself"
                 );
             }
-            self.emit(alert, Some(event.ktime_ns));
+            self.offer(alert, Some(event.ktime_ns));
+        }
+    }
+
+    fn flush_coalesced(&mut self) {
+        let mut out = Vec::new();
+        if let Some(co) = &mut self.coalescer {
+            co.flush(&mut out);
+        }
+        if !out.is_empty() {
+            for a in out {
+                self.emit(a, None);
+            }
+            self.flush();
+        }
+    }
+
+    /// One alert from the engine: out now, or folded into a coalesced summary.
+    fn offer(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+        let Some(co) = &mut self.coalescer else {
+            return self.emit(alert, ktime_ns);
+        };
+        let rule = alert.rule.clone();
+        let mut out = Vec::new();
+        if co.offer(alert, &mut out) {
+            self.metrics
+                .alerts_coalesced
+                .with_label_values(&[&rule])
+                .inc();
+        }
+        for a in out {
+            let k = (a.rule == rule && a.coalesced.is_none())
+                .then_some(ktime_ns)
+                .flatten();
+            self.emit(a, k);
         }
     }
 
     /// Write one alert and count it. `ktime_ns`: the triggering event's kernel time.
-    pub fn emit(&mut self, alert: Alert, ktime_ns: Option<u64>) {
+    pub fn emit(&mut self, mut alert: Alert, ktime_ns: Option<u64>) {
+        self.identity.stamp(&mut alert);
         self.logs.write_alert(&alert, &self.metrics);
+        // Only queued: a slow sink drops (and counts), it never waits here.
+        self.sinks.publish(&alert);
         self.metrics
             .alerts
             .with_label_values(&[&alert.rule, alert.severity.as_str()])
@@ -275,12 +366,12 @@ impl Pipeline {
             self.enricher.note_loss();
             // The loss report enters the event stream like any event: logged, then judged by
             // the engine's detector-overloaded rule, so replay sees what the live engine saw.
-            let report = self.enricher.synthetic(
+            let mut report = self.enricher.synthetic(
                 now,
                 self.agent_as_process(),
                 Payload::EventsLost { lost: new_losses },
             );
-            self.log_and_detect(&report);
+            self.log_and_detect(&mut report);
             self.flush();
         }
         self.metrics
@@ -332,7 +423,7 @@ impl Pipeline {
                 Payload::EventsBudgeted { suppressed },
             );
             report.container = container;
-            self.log_and_detect(&report);
+            self.log_and_detect(&mut report);
         }
         self.flush();
     }
@@ -341,10 +432,10 @@ impl Pipeline {
     /// then judged by the engine (`detector-tampered`), so replay sees what the live engine
     /// saw.
     pub fn report(&mut self, data: Payload) {
-        let report = self
+        let mut report = self
             .enricher
             .synthetic(boottime_ns(), self.agent_as_process(), data);
-        self.log_and_detect(&report);
+        self.log_and_detect(&mut report);
         self.flush();
     }
 
@@ -361,11 +452,15 @@ impl Pipeline {
     /// one). The new file starts with a session header, so it can be replayed on its own.
     /// While it cannot be opened, every event counts as a write error and it is retried.
     pub fn reopen_event_log(&mut self, cfg: Option<EventLogConfig>) {
+        // The new file is a new session to replay: pending summaries belong to the old one.
+        self.flush_coalesced();
         self.logs.reopen_event_log(cfg, &self.metrics);
     }
 
     /// Shutdown: flush, close the event log (waits for its compression thread).
     pub fn close(mut self) {
+        // The session ends: pending summaries go out (replay flushes at the same point).
+        self.flush_coalesced();
         self.logs.close(&self.metrics);
         info!(
             decode_errors = self.kernel.decode_errors,

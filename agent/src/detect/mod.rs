@@ -10,7 +10,7 @@ pub mod overload;
 pub mod policy;
 pub mod rules;
 
-pub use alert::{Alert, AlertContainer, AlertProcess, Severity};
+pub use alert::{Alert, AlertContainer, AlertNode, AlertProcess, Coalesced, Severity};
 pub use engine::{Engine, Outcome};
 pub use policy::Policy;
 pub use rules::{Rule, RuleInfo};

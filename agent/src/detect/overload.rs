@@ -188,12 +188,20 @@ impl OverloadDetector {
         event_ids: Vec<u64>,
     ) -> Alert {
         Alert {
+            id: String::new(),
             time: e.time.clone(),
             rule: INFO.id.to_owned(),
             severity: INFO.severity,
             summary,
             mitre: INFO.mitre.to_owned(),
-            container: container.map(AlertContainer::from_container),
+            node: None,
+            container: container.map(|c| {
+                let mut a = AlertContainer::from_container(c);
+                if let Some(w) = e.workload.as_ref().filter(|w| w.container_id == c.id) {
+                    a.add_workload(w);
+                }
+                a
+            }),
             process: self
                 .reporter
                 .clone()
@@ -201,6 +209,7 @@ impl OverloadDetector {
             details,
             event_ids,
             explanation: INFO.explanation.to_owned(),
+            coalesced: None,
         }
     }
 }

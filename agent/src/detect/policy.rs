@@ -43,6 +43,19 @@ pub struct AllowSettings {
     pub cgroup: Option<String>,
     /// Glob over the process's executable path.
     pub exe: Option<String>,
+    /// Glob over the Kubernetes namespace of the alert's pod.
+    pub k8s_namespace: Option<String>,
+    /// Glob over the pod's name.
+    pub pod: Option<String>,
+    /// Glob over the container's image reference (`registry.example/debug:*`).
+    pub image: Option<String>,
+    /// Glob over the container's name.
+    pub container_name: Option<String>,
+    /// Container labels, each a glob its value must match (`{ team = "platform" }`).
+    pub labels: BTreeMap<String, String>,
+    /// Last day (`YYYY-MM-DD`, UTC) the entry holds; alerts of later events are not
+    /// allowlisted by it. Judged by the event's time, so replay judges it the same way.
+    pub expires: Option<String>,
     /// Why this is expected; required, so a later reader knows whom to ask.
     pub reason: String,
 }
@@ -58,10 +71,18 @@ pub enum PolicyError {
         field: &'static str,
         message: String,
     },
-    #[error("matches every alert: give at least one of container_id, runtime, cgroup, exe")]
+    #[error(
+        "matches every alert: give at least one of container_id, runtime, cgroup, exe, k8s_namespace, pod, image, container_name, labels"
+    )]
     MatchesEverything { rule: String, index: usize },
     #[error("must say why the entry is allowed (a non-empty string)")]
     MissingReason { rule: String, index: usize },
+    #[error("must be a date YYYY-MM-DD, not {value:?}")]
+    BadExpiry {
+        rule: String,
+        index: usize,
+        value: String,
+    },
 }
 
 impl PolicyError {
@@ -76,6 +97,9 @@ impl PolicyError {
             PolicyError::MissingReason { rule, index } => {
                 (rule.clone(), Some(*index), Some("reason"))
             }
+            PolicyError::BadExpiry { rule, index, .. } => {
+                (rule.clone(), Some(*index), Some("expires"))
+            }
         }
     }
 }
@@ -86,6 +110,58 @@ struct AllowEntry {
     runtime: Option<Runtime>,
     cgroup: Option<Pattern>,
     exe: Option<Pattern>,
+    workload: WorkloadMatch,
+}
+
+/// The workload terms of an entry: what the runtime said about the container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct WorkloadMatch {
+    k8s_namespace: Option<Pattern>,
+    pod: Option<Pattern>,
+    image: Option<Pattern>,
+    container_name: Option<Pattern>,
+    labels: Vec<(String, Pattern)>,
+    /// `YYYY-MM-DD`: compared with the first 10 characters of the alert's RFC 3339 time.
+    expires: Option<String>,
+}
+
+impl WorkloadMatch {
+    fn is_empty(&self) -> bool {
+        self.k8s_namespace.is_none()
+            && self.pod.is_none()
+            && self.image.is_none()
+            && self.container_name.is_none()
+            && self.labels.is_empty()
+    }
+
+    /// An entry without workload terms matches every workload; with some, a container
+    /// whose metadata lacks the field does not match (metadata not known is not allowed).
+    fn matches(&self, alert: &Alert) -> bool {
+        if let Some(day) = &self.expires
+            && alert.time.get(..10).is_some_and(|d| d > day.as_str())
+        {
+            return false;
+        }
+        if self.is_empty() {
+            return true;
+        }
+        let Some(c) = alert.container.as_ref() else {
+            return false;
+        };
+        let pod = c.pod.as_ref();
+        let glob = |p: &Option<Pattern>, v: Option<&str>| {
+            p.as_ref()
+                .is_none_or(|p| v.is_some_and(|v| !v.is_empty() && p.matches(v)))
+        };
+        glob(&self.k8s_namespace, pod.map(|p| p.namespace.as_str()))
+            && glob(&self.pod, pod.map(|p| p.name.as_str()))
+            && glob(&self.image, Some(c.image.as_str()))
+            && glob(&self.container_name, Some(c.name.as_str()))
+            && self
+                .labels
+                .iter()
+                .all(|(k, p)| c.labels.get(k).is_some_and(|v| p.matches(v)))
+    }
 }
 
 impl AllowEntry {
@@ -100,6 +176,7 @@ impl AllowEntry {
                 .is_none_or(|r| container.is_some_and(|c| c.runtime == r))
             && glob(&self.cgroup, cgroup)
             && glob(&self.exe, Some(alert.process.exe.as_str()))
+            && self.workload.matches(alert)
     }
 }
 
@@ -159,6 +236,63 @@ fn compile(
         .transpose()
 }
 
+/// `YYYY-MM-DD` naming a day of the calendar.
+fn is_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (
+        s[..4].parse::<i32>(),
+        s[5..7].parse::<u8>(),
+        s[8..].parse::<u8>(),
+    ) else {
+        return false;
+    };
+    time::Month::try_from(m).is_ok_and(|m| time::Date::from_calendar_date(y, m, d).is_ok())
+}
+
+fn compile_workload(
+    rule: &str,
+    index: usize,
+    a: &AllowSettings,
+) -> Result<WorkloadMatch, PolicyError> {
+    let mut labels = Vec::with_capacity(a.labels.len());
+    for (k, g) in &a.labels {
+        let p = Pattern::new(g).map_err(|e| PolicyError::BadGlob {
+            rule: rule.to_owned(),
+            index,
+            field: "labels",
+            message: format!("label {k}: {e}"),
+        })?;
+        labels.push((k.clone(), p));
+    }
+    if let Some(day) = &a.expires
+        && !is_date(day)
+    {
+        return Err(PolicyError::BadExpiry {
+            rule: rule.to_owned(),
+            index,
+            value: day.clone(),
+        });
+    }
+    Ok(WorkloadMatch {
+        k8s_namespace: compile(rule, index, "k8s_namespace", &a.k8s_namespace)?,
+        pod: compile(rule, index, "pod", &a.pod)?,
+        image: compile(rule, index, "image", &a.image)?,
+        container_name: compile(rule, index, "container_name", &a.container_name)?,
+        labels,
+        expires: a.expires.clone(),
+    })
+}
+
 impl Policy {
     /// Check and compile the settings against the rules that exist.
     pub fn new(
@@ -181,14 +315,13 @@ impl Policy {
                     runtime: a.runtime,
                     cgroup: compile(rule, index, "cgroup", &a.cgroup)?,
                     exe: compile(rule, index, "exe", &a.exe)?,
+                    workload: compile_workload(rule, index, a)?,
                 };
-                if entry
-                    == (AllowEntry {
-                        container_id: None,
-                        runtime: None,
-                        cgroup: None,
-                        exe: None,
-                    })
+                if entry.container_id.is_none()
+                    && entry.runtime.is_none()
+                    && entry.cgroup.is_none()
+                    && entry.exe.is_none()
+                    && entry.workload.is_empty()
                 {
                     return Err(PolicyError::MatchesEverything {
                         rule: rule.clone(),
@@ -273,15 +406,18 @@ mod tests {
 
     fn alert() -> Alert {
         Alert {
+            id: String::new(),
             time: "t".into(),
             rule: "r1".into(),
             severity: Severity::Critical,
             summary: "s".into(),
             mitre: "T1611".into(),
-            container: Some(AlertContainer {
+            node: None,
+            container: Some(AlertContainer::from_container(&crate::model::Container {
                 id: "a".repeat(64),
                 runtime: Runtime::Docker,
-            }),
+                pod_uid: None,
+            })),
             process: AlertProcess {
                 pid: 1,
                 ppid: 0,
@@ -292,6 +428,7 @@ mod tests {
             details: serde_json::Value::Null,
             event_ids: vec![1],
             explanation: "e".into(),
+            coalesced: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod payload;
 pub mod process;
 pub mod procfs_scan;
 mod table;
+pub mod workload;
 
 use std::collections::HashMap;
 
@@ -370,6 +371,7 @@ impl<S: System> Enricher<S> {
             container,
             data,
             hook: hook_label(h.flags),
+            workload: None,
         }
     }
 
@@ -404,6 +406,7 @@ impl<S: System> Enricher<S> {
             container: None,
             data,
             hook: String::new(),
+            workload: None,
         }
     }
 }

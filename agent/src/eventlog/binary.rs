@@ -207,6 +207,7 @@ pub fn blank_event() -> Event {
         container: None,
         data: Payload::ProcessFork { creator_pid: 0 },
         hook: String::new(),
+        workload: None,
     }
 }
 
@@ -458,6 +459,7 @@ impl Enc<'_> {
             container,
             data,
             hook,
+            workload,
         } = ev;
         self.u64(*id);
         self.str(time);
@@ -466,6 +468,10 @@ impl Enc<'_> {
         self.opt(container, Self::container);
         self.str(hook);
         self.payload(data);
+        // Rare (recorded only with events that gave alerts) and open-ended (labels): JSON.
+        self.opt(workload, |e, w| {
+            e.str(&serde_json::to_string(w).expect("a workload serialises"));
+        });
     }
 
     fn payload(&mut self, p: &Payload) {
@@ -1034,6 +1040,7 @@ impl<'a> Dec<'a> {
             container,
             data,
             hook,
+            workload,
         } = ev;
         *id = self.u64()?;
         self.str_into(time)?;
@@ -1047,6 +1054,10 @@ impl<'a> Dec<'a> {
         }
         self.str_into(hook)?;
         *data = self.payload()?;
+        *workload = self.opt(|d| {
+            let text = d.str()?;
+            serde_json::from_str(&text).map_err(|e| bad(format!("bad workload record: {e}")))
+        })?;
         Ok(())
     }
 

@@ -81,6 +81,13 @@ pub struct Metrics {
     pub config_last_reload_successful: IntGauge,
     pub config_last_reload_timestamp: Gauge,
     pub ring_buffer_bytes: GaugeVec,
+    /// Workload metadata: alerts with (hit) / without (miss) it, lookups found, unknown,
+    /// dropped (queue full), and source errors.
+    pub workload_metadata: IntCounterVec,
+    /// Output sinks: alerts sent, dropped (queue full), failed (after retries), retried.
+    pub sink_alerts: IntCounterVec,
+    /// Repeats folded into a coalesced summary, by rule.
+    pub alerts_coalesced: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
@@ -327,8 +334,34 @@ impl Metrics {
                     &["ring"],
                 ),
             )?,
+            workload_metadata: counter_vec!(
+                &r,
+                "escapewatch_workload_metadata_total",
+                "Container metadata from the runtimes: alerts that carried it (hit) or went out \
+                 without it (miss), lookups found, unknown, dropped (queue full) and failed \
+                 (error: socket absent, refused or slow).",
+                &["result"]
+            ),
+            sink_alerts: counter_vec!(
+                &r,
+                "escapewatch_sink_alerts_total",
+                "Alerts of each output sink (webhook0, syslog, …): sent, dropped (its queue was \
+                 full: the sink is slower than the alerts), failed (after its retries), and \
+                 retried attempts.",
+                &["sink", "result"]
+            ),
+            alerts_coalesced: counter_vec!(
+                &r,
+                "escapewatch_alerts_coalesced_total",
+                "Alerts folded into a coalesced summary (identical to an earlier one within \
+                 alerts.coalesce_window_ms), by rule; the summary carries their count.",
+                &["rule"]
+            ),
             registry: r,
         };
+        for result in ["hit", "miss", "found", "unknown", "dropped", "error"] {
+            m.workload_metadata.with_label_values(&[result]);
+        }
         let build = reg(
             &m.registry,
             "escapewatch_build_info",

@@ -10,13 +10,14 @@ pub use escapewatch_common::{
     calls::{MountCall, TaskChange, WatchedSyscall},
     event::NsType,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the event-log format (the JSON shape below). Bump on incompatible changes.
 pub const LOG_SCHEMA_VERSION: u32 = 1;
 
 /// First line of every event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogHeader {
     /// Always "escapewatch-events": tells a header line from an event line.
@@ -37,12 +38,31 @@ pub struct LogHeader {
     /// continued it. Replay keeps one engine across continuations, as the live agent did.
     #[serde(default)]
     pub segment: u64,
+    /// The node the agent ran on, as alerts name it: the config's `node.name`, else
+    /// `NODE_NAME` (the Kubernetes downward API), else the hostname. Empty in logs written
+    /// before it existed: replay then names the node by `hostname`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+    /// The config's `node.cluster`; empty when not configured.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`); part of every alert id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub boot_id: String,
+    /// Identical alerts within this many ms were coalesced (config
+    /// `alerts.coalesce_window_ms`); 0 (absent): none were. Replay coalesces the same way.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coalesce_window_ms: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 pub const LOG_FORMAT: &str = "escapewatch-events";
 
 /// Namespace inode numbers; 0 = unknown.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Namespaces {
     pub mnt: u32,
@@ -56,7 +76,9 @@ pub struct Namespaces {
 }
 
 /// Container runtimes recognised from cgroup paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     Docker,
@@ -84,7 +106,9 @@ impl Runtime {
 
 /// A container: the runtime and its id (64 hex characters, or the cgroup path when the path
 /// follows no known runtime layout).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
     pub id: String,
@@ -95,7 +119,7 @@ pub struct Container {
 }
 
 /// The process an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Process {
     pub pid: u32,
@@ -113,6 +137,7 @@ pub struct Process {
     pub gid: u32,
     /// Effective capabilities (written as a hex mask); `None` (written `""`) for the agent's
     /// own reports.
+    #[schemars(with = "String")]
     #[serde(with = "bits::hex_or_empty")]
     pub cap_effective: Option<u64>,
     pub cgroup_id: u64,
@@ -136,13 +161,15 @@ pub struct Process {
 }
 
 /// Credentials of a container's process that exceed what its container started with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredsBeyondStart {
     /// Effective capabilities outside the container's start bounding set (written in hex).
+    #[schemars(with = "String")]
     #[serde(with = "bits::hex")]
     pub gained: u64,
     /// The container's bounding set at start (`CapBnd` of its first workload process).
+    #[schemars(with = "String")]
     #[serde(with = "bits::hex")]
     pub start_bounding: u64,
     /// uid of the container's first workload process.
@@ -155,7 +182,7 @@ pub struct CredsBeyondStart {
 
 /// Where an exec'ing process's cwd or root lies when that is a mount of another mount
 /// namespace than its own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathOutside {
     /// `cwd` or `root`.
@@ -166,7 +193,7 @@ pub struct PathOutside {
 }
 
 /// A task's two filesystem anchors (`task->fs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FsPath {
     Cwd,
@@ -187,7 +214,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// Whose a namespace is, as far as the agent knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NsOwner {
     Host,
@@ -196,10 +223,11 @@ pub enum NsOwner {
 }
 
 /// One namespace a setns call moved the process into.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinedNamespace {
     #[serde(rename = "type")]
+    #[schemars(schema_with = "wire_schema::ns_type")]
     pub ns_type: NsType,
     pub inode: u32,
     /// The inode the process had before.
@@ -208,7 +236,7 @@ pub struct JoinedNamespace {
 }
 
 /// Which namespace syscall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NsSyscall {
     Setns,
@@ -217,7 +245,7 @@ pub enum NsSyscall {
 }
 
 /// Kind-specific part of an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Payload {
     ProcessExec {
@@ -245,9 +273,11 @@ pub enum Payload {
         exit_code: i32,
     },
     Mount {
+        #[schemars(schema_with = "wire_schema::mount_call")]
         call: MountCall,
         ret: i64,
         /// MS_* (mount) or the call's flags (written in hex).
+        #[schemars(with = "String")]
         #[serde(with = "bits::hex")]
         flags: u64,
         #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -272,6 +302,7 @@ pub enum Payload {
         /// The fd, or -errno.
         ret: i64,
         /// O_* flags (written in octal).
+        #[schemars(with = "String")]
         #[serde(with = "bits::octal")]
         flags: u64,
         /// Opened for writing.
@@ -314,6 +345,7 @@ pub enum Payload {
         len: u64,
         advice: u32,
         /// The mapping: vm_flags (written in hex), bounds and file.
+        #[schemars(with = "String")]
         #[serde(with = "bits::hex")]
         vm_flags: u64,
         vm_start: u64,
@@ -371,10 +403,12 @@ pub enum Payload {
     CowFault {
         addr: u64,
         /// FAULT_FLAG_* (written in hex).
+        #[schemars(with = "String")]
         #[serde(with = "bits::hex")]
         fault_flags: u64,
         /// The mapping belongs to another process (the ptrace variant).
         remote_mm: bool,
+        #[schemars(with = "String")]
         #[serde(with = "bits::hex")]
         vm_flags: u64,
         vm_start: u64,
@@ -385,12 +419,14 @@ pub enum Payload {
     /// outside setns/unshare (switch_task_namespaces). The process fields hold what it was
     /// given.
     TaskChanged {
+        #[schemars(schema_with = "wire_schema::task_change")]
         change: TaskChange,
         /// `creds`: what the task had before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<CredsBefore>,
     },
     Syscall {
+        #[schemars(schema_with = "wire_schema::watched_syscall")]
         name: WatchedSyscall,
         ret: i64,
         args: [u64; 4],
@@ -420,9 +456,11 @@ pub enum Payload {
         /// Return value (for clone: the child pid; negative: -errno).
         ret: i64,
         /// setns nstype / unshare or clone flags (written in hex).
+        #[schemars(with = "String")]
         #[serde(with = "bits::hex")]
         flags: u64,
         /// Namespace types named by the flags.
+        #[schemars(schema_with = "wire_schema::ns_types")]
         flag_types: Vec<NsType>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fd: Option<i32>,
@@ -434,16 +472,17 @@ pub enum Payload {
 }
 
 /// The credentials a task had before a `task_changed` of its creds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredsBefore {
     pub uid: u32,
+    #[schemars(with = "String")]
     #[serde(with = "bits::hex")]
     pub cap_effective: u64,
 }
 
 /// One enriched event: a line of the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// Sequence number, unique within one log; alerts cite it in `event_ids`.
@@ -463,6 +502,83 @@ pub struct Event {
     /// did not record it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hook: String,
+    /// What the container runtime said about `container` (name, image, labels, pod), when
+    /// the agent's metadata cache had it as the event went by. Recorded, so replay gives the
+    /// alerts the live agent gave; absent when the lookup had not finished or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
+}
+
+/// A container's metadata from its runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// The container this is about (`Container::id`).
+    pub container_id: String,
+    /// Where it was read: `docker` (Engine API), `containerd` (task bundle), `oci-state`
+    /// (runc/crun state dir of a bare bundle).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_digest: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
+}
+
+/// A Kubernetes pod, from the labels/annotations kubelet gives its containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pod {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The container's name in the pod spec.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container: String,
+}
+
+/// JSON Schemas of the wire enums of `escapewatch_common` (which has no schemars): strings,
+/// one of the names the log writes.
+mod wire_schema {
+    use schemars::{Schema, SchemaGenerator, json_schema};
+    use serde::Serialize;
+
+    use super::{MountCall, NsType, TaskChange, WatchedSyscall};
+
+    fn names<T: Serialize>(all: &[T]) -> Schema {
+        let names: Vec<serde_json::Value> = all
+            .iter()
+            .map(|v| serde_json::to_value(v).expect("a wire enum serialises"))
+            .collect();
+        json_schema!({ "type": "string", "enum": names })
+    }
+
+    pub fn ns_type(_: &mut SchemaGenerator) -> Schema {
+        names(&NsType::ALL)
+    }
+
+    pub fn ns_types(g: &mut SchemaGenerator) -> Schema {
+        let item = ns_type(g);
+        json_schema!({ "type": "array", "items": item })
+    }
+
+    pub fn mount_call(_: &mut SchemaGenerator) -> Schema {
+        names(MountCall::ALL)
+    }
+
+    pub fn task_change(_: &mut SchemaGenerator) -> Schema {
+        names(TaskChange::ALL)
+    }
+
+    pub fn watched_syscall(_: &mut SchemaGenerator) -> Schema {
+        names(WatchedSyscall::ALL)
+    }
 }
 
 impl Event {
@@ -492,7 +608,9 @@ impl Event {
 }
 
 /// Why the kernel reported a file open (`escapewatch_common::event::open_class` bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OpenClass {
     /// The open failed (the path was kept instead of a file).
@@ -510,7 +628,7 @@ pub enum OpenClass {
 }
 
 /// A file identified by device and inode, with its dentry name(s).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileRef {
     pub ino: u64,
@@ -522,7 +640,7 @@ pub struct FileRef {
 }
 
 /// Another process an event is aimed at (ptrace, process_vm_writev, /proc/PID/mem).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetProcess {
     pub pid: u32,
@@ -630,6 +748,7 @@ pub(crate) mod testing {
                 joined,
             },
             hook: String::new(),
+            workload: None,
         }
     }
 }

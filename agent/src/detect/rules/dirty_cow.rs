@@ -426,6 +426,7 @@ mod tests {
             container: s.container,
             data,
             hook: hook.into(),
+            workload: None,
         }
     }
 

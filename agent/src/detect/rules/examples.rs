@@ -73,6 +73,7 @@ pub fn in_container(comm: &str, data: Payload) -> Event {
         container: s.container,
         data,
         hook: String::new(),
+        workload: None,
     }
 }
 

@@ -259,15 +259,18 @@ fn alert(
     details: serde_json::Value,
 ) -> Alert {
     Alert {
+        id: String::new(),
         time: event.time.clone(),
         rule: info.id.to_owned(),
         severity: info.severity,
         summary,
         mitre: info.mitre.to_owned(),
-        container: event.container.as_ref().map(AlertContainer::from_container),
+        node: None,
+        container: AlertContainer::of_event(event),
         process: AlertProcess::from_event(event),
         details,
         event_ids: vec![event.id],
         explanation: info.explanation.to_owned(),
+        coalesced: None,
     }
 }

@@ -12,6 +12,46 @@ use std::{
 
 use serde::Serialize;
 
+pub mod falco;
+pub mod fanout;
+pub mod syslog;
+pub mod webhook;
+
+pub use fanout::Fanout;
+
+/// `[sinks]`: where alerts go besides the alert log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinksConfig {
+    pub webhook: Vec<webhook::WebhookConfig>,
+    pub syslog: syslog::SyslogConfig,
+}
+
+/// The fan-out of `config`'s sinks, each counted in `counts` (`{sink, result}`).
+pub fn fanout(
+    config: &SinksConfig,
+    counts: &prometheus::IntCounterVec,
+) -> Result<Fanout, io::Error> {
+    let mut f = Fanout::default();
+    for (i, w) in config.webhook.iter().enumerate() {
+        f.add(
+            &format!("webhook{i}"),
+            w.queue,
+            Box::new(webhook::Webhook::new(w.clone())),
+            counts.clone(),
+        )?;
+    }
+    if config.syslog.enabled {
+        f.add(
+            "syslog",
+            config.syslog.queue,
+            Box::new(syslog::Syslog::new(config.syslog.socket.clone())),
+            counts.clone(),
+        )?;
+    }
+    Ok(f)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("cannot open {path} for appending")]
@@ -20,6 +60,8 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot start an output sink's thread")]
+    Thread(#[source] io::Error),
     #[error("cannot write to {what}")]
     Write {
         what: String,

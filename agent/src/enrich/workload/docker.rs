@@ -1,0 +1,183 @@
+//! The Docker Engine API: `GET /containers/<id>/json` over its Unix socket, HTTP/1.1 by hand
+//! (one request per connection, `Connection: close`), bounded in time and size.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    path::PathBuf,
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use super::{LookupError, Source, pod_of};
+use crate::model::{Container, Runtime, Workload};
+
+/// Largest response read (an inspect is a few KiB).
+const MAX_RESPONSE: u64 = 1 << 20;
+
+pub struct DockerApi {
+    socket: PathBuf,
+    timeout: Duration,
+}
+
+impl DockerApi {
+    pub fn new(socket: PathBuf, timeout: Duration) -> Self {
+        DockerApi { socket, timeout }
+    }
+
+    fn get(&self, path: &str) -> Result<(u16, Vec<u8>), LookupError> {
+        let what = format!("{} GET {path}", self.socket.display());
+        let io = |source| LookupError::Io {
+            what: what.clone(),
+            source,
+        };
+        let mut s = UnixStream::connect(&self.socket).map_err(io)?;
+        s.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        s.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        // One write: a request in pieces is a request a strict server may read in part.
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: docker\r\nUser-Agent: escapewatch\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).map_err(io)?;
+        let mut raw = Vec::new();
+        // A deadline for the whole response, not only for each read.
+        let deadline = std::time::Instant::now() + self.timeout;
+        let mut buf = [0u8; 8192];
+        loop {
+            if std::time::Instant::now() > deadline {
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "response not complete in time",
+                )));
+            }
+            let n = s.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if raw.len() as u64 > MAX_RESPONSE {
+                return Err(LookupError::Bad {
+                    what,
+                    problem: "response larger than 1 MiB".into(),
+                });
+            }
+        }
+        parse_response(&raw).map_err(|problem| LookupError::Bad { what, problem })
+    }
+}
+
+/// Status and body of an HTTP/1.1 response read to its end (identity or chunked body).
+pub fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| "headers are not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = &raw[end + 4..];
+    if !chunked {
+        return Ok((status, body.to_vec()));
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("chunk size line not terminated")?;
+        let size_text = std::str::from_utf8(&rest[..eol]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok((status, out));
+        }
+        if rest.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Inspect {
+    #[serde(default)]
+    name: String,
+    /// The image id (`sha256:…`).
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    config: Option<InspectConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectConfig {
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// The workload of an inspect response body.
+pub fn from_inspect(body: &[u8]) -> Result<Workload, String> {
+    let i: Inspect = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let (image, labels) = i
+        .config
+        .map(|c| (c.image, c.labels.unwrap_or_default()))
+        .unwrap_or_default();
+    Ok(Workload {
+        container_id: String::new(),
+        source: "docker".into(),
+        name: i.name.trim_start_matches('/').to_owned(),
+        image,
+        image_digest: i.image,
+        pod: pod_of(&labels),
+        labels,
+    })
+}
+
+impl Source for DockerApi {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    fn lookup(&mut self, c: &Container) -> Result<Option<Workload>, LookupError> {
+        // Docker names its containers by 64 hex; under Kubernetes (cri-dockerd) too.
+        let id_ok = c.id.len() == 64 && c.id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !id_ok || !matches!(c.runtime, Runtime::Docker | Runtime::Kubernetes) {
+            return Ok(None);
+        }
+        if !self.socket.exists() {
+            return Ok(None);
+        }
+        let (status, body) = self.get(&format!("/containers/{}/json", c.id))?;
+        match status {
+            200 => from_inspect(&body)
+                .map(Some)
+                .map_err(|problem| LookupError::Bad {
+                    what: format!("docker inspect {}", c.id),
+                    problem,
+                }),
+            404 => Ok(None),
+            s => Err(LookupError::Bad {
+                what: format!("docker inspect {}", c.id),
+                problem: format!("HTTP status {s}"),
+            }),
+        }
+    }
+}

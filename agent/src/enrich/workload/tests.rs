@@ -1,0 +1,338 @@
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixListener,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use prometheus::{IntCounterVec, Opts};
+
+use super::{docker::parse_response, oci::digest_from_images_ls, *};
+use crate::model::Runtime;
+
+fn counts() -> IntCounterVec {
+    IntCounterVec::new(Opts::new("t", "t"), &["result"]).unwrap()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "ew-workload-{}-{name}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn docker_container(ch: char) -> Container {
+    Container {
+        id: ch.to_string().repeat(64),
+        runtime: Runtime::Docker,
+        pod_uid: None,
+    }
+}
+
+/// The shape of a Docker 20.10 inspect (trimmed), as docker sends it: chunked.
+const INSPECT: &str = r#"{"Id":"aaaa","Name":"/web-1","Image":"sha256:668f1ab8820ffd4e3ff6a43adddf1379e08e77c4185bdea556244a7978811ba2","Config":{"Image":"ewtest:1","Labels":{"team":"red","io.kubernetes.pod.name":"web-7f9c","io.kubernetes.pod.namespace":"shop","io.kubernetes.pod.uid":"0d6b2c9e-1111-2222-3333-444455556666","io.kubernetes.container.name":"web"}}}"#;
+
+fn chunked(body: &str) -> String {
+    let (a, b) = body.split_at(body.len() / 2);
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+}
+
+/// A fake Docker socket: answers every request with `respond(path)`, or never when None.
+fn fake_docker(
+    sock: &Path,
+    respond: impl Fn(&str) -> Option<String> + Send + 'static,
+) -> std::sync::mpsc::Receiver<String> {
+    let listener = UnixListener::bind(sock).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            let mut s = s.unwrap();
+            // The whole request: closing with unread bytes resets the client's connection.
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&raw).into_owned();
+            let path = req.split(' ').nth(1).unwrap_or_default().to_owned();
+            let _ = tx.send(path.clone());
+            match respond(&path) {
+                Some(r) => {
+                    let _ = s.write_all(r.as_bytes());
+                }
+                // Never answer (and keep the connection open).
+                None => held.push(s),
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for(cache: &WorkloadCache, c: &Container) -> Option<Workload> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Some(w) = cache.get(c) {
+            return Some(w);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn http_responses_are_read_chunked_or_plain() {
+    let (status, body) = parse_response(chunked(INSPECT).as_bytes()).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, INSPECT.as_bytes());
+    let (status, body) =
+        parse_response(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+    assert_eq!((status, &body[..]), (404, &b"{}"[..]));
+    assert!(
+        parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nff\r\nab").is_err()
+    );
+    assert!(parse_response(b"garbage").is_err());
+}
+
+#[test]
+fn docker_metadata_fills_the_cache_in_the_background() {
+    let dir = tempdir("docker");
+    let sock = dir.join("docker.sock");
+    let c = docker_container('a');
+    let want = format!("/containers/{}/json", c.id);
+    let requests = fake_docker(&sock, move |p| {
+        Some(if p == want {
+            chunked(INSPECT)
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
+        })
+    });
+    let counts = counts();
+    let cache = WorkloadCache::start(
+        vec![Box::new(DockerApi::new(sock, Duration::from_millis(500)))],
+        WorkloadConfig::default(),
+        counts.clone(),
+    )
+    .unwrap();
+    // The first look is a miss: nothing waits for the runtime.
+    assert_eq!(cache.get(&c), None);
+    let w = wait_for(&cache, &c).expect("filled");
+    assert_eq!(
+        requests.recv().unwrap(),
+        format!("/containers/{}/json", c.id)
+    );
+    assert_eq!(w.container_id, c.id);
+    assert_eq!(w.source, "docker");
+    assert_eq!(w.name, "web-1");
+    assert_eq!(w.image, "ewtest:1");
+    assert!(w.image_digest.starts_with("sha256:668f1ab8"));
+    assert_eq!(w.labels["team"], "red");
+    let pod = w.pod.unwrap();
+    assert_eq!(
+        (
+            pod.name.as_str(),
+            pod.namespace.as_str(),
+            pod.container.as_str()
+        ),
+        ("web-7f9c", "shop", "web")
+    );
+    assert_eq!(pod.uid, "0d6b2c9e-1111-2222-3333-444455556666");
+    // A container docker does not know is cached as unknown and not asked again at once.
+    let other = docker_container('b');
+    assert_eq!(cache.get(&other), None);
+    let start = Instant::now();
+    while counts.with_label_values(&["unknown"]).get() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(cache.get(&other), None);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(requests.try_iter().count(), 1, "asked once");
+    assert_eq!(counts.with_label_values(&["found"]).get(), 1);
+}
+
+#[test]
+fn a_runtime_that_never_answers_blocks_nothing_and_is_counted() {
+    let dir = tempdir("stalled");
+    let sock = dir.join("docker.sock");
+    let _requests = fake_docker(&sock, |_| None);
+    let counts = counts();
+    let cache = WorkloadCache::start(
+        vec![Box::new(DockerApi::new(sock, Duration::from_millis(200)))],
+        WorkloadConfig {
+            queue: 4,
+            ..WorkloadConfig::default()
+        },
+        counts.clone(),
+    )
+    .unwrap();
+    // 100 containers while the thread is stuck on the first: every look returns at once.
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for i in 0..100u32 {
+        let c = Container {
+            id: format!("{i:064x}"),
+            runtime: Runtime::Docker,
+            pod_uid: None,
+        };
+        let t = Instant::now();
+        assert_eq!(cache.get(&c), None);
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(20),
+        "a look took {slowest:?}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(200));
+    // The queue holds 4 (and the thread one): the rest were dropped, counted.
+    assert!(counts.with_label_values(&["dropped"]).get() >= 90);
+    let start = Instant::now();
+    while counts.with_label_values(&["error"]).get() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no timeout counted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_absent_socket_is_no_error_and_the_cache_stays_bounded() {
+    let dir = tempdir("bounded");
+    let counts = counts();
+    let cache = WorkloadCache::start(
+        vec![Box::new(DockerApi::new(
+            dir.join("missing.sock"),
+            Duration::from_millis(100),
+        ))],
+        WorkloadConfig {
+            max_entries: 8,
+            ..WorkloadConfig::default()
+        },
+        counts.clone(),
+    )
+    .unwrap();
+    for i in 0..100u32 {
+        let c = Container {
+            id: format!("{i:064x}"),
+            runtime: Runtime::Docker,
+            pod_uid: None,
+        };
+        let _ = cache.get(&c);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(cache.len() <= 8, "{}", cache.len());
+    }
+    assert_eq!(counts.with_label_values(&["error"]).get(), 0);
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn runc_and_crun_state_dirs_give_the_bundle_annotations() {
+    let dir = tempdir("oci");
+    let bundle = dir.join("bundles/b1");
+    write(
+        &bundle.join("config.json"),
+        r#"{"ociVersion":"1.0.2","annotations":{"org.opencontainers.image.ref.name":"registry.example/app:1.2","org.opencontainers.image.base.digest":"sha256:abcd","team":"blue"}}"#,
+    );
+    write(
+        &dir.join("runc/ewt-1-2-3/state.json"),
+        &format!(
+            r#"{{"id":"ewt-1-2-3","config":{{"labels":["bundle={}"]}}}}"#,
+            bundle.display()
+        ),
+    );
+    write(
+        &dir.join("crun/ewt-9/status"),
+        &format!(r#"{{"bundle":"{}","pid":1}}"#, bundle.display()),
+    );
+    let mut s = OciState::new(vec![dir.join("runc"), dir.join("crun")]);
+    for id in ["/ewt-1-2-3", "/ewt-9"] {
+        let c = Container {
+            id: id.into(),
+            runtime: Runtime::Unknown,
+            pod_uid: None,
+        };
+        let w = s.lookup(&c).unwrap().expect(id);
+        assert_eq!(w.name, id.trim_start_matches('/'));
+        assert_eq!(w.image, "registry.example/app:1.2");
+        assert_eq!(w.image_digest, "sha256:abcd");
+        assert_eq!(w.labels["team"], "blue");
+        assert_eq!(w.pod, None);
+    }
+    let none = Container {
+        id: "/../etc".into(),
+        runtime: Runtime::Unknown,
+        pod_uid: None,
+    };
+    assert!(s.lookup(&none).unwrap().is_none());
+}
+
+#[test]
+fn containerd_bundles_of_cri_and_ctr_containers() {
+    let dir = tempdir("containerd");
+    let id = "c".repeat(64);
+    write(
+        &dir.join(format!("k8s.io/{id}/config.json")),
+        r#"{"annotations":{"io.kubernetes.cri.container-name":"web","io.kubernetes.cri.image-name":"docker.io/library/nginx:1.25","io.kubernetes.cri.sandbox-name":"web-7f9c","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-uid":"0d6b2c9e"}}"#,
+    );
+    write(
+        &dir.join("ewt/probe2/config.json"),
+        r#"{"annotations":{"team":"blue"}}"#,
+    );
+    let mut s = ContainerdBundles::new(dir.clone(), None, Duration::from_millis(100));
+    let cri = Container {
+        id: id.clone(),
+        runtime: Runtime::Containerd,
+        pod_uid: Some("0d6b2c9e".into()),
+    };
+    let w = s.lookup(&cri).unwrap().unwrap();
+    assert_eq!(
+        (w.name.as_str(), w.image.as_str()),
+        ("web", "docker.io/library/nginx:1.25")
+    );
+    let pod = w.pod.unwrap();
+    assert_eq!(
+        (pod.name.as_str(), pod.namespace.as_str(), pod.uid.as_str()),
+        ("web-7f9c", "shop", "0d6b2c9e")
+    );
+    let ctr = Container {
+        id: "/ewt/probe2".into(),
+        runtime: Runtime::Unknown,
+        pod_uid: None,
+    };
+    let w = s.lookup(&ctr).unwrap().unwrap();
+    assert_eq!(w.name, "probe2");
+    assert_eq!(w.labels["team"], "blue");
+    assert_eq!(
+        w.image, "",
+        "a ctr container's image is only known from ctr"
+    );
+}
+
+#[test]
+fn the_digest_is_read_from_ctr_images_ls() {
+    let table = "REF                        TYPE                                                 DIGEST                                                                  SIZE    PLATFORMS   LABELS \n\
+docker.io/library/ewtest:1 application/vnd.docker.distribution.manifest.v2+json sha256:95f2bb5cb35f93b1fdfa5c8995de2db85471b98f5992445bc487ad594d219e46 1.9 MiB linux/amd64 -\n";
+    assert_eq!(
+        digest_from_images_ls(table, "docker.io/library/ewtest:1"),
+        "sha256:95f2bb5cb35f93b1fdfa5c8995de2db85471b98f5992445bc487ad594d219e46"
+    );
+    assert_eq!(digest_from_images_ls(table, "other:1"), "");
+}

@@ -1,0 +1,263 @@
+//! Real runtimes: escapes and the benign lifecycle under Docker Engine and under containerd
+//! (`ctr`), each test starting its own dockerd/containerd and stopping them (with every
+//! container) at its end. The alerts carry the node, the container's real name, image and
+//! labels from the runtime, and replay reproduces them byte for byte from the event log.
+
+use std::time::Duration;
+
+use escapewatch_integration::{
+    agent::{Agent, work_dir},
+    runc::unique_id,
+    runtimes::{CTR_IMAGE, IMAGE, Runtimes},
+    scenario::HostSetting,
+};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// What the escapes write into the host's core_pattern (restored afterwards).
+const PATTERN: &str = "|/bin/false ewt-runtimes";
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// The fields every alert of these tests must have, checked one by one.
+fn check_identity(a: &Value, name: &str, image: &str, runtime: &str, label: (&str, &str)) {
+    let c = &a["container"];
+    assert_eq!(c["name"], name, "{a:#}");
+    assert_eq!(c["image"], image, "{a:#}");
+    assert_eq!(c["runtime"], runtime, "{a:#}");
+    assert!(
+        c["image_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{a:#}"
+    );
+    assert_eq!(c["labels"][label.0], label.1, "{a:#}");
+    assert_eq!(a["node"]["name"], hostname(), "{a:#}");
+    assert_eq!(a["node"]["hostname"], hostname(), "{a:#}");
+    assert_eq!(
+        a["node"]["agent_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{a:#}"
+    );
+    assert_eq!(a["id"].as_str().map(str::len), Some(36), "{a:#}");
+}
+
+/// A host process whose mount namespace the escapes enter.
+fn host_process() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .expect("sleep")
+}
+
+fn alerts_about(agent: &Agent, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    agent
+        .alerts()
+        .into_iter()
+        .filter(|a| pred(&a["container"]))
+        .collect()
+}
+
+#[test]
+fn docker_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent() {
+    let _restore = HostSetting::keep("/proc/sys/kernel/core_pattern");
+    let rt = Runtimes::start("docker").expect("start dockerd and containerd");
+    let dir = work_dir("runtimes-docker");
+    let mut agent = Agent::start_with(&dir, Some(&rt.agent_config()));
+
+    // The benign lifecycle first: start, exec, stop, remove.
+    let benign = unique_id("ewt-benign");
+    let benign_id = rt
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &benign,
+            "--network",
+            "none",
+            IMAGE,
+            "sleep",
+            "1000",
+        ])
+        .expect("docker run")
+        .trim()
+        .to_owned();
+    rt.docker_ok(&["exec", &benign, "ls", "/"])
+        .expect("docker exec");
+    rt.docker_ok(&["stop", "-t", "1", &benign])
+        .expect("docker stop");
+    rt.docker_ok(&["rm", &benign]).expect("docker rm");
+
+    // A container with CAP_SYS_ADMIN in the host's pid namespace: nsenter into a host
+    // process's mount namespace (not pid 1's: /proc/1/ns is unreadable on this VM), then a
+    // core_pattern write.
+    let mut host = host_process();
+    let name = unique_id("ewt-escape");
+    let id = rt
+        .docker_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "team=red",
+            // What --privileged gives but CAP_SYS_RESOURCE, which this VM's bounding set
+            // lacks (runc refuses to apply a capability it cannot have).
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "systempaths=unconfined",
+            "--pid=host",
+            "--network",
+            "none",
+            IMAGE,
+            "sleep",
+            "1000",
+        ])
+        .expect("docker run")
+        .trim()
+        .to_owned();
+    // The time the runtime's metadata takes to arrive: it is looked up in the background
+    // from the container's first event, and an alert before that goes out without it.
+    std::thread::sleep(Duration::from_secs(2));
+    rt.docker_ok(&[
+        "exec",
+        &name,
+        "nsenter",
+        "-t",
+        &host.id().to_string(),
+        "-m",
+        "--",
+        "/bin/true",
+    ])
+    .expect("nsenter");
+    let escape = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&escape, &name, IMAGE, "docker", ("team", "red"));
+    rt.docker_ok(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        &format!("echo '{PATTERN}' > /proc/sys/kernel/core_pattern"),
+    ])
+    .expect("core_pattern write");
+    let write = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "core-pattern-write" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&write, &name, IMAGE, "docker", ("team", "red"));
+    assert_eq!(write["details"]["value"], PATTERN);
+
+    let noisy = alerts_about(&agent, |c| {
+        c["id"] == benign_id.as_str() || c["name"] == benign.as_str()
+    });
+    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
+    // Both alerts went out with the metadata, and the metric says so.
+    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
+    assert!(hits >= 2.0, "hits {hits}");
+    rt.docker_ok(&["rm", "-f", &name]).expect("docker rm");
+    agent.stop();
+    let _ = host.kill();
+    let _ = host.wait();
+    agent.assert_replay_reproduces_alerts("the docker scenarios");
+}
+
+#[test]
+fn containerd_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent() {
+    let _restore = HostSetting::keep("/proc/sys/kernel/core_pattern");
+    let rt = Runtimes::start("containerd").expect("start containerd");
+    let dir = work_dir("runtimes-containerd");
+    let mut agent = Agent::start_with(&dir, Some(&rt.agent_config()));
+
+    let benign = unique_id("ewt-benign");
+    rt.ctr_ok(&["run", "-d", CTR_IMAGE, &benign, "sleep", "1000"])
+        .expect("ctr run");
+    rt.ctr_ok(&["tasks", "exec", "--exec-id", "ls1", &benign, "ls", "/"])
+        .expect("ctr exec");
+    rt.ctr_ok(&["tasks", "kill", "-s", "SIGKILL", &benign])
+        .expect("kill");
+    std::thread::sleep(Duration::from_millis(500));
+    rt.ctr_ok(&["tasks", "rm", "-f", &benign])
+        .expect("tasks rm");
+    rt.ctr_ok(&["containers", "rm", &benign])
+        .expect("containers rm");
+
+    let mut host = host_process();
+    let name = unique_id("ewt-escape");
+    rt.ctr_ok(&[
+        "run",
+        "-d",
+        // Not --privileged: it asks for CAP_SYS_RESOURCE, which this VM's bounding set lacks.
+        "--cap-add",
+        "CAP_SYS_ADMIN",
+        "--cap-add",
+        "CAP_SYS_PTRACE",
+        "--with-ns",
+        &format!("pid:/proc/{}/ns/pid", host.id()),
+        "--label",
+        "team=blue",
+        CTR_IMAGE,
+        &name,
+        "sleep",
+        "1000",
+    ])
+    .expect("ctr run");
+    std::thread::sleep(Duration::from_secs(2));
+    rt.ctr_ok(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "ns1",
+        &name,
+        "nsenter",
+        "-t",
+        &host.id().to_string(),
+        "-m",
+        "--",
+        "/bin/true",
+    ])
+    .expect("nsenter");
+    let escape = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["container"]["name"] == name.as_str()
+    });
+    check_identity(&escape, &name, CTR_IMAGE, "containerd", ("team", "blue"));
+    rt.ctr_ok(&[
+        "tasks",
+        "exec",
+        "--exec-id",
+        "cp1",
+        &name,
+        "sh",
+        "-c",
+        // containerd's spec mounts /proc/sys read-only: CAP_SYS_ADMIN remounts it.
+        &format!(
+            "mount -o remount,rw /proc/sys && echo '{PATTERN}' > /proc/sys/kernel/core_pattern"
+        ),
+    ])
+    .expect("core_pattern write");
+    let write = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "core-pattern-write" && a["container"]["name"] == name.as_str()
+    });
+    check_identity(&write, &name, CTR_IMAGE, "containerd", ("team", "blue"));
+
+    let noisy = alerts_about(&agent, |c| {
+        c["id"].as_str().is_some_and(|i| i.ends_with(&benign)) || c["name"] == benign.as_str()
+    });
+    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
+    agent.stop();
+    let _ = host.kill();
+    let _ = host.wait();
+    agent.assert_replay_reproduces_alerts("the containerd scenarios");
+}
