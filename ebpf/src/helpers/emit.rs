@@ -36,7 +36,10 @@ use crate::{
 /// the timer too, unless the ring fills. Only a task outside the host's mount namespace (the
 /// one that can escape) wakes the agent at once, and so does a sysctl write (rare, and the
 /// cgroup program's helpers cannot ask the task its namespaces by BTF on every kernel).
-#[inline(always)]
+///
+/// A function of its own (a BPF subprogram), as is the header's filling: inlined into every
+/// program, they took the 6.1 verifier's combined stack of the open exit past 512 bytes.
+#[inline(never)]
 fn submit_flags(ring: &RingBuf, program: ProgramId) -> u64 {
     if core::ptr::eq(ring, &EVENTS_CRITICAL)
         && (program as u32 == ProgramId::SysctlWrite as u32 || is_candidate())

@@ -133,8 +133,9 @@ pub fn read_namespaces_via(task: KPtr, nsproxy: KPtr, out: &mut [u32; NS_COUNT])
     err
 }
 
-/// Fill everything of the header that describes `task` (all but kind, time and cgroup).
-#[inline(always)]
+/// Fill everything of the header that describes `task` (all but kind, time and cgroup). A
+/// subprogram of its own, as [`fill_current`]: see `emit::submit_flags`.
+#[inline(never)]
 pub fn fill_task(h: &mut EventHeader, task: KPtr) {
     h.tgid = read_or_zero(task, cfg!(task_tgid));
     h.tid = read_or_zero(task, cfg!(task_pid));
@@ -188,7 +189,7 @@ macro_rules! ld {
 /// instead of a helper call and `copy_from_kernel_nofault` (the biggest part of an event's
 /// kernel cost). A NULL pointer on the way (an exiting task's nsproxy) reads as 0, and a 0
 /// where a pointer or an inode number must be sets the same partial flags as a failed read.
-#[inline(always)]
+#[inline(never)]
 pub fn fill_current(h: &mut EventHeader) {
     let task = current_btf();
     h.tgid = ld!(task, task_tgid);

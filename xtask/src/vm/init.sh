@@ -79,7 +79,9 @@ while read -r bin name; do
         fail=$((fail + 1))
         # What the agent recorded, for the report (the guest's files vanish at power-off).
         work=$(ls -td "$ESCAPEWATCH_VM_WORK"/*/ 2>/dev/null | head -n 1)
-        [ -n "$work" ] && tail -n 40 "$work/events.jsonl" | sed 's/^/ESCAPEWATCH-VM-EVENT: /'
+        # The log is binary by default: `escapewatch export` gives its JSON lines.
+        [ -n "$work" ] && { "$ESCAPEWATCH_BIN" export "$work/events.jsonl" 2>/dev/null || true; } \
+            | tail -n 40 | sed 's/^/ESCAPEWATCH-VM-EVENT: /'
     fi
     echo "ESCAPEWATCH-VM: $name $result $(($(date +%s) - start))s"
 done </vm/tests.txt
