@@ -265,6 +265,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let system = LiveSystem {
         cgroups: CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
+        probe: Default::default(),
     };
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));

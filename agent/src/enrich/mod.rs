@@ -10,6 +10,7 @@ mod held;
 pub mod host;
 mod owners;
 mod payload;
+pub mod probe;
 pub mod process;
 pub mod procfs_scan;
 mod table;
@@ -57,6 +58,8 @@ pub trait System {
 pub struct LiveSystem {
     pub proc_root: std::path::PathBuf,
     pub cgroups: cgroup::CgroupResolver,
+    /// Lookups of container paths, off the event loop and bounded in time.
+    pub probe: probe::Prober,
 }
 
 impl System for LiveSystem {
@@ -78,19 +81,11 @@ impl System for LiveSystem {
         Some((meta.dev(), meta.ino()))
     }
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(
-            self.proc_root
-                .join(pid.to_string())
-                .join("root")
-                .join(path.trim_start_matches('/')),
-        )
-        .ok()?;
-        let rdev = meta.rdev();
-        Some((
-            meta.mode(),
-            abi::kernel_dev(libc::major(rdev) as u32, libc::minor(rdev) as u32),
-        ))
+        // Not fs::metadata through /proc/PID/root: that follows the container's links (an
+        // absolute one against the agent's root) and blocks on a FUSE or NFS path.
+        let root = self.proc_root.join(pid.to_string()).join("root");
+        let (mode, rdev) = self.probe.stat(root, path)?;
+        Some((mode, abi::kernel_dev(libc::major(rdev), libc::minor(rdev))))
     }
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
         procfs_scan::creds(&self.proc_root, pid)

@@ -579,3 +579,27 @@ fn a_mem_write_target_is_resolved_as_the_kernel_numbered_it() {
         "{handed_on:?}"
     );
 }
+
+#[test]
+fn a_device_in_a_container_is_looked_at_without_following_its_links() {
+    use super::LiveSystem;
+    let proc_root = std::env::temp_dir().join(format!("ew-live-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&proc_root);
+    let dev = proc_root.join("123/root/dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    // The container's /dev/evil names the agent's /dev/null when walked from outside.
+    std::os::unix::fs::symlink("/dev/null", dev.join("evil")).unwrap();
+    // Process 7's root is the host's.
+    std::fs::create_dir_all(proc_root.join("7")).unwrap();
+    std::os::unix::fs::symlink("/", proc_root.join("7/root")).unwrap();
+    let mut live = LiveSystem {
+        cgroups: super::cgroup::CgroupResolver::new(&proc_root),
+        proc_root: proc_root.clone(),
+        probe: Default::default(),
+    };
+    assert_eq!(live.device_at(123, "/dev/evil"), None);
+    let (mode, rdev) = live.device_at(7, "/dev/null").expect("a real node");
+    assert_eq!(mode & libc::S_IFMT, libc::S_IFCHR);
+    assert_eq!(rdev, abi::kernel_dev(1, 3));
+    std::fs::remove_dir_all(&proc_root).unwrap();
+}
