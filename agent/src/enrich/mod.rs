@@ -124,7 +124,11 @@ pub struct Enricher<S: System> {
     system: S,
     procs: HashMap<u32, ProcEntry>,
     /// (namespace type index, inode) → the container whose processes live in it.
-    ns_owner: HashMap<(usize, u32), crate::model::Container>,
+    ns_owner: HashMap<(usize, u32), owners::Owned>,
+    /// Counts learn_owner calls: the age of an entry in `ns_owner`.
+    owner_clock: u64,
+    /// Size of `ns_owner` that triggers the next eviction.
+    owner_limit: usize,
     /// Host paths of containers' root filesystems, learned when a container is first seen.
     container_roots: Vec<(String, crate::model::Container)>,
     roots_learned: std::collections::HashSet<String>,
@@ -146,6 +150,8 @@ impl<S: System> Enricher<S> {
             system,
             procs: HashMap::new(),
             ns_owner: HashMap::new(),
+            owner_clock: 0,
+            owner_limit: owners::NS_OWNER_LIMIT,
             container_roots: Vec::new(),
             roots_learned: std::collections::HashSet::new(),
             start_ns: held::StartNamespaces::default(),

@@ -603,3 +603,43 @@ fn a_device_in_a_container_is_looked_at_without_following_its_links() {
     assert_eq!(rdev, abi::kernel_dev(1, 3));
     std::fs::remove_dir_all(&proc_root).unwrap();
 }
+
+#[test]
+fn a_namespace_flood_does_not_make_another_containers_namespaces_unknown() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // A docker container (cgroup 60) makes 100,000 mount namespaces in a loop, more than
+    // the owner table holds (the table used to be wiped at 65,536 entries).
+    let mut ns: [u32; NS_COUNT] = [102, 202, 302, 402, 502, 600, 700, 800];
+    en.enrich(&exec(30, 60, ns, "/bin/sh"));
+    for i in 0..100_000u32 {
+        let mut after = ns;
+        after[0] = 1_000_000 + i;
+        en.enrich(&ns_event(EventKind::Unshare, 30, 60, ns, after));
+        ns = after;
+    }
+    assert!(en.ns_owner.len() <= super::owners::NS_OWNER_LIMIT + 1);
+    // It then joins /mybox's network namespace: still known as /mybox's.
+    let mut after = ns;
+    after[2] = CT[2];
+    let ev = en.enrich(&ns_event(EventKind::Setns, 30, 60, ns, after));
+    assert_eq!(
+        joined(&ev),
+        vec![(
+            "net",
+            NsOwner::Container {
+                id: "/mybox".into(),
+                runtime: Runtime::Unknown
+            }
+        )]
+    );
+    // Its own recent namespaces are still its own.
+    let mut back = after;
+    back[0] = 1_000_000 + 99_990;
+    let ev = en.enrich(&ns_event(EventKind::Setns, 30, 60, after, back));
+    assert!(
+        matches!(&joined(&ev)[..], [("mnt", NsOwner::Container { id, .. })] if id.len() == 64),
+        "{:?}",
+        joined(&ev)
+    );
+}
