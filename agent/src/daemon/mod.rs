@@ -4,6 +4,7 @@
 
 mod marker;
 mod pipeline;
+mod retention;
 mod selfcheck;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -237,8 +238,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         .event_log_config()
         .map(|cfg| RunMarker::beside(&cfg.path));
     let previous_run = run_marker.as_ref().and_then(RunMarker::previous_run);
-    let event_log = opts
-        .event_log_config()
+    let event_log_config = opts.event_log_config();
+    let event_log = event_log_config
+        .clone()
         .map(|cfg| EventLog::open(cfg, header.clone()))
         .transpose()?;
     let alert_log = opts.alert_log();
@@ -280,6 +282,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         metrics: metrics.clone(),
         runtime_watch,
         event_log,
+        event_log_config,
         header,
         alerts,
         alert_log_path: alert_log,
