@@ -207,6 +207,7 @@ impl Pipeline {
             runtime_helper: false,
             foreign_namespaces: Vec::new(),
             creds_beyond_start: None,
+            exe_foreign: false,
         }
     }
 

@@ -50,6 +50,9 @@ pub trait System {
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)>;
     /// (device, inode) of the file a live process runs.
     fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)>;
+    /// Whether live process `pid` runs the host's own file at `exe` (same device and inode:
+    /// a binary bind-mounted from the host), not a file of its container's.
+    fn runs_host_file(&mut self, pid: u32, exe: &str) -> bool;
     /// Real uid and capability bounding set (`CapBnd`) of a live process.
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)>;
 }
@@ -60,6 +63,8 @@ pub struct LiveSystem {
     pub cgroups: cgroup::CgroupResolver,
     /// Lookups of container paths, off the event loop and bounded in time.
     pub probe: probe::Prober,
+    /// Lookups of host paths a container names (its executable's), bounded the same way.
+    pub host_probe: probe::Prober<(u64, u64)>,
 }
 
 impl System for LiveSystem {
@@ -79,6 +84,15 @@ impl System for LiveSystem {
         // /proc/PID/exe resolves to the file itself (a memfd too), not to a path string.
         let meta = std::fs::metadata(self.proc_root.join(pid.to_string()).join("exe")).ok()?;
         Some((meta.dev(), meta.ino()))
+    }
+    fn runs_host_file(&mut self, pid: u32, exe: &str) -> bool {
+        if !exe.starts_with('/') {
+            return false;
+        }
+        let Some(running) = self.exe_id(pid) else {
+            return false;
+        };
+        self.host_probe.stat("/".into(), exe) == Some(running)
     }
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
         // Not fs::metadata through /proc/PID/root: that follows the container's links (an
@@ -193,6 +207,8 @@ impl<S: System> Enricher<S> {
             start_time: s.start_time,
             exe: s.exe.clone(),
             exe_id: s.exe_id,
+            // First seen mid-life in another mount namespace: not proven the host's file.
+            exe_foreign: s.namespaces.mnt != self.host.namespaces.mnt,
             args: s.args.clone(),
             cgroup_id,
             lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
@@ -331,6 +347,7 @@ impl<S: System> Enricher<S> {
             start_time: h.start_time_ns,
             comm: String::from_utf8_lossy(until_nul(&h.comm)).into_owned(),
             exe: entry.exe.clone(),
+            exe_foreign: entry.exe_foreign,
             args: entry.args.clone(),
             uid: h.uid,
             gid: h.gid,

@@ -50,14 +50,20 @@ pub fn stat_beneath(root: &Path, rel: &str) -> Option<(u32, u64)> {
     (st.st_mode & libc::S_IFMT != libc::S_IFLNK).then_some((st.st_mode, st.st_rdev))
 }
 
-type Lookup = fn(&Path, &str) -> Option<(u32, u64)>;
+/// (device, inode) of the host's file at the absolute path `rel` (`root` is `/`), following
+/// the host's links: a host path, but one a container names (its executable's).
+pub fn host_file_id(root: &Path, rel: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(root.join(rel.trim_start_matches('/'))).ok()?;
+    Some((m.dev(), m.ino()))
+}
+
 type Request = (u64, PathBuf, String);
-type Answer = (u64, Option<(u32, u64)>);
 
 /// The lookup thread and the event loop's bounds on it.
-pub struct Prober {
+pub struct Prober<T = (u32, u64)> {
     tx: mpsc::SyncSender<Request>,
-    rx: mpsc::Receiver<Answer>,
+    rx: mpsc::Receiver<(u64, Option<T>)>,
     seq: u64,
     /// A lookup that did not answer in time is still running.
     stuck: bool,
@@ -73,11 +79,11 @@ impl Default for Prober {
     }
 }
 
-impl Prober {
+impl<T: Send + 'static> Prober<T> {
     /// A prober running `lookup` (tests give a slow one).
-    pub fn with(lookup: Lookup) -> Prober {
+    pub fn with(lookup: fn(&Path, &str) -> Option<T>) -> Prober<T> {
         let (tx, requests) = mpsc::sync_channel::<Request>(1);
-        let (answers, rx) = mpsc::sync_channel::<Answer>(1);
+        let (answers, rx) = mpsc::sync_channel::<(u64, Option<T>)>(1);
         let spawned = std::thread::Builder::new()
             .name("container-stat".into())
             .spawn(move || {
@@ -103,7 +109,7 @@ impl Prober {
 
     /// [`stat_beneath`] of `rel` below `root`, or None when it fails, takes longer than
     /// [`WAIT`], a previous lookup is still stuck, or this second's [`BUDGET`] is spent.
-    pub fn stat(&mut self, root: PathBuf, rel: &str) -> Option<(u32, u64)> {
+    pub fn stat(&mut self, root: PathBuf, rel: &str) -> Option<T> {
         if self.window.elapsed() >= Duration::from_secs(1) {
             self.window = Instant::now();
             self.spent = Duration::ZERO;
@@ -144,7 +150,7 @@ impl Prober {
         }
     }
 
-    fn skip(&mut self, rel: &str, why: &str) -> Option<(u32, u64)> {
+    fn skip(&mut self, rel: &str, why: &str) -> Option<T> {
         self.skipped += 1;
         if self.skipped.is_power_of_two() {
             warn!(

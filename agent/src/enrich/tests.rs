@@ -24,6 +24,8 @@ struct FakeSystem {
     exes: HashMap<u32, String>,
     /// (uid, CapBnd) by pid.
     creds: HashMap<u32, (u32, u64)>,
+    /// Executables that are host files bind-mounted into containers.
+    host_exes: Vec<String>,
 }
 
 impl System for FakeSystem {
@@ -52,6 +54,9 @@ impl System for FakeSystem {
     }
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
         self.creds.get(&pid).copied()
+    }
+    fn runs_host_file(&mut self, _pid: u32, exe: &str) -> bool {
+        self.host_exes.iter().any(|e| e == exe)
     }
     fn container_roots(&mut self, _pid: u32) -> Vec<String> {
         vec!["/srv/boxes/mybox/rootfs".into()]
@@ -596,6 +601,7 @@ fn a_device_in_a_container_is_looked_at_without_following_its_links() {
         cgroups: super::cgroup::CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
         probe: Default::default(),
+        host_probe: super::probe::Prober::with(super::probe::host_file_id),
     };
     assert_eq!(live.device_at(123, "/dev/evil"), None);
     let (mode, rdev) = live.device_at(7, "/dev/null").expect("a real node");
@@ -642,4 +648,26 @@ fn a_namespace_flood_does_not_make_another_containers_namespaces_unknown() {
         "{:?}",
         joined(&ev)
     );
+}
+
+#[test]
+fn an_executable_is_foreign_unless_it_is_the_hosts_file() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // The container's own /usr/bin/nsenter (an image file at the allowlisted path).
+    let own = en.enrich(&exec(12, 50, CT, "/usr/bin/nsenter"));
+    assert!(own.container.is_some());
+    assert!(own.process.exe_foreign, "{:?}", own.process);
+    let child = en.enrich(&fork(13, 12, 50, CT));
+    assert!(child.process.exe_foreign, "a fork runs the same file");
+    // The host's nsenter bind-mounted into the container (same device and inode).
+    en.system.host_exes.push("/usr/bin/nsenter".into());
+    let bound = en.enrich(&exec(13, 50, CT, "/usr/bin/nsenter"));
+    assert!(!bound.process.exe_foreign);
+    // A host process: its path is a host path.
+    en.enrich(&fork(20, 10, 1, HOST));
+    let host = en.enrich(&exec(20, 1, HOST, "/usr/local/bin/tool"));
+    assert!(!host.process.exe_foreign);
+    let line = serde_json::to_string(&host.process).unwrap();
+    assert!(!line.contains("exe_foreign"), "absent when false: {line}");
 }
