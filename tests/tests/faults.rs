@@ -139,7 +139,7 @@ fn a_kill_mid_rotation_leaves_a_readable_log_and_is_reported() {
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let paths: Vec<&Path> = segments.iter().map(|p| p.as_path()).collect();
+    let paths: Vec<&Path> = segments.iter().map(std::path::PathBuf::as_path).collect();
     let out = replay(&paths);
     assert!(
         out.status.success(),

@@ -28,7 +28,7 @@ pub const BUDGET: Duration = Duration::from_millis(100);
 /// Mode and raw `st_rdev` of `rel` below the directory `root`, never following a link.
 pub fn stat_beneath(root: &Path, rel: &str) -> Option<(u32, u64)> {
     let open = |dir: Option<&OwnedFd>, name: &CString, flags: i32| -> Option<OwnedFd> {
-        let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+        let at = dir.map_or(libc::AT_FDCWD, std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: a NUL-terminated path and a valid (or AT_FDCWD) directory descriptor.
         let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
         // SAFETY: a descriptor just returned by openat, owned by nobody else.
