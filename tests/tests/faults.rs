@@ -214,3 +214,78 @@ fn a_sighup_storm_during_a_flood_loses_nothing_uncounted() {
     let lines = read_jsonl(&agent.event_log);
     assert!(lines.iter().any(|l| l["process"]["pid"] == escaper));
 }
+
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn containers_churning_for_a_minute_raise_nothing_and_leave_detection_whole() {
+    use escapewatch_integration::runc::{Bundle, unique_id};
+    let dir = work_dir("fault-churn");
+    let mut agent = Agent::start_with(&dir, Some(""));
+    let rss_before = rss_kib(agent.pid());
+    let started = std::sync::atomic::AtomicU64::new(0);
+    let until = Instant::now() + Duration::from_secs(60);
+    // Four runners, each starting and removing short-lived containers back to back, up to
+    // 1,000 in all (what the machine manages in the minute is what the test reports).
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while Instant::now() < until
+                    && started.load(std::sync::atomic::Ordering::Relaxed) < 1000
+                {
+                    let out = Bundle::busybox("churn")
+                        .expect("bundle")
+                        .args(&["sh", "-c", "ls /bin > /dev/null; echo hi"])
+                        .run_foreground(&unique_id("ewc"))
+                        .expect("run a churn container");
+                    assert!(out.status.success(), "{out:?}");
+                    started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let churned = started.into_inner();
+    eprintln!(
+        "{churned} containers started and removed in {:?}",
+        Duration::from_secs(60)
+    );
+    assert!(churned >= 20, "only {churned} containers");
+    for _ in 0..3 {
+        eprintln!(
+            "DEBUG events {} lost {} ready {}",
+            agent.metric_sum("escapewatch_events_total", ""),
+            agent.metric_sum("escapewatch_events_lost_total", ""),
+            agent.http_get("/readyz").trim()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // Detection is whole afterwards: an escape from a new container is alerted as its own.
+    escape_alerted(&agent);
+    let alerts = agent.alerts();
+    let churn_alerts: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["rule"] != "namespace-join-host")
+        .collect();
+    assert!(
+        churn_alerts.is_empty(),
+        "benign churn alerted: {churn_alerts:#?}"
+    );
+    // Whatever the kernel dropped is counted; memory stays bounded.
+    let lost = agent.metric_sum("escapewatch_events_lost_total", "");
+    let rss_after = rss_kib(agent.pid());
+    eprintln!("events lost (counted): {lost}; RSS {rss_before} KiB -> {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS {rss_before} -> {rss_after} KiB"
+    );
+    agent.stop();
+    no_panic(&agent);
+}
