@@ -21,7 +21,7 @@ use std::{
 use tracing::warn;
 
 /// Longest the event loop waits for one lookup.
-pub const WAIT: Duration = Duration::from_millis(20);
+pub const WAIT: Duration = Duration::from_millis(50);
 /// Longest the event loop spends on lookups in one second.
 pub const BUDGET: Duration = Duration::from_millis(100);
 
