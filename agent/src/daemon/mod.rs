@@ -268,7 +268,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         cgroups: CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
         probe: Default::default(),
-        host_probe: crate::enrich::probe::Prober::with(crate::enrich::probe::host_file_id),
+        host_probe: crate::enrich::probe::Prober::with(crate::enrich::probe::same_host_file),
     };
     let mut enricher = Enricher::new(host_ns, boot, system);
     enricher.seed(procfs_scan::scan(&proc_root));

@@ -64,7 +64,7 @@ pub struct LiveSystem {
     /// Lookups of container paths, off the event loop and bounded in time.
     pub probe: probe::Prober,
     /// Lookups of host paths a container names (its executable's), bounded the same way.
-    pub host_probe: probe::Prober<(u64, u64)>,
+    pub host_probe: probe::Prober<bool>,
 }
 
 impl System for LiveSystem {
@@ -89,10 +89,8 @@ impl System for LiveSystem {
         if !exe.starts_with('/') {
             return false;
         }
-        let Some(running) = self.exe_id(pid) else {
-            return false;
-        };
-        self.host_probe.stat("/".into(), exe) == Some(running)
+        let link = self.proc_root.join(pid.to_string()).join("exe");
+        self.host_probe.stat(link, exe) == Some(true)
     }
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
         // Not fs::metadata through /proc/PID/root: that follows the container's links (an

@@ -50,12 +50,14 @@ pub fn stat_beneath(root: &Path, rel: &str) -> Option<(u32, u64)> {
     (st.st_mode & libc::S_IFMT != libc::S_IFLNK).then_some((st.st_mode, st.st_rdev))
 }
 
-/// (device, inode) of the host's file at the absolute path `rel` (`root` is `/`), following
-/// the host's links: a host path, but one a container names (its executable's).
-pub fn host_file_id(root: &Path, rel: &str) -> Option<(u64, u64)> {
+/// Whether `exe_link` (a /proc/PID/exe) is the host's file at the absolute path `host_path`
+/// (same device and inode), following the host's links: both stats may reach a file system
+/// the container chose (its executable's), so they run on the prober's thread.
+pub fn same_host_file(exe_link: &Path, host_path: &str) -> Option<bool> {
     use std::os::unix::fs::MetadataExt as _;
-    let m = std::fs::metadata(root.join(rel.trim_start_matches('/'))).ok()?;
-    Some((m.dev(), m.ino()))
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let running = id(exe_link)?;
+    Some(id(Path::new(host_path)) == Some(running))
 }
 
 type Request = (u64, PathBuf, String);
@@ -192,6 +194,16 @@ mod tests {
         assert_eq!(mode & libc::S_IFMT, libc::S_IFCHR);
         assert_eq!((libc::major(rdev), libc::minor(rdev)), (1, 3));
         std::fs::remove_dir_all(&r).unwrap();
+    }
+
+    #[test]
+    fn the_running_file_is_compared_with_the_host_path() {
+        let me = std::env::current_exe().unwrap();
+        let link = Path::new("/proc/self/exe");
+        assert_eq!(same_host_file(link, me.to_str().unwrap()), Some(true));
+        assert_eq!(same_host_file(link, "/bin/sh"), Some(false));
+        assert_eq!(same_host_file(link, "/no/such/file"), Some(false));
+        assert_eq!(same_host_file(Path::new("/proc/0/exe"), "/bin/sh"), None);
     }
 
     fn slow(root: &Path, rel: &str) -> Option<(u32, u64)> {

@@ -601,7 +601,7 @@ fn a_device_in_a_container_is_looked_at_without_following_its_links() {
         cgroups: super::cgroup::CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
         probe: Default::default(),
-        host_probe: super::probe::Prober::with(super::probe::host_file_id),
+        host_probe: super::probe::Prober::with(super::probe::same_host_file),
     };
     assert_eq!(live.device_at(123, "/dev/evil"), None);
     let (mode, rdev) = live.device_at(7, "/dev/null").expect("a real node");
