@@ -96,9 +96,18 @@ impl Agent {
     /// The same with metrics on `metrics_addr`. `dir` may hold an earlier agent's logs (a
     /// restart on the same log directory).
     pub fn start_on(dir: &Path, config: Option<&str>, metrics_addr: &str) -> Agent {
+        Self::start_logging_to(dir, config, metrics_addr, dir.join("events.jsonl"))
+    }
+
+    /// The same with the event log at `event_log` (another file system than `dir`'s).
+    pub fn start_logging_to(
+        dir: &Path,
+        config: Option<&str>,
+        metrics_addr: &str,
+        event_log: PathBuf,
+    ) -> Agent {
         require_root();
         let lock = MachineLock::acquire();
-        let event_log = dir.join("events.jsonl");
         let alert_log = dir.join("alerts.jsonl");
         // Stand in for systemd: the agent must send READY=1 here once attached (Type=notify).
         let notify_path = dir.join("notify.sock");

@@ -4,6 +4,7 @@
 
 mod marker;
 mod pipeline;
+mod retention;
 mod selfcheck;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -263,8 +264,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         .event_log_config()
         .map(|cfg| RunMarker::beside(&cfg.path));
     let previous_run = run_marker.as_ref().and_then(RunMarker::previous_run);
-    let event_log = opts
-        .event_log_config()
+    let event_log_config = opts.event_log_config();
+    let event_log = event_log_config
+        .clone()
         .map(|cfg| EventLog::open(cfg, header.clone()))
         .transpose()?;
     let alert_log = opts.alert_log();
@@ -291,6 +293,8 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let system = LiveSystem {
         cgroups: CgroupResolver::new(&proc_root),
         proc_root: proc_root.clone(),
+        probe: Default::default(),
+        host_probe: crate::enrich::probe::Prober::with(crate::enrich::probe::same_host_file),
     };
     let workload = if opts.config.workload.enabled {
         match WorkloadCache::start(
@@ -325,6 +329,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         metrics: metrics.clone(),
         runtime_watch,
         event_log,
+        event_log_config,
         header,
         alerts,
         alert_log_path: alert_log,

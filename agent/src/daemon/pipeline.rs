@@ -18,6 +18,7 @@ use escapewatch_common::{kind::EventKind, programs::PROGRAMS, user::RawEvent};
 use prometheus::IntCounter;
 use tracing::{error, info, warn};
 
+use super::retention::RetentionWatch;
 use crate::{
     coalesce::Coalescer,
     collect::Collector,
@@ -92,6 +93,8 @@ pub struct PipelineParts {
     /// Keeps the kernel's list of runtime binaries current (None: the kernel map is missing).
     pub runtime_watch: Option<RuntimeWatch>,
     pub event_log: Option<EventLog>,
+    /// The settings `event_log` was opened with (a SIGHUP with the same ones keeps it open).
+    pub event_log_config: Option<EventLogConfig>,
     /// The session header every reopened event log starts with.
     pub header: LogHeader,
     pub alerts: JsonLines,
@@ -126,6 +129,11 @@ pub struct Pipeline {
 /// The event log and the alert log, and how much of their bytes and errors the metrics have.
 struct Logs {
     event_log: Option<EventLog>,
+    /// The settings of the open `event_log`.
+    event_log_config: Option<EventLogConfig>,
+    /// Rotations seen, to tell deletions under a flood.
+    retention: RetentionWatch,
+    retention_warn: Throttle,
     /// Configured but not open (a reopen failed): events are counted as write errors.
     event_log_missing: Option<EventLogConfig>,
     header: LogHeader,
@@ -162,6 +170,7 @@ impl Pipeline {
             metrics,
             runtime_watch,
             event_log,
+            event_log_config,
             header,
             alerts,
             alert_log_path,
@@ -178,6 +187,9 @@ impl Pipeline {
             runtime_watch,
             logs: Logs {
                 event_log,
+                event_log_config,
+                retention: RetentionWatch::default(),
+                retention_warn: Throttle::default(),
                 event_log_missing: None,
                 header,
                 event_log_seen: EventLogStats::default(),
@@ -217,6 +229,7 @@ impl Pipeline {
             runtime_helper: false,
             foreign_namespaces: Vec::new(),
             creds_beyond_start: None,
+            exe_foreign: false,
         }
     }
 
@@ -520,6 +533,23 @@ impl Logs {
             s.write_errors
                 .saturating_sub(self.event_log_seen.write_errors),
         );
+        let deleted = s.deleted.saturating_sub(self.event_log_seen.deleted);
+        let rotated = s.rotations.saturating_sub(self.event_log_seen.rotations);
+        metrics.event_log_segments_deleted.inc_by(deleted);
+        let keep = self.event_log_config.as_ref().map_or(0, |c| c.keep);
+        if let Some(f) = self
+            .retention
+            .observe(rotated, deleted, keep, Instant::now())
+            && self.retention_warn.ready()
+        {
+            warn!(
+                deleted = f.deleted,
+                keep,
+                span_seconds = f.span.as_secs(),
+                "event log under flood: retention deleted segments the kept ones span only {} s past; events before that are gone unless shipped or replayed (counted in escapewatch_event_log_segments_deleted_total; raise logs.event_log_keep or event_log_max_bytes)",
+                f.span.as_secs()
+            );
+        }
         self.event_log_seen = s;
     }
 
@@ -544,16 +574,55 @@ impl Logs {
             Some(c) => Some(c),
             None => self.event_log_missing.take(),
         };
+        // The event log rotates itself: a SIGHUP with its settings unchanged, and its file
+        // still there, keeps it open. Closing waits for the compression thread (seconds for
+        // a 100 MB segment), which must not happen on the event loop.
+        if let (Some(log), Some(new), Some(old)) =
+            (&mut self.event_log, &cfg, &self.event_log_config)
+            && same_settings(new, old)
+            && new.path.symlink_metadata().is_ok()
+        {
+            log.flush();
+            info!(path = %new.path.display(), "event log kept open (settings unchanged; it rotates itself)");
+            return;
+        }
         if let Some(old) = self.event_log.take() {
             self.count_event_log(old.stats(), metrics);
-            old.close();
+            let same_base = match (&cfg, &self.event_log_config) {
+                (Some(new), Some(prev)) => new.path == prev.path,
+                _ => false,
+            };
+            if same_base {
+                // Two compression threads must never tidy the same segments: wait.
+                info!(
+                    "event log settings changed: waiting for its compression thread before reopening"
+                );
+                old.close();
+            } else {
+                // Another path: the old log's thread finishes on its own.
+                let spawned = std::thread::Builder::new()
+                    .name("eventlog-close".into())
+                    .spawn(move || {
+                        let s = old.close();
+                        info!(
+                            compressed = s.compressed,
+                            deleted = s.deleted,
+                            "previous event log closed"
+                        );
+                    });
+                if let Err(e) = spawned {
+                    warn!(error = %e, "cannot close the previous event log on a thread of its own");
+                }
+            }
         }
+        self.event_log_config = None;
         self.event_log_seen = EventLogStats::default();
         let Some(cfg) = cfg else { return };
         match EventLog::open(cfg.clone(), self.header.clone()) {
             Ok(log) => {
                 info!(path = %cfg.path.display(), "event log reopened");
                 self.event_log = Some(log);
+                self.event_log_config = Some(cfg);
             }
             Err(e) => {
                 if self.reopen_warn.ready() {
@@ -574,8 +643,9 @@ impl Logs {
     fn close(&mut self, metrics: &Metrics) {
         self.flush(metrics);
         if let Some(log) = self.event_log.take() {
-            self.count_event_log(log.stats(), metrics);
             let s = log.close();
+            // The final counters: the last tidy's deletions too.
+            self.count_event_log(s, metrics);
             info!(
                 lines = s.lines,
                 bytes = s.bytes,
@@ -587,6 +657,11 @@ impl Logs {
             );
         }
     }
+}
+
+/// Whether two event-log settings are the same (EventLogConfig has no PartialEq).
+fn same_settings(a: &EventLogConfig, b: &EventLogConfig) -> bool {
+    a.path == b.path && a.max_bytes == b.max_bytes && a.keep == b.keep
 }
 
 impl KernelCounts {
@@ -719,5 +794,127 @@ impl Containers {
         self.0
             .retain(|_, last| now.saturating_sub(*last) < CONTAINER_IDLE_NS);
         self.0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LOG_FORMAT, LOG_SCHEMA_VERSION};
+
+    fn logs(cfg: &EventLogConfig) -> Logs {
+        let header = LogHeader {
+            format: LOG_FORMAT.into(),
+            schema_version: LOG_SCHEMA_VERSION,
+            agent_version: "test".into(),
+            hostname: "test".into(),
+            boot_time: "2026-01-01T00:00:00Z".into(),
+            host_namespaces: Namespaces::from_wire(&[1; escapewatch_common::event::NS_COUNT]),
+            host_namespaces_source: "test".into(),
+            rule_set_hash: String::new(),
+            segment: 0,
+        };
+        Logs {
+            event_log: Some(EventLog::open(cfg.clone(), header.clone()).unwrap()),
+            event_log_config: Some(cfg.clone()),
+            retention: RetentionWatch::default(),
+            retention_warn: Throttle::default(),
+            event_log_missing: None,
+            header,
+            event_log_seen: EventLogStats::default(),
+            alerts: JsonLines::open(None).unwrap(),
+            alert_log_path: None,
+            alert_bytes_seen: 0,
+            alert_warn: Throttle::default(),
+            reopen_warn: Throttle::default(),
+        }
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ew-pipeline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn headers(path: &std::path::Path) -> usize {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(LOG_FORMAT))
+            .count()
+    }
+
+    #[test]
+    fn sighup_keeps_an_unchanged_event_log_open() {
+        let d = dir("sighup");
+        let cfg = EventLogConfig {
+            path: d.join("events.jsonl"),
+            max_bytes: 1 << 20,
+            keep: 2,
+        };
+        let metrics = Metrics::new().unwrap();
+        let mut logs = logs(&cfg);
+        logs.event_log
+            .as_mut()
+            .unwrap()
+            .write(&serde_json::json!({"n": 1}));
+        // Unchanged: not closed (a close waits for the compression thread), so no second
+        // session header; what was buffered is flushed.
+        logs.reopen_event_log(Some(cfg.clone()), &metrics);
+        assert_eq!(headers(&cfg.path), 1);
+        assert!(
+            std::fs::read_to_string(&cfg.path)
+                .unwrap()
+                .contains("{\"n\":1}")
+        );
+        // Moved away (by hand): reopened at the path.
+        std::fs::rename(&cfg.path, d.join("moved.jsonl")).unwrap();
+        logs.reopen_event_log(Some(cfg.clone()), &metrics);
+        assert_eq!(headers(&cfg.path), 1, "a new file with its own header");
+        // Another path: the new one is opened at once.
+        let other = EventLogConfig {
+            path: d.join("other.jsonl"),
+            ..cfg.clone()
+        };
+        logs.reopen_event_log(Some(other.clone()), &metrics);
+        assert_eq!(headers(&other.path), 1);
+        logs.close(&metrics);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn retention_deletions_are_counted() {
+        let d = dir("retention");
+        let cfg = EventLogConfig {
+            path: d.join("events.jsonl"),
+            max_bytes: 4096,
+            keep: 1,
+        };
+        let metrics = Metrics::new().unwrap();
+        let mut logs = logs(&cfg);
+        let pad = "x".repeat(1000);
+        for n in 0..40 {
+            logs.event_log
+                .as_mut()
+                .unwrap()
+                .write(&serde_json::json!({"n": n, "pad": pad}));
+            logs.flush(&metrics);
+        }
+        // Let the compression thread apply retention, then count.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.event_log_segments_deleted.get() < 5 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            logs.flush(&metrics);
+        }
+        let deleted = metrics.event_log_segments_deleted.get();
+        assert!(deleted >= 5, "{deleted} segments counted as deleted");
+        logs.close(&metrics);
+        assert_eq!(
+            metrics.event_log_segments_deleted.get(),
+            logs.event_log_seen.deleted,
+            "every deletion the writer made is counted"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -41,7 +41,9 @@ pub struct AllowSettings {
     pub runtime: Option<Runtime>,
     /// Glob over the process's cgroup path (`*` also matches `/`), e.g. `/kubepods.slice/*`.
     pub cgroup: Option<String>,
-    /// Glob over the process's executable path.
+    /// Glob over the process's executable path. Only a host file matches: a process in the
+    /// host's mount namespace, or a container running the host's own file (bind-mounted,
+    /// same device and inode). A container's own `/usr/bin/nsenter` never does.
     pub exe: Option<String>,
     /// Glob over the Kubernetes namespace of the alert's pod.
     pub k8s_namespace: Option<String>,
@@ -165,7 +167,8 @@ impl WorkloadMatch {
 }
 
 impl AllowEntry {
-    fn matches(&self, alert: &Alert, cgroup: Option<&str>) -> bool {
+    /// `exe_foreign`: the alert's executable is a container's own file (`Process::exe_foreign`).
+    fn matches(&self, alert: &Alert, cgroup: Option<&str>, exe_foreign: bool) -> bool {
         let container = alert.container.as_ref();
         let glob = |p: &Option<Pattern>, v: Option<&str>| {
             p.as_ref().is_none_or(|p| v.is_some_and(|v| p.matches(v)))
@@ -175,7 +178,10 @@ impl AllowEntry {
                 .runtime
                 .is_none_or(|r| container.is_some_and(|c| c.runtime == r))
             && glob(&self.cgroup, cgroup)
-            && glob(&self.exe, Some(alert.process.exe.as_str()))
+            && glob(
+                &self.exe,
+                (!exe_foreign).then_some(alert.process.exe.as_str()),
+            )
             && self.workload.matches(alert)
     }
 }
@@ -377,7 +383,12 @@ impl Policy {
         let cgroup = event
             .map(|e| e.process.cgroup.as_str())
             .filter(|c| !c.is_empty());
-        if let Some(i) = rule.allow.iter().position(|a| a.matches(&alert, cgroup)) {
+        let exe_foreign = event.is_some_and(|e| e.process.exe_foreign);
+        if let Some(i) = rule
+            .allow
+            .iter()
+            .position(|a| a.matches(&alert, cgroup, exe_foreign))
+        {
             return Err(suppressed(SuppressReason::Allowlisted, Some(i)));
         }
         if let Some(s) = rule.severity {
@@ -466,6 +477,28 @@ mod tests {
         let mut other = alert();
         other.process.exe = "/bin/busybox".into();
         assert!(p.apply(other, None).is_ok());
+    }
+
+    #[test]
+    fn an_exe_entry_matches_only_a_host_file() {
+        let p = policy("[[r1.allow]]\nexe = \"/usr/bin/nsenter\"\nreason = \"debug\"\n").unwrap();
+        let skeleton = |foreign: bool| {
+            let mut s = container_process();
+            s.process.exe = "/usr/bin/nsenter".into();
+            s.process.exe_foreign = foreign;
+            s
+        };
+        let host_file = setns_event(skeleton(false), 0, vec![]);
+        assert!(
+            p.apply(alert(), Some(&host_file)).is_err(),
+            "the host's nsenter"
+        );
+        // The container's own /usr/bin/nsenter: the path is the container's choice.
+        let own = setns_event(skeleton(true), 0, vec![]);
+        assert!(
+            p.apply(alert(), Some(&own)).is_ok(),
+            "a container's own file is no host file"
+        );
     }
 
     #[test]

@@ -16,9 +16,12 @@ fn is_hex64(s: &str) -> bool {
 
 /// The container a cgroup v2 (or v1) path names, if it follows a known runtime layout.
 ///
-/// The deepest matching component wins, so the most specific pattern decides: a
-/// `crio-<id>.scope` under kubepods is cri-o, a bare `<id>` under kubepods is `kubernetes`.
-/// Runtime monitors (`crio-conmon-<id>`, `libpod-conmon-<id>`) are not containers.
+/// The shallowest matching component wins: that cgroup is the one the runtime created, and
+/// every cgroup below it was made by the container itself (a container that may write its
+/// cgroupfs can create `docker-<another id>.scope` under its own; taking the deepest match
+/// let it pass for that other container). A `crio-<id>.scope` under kubepods is cri-o, a bare
+/// `<id>` under kubepods is `kubernetes`. Runtime monitors (`crio-conmon-<id>`,
+/// `libpod-conmon-<id>`) are not containers.
 pub fn from_cgroup_path(path: &str) -> Option<Container> {
     let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let in_kubepods = components.iter().any(|c| c.starts_with("kubepods"));
@@ -27,7 +30,7 @@ pub fn from_cgroup_path(path: &str) -> Option<Container> {
     } else {
         None
     };
-    for (depth, component) in components.iter().enumerate().rev() {
+    for (depth, component) in components.iter().enumerate() {
         let name = component.strip_suffix(".scope").unwrap_or(component);
         for (prefix, runtime) in SCOPE_PREFIXES {
             if let Some(id) = name.strip_prefix(prefix)
@@ -77,6 +80,32 @@ fn pod_uid(component: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroups_a_container_nests_under_its_own_stay_its_own() {
+        let other = "b".repeat(64);
+        for (path, runtime) in [
+            (
+                format!("/system.slice/docker-{ID}.scope/docker-{other}.scope"),
+                Runtime::Docker,
+            ),
+            (format!("/docker/{ID}/docker/{other}"), Runtime::Docker),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope/crio-{other}.scope",
+                    POD.replace('-', "_")
+                ),
+                Runtime::CriO,
+            ),
+            (
+                format!("/kubepods/burstable/pod{POD}/{ID}/{other}"),
+                Runtime::Kubernetes,
+            ),
+        ] {
+            let c = from_cgroup_path(&path).expect(&path);
+            assert_eq!((c.id.as_str(), c.runtime), (ID, runtime), "{path}");
+        }
+    }
 
     const ID: &str = "3f2c0a8e5b7d41a09c6e2f1b8d7a6c5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c";
     const POD: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";

@@ -49,6 +49,17 @@ pub fn host_namespaces(proc_root: &Path) -> HostNamespaces {
             source: "namespaces of PID 1".into(),
         };
     }
+    // Kernel threads keep the initial namespaces, and with no memory of their own they are
+    // readable where PID 1 is not (a sandbox's init, a non-root agent): the agent's own mount
+    // namespace is no stand-in under systemd's ProtectSystem=, which gives it a private one.
+    let kthreadd = fs::read_to_string(proc_root.join("2").join("comm"))
+        .is_ok_and(|c| c.trim_end() == "kthreadd");
+    if kthreadd && let Some(ns) = process_namespaces(proc_root, "2") {
+        return HostNamespaces {
+            namespaces: ns,
+            source: "/proc/1/ns is unreadable: namespaces of kthreadd (PID 2)".into(),
+        };
+    }
     let own = process_namespaces(proc_root, "self");
     let on_host = own.is_some_and(|o| o.pid == PROC_PID_INIT_INO && o.user == PROC_USER_INIT_INO);
     let (mnt, net, how) = match own {
@@ -154,6 +165,34 @@ mod tests {
             rfc3339_ns(1_795_395_723_123_456_789),
             "2026-11-23T01:02:03.123456789Z"
         );
+    }
+
+    #[test]
+    fn kthreadd_stands_in_for_an_unreadable_pid_1() {
+        let root = std::env::temp_dir().join(format!("ew-host-ns-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let ns = root.join("2/ns");
+        fs::create_dir_all(&ns).unwrap();
+        fs::create_dir_all(root.join("1/ns")).unwrap();
+        fs::write(root.join("2/comm"), "kthreadd\n").unwrap();
+        for (i, name) in ["mnt", "pid", "net", "uts", "ipc", "user", "cgroup", "time"]
+            .iter()
+            .enumerate()
+        {
+            std::os::unix::fs::symlink(format!("{name}:[{}]", 100 + i), ns.join(name)).unwrap();
+        }
+        let host = host_namespaces(&root);
+        assert_eq!(
+            (host.namespaces.mnt, host.namespaces.net),
+            (100, 102),
+            "{}",
+            host.source
+        );
+        assert!(host.source.contains("kthreadd"), "{}", host.source);
+        // Not kthreadd: not trusted.
+        fs::write(root.join("2/comm"), "sh\n").unwrap();
+        assert!(!host_namespaces(&root).source.contains("kthreadd"));
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod held;
 pub mod host;
 mod owners;
 mod payload;
+pub mod probe;
 pub mod process;
 pub mod procfs_scan;
 mod table;
@@ -50,6 +51,9 @@ pub trait System {
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)>;
     /// (device, inode) of the file a live process runs.
     fn exe_id(&mut self, pid: u32) -> Option<(u64, u64)>;
+    /// Whether live process `pid` runs the host's own file at `exe` (same device and inode:
+    /// a binary bind-mounted from the host), not a file of its container's.
+    fn runs_host_file(&mut self, pid: u32, exe: &str) -> bool;
     /// Real uid and capability bounding set (`CapBnd`) of a live process.
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)>;
 }
@@ -58,6 +62,10 @@ pub trait System {
 pub struct LiveSystem {
     pub proc_root: std::path::PathBuf,
     pub cgroups: cgroup::CgroupResolver,
+    /// Lookups of container paths, off the event loop and bounded in time.
+    pub probe: probe::Prober,
+    /// Lookups of host paths a container names (its executable's), bounded the same way.
+    pub host_probe: probe::Prober<bool>,
 }
 
 impl System for LiveSystem {
@@ -78,20 +86,19 @@ impl System for LiveSystem {
         let meta = std::fs::metadata(self.proc_root.join(pid.to_string()).join("exe")).ok()?;
         Some((meta.dev(), meta.ino()))
     }
+    fn runs_host_file(&mut self, pid: u32, exe: &str) -> bool {
+        if !exe.starts_with('/') {
+            return false;
+        }
+        let link = self.proc_root.join(pid.to_string()).join("exe");
+        self.host_probe.stat(link, exe) == Some(true)
+    }
     fn device_at(&mut self, pid: u32, path: &str) -> Option<(u32, u32)> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(
-            self.proc_root
-                .join(pid.to_string())
-                .join("root")
-                .join(path.trim_start_matches('/')),
-        )
-        .ok()?;
-        let rdev = meta.rdev();
-        Some((
-            meta.mode(),
-            abi::kernel_dev(libc::major(rdev) as u32, libc::minor(rdev) as u32),
-        ))
+        // Not fs::metadata through /proc/PID/root: that follows the container's links (an
+        // absolute one against the agent's root) and blocks on a FUSE or NFS path.
+        let root = self.proc_root.join(pid.to_string()).join("root");
+        let (mode, rdev) = self.probe.stat(root, path)?;
+        Some((mode, abi::kernel_dev(libc::major(rdev), libc::minor(rdev))))
     }
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
         procfs_scan::creds(&self.proc_root, pid)
@@ -130,7 +137,11 @@ pub struct Enricher<S: System> {
     system: S,
     procs: HashMap<u32, ProcEntry>,
     /// (namespace type index, inode) → the container whose processes live in it.
-    ns_owner: HashMap<(usize, u32), crate::model::Container>,
+    ns_owner: HashMap<(usize, u32), owners::Owned>,
+    /// Counts learn_owner calls: the age of an entry in `ns_owner`.
+    owner_clock: u64,
+    /// Size of `ns_owner` that triggers the next eviction.
+    owner_limit: usize,
     /// Host paths of containers' root filesystems, learned when a container is first seen.
     container_roots: Vec<(String, crate::model::Container)>,
     roots_learned: std::collections::HashSet<String>,
@@ -152,6 +163,8 @@ impl<S: System> Enricher<S> {
             system,
             procs: HashMap::new(),
             ns_owner: HashMap::new(),
+            owner_clock: 0,
+            owner_limit: owners::NS_OWNER_LIMIT,
             container_roots: Vec::new(),
             roots_learned: std::collections::HashSet::new(),
             start_ns: held::StartNamespaces::default(),
@@ -193,6 +206,8 @@ impl<S: System> Enricher<S> {
             start_time: s.start_time,
             exe: s.exe.clone(),
             exe_id: s.exe_id,
+            // First seen mid-life in another mount namespace: not proven the host's file.
+            exe_foreign: s.namespaces.mnt != self.host.namespaces.mnt,
             args: s.args.clone(),
             cgroup_id,
             lineage: classify_unknown(&s.cgroup, &s.exe, &s.namespaces, &self.host.namespaces),
@@ -331,6 +346,7 @@ impl<S: System> Enricher<S> {
             start_time: h.start_time_ns,
             comm: String::from_utf8_lossy(until_nul(&h.comm)).into_owned(),
             exe: entry.exe.clone(),
+            exe_foreign: entry.exe_foreign,
             args: entry.args.clone(),
             uid: h.uid,
             gid: h.gid,

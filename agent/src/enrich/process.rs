@@ -52,6 +52,9 @@ pub struct ProcEntry {
     /// (device, inode) of the executable, kept for runtime helpers: a helper renamed without a
     /// seen exec is still the runtime only while it runs the same file.
     pub exe_id: Option<(u64, u64)>,
+    /// `exe` is a path in a container's file system, not the host's file at that path (see
+    /// `model::Process::exe_foreign`).
+    pub exe_foreign: bool,
     pub args: Vec<String>,
     pub cgroup_id: u64,
     pub cgroup: String,

@@ -36,6 +36,7 @@ impl<S: System> Enricher<S> {
                     start_time: h.start_time_ns,
                     exe,
                     exe_id,
+                    exe_foreign: ns.mnt != self.host.namespaces.mnt,
                     args,
                     cgroup_id: h.cgroup_id,
                     cgroup,
@@ -116,6 +117,7 @@ impl<S: System> Enricher<S> {
                 start_time: child.start_time_ns,
                 exe: p.exe,
                 exe_id: p.exe_id,
+                exe_foreign: p.exe_foreign,
                 args: p.args,
                 cgroup_id: child.cgroup_id,
                 cgroup,
@@ -135,6 +137,7 @@ impl<S: System> Enricher<S> {
                     lineage: classify_unseen(&cgroup, &exe, false, ns, &self.host.namespaces),
                     exe,
                     exe_id: None,
+                    exe_foreign: ns.mnt != self.host.namespaces.mnt,
                     args: Vec::new(),
                     cgroup_id: child.cgroup_id,
                     cgroup,
@@ -176,12 +179,16 @@ impl<S: System> Enricher<S> {
         };
         let known = self.procs.contains_key(&h.tgid);
         let cgroup = known.then(|| self.system.cgroup_path(h.cgroup_id, h.tgid));
+        // A path resolved in another mount namespace names a file of the container's choosing
+        // unless it is the host's file itself.
+        let exe_foreign = ns.mnt != host.mnt && !self.system.runs_host_file(h.tgid, &exe);
         let entry = self.entry(h, ns);
         if let Some(cgroup) = cgroup {
             entry.cgroup = cgroup;
         }
         entry.lineage = lineage_after_exec(&entry.lineage, filename, ns.mnt, &host, &entry.cgroup);
         entry.exe = exe;
+        entry.exe_foreign = exe_foreign;
         entry.args = args;
         let helper = entry.lineage == Lineage::RuntimeHelper;
         let exe_id = if helper {

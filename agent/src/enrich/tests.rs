@@ -24,6 +24,8 @@ struct FakeSystem {
     exes: HashMap<u32, String>,
     /// (uid, CapBnd) by pid.
     creds: HashMap<u32, (u32, u64)>,
+    /// Executables that are host files bind-mounted into containers.
+    host_exes: Vec<String>,
 }
 
 impl System for FakeSystem {
@@ -52,6 +54,9 @@ impl System for FakeSystem {
     }
     fn proc_creds(&mut self, pid: u32) -> Option<(u32, u64)> {
         self.creds.get(&pid).copied()
+    }
+    fn runs_host_file(&mut self, _pid: u32, exe: &str) -> bool {
+        self.host_exes.iter().any(|e| e == exe)
     }
     fn container_roots(&mut self, _pid: u32) -> Vec<String> {
         vec!["/srv/boxes/mybox/rootfs".into()]
@@ -578,4 +583,91 @@ fn a_mem_write_target_is_resolved_as_the_kernel_numbered_it() {
         matches!(handed_on.owner, NsOwner::Container { .. }),
         "{handed_on:?}"
     );
+}
+
+#[test]
+fn a_device_in_a_container_is_looked_at_without_following_its_links() {
+    use super::LiveSystem;
+    let proc_root = std::env::temp_dir().join(format!("ew-live-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&proc_root);
+    let dev = proc_root.join("123/root/dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    // The container's /dev/evil names the agent's /dev/null when walked from outside.
+    std::os::unix::fs::symlink("/dev/null", dev.join("evil")).unwrap();
+    // Process 7's root is the host's.
+    std::fs::create_dir_all(proc_root.join("7")).unwrap();
+    std::os::unix::fs::symlink("/", proc_root.join("7/root")).unwrap();
+    let mut live = LiveSystem {
+        cgroups: super::cgroup::CgroupResolver::new(&proc_root),
+        proc_root: proc_root.clone(),
+        probe: Default::default(),
+        host_probe: super::probe::Prober::with(super::probe::same_host_file),
+    };
+    assert_eq!(live.device_at(123, "/dev/evil"), None);
+    let (mode, rdev) = live.device_at(7, "/dev/null").expect("a real node");
+    assert_eq!(mode & libc::S_IFMT, libc::S_IFCHR);
+    assert_eq!(rdev, abi::kernel_dev(1, 3));
+    std::fs::remove_dir_all(&proc_root).unwrap();
+}
+
+#[test]
+fn a_namespace_flood_does_not_make_another_containers_namespaces_unknown() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // A docker container (cgroup 60) makes 100,000 mount namespaces in a loop, more than
+    // the owner table holds (the table used to be wiped at 65,536 entries).
+    let mut ns: [u32; NS_COUNT] = [102, 202, 302, 402, 502, 600, 700, 800];
+    en.enrich(&exec(30, 60, ns, "/bin/sh"));
+    for i in 0..100_000u32 {
+        let mut after = ns;
+        after[0] = 1_000_000 + i;
+        en.enrich(&ns_event(EventKind::Unshare, 30, 60, ns, after));
+        ns = after;
+    }
+    assert!(en.ns_owner.len() <= super::owners::NS_OWNER_LIMIT + 1);
+    // It then joins /mybox's network namespace: still known as /mybox's.
+    let mut after = ns;
+    after[2] = CT[2];
+    let ev = en.enrich(&ns_event(EventKind::Setns, 30, 60, ns, after));
+    assert_eq!(
+        joined(&ev),
+        vec![(
+            "net",
+            NsOwner::Container {
+                id: "/mybox".into(),
+                runtime: Runtime::Unknown
+            }
+        )]
+    );
+    // Its own recent namespaces are still its own.
+    let mut back = after;
+    back[0] = 1_000_000 + 99_990;
+    let ev = en.enrich(&ns_event(EventKind::Setns, 30, 60, after, back));
+    assert!(
+        matches!(&joined(&ev)[..], [("mnt", NsOwner::Container { id, .. })] if id.len() == 64),
+        "{:?}",
+        joined(&ev)
+    );
+}
+
+#[test]
+fn an_executable_is_foreign_unless_it_is_the_hosts_file() {
+    let mut en = enricher();
+    start_container(&mut en);
+    // The container's own /usr/bin/nsenter (an image file at the allowlisted path).
+    let own = en.enrich(&exec(12, 50, CT, "/usr/bin/nsenter"));
+    assert!(own.container.is_some());
+    assert!(own.process.exe_foreign, "{:?}", own.process);
+    let child = en.enrich(&fork(13, 12, 50, CT));
+    assert!(child.process.exe_foreign, "a fork runs the same file");
+    // The host's nsenter bind-mounted into the container (same device and inode).
+    en.system.host_exes.push("/usr/bin/nsenter".into());
+    let bound = en.enrich(&exec(13, 50, CT, "/usr/bin/nsenter"));
+    assert!(!bound.process.exe_foreign);
+    // A host process: its path is a host path.
+    en.enrich(&fork(20, 10, 1, HOST));
+    let host = en.enrich(&exec(20, 1, HOST, "/usr/local/bin/tool"));
+    assert!(!host.process.exe_foreign);
+    let line = serde_json::to_string(&host.process).unwrap();
+    assert!(!line.contains("exe_foreign"), "absent when false: {line}");
 }

@@ -203,6 +203,7 @@ pub fn blank_event() -> Event {
             runtime_helper: false,
             foreign_namespaces: Vec::new(),
             creds_beyond_start: None,
+            exe_foreign: false,
         },
         container: None,
         data: Payload::ProcessFork { creator_pid: 0 },
@@ -420,6 +421,7 @@ impl Enc<'_> {
             runtime_helper,
             foreign_namespaces,
             creds_beyond_start,
+            exe_foreign,
         } = p;
         self.u32(*pid);
         self.u32(*tid);
@@ -427,6 +429,7 @@ impl Enc<'_> {
         self.u64(*start_time);
         self.str(comm);
         self.str(exe);
+        self.bool(*exe_foreign);
         self.vec(args, |e, s| e.str(s));
         self.u32(*uid);
         self.u32(*gid);
@@ -997,6 +1000,7 @@ impl<'a> Dec<'a> {
             runtime_helper,
             foreign_namespaces,
             creds_beyond_start,
+            exe_foreign,
         } = p;
         *pid = self.u32()?;
         *tid = self.u32()?;
@@ -1004,6 +1008,7 @@ impl<'a> Dec<'a> {
         *start_time = self.u64()?;
         self.str_into(comm)?;
         self.str_into(exe)?;
+        *exe_foreign = self.bool()?;
         let n = self.len()?;
         args.truncate(n);
         for i in 0..n {

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub decode_errors: IntCounterVec,
     pub event_log_bytes: IntCounter,
     pub event_log_write_errors: IntCounter,
+    pub event_log_segments_deleted: IntCounter,
     pub alert_log_bytes: IntCounter,
     pub alert_log_write_errors: IntCounter,
     pub alert_latency: Histogram,
@@ -188,6 +189,14 @@ impl Metrics {
                 IntCounter::new(
                     "escapewatch_event_log_write_errors_total",
                     "Failed writes or flushes of the event log.",
+                ),
+            )?,
+            event_log_segments_deleted: reg(
+                &r,
+                "escapewatch_event_log_segments_deleted_total",
+                IntCounter::new(
+                    "escapewatch_event_log_segments_deleted_total",
+                    "Rotated event-log segments deleted by retention (logs.event_log_keep): their events are gone from this host.",
                 ),
             )?,
             alert_log_bytes: reg(

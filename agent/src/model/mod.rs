@@ -131,6 +131,12 @@ pub struct Process {
     /// Executable as last exec'd (path as seen in the process's mount namespace); empty if the
     /// process was never seen exec'ing and /proc could not tell.
     pub exe: String,
+    /// `exe` is a path in a container's own file system (the process runs in another mount
+    /// namespace and the file is not the host's file at that path), so a container chose
+    /// what it names: an allowlist's `exe` does not match it. Absent (false) for host
+    /// processes, for host files bind-mounted into a container and in logs older than it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exe_foreign: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     pub uid: u32,
@@ -722,6 +728,7 @@ pub(crate) mod testing {
                 runtime_helper: false,
                 foreign_namespaces: Vec::new(),
                 creds_beyond_start: None,
+                exe_foreign: false,
             },
             container: Some(Container {
                 id: "a".repeat(64),
