@@ -3,6 +3,9 @@
 //! lines; damage to a block is reported with file and offset, counted, and costs nothing after
 //! the next good block; a partial last block is cut when the writer reopens.
 
+mod common;
+
+use common::as_recorded;
 use std::{
     fs,
     io::Write as _,
@@ -102,7 +105,7 @@ fn run_replay(paths: &[PathBuf], strict: bool) -> Result<(String, ReplayStats), 
     };
     let stats = replay_with(paths, &opts, |a| out.write(a))?;
     out.flush().unwrap();
-    Ok((fs::read_to_string(&file).unwrap(), stats))
+    Ok((as_recorded(&fs::read_to_string(&file).unwrap()), stats))
 }
 
 #[test]
@@ -349,7 +352,10 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+        assert_eq!(
+            as_recorded(&String::from_utf8(out.stdout).unwrap()),
+            expected
+        );
     }
     // export --to binary converts a JSON Lines log into a binary one that replays the same.
     let out = cli(
@@ -363,7 +369,7 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
     );
     assert!(out.stdout.starts_with(&FILE_MAGIC));
     let out = cli(&["replay", "-"], &out.stdout);
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    assert_eq!(as_recorded(&String::from_utf8(out.stdout).unwrap()), expected);
     // Something that is no log is refused, not exported.
     let out = cli(&["export", "--strict", "-"], b"\x00\x01 not a log\n");
     assert!(!out.status.success());

@@ -813,6 +813,10 @@ mod tests {
             host_namespaces_source: "test".into(),
             rule_set_hash: String::new(),
             segment: 0,
+            node_name: String::new(),
+            cluster: String::new(),
+            boot_id: String::new(),
+            coalesce_window_ms: 0,
         };
         Logs {
             event_log: Some(EventLog::open(cfg.clone(), header.clone()).unwrap()),
@@ -852,13 +856,14 @@ mod tests {
             path: d.join("events.jsonl"),
             max_bytes: 1 << 20,
             keep: 2,
+            format: crate::eventlog::LogFormat::Jsonl,
         };
         let metrics = Metrics::new().unwrap();
         let mut logs = logs(&cfg);
         logs.event_log
             .as_mut()
             .unwrap()
-            .write(&serde_json::json!({"n": 1}));
+            .write_json(&serde_json::json!({"n": 1}));
         // Unchanged: not closed (a close waits for the compression thread), so no second
         // session header; what was buffered is flushed.
         logs.reopen_event_log(Some(cfg.clone()), &metrics);
@@ -890,6 +895,7 @@ mod tests {
             path: d.join("events.jsonl"),
             max_bytes: 4096,
             keep: 1,
+            format: crate::eventlog::LogFormat::Jsonl,
         };
         let metrics = Metrics::new().unwrap();
         let mut logs = logs(&cfg);
@@ -898,7 +904,7 @@ mod tests {
             logs.event_log
                 .as_mut()
                 .unwrap()
-                .write(&serde_json::json!({"n": n, "pad": pad}));
+                .write_json(&serde_json::json!({"n": n, "pad": pad}));
             logs.flush(&metrics);
         }
         // Let the compression thread apply retention, then count.
