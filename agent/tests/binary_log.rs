@@ -369,7 +369,10 @@ fn cli_export_and_replay_read_binary_zstd_from_stdin() {
     );
     assert!(out.stdout.starts_with(&FILE_MAGIC));
     let out = cli(&["replay", "-"], &out.stdout);
-    assert_eq!(as_recorded(&String::from_utf8(out.stdout).unwrap()), expected);
+    assert_eq!(
+        as_recorded(&String::from_utf8(out.stdout).unwrap()),
+        expected
+    );
     // Something that is no log is refused, not exported.
     let out = cli(&["export", "--strict", "-"], b"\x00\x01 not a log\n");
     assert!(!out.status.success());
