@@ -17,7 +17,7 @@ use escapewatch_common::{
     programs::ProgramId,
 };
 
-use super::task::{KPtr, current, fill_current, fill_task, is_candidate};
+use super::task::{KPtr, fill_current, fill_task, is_candidate};
 use crate::{
     cfg,
     maps::{EVENTS_CRITICAL, LOST_BY_KIND, PROGRAM_ERRORS, count},
@@ -97,9 +97,10 @@ fn stamp(h: &mut EventHeader, program: ProgramId, kind: EventKind, task: KPtr) {
     h.ktime_ns = unsafe { bpf_ktime_get_boot_ns() };
     // For a fork this is the parent's cgroup, which the child inherits (CLONE_INTO_CGROUP aside).
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // Most records describe the task that runs the program: direct loads then. The cgroup
-    // sysctl program keeps the probe reads (its helper set has no BTF task on every kernel).
-    if program as u32 != ProgramId::SysctlWrite as u32 && task == current() {
+    // Most records describe the task that runs the program ([`CURRENT`]): direct loads then.
+    // Any other task (a fork's child) and the cgroup sysctl program (whose helper set has no
+    // BTF task on every kernel) keep the probe reads.
+    if task.is_null() {
         fill_current(h);
     } else {
         fill_task(h, task);

@@ -5,7 +5,7 @@ use escapewatch_common::{event::NS_COUNT, kind::EventKind, programs::ProgramId};
 
 use super::{
     emit::{Record, output_in_place},
-    task::current,
+    task::CURRENT,
 };
 use crate::maps::{PENDING_SYSCALLS, Pending};
 
@@ -74,7 +74,7 @@ pub fn emit_recorded<T: Record>(
     set_ret(unsafe { &mut *rec }, rc);
     // A failed call is an attempt, under its container's budget (budget.rs).
     if let Some(ring) = super::budget::by_result(kind, rc) {
-        output_in_place(ring, program, kind, current(), rec);
+        output_in_place(ring, program, kind, CURRENT, rec);
     }
     let _ = map.remove(tid);
     true

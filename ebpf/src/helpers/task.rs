@@ -243,6 +243,12 @@ pub fn fill_current(h: &mut EventHeader) {
     h.flags = (cred_missing * HDR_FLAG_CRED_PARTIAL) | (ns_missing * HDR_FLAG_NS_PARTIAL);
 }
 
+/// The `task` argument of `emit` that means "the task running the program": its header is
+/// then filled by direct loads ([`fill_current`]), and a program that only ever passes this
+/// never contains [`fill_task`] (whose probe-read buffers took 184 bytes of 6.1's 512-byte
+/// combined stack).
+pub const CURRENT: KPtr = core::ptr::null();
+
 /// The current task.
 #[inline(always)]
 pub fn current() -> KPtr {

@@ -39,7 +39,7 @@ use crate::{
         emit::{emit, run},
         files::fd_file,
         opaque::opaque,
-        task::{ERR_READ, KPtr, current, is_candidate, read_or_zero, read_ptr},
+        task::{CURRENT, ERR_READ, KPtr, current, is_candidate, read_or_zero, read_ptr},
     },
     maps::{EVENTS_CRITICAL, IOURING_TAILS},
 };
@@ -209,12 +209,11 @@ pub fn iouring_complete_connect(ctx: TracePointContext) -> u32 {
         if file.is_null() || !is_unix_socket(file) {
             return Ok(());
         }
-        let task = current();
         emit::<ConnectEvent>(
             &EVENTS_CRITICAL,
             ProgramId::IouringCompleteConnect,
             EventKind::UnixConnect,
-            task,
+            CURRENT,
             |ev| {
                 ev.ret = 0;
                 ev.fd = FD_NONE;

@@ -35,7 +35,7 @@ use crate::{
         emit::{emit, run},
         files::{FileInfo, dentry_name, dentry_parent, fd_file, file_info},
         pending::{self, tgid},
-        task::{ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
+        task::{CURRENT, ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
     },
     maps::{
         Budget, EVENTS_CRITICAL, MADVISE_BUDGET, MADVISE_PER_WINDOW, MADVISE_WINDOW_NS,
@@ -228,7 +228,7 @@ fn emit_madvise(
         &EVENTS_CRITICAL,
         program,
         EventKind::Madvise,
-        current(),
+        CURRENT,
         |ev| {
             ev.start = start;
             ev.len = len;
@@ -437,7 +437,7 @@ pub(crate) fn emit_write(program: ProgramId, kind: u32, rc: i64, args: [u64; 4])
             &EVENTS_CRITICAL,
             program,
             EventKind::PipeWrite,
-            current(),
+            CURRENT,
             |ev| {
                 ev.ret = rc;
                 ev.fd = fd as u32;
@@ -487,7 +487,7 @@ fn emit_mem_write(program: ProgramId, rc: i64, args: [u64; 4]) {
         &EVENTS_CRITICAL,
         program,
         EventKind::MemWrite,
-        current(),
+        CURRENT,
         |ev| {
             ev.ret = rc;
             ev.addr = addr;
@@ -629,16 +629,22 @@ fn cow_fault(program: ProgramId, vma: KPtr, addr: u64, fault_flags: u32) -> Resu
     let task = current();
     let remote = read_ptr(vma, cfg!(vma_vm_mm)).ok() != read_ptr(task, cfg!(task_mm)).ok();
     let vm_end = read_or_zero(vma, cfg!(vma_vm_end));
-    emit::<CowFaultEvent>(&EVENTS_CRITICAL, program, EventKind::CowFault, task, |ev| {
-        ev.addr = addr;
-        ev.fault_flags = fault_flags;
-        ev.flags = if remote { COW_FAULT_REMOTE_MM } else { 0 };
-        ev.vm_flags = vm_flags;
-        ev.vm_start = vm_start;
-        ev.vm_end = vm_end;
-        ev._pad = 0;
-        mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
-    });
+    emit::<CowFaultEvent>(
+        &EVENTS_CRITICAL,
+        program,
+        EventKind::CowFault,
+        CURRENT,
+        |ev| {
+            ev.addr = addr;
+            ev.fault_flags = fault_flags;
+            ev.flags = if remote { COW_FAULT_REMOTE_MM } else { 0 };
+            ev.vm_flags = vm_flags;
+            ev.vm_start = vm_start;
+            ev.vm_end = vm_end;
+            ev._pad = 0;
+            mapped_file(info, &mut ev.file_ino, &mut ev.file_dev, &mut ev.file_name);
+        },
+    );
     Ok(())
 }
 

@@ -42,7 +42,7 @@ use crate::{
         },
         opaque::opaque,
         pending::{self, tgid, tid},
-        task::{ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
+        task::{CURRENT, ERR_READ, KPtr, current, is_candidate, read, read_or_zero, read_ptr},
     },
     maps::{
         EVENTS_CRITICAL, MARK_PROC_MEM, PENDING_OPEN, PENDING_SYSCALLS, Pending, RUNTIME_INODES,
@@ -269,7 +269,7 @@ fn emit_open(
     name: &[u8; NAME_LEN],
 ) {
     let Some(ring) = ring else { return };
-    emit::<FileOpenEvent>(ring, program, EventKind::FileOpen, current(), |ev| {
+    emit::<FileOpenEvent>(ring, program, EventKind::FileOpen, CURRENT, |ev| {
         fill_open(ev, rc, flags, path, class, info, mnt_ns, name);
     });
 }
@@ -451,7 +451,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                     ring,
                     ProgramId::LsmFileOpen,
                     EventKind::FileOpen,
-                    current(),
+                    CURRENT,
                     rec,
                 );
             }

@@ -19,7 +19,7 @@ use crate::{
         budget,
         emit::{emit, run},
         pending,
-        task::{current, is_candidate},
+        task::{CURRENT, is_candidate},
     },
     maps::Pending,
 };
@@ -155,7 +155,7 @@ pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
             let Some(ring) = budget::namespace_call(kind, rc) else {
                 return;
             };
-            emit::<NamespaceEvent>(ring, program, kind, current(), |ev| {
+            emit::<NamespaceEvent>(ring, program, kind, CURRENT, |ev| {
                 ev.ret = rc;
                 ev.flags = p.args[0];
                 ev.fd = p.args[1] as i32;
@@ -167,7 +167,7 @@ pub fn exit_pending(program: ProgramId, p: &Pending, rc: i64) {
             let Some(ring) = budget::by_result(kind, rc) else {
                 return;
             };
-            emit::<SyscallEvent>(ring, program, kind, current(), |ev| {
+            emit::<SyscallEvent>(ring, program, kind, CURRENT, |ev| {
                 ev.ret = rc;
                 ev.id = p.id;
                 ev._pad = 0;
