@@ -106,20 +106,24 @@ fn a_detached_program_is_an_alert() {
     let mut agent = Agent::start_with(&dir, Some(""));
     assert_eq!(agent.http_get("/readyz").trim(), "ready");
 
-    // cgroup links can be detached from outside; on 6.x kernels perf_event (tracepoint) and
-    // raw_tracepoint links refuse it (EOPNOTSUPP). Where the kernel lets the tracepoint go
-    // too, the alert must name it as well.
+    // cgroup links can be detached from outside; on 6.x kernels perf_event (tracepoint),
+    // raw_tracepoint and tracing links may refuse it (EOPNOTSUPP). Where the kernel lets the
+    // syscall dispatcher go too, the alert must name it as well.
     let sysctl = newest_link_of("sysctl_write");
     assert_eq!(sysctl["type"], "cgroup", "{sysctl:#}");
     assert_ne!(sysctl["cgroup_id"], 0, "attached at start: {sysctl:#}");
     let id = sysctl["id"].to_string();
     let out = bpftool(&["link", "detach", "id", &id]);
     assert!(out.status.success(), "bpftool link detach id {id}: {out:?}");
-    let setns = newest_link_of("sys_enter_setns")["id"].to_string();
-    let setns_detached = bpftool(&["link", "detach", "id", &setns]).status.success();
+    // The syscall dispatcher (tp_btf): the one syscall link every watched syscall hangs off.
+    let dispatcher = newest_link_of("sys_enter")["id"].to_string();
+    let dispatcher_detached = bpftool(&["link", "detach", "id", &dispatcher])
+        .status
+        .success();
     let mut want = vec!["sysctl_write"];
-    if setns_detached {
-        want.insert(0, "sys_enter_setns");
+    if dispatcher_detached {
+        // In attach order (the catalogue's): sysctl_write comes first.
+        want.push("sys_enter");
     }
 
     let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == "detector-tampered");
