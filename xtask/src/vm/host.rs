@@ -87,6 +87,7 @@ fn run_tests(
             pass += 1;
         } else {
             fail += 1;
+            dump_events(&mut log, agent)?;
         }
         let result = if ok { "ok" } else { "FAILED" };
         writeln!(
@@ -101,6 +102,33 @@ fn run_tests(
         writeln!(log, "ESCAPEWATCH-VM-SERVED: {line}")?;
     }
     writeln!(log, "ESCAPEWATCH-VM-DONE pass={pass} fail={fail}")?;
+    Ok(())
+}
+
+/// What the failed test's agent recorded (the newest work dir under target/integration), as
+/// the guest's init does: the last 40 events, as JSON lines.
+fn dump_events(log: &mut fs::File, agent: &Path) -> Result<()> {
+    let base = workspace_root().join("target/integration");
+    let newest = fs::read_dir(&base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    let Some((_, dir)) = newest else {
+        return Ok(());
+    };
+    let out = Command::new(agent)
+        .arg("export")
+        .arg(dir.join("events.jsonl"))
+        .stderr(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines[lines.len().saturating_sub(40)..] {
+        writeln!(log, "ESCAPEWATCH-VM-EVENT: {line}")?;
+    }
     Ok(())
 }
 

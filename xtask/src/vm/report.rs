@@ -168,15 +168,51 @@ pub fn finish(outcomes: &[Outcome]) -> Result<()> {
             .any(|f| f.starts_with(&format!("{}:", o.kernel.name)))
         {
             let text = fs::read_to_string(&o.log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            println!(
-                "---- tail of {} ----\n{}",
-                o.log.display(),
-                lines[lines.len().saturating_sub(80)..].join("\n")
-            );
+            let sections = failed_sections(&text);
+            if sections.is_empty() {
+                let lines: Vec<&str> = text.lines().collect();
+                println!(
+                    "---- tail of {} ----\n{}",
+                    o.log.display(),
+                    lines[lines.len().saturating_sub(80)..].join("\n")
+                );
+            }
+            for (test, lines) in sections {
+                println!(
+                    "---- {}: {test} (from {}) ----\n{}",
+                    o.kernel.name,
+                    o.log.display(),
+                    lines[lines.len().saturating_sub(SECTION_LINES)..].join("\n")
+                );
+            }
         }
     }
     bail!("vm-test failed:\n  {}", failures.join("\n  "))
+}
+
+/// How much of a failed test's own output the failure report prints: its panic message, the
+/// agent's last events and the test's last lines.
+const SECTION_LINES: usize = 120;
+
+/// Each failed test's lines, from its `ESCAPEWATCH-VM-RUN:` line to its result line (a failure
+/// is then shown in CI's output whatever ran after it).
+fn failed_sections(text: &str) -> Vec<(String, Vec<&str>)> {
+    let mut out = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if after(line, "ESCAPEWATCH-VM-RUN: ").is_some() {
+            current.clear();
+        }
+        current.push(line);
+        if let Some(v) = after(line, "ESCAPEWATCH-VM: ") {
+            let mut f = v.split_whitespace();
+            if let (Some(test), Some("FAILED")) = (f.next(), f.next()) {
+                out.push((test.to_owned(), std::mem::take(&mut current)));
+            }
+            current.clear();
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -202,5 +238,25 @@ mod tests {
             "lsm/lsm_file_open,tracepoint/x"
         );
         assert_eq!(c.done.as_deref(), Some("pass=1 fail=1"));
+    }
+
+    #[test]
+    fn a_failed_tests_own_lines_are_its_section() {
+        let text = "ESCAPEWATCH-VM-RUN: a\nok output\nESCAPEWATCH-VM: a ok 1s\n\
+                    ESCAPEWATCH-VM-RUN: b\npanicked at x\nESCAPEWATCH-VM-EVENT: {}\n\
+                    ESCAPEWATCH-VM: b FAILED 2s\nESCAPEWATCH-VM-RUN: c\nlater\n\
+                    ESCAPEWATCH-VM: c ok 1s\n";
+        let s = failed_sections(text);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].0, "b");
+        assert_eq!(
+            s[0].1,
+            [
+                "ESCAPEWATCH-VM-RUN: b",
+                "panicked at x",
+                "ESCAPEWATCH-VM-EVENT: {}",
+                "ESCAPEWATCH-VM: b FAILED 2s"
+            ]
+        );
     }
 }
