@@ -181,9 +181,18 @@ impl ProgramSpec {
     }
 }
 
-const fn tp(
+/// Which of the dispatcher's sides tail-calls a syscall program.
+#[derive(Clone, Copy)]
+enum Side {
+    Enter,
+    Exit,
+}
+
+/// A syscall program, tail-called by the dispatcher of `side` for `numbers`.
+const fn syscall(
     id: ProgramId,
     name: &'static str,
+    side: Side,
     numbers: &'static [u32],
     group: &'static str,
     kinds: &'static [EventKind],
@@ -192,7 +201,7 @@ const fn tp(
         id,
         name,
         hook: Hook::Syscall {
-            exit: name.as_bytes()[5] == b'x',
+            exit: matches!(side, Side::Exit),
             numbers,
         },
         group,
@@ -230,37 +239,42 @@ pub const PROGRAMS: &[ProgramSpec] = &[
     raw(P::SchedProcessExec, "sched_process_exec", &[K::ProcessExec]),
     raw(P::SchedProcessFork, "sched_process_fork", &[K::ProcessFork]),
     raw(P::SchedProcessExit, "sched_process_exit", &[K::ProcessExit]),
-    tp(
+    syscall(
         P::SysEnterSetns,
         "sys_enter_setns",
+        Side::Enter,
         &[X::SETNS],
         "setns",
         &[K::Setns],
     ),
-    tp(
+    syscall(
         P::SysEnterUnshare,
         "sys_enter_unshare",
+        Side::Enter,
         &[X::UNSHARE],
         "unshare",
         &[K::Unshare],
     ),
-    tp(
+    syscall(
         P::SysEnterClone,
         "sys_enter_clone",
+        Side::Enter,
         &[X::CLONE],
         "clone",
         &[K::CloneNewNamespace],
     ),
-    tp(
+    syscall(
         P::SysEnterClone3,
         "sys_enter_clone3",
+        Side::Enter,
         &[X::CLONE3],
         "clone3",
         &[K::CloneNewNamespace],
     ),
-    tp(
+    syscall(
         P::SysExitPending,
         "sys_exit_pending",
+        Side::Exit,
         &[
             X::SETNS,
             X::UNSHARE,
@@ -277,44 +291,50 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "syscall-exit",
         NS,
     ),
-    tp(
+    syscall(
         P::SysEnterMount,
         "sys_enter_mount",
+        Side::Enter,
         &[X::MOUNT],
         "mount",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysEnterOpenTree,
         "sys_enter_open_tree",
+        Side::Enter,
         &[X::OPEN_TREE],
         "open_tree",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysEnterMoveMount,
         "sys_enter_move_mount",
+        Side::Enter,
         &[X::MOVE_MOUNT],
         "move_mount",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysEnterFsopen,
         "sys_enter_fsopen",
+        Side::Enter,
         &[X::FSOPEN],
         "fsopen",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysEnterFsconfig,
         "sys_enter_fsconfig",
+        Side::Enter,
         &[X::FSCONFIG],
         "fsconfig",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysExitMount,
         "sys_exit_mount_family",
+        Side::Exit,
         &[
             X::MOUNT,
             X::OPEN_TREE,
@@ -326,30 +346,34 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "mount-exit",
         MOUNT,
     ),
-    tp(
+    syscall(
         P::SysEnterOpenat,
         "sys_enter_openat",
+        Side::Enter,
         &[X::OPENAT],
         "openat",
         &[K::FileOpen],
     ),
-    tp(
+    syscall(
         P::SysEnterOpenat2,
         "sys_enter_openat2",
+        Side::Enter,
         &[X::OPENAT2],
         "openat2",
         &[K::FileOpen],
     ),
-    tp(
+    syscall(
         P::SysEnterOpen,
         "sys_enter_open",
+        Side::Enter,
         &[X::OPEN],
         "open",
         &[K::FileOpen],
     ),
-    tp(
+    syscall(
         P::SysExitOpen,
         "sys_exit_open_family",
+        Side::Exit,
         &[X::OPENAT, X::OPENAT2, X::OPEN],
         "open-exit",
         &[K::FileOpen],
@@ -363,94 +387,114 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
-    tp(
+    syscall(
         P::SysEnterMadvise,
         "sys_enter_madvise",
+        Side::Enter,
         &[X::MADVISE],
         "madvise",
         &[K::Madvise],
     ),
-    tp(
+    syscall(
         P::SysEnterWrite,
         "sys_enter_write",
+        Side::Enter,
         &[X::WRITE],
         "write",
         &[K::MemWrite, K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysEnterPwrite64,
         "sys_enter_pwrite64",
+        Side::Enter,
         &[X::PWRITE64],
         "pwrite64",
         &[K::MemWrite, K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysExitWrite,
         "sys_exit_write_family",
+        Side::Exit,
         &[X::WRITE, X::PWRITE64, X::WRITEV, X::PWRITEV, X::PWRITEV2],
         "write-exit",
         &[K::MemWrite, K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysEnterSplice,
         "sys_enter_splice",
+        Side::Enter,
         &[X::SPLICE],
         "splice",
         &[K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysEnterPtrace,
         "sys_enter_ptrace",
+        Side::Enter,
         &[X::PTRACE],
         "ptrace",
         SYSCALL,
     ),
-    tp(
+    syscall(
         P::SysEnterProcessVmWritev,
         "sys_enter_process_vm_writev",
+        Side::Enter,
         &[X::PROCESS_VM_WRITEV],
         "process_vm_writev",
         SYSCALL,
     ),
-    tp(P::SysEnterBpf, "sys_enter_bpf", &[X::BPF], "bpf", SYSCALL),
-    tp(
+    syscall(
+        P::SysEnterBpf,
+        "sys_enter_bpf",
+        Side::Enter,
+        &[X::BPF],
+        "bpf",
+        SYSCALL,
+    ),
+    syscall(
         P::SysEnterOpenByHandleAt,
         "sys_enter_open_by_handle_at",
+        Side::Enter,
         &[X::OPEN_BY_HANDLE_AT],
         "open_by_handle_at",
         SYSCALL,
     ),
-    tp(
+    syscall(
         P::SysEnterUserfaultfd,
         "sys_enter_userfaultfd",
+        Side::Enter,
         &[X::USERFAULTFD],
         "userfaultfd",
         SYSCALL,
     ),
-    tp(
+    syscall(
         P::SysEnterInitModule,
         "sys_enter_init_module",
+        Side::Enter,
         &[X::INIT_MODULE],
         "init_module",
         SYSCALL,
     ),
-    tp(
+    syscall(
         P::SysEnterFinitModule,
         "sys_enter_finit_module",
+        Side::Enter,
         &[X::FINIT_MODULE],
         "finit_module",
         SYSCALL,
     ),
-    tp(
+    syscall(
         P::SysEnterConnect,
         "sys_enter_connect",
+        Side::Enter,
         &[X::CONNECT],
         "connect",
         &[K::UnixConnect],
     ),
-    tp(
+    syscall(
         P::SysExitConnect,
         "sys_exit_connect",
+        Side::Exit,
         &[X::CONNECT],
         "connect-exit",
         &[K::UnixConnect],
@@ -524,41 +568,46 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
-    tp(
+    syscall(
         P::SysEnterFsmount,
         "sys_enter_fsmount",
+        Side::Enter,
         &[X::FSMOUNT],
         "fsmount",
         MOUNT,
     ),
     // The vectored write flavours reach marked objects like write and pwrite64 (their exits
     // are sys_exit_write_family's).
-    tp(
+    syscall(
         P::SysEnterWritev,
         "sys_enter_writev",
+        Side::Enter,
         &[X::WRITEV],
         "writev",
         &[K::MemWrite, K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysEnterPwritev,
         "sys_enter_pwritev",
+        Side::Enter,
         &[X::PWRITEV],
         "pwritev",
         &[K::MemWrite, K::PipeWrite],
     ),
-    tp(
+    syscall(
         P::SysEnterPwritev2,
         "sys_enter_pwritev2",
+        Side::Enter,
         &[X::PWRITEV2],
         "pwritev2",
         &[K::MemWrite, K::PipeWrite],
     ),
     // A marked pipe tee'd into another pipe marks that one (splice between pipes is
     // sys_enter_splice's).
-    tp(
+    syscall(
         P::SysEnterTee,
         "sys_enter_tee",
+        Side::Enter,
         &[X::TEE],
         "tee",
         &[K::PipeWrite],
