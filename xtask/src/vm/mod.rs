@@ -90,16 +90,18 @@ const LEFT_OUT: &[(&str, &str)] = &[
 /// (ETXTBSY on /proc/self/exe, runtime-binary-overwrite) is seen by the syscall programs alone.
 const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm,\
      sysrq-trigger-write=lsm,kernel-memory-access=lsm,kernel-debug-recon=lsm";
-const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall,\
-     host-fs-via-proc-root=syscall,sysrq-trigger-write=syscall,\
-     kernel-memory-access=syscall,kernel-debug-recon=syscall";
+/// The open-family rules' fallback is the open syscall programs and, for io_uring's opens
+/// (which make no open syscall), its completion program: one tier, two entries.
+const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall|io_uring,\
+     host-fs-via-proc-root=syscall|io_uring,sysrq-trigger-write=syscall|io_uring,\
+     kernel-memory-access=syscall|io_uring,kernel-debug-recon=syscall|io_uring";
 
 /// The alternatives, on a kernel that has the preferred hooks: with fentry and BPF LSM
 /// disabled, dirty-cow must be served by the kprobe on handle_mm_fault and the LSM-served path
 /// rules by the open syscall programs.
-const FALLBACK_HOOKS: &str = "dirty-cow=kprobe,cgroup-release-agent-write=syscall,\
-     host-fs-via-proc-root=syscall,sysrq-trigger-write=syscall,\
-     kernel-memory-access=syscall,kernel-debug-recon=syscall";
+const FALLBACK_HOOKS: &str = "dirty-cow=kprobe,cgroup-release-agent-write=syscall|io_uring,\
+     host-fs-via-proc-root=syscall|io_uring,sysrq-trigger-write=syscall|io_uring,\
+     kernel-memory-access=syscall|io_uring,kernel-debug-recon=syscall|io_uring";
 
 /// The scenarios of the rules in [`FALLBACK_HOOKS`].
 const FALLBACK_SELECTION: &[Select] = &[
