@@ -265,8 +265,13 @@ pub fn root_disk() -> String {
 /// A container sharing the host PID namespace joins `host_pid`'s mount namespace; returns the
 /// pid of the escaping process.
 pub fn nsenter_escape(host_pid: u32) -> (Container, u64) {
-    let c = Bundle::busybox("escape")
-        .expect("bundle")
+    nsenter_escape_from(Bundle::busybox("escape").expect("bundle"), host_pid)
+}
+
+/// [`nsenter_escape`] from a container of `bundle` (given the host PID namespace and the
+/// escape's capabilities here).
+pub fn nsenter_escape_from(bundle: Bundle, host_pid: u32) -> (Container, u64) {
+    let c = bundle
         .share_host_namespace("pid")
         .add_capabilities(&ESCAPE_CAPS)
         .run_detached(&unique_id("ewt"))

@@ -21,6 +21,8 @@ pub const IMAGE: &str = "ewt-busybox:1";
 pub const CTR_IMAGE: &str = "docker.io/library/ewt-busybox:1";
 /// containerd namespace of the test's `ctr` containers.
 pub const CTR_NS: &str = "ewt";
+/// containerd namespace of dockerd's containers.
+const DOCKER_NS: &str = "moby";
 
 pub struct Runtimes {
     /// Sockets and runtime state (on tmpfs; short paths for sockets).
@@ -217,9 +219,31 @@ impl Runtimes {
         out.trim().parse().context("docker inspect pid")
     }
 
-    /// Stop dockerd (SIGTERM stops its containers), then every ctr task and containerd.
+    /// Freeze dockerd (SIGSTOP): its socket still accepts connections and never answers, the
+    /// worst case for a client with no time bound.
+    pub fn freeze_dockerd(&self) {
+        if let Some(d) = &self.dockerd {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(d.id() as i32, libc::SIGSTOP) };
+        }
+    }
+
+    /// dockerd gone mid-run: killed (SIGKILL: its containers keep running under their
+    /// containerd shims) and its socket file removed.
+    pub fn lose_dockerd(&mut self) {
+        if let Some(mut d) = self.dockerd.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        let _ = fs::remove_file(&self.docker_sock);
+    }
+
+    /// Stop dockerd (SIGTERM stops its containers), then every ctr task (of the test's
+    /// namespace, and of docker's when dockerd was lost) and containerd.
     fn stop(&mut self) {
         if let Some(mut d) = self.dockerd.take() {
+            // SAFETY: plain kill(2) on our own child (frozen or not).
+            unsafe { libc::kill(d.id() as i32, libc::SIGCONT) };
             if let Ok(ids) = self.docker_ok(&["ps", "-aq"]) {
                 for id in ids.split_whitespace() {
                     let _ = self.docker(&["rm", "-f", id]);
@@ -228,16 +252,21 @@ impl Runtimes {
             stop_child(&mut d, Duration::from_secs(20));
         }
         if let Some(mut c) = self.containerd.take() {
-            if let Ok(out) = self.ctr_ok(&["tasks", "ls", "-q"]) {
-                for id in out.split_whitespace() {
-                    let _ = self.ctr(&["-n", CTR_NS, "tasks", "kill", "-s", "SIGKILL", id]);
+            for ns in [CTR_NS, DOCKER_NS] {
+                let ids = |what: &str| {
+                    self.ctr(&["-n", ns, what, "ls", "-q"])
+                        .ok()
+                        .filter(|o| o.status.success())
+                        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                        .unwrap_or_default()
+                };
+                for id in ids("tasks").split_whitespace() {
+                    let _ = self.ctr(&["-n", ns, "tasks", "kill", "-s", "SIGKILL", id]);
                     std::thread::sleep(Duration::from_millis(200));
-                    let _ = self.ctr(&["-n", CTR_NS, "tasks", "rm", "-f", id]);
+                    let _ = self.ctr(&["-n", ns, "tasks", "rm", "-f", id]);
                 }
-            }
-            if let Ok(out) = self.ctr_ok(&["containers", "ls", "-q"]) {
-                for id in out.split_whitespace() {
-                    let _ = self.ctr(&["-n", CTR_NS, "containers", "rm", id]);
+                for id in ids("containers").split_whitespace() {
+                    let _ = self.ctr(&["-n", ns, "containers", "rm", id]);
                 }
             }
             stop_child(&mut c, Duration::from_secs(20));

@@ -47,6 +47,39 @@ fn check_identity(a: &Value, name: &str, image: &str, runtime: &str, label: (&st
     assert_eq!(a["id"].as_str().map(str::len), Some(36), "{a:#}");
 }
 
+/// A docker container, labelled team=red, that can escape: CAP_SYS_ADMIN and CAP_SYS_PTRACE,
+/// no seccomp, AppArmor or masked paths, in the host's pid namespace, running `command`; its
+/// id.
+fn docker_escaper(rt: &Runtimes, name: &str, extra: &[&str], command: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        "team=red",
+        // What --privileged gives but CAP_SYS_RESOURCE, which this VM's bounding set lacks
+        // (runc refuses to apply a capability it cannot have).
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--pid=host",
+        "--network",
+        "none",
+    ];
+    args.extend_from_slice(extra);
+    args.push(IMAGE);
+    args.extend_from_slice(command);
+    rt.docker_ok(&args).expect("docker run").trim().to_owned()
+}
+
 /// A host process whose mount namespace the escapes enter.
 fn host_process() -> std::process::Child {
     std::process::Command::new("sleep")
@@ -98,36 +131,7 @@ fn docker_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent
     // core_pattern write.
     let mut host = host_process();
     let name = unique_id("ewt-escape");
-    let id = rt
-        .docker_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "team=red",
-            // What --privileged gives but CAP_SYS_RESOURCE, which this VM's bounding set
-            // lacks (runc refuses to apply a capability it cannot have).
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "SYS_PTRACE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--security-opt",
-            "systempaths=unconfined",
-            "--pid=host",
-            "--network",
-            "none",
-            IMAGE,
-            "sleep",
-            "1000",
-        ])
-        .expect("docker run")
-        .trim()
-        .to_owned();
+    let id = docker_escaper(&rt, &name, &[], &["sleep", "1000"]);
     // The time the runtime's metadata takes to arrive: it is looked up in the background
     // from the container's first event, and an alert before that goes out without it.
     std::thread::sleep(Duration::from_secs(2));
@@ -260,4 +264,142 @@ fn containerd_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_si
     let _ = host.kill();
     let _ = host.wait();
     agent.assert_replay_reproduces_alerts("the containerd scenarios");
+}
+
+/// `p` of the `escapewatch_alert_latency_seconds` histogram: the upper bound of the first
+/// bucket holding that share of the alerts (seconds), and the count.
+fn alert_latency_quantile(agent: &mut Agent, p: f64) -> (f64, f64) {
+    let text = agent.http_get("/metrics");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("escapewatch_alert_latency_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, n) = l.split_once("\"} ")?;
+            Some((le.parse().unwrap_or(f64::INFINITY), n.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let le = buckets
+        .iter()
+        .find(|(_, n)| *n >= p * total)
+        .map_or(f64::INFINITY, |b| b.0);
+    (le, total)
+}
+
+/// `escapewatch_workload_metadata_total{result="error"}` once it reaches `n` (or the
+/// deadline passed: then less, for the caller's assertion to show).
+fn lookup_errors_reaching(agent: &mut Agent, n: f64) -> f64 {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let e = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"error\"");
+        if e >= n || std::time::Instant::now() > deadline {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Docker's socket lost mid-run: first dockerd frozen (SIGSTOP: the socket accepts and never
+/// answers, the worst case for a lookup), then gone (killed, its socket file removed).
+/// - A docker container looked up before keeps its cached metadata in both phases.
+/// - Escapes from containers no runtime can be asked about still alert, without metadata,
+///   counted as misses, and the lookups' failures are counted.
+/// - Nothing waits on the runtime: the p99 of the alert latency stays far under one lookup's
+///   500 ms time bound (printed for the note).
+#[test]
+fn a_runtime_socket_lost_mid_run_leaves_alerts_flowing_without_metadata() {
+    use escapewatch_integration::{
+        escape::nsenter_escape_from,
+        runc::{Bundle, random_hex64},
+    };
+    let mut rt = Runtimes::start("docker").expect("start dockerd and containerd");
+    let dir = work_dir("runtimes-socket-lost");
+    // No runc state source: a bare runc container is then known to no source at all.
+    let config = format!("{}oci_state = []\n", rt.agent_config());
+    let mut agent = Agent::start_with(&dir, Some(&config));
+    let host = host_process();
+    let trigger = dir.join("trigger");
+    std::fs::create_dir_all(&trigger).unwrap();
+    let name = unique_id("ewt-cached");
+    let script = format!(
+        "for t in 1 2; do while [ ! -e /trigger/go$t ]; do sleep 0.05; done; \
+         nsenter -t {} -m -- /bin/true; done; sleep 1000",
+        host.id()
+    );
+    let volume = format!("{}:/trigger", trigger.display());
+    let id = docker_escaper(&rt, &name, &["-v", &volume], &["sh", "-c", &script]);
+    // Its metadata is looked up from its first event, while dockerd answers.
+    let deadline = std::time::Instant::now() + WAIT;
+    while agent.metric_sum("escapewatch_workload_metadata_total", "result=\"found\"") < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "never looked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut escapes = 0;
+    let mut cached_ids: Vec<Value> = Vec::new();
+    let mut phase = |agent: &mut Agent, go: &str| {
+        // The cached container: its new alert still names it.
+        std::fs::write(trigger.join(go), "").unwrap();
+        let cached = agent.wait_for_alert(WAIT, |a| {
+            a["rule"] == "namespace-join-host"
+                && a["container"]["id"] == id.as_str()
+                && !cached_ids.contains(&a["id"])
+        });
+        check_identity(&cached, &name, IMAGE, "docker", ("team", "red"));
+        cached_ids.push(cached["id"].clone());
+        escapes += 1;
+        // Containers in docker-shaped cgroups (so dockerd is asked about them) that dockerd
+        // cannot answer for: alerted, without metadata.
+        for _ in 0..3 {
+            let bundle = Bundle::busybox("socket-lost")
+                .expect("bundle")
+                .cgroups_path(&format!("/docker/{}", random_hex64()));
+            let (c, pid) = nsenter_escape_from(bundle, host.id());
+            let a = agent.wait_for_alert(WAIT, |a| {
+                a["rule"] == "namespace-join-host" && a["process"]["pid"] == pid
+            });
+            assert!(a["container"]["id"].is_string(), "{a:#}");
+            assert!(a["container"]["name"].is_null(), "{a:#}");
+            assert!(a["container"]["image"].is_null(), "{a:#}");
+            assert_eq!(a["node"]["name"], hostname(), "{a:#}");
+            drop(c);
+            escapes += 1;
+        }
+    };
+    rt.freeze_dockerd();
+    phase(&mut agent, "go1");
+    // The lookups finish (each failing after its time bound) well after the alerts went out.
+    let frozen_errors = lookup_errors_reaching(&mut agent, 3.0);
+    rt.lose_dockerd();
+    phase(&mut agent, "go2");
+    let errors = lookup_errors_reaching(&mut agent, frozen_errors + 3.0);
+    let misses = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"miss\"");
+    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
+    let (p99, alerts) = alert_latency_quantile(&mut agent, 0.99);
+    eprintln!(
+        "socket lost: {escapes} escapes alerted; hits {hits}, misses {misses}, lookup errors \
+         {frozen_errors} frozen + {} gone; alert latency p99 <= {p99} s over {alerts} alerts",
+        errors - frozen_errors
+    );
+    assert!(hits >= 2.0, "hits {hits}");
+    assert!(misses >= 6.0, "misses {misses}");
+    // Each bare container's lookup asked dockerd and failed, in each phase.
+    assert!(
+        frozen_errors >= 3.0,
+        "lookup errors while frozen {frozen_errors}"
+    );
+    assert!(
+        errors - frozen_errors >= 3.0,
+        "lookup errors once gone {errors}"
+    );
+    assert!(
+        p99 < 0.5,
+        "alert latency p99 {p99} s: the event path waited"
+    );
+    agent.stop();
+    let mut host = host;
+    let _ = host.kill();
+    let _ = host.wait();
+    drop(rt);
+    agent.assert_replay_reproduces_alerts("the socket-loss scenarios");
 }

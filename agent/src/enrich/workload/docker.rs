@@ -163,6 +163,15 @@ impl Source for DockerApi {
             return Ok(None);
         }
         if !self.socket.exists() {
+            // A Docker container (its cgroup says so) whose daemon's socket is gone: the
+            // runtime was lost or the configured path is wrong, which the operator must see.
+            // A Kubernetes container may be containerd's or CRI-O's: no docker, no error.
+            if c.runtime == Runtime::Docker {
+                return Err(LookupError::Io {
+                    what: format!("docker socket {}", self.socket.display()),
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
+            }
             return Ok(None);
         }
         let (status, body) = self.get(&format!("/containers/{}/json", c.id))?;

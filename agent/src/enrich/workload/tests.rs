@@ -210,7 +210,7 @@ fn a_runtime_that_never_answers_blocks_nothing_and_is_counted() {
 }
 
 #[test]
-fn an_absent_socket_is_no_error_and_the_cache_stays_bounded() {
+fn an_absent_socket_is_an_error_for_docker_containers_only_and_the_cache_stays_bounded() {
     let dir = tempdir("bounded");
     let counts = counts();
     let cache = WorkloadCache::start(
@@ -225,17 +225,35 @@ fn an_absent_socket_is_no_error_and_the_cache_stays_bounded() {
         counts.clone(),
     )
     .unwrap();
+    // Pods of a containerd or CRI-O node, where no docker runs: no error.
     for i in 0..100u32 {
         let c = Container {
             id: format!("{i:064x}"),
-            runtime: Runtime::Docker,
+            runtime: Runtime::Kubernetes,
             pod_uid: None,
         };
         let _ = cache.get(&c);
         std::thread::sleep(Duration::from_millis(1));
         assert!(cache.len() <= 8, "{}", cache.len());
     }
+    wait_until(|| counts.with_label_values(&["unknown"]).get() >= 1);
     assert_eq!(counts.with_label_values(&["error"]).get(), 0);
+    // A Docker container whose daemon's socket is gone: counted.
+    let _ = cache.get(&Container {
+        id: format!("{:064x}", 1000),
+        runtime: Runtime::Docker,
+        pod_uid: None,
+    });
+    wait_until(|| counts.with_label_values(&["error"]).get() == 1);
+}
+
+/// Waits (5 s at most) until `ok`, which must then hold.
+fn wait_until(ok: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < Duration::from_secs(5), "never held");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn write(path: &Path, text: &str) {
