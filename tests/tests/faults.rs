@@ -226,7 +226,6 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 #[test]
-#[ignore = "flaky on the shared 2-core VM when run after the SIGHUP-storm test in the same binary: once the agent was stopped by a SIGINT of unknown origin mid-churn, once the escape afterwards went unalerted; alone it passed 3 of 3 (cargo test -- --ignored containers_churning)"]
 fn containers_churning_for_a_minute_raise_nothing_and_leave_detection_whole() {
     use escapewatch_integration::runc::{Bundle, unique_id};
     let dir = work_dir("fault-churn");
