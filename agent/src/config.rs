@@ -84,6 +84,8 @@ pub struct Config {
     /// Output sinks fed by the fan-out: webhooks, syslog/journald.
     pub sinks: crate::sink::SinksConfig,
     pub alerts: Alerts,
+    /// Runtime and orchestrator API endpoints watched for connects from containers.
+    pub runtime_api: RuntimeApi,
     /// Per-rule settings, keyed by rule id: `[rules.namespace-join-host]`.
     pub rules: BTreeMap<String, RuleSettings>,
     /// The files this config was merged from: the main file, then its `config.d/*.toml`
@@ -189,6 +191,73 @@ pub struct Alerts {
     /// Identical alerts (rule, container, executable, details) within this many ms of the
     /// first become one summary with a count; 0: off.
     pub coalesce_window_ms: u64,
+}
+
+/// The runtime and orchestrator APIs a container must not reach.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeApi {
+    /// TCP ports whose IPv4/IPv6 connects the kernel reports (the address is judged in
+    /// userspace: loopback in the host's network namespace, or an address of the node).
+    pub ports: Vec<u16>,
+    /// Host paths of runtime API Unix sockets: a connect that reaches one of them (same
+    /// device and inode), under whatever name the container used, is reported.
+    pub sockets: Vec<PathBuf>,
+}
+
+/// Docker (plain and TLS), the kubelet (API, read-only, healthz) and kube-proxy's metrics.
+pub const DEFAULT_RUNTIME_API_PORTS: [u16; 5] = [2375, 2376, 10250, 10255, 10248];
+
+/// The runtimes' API sockets at their usual places.
+pub const DEFAULT_RUNTIME_SOCKETS: [&str; 8] = [
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+    "/run/cri-dockerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/run/dockershim.sock",
+];
+
+impl Default for RuntimeApi {
+    fn default() -> Self {
+        RuntimeApi {
+            ports: DEFAULT_RUNTIME_API_PORTS.to_vec(),
+            sockets: DEFAULT_RUNTIME_SOCKETS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+impl RuntimeApi {
+    /// What is wrong with it, as `(key, problem)`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let max = escapewatch_common::maps::WATCHED_PORTS_ENTRIES as usize;
+        if self.ports.len() > max {
+            return Some((
+                "runtime_api.ports",
+                format!(
+                    "holds {} ports; the kernel map takes at most {max}",
+                    self.ports.len()
+                ),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for &p in &self.ports {
+            if p == 0 {
+                return Some(("runtime_api.ports", "port 0 is not a port".into()));
+            }
+            if !seen.insert(p) {
+                return Some(("runtime_api.ports", format!("port {p} is listed twice")));
+            }
+        }
+        self.sockets.iter().find(|s| !s.is_absolute()).map(|s| {
+            (
+                "runtime_api.sockets",
+                format!("{} is not an absolute host path", s.display()),
+            )
+        })
+    }
 }
 
 /// How alerts name the node they come from.
@@ -405,6 +474,9 @@ impl Config {
                     self.logs.event_log_max_bytes
                 ),
             ));
+        }
+        if let Some((key, problem)) = self.runtime_api.problem() {
+            return Err(invalid(key.into(), problem));
         }
         self.policy().map_err(|e| {
             let (rule, index, field) = e.key();

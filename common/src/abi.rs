@@ -166,6 +166,8 @@ pub const PF_KTHREAD: u32 = 0x0020_0000;
 
 /// `sockaddr.sa_family` of a Unix socket (include/linux/socket.h).
 pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
 
 // include/uapi/linux/sched.h
 

@@ -481,6 +481,34 @@ pub struct ConnectEvent {
     pub peer_name: [u8; NAME_LEN],
 }
 
+/// connect(2) of an IPv4/IPv6 socket to a port of the watched set: the destination as the
+/// caller passed it (network byte order address, port in host order) and the result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConnectEvent {
+    pub header: EventHeader,
+    pub ret: i64,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    pub port: u16,
+    /// The connecting descriptor.
+    pub fd: u32,
+    /// IPv4 in the first 4 bytes, or the IPv6 address.
+    pub addr: [u8; 16],
+}
+
+/// What connect(2)'s entry keeps of an IPv4/IPv6 destination on a watched port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetConnectPending {
+    pub family: u16,
+    pub port: u16,
+    pub fd: u32,
+    pub addr: [u8; 16],
+}
+
+const _: () = assert!(core::mem::size_of::<NetConnectEvent>() == 144);
+const _: () = assert!(core::mem::size_of::<NetConnectPending>() == 24);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
 const _: () = assert!(core::mem::size_of::<MountEvent>() == 680);
 const _: () = assert!(core::mem::size_of::<FileOpenEvent>() == 608);

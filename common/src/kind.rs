@@ -81,6 +81,9 @@ kinds! {
     /// switch_task_namespaces). The header holds the task's new credentials or namespaces.
     /// Payload: `TaskChangedEvent`.
     TaskChanged = 28 => "task_changed",
+    /// connect(2) of an IPv4/IPv6 socket to a watched port (runtime and orchestrator APIs,
+    /// the agent's `runtime_api_ports`) returned. Payload: `NetConnectEvent`.
+    NetConnect = 31 => "net_connect",
 }
 
 /// A kind id that this build does not know (a newer kernel object, or corruption).

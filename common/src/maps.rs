@@ -15,6 +15,11 @@ pub const PENDING_SYSCALLS: &str = "PENDING_SYSCALLS";
 pub const RUNTIME_INODES: &str = "RUNTIME_INODES";
 /// Capacity of [`RUNTIME_INODES`].
 pub const RUNTIME_INODES_ENTRIES: u32 = 256;
+/// Hash of watched destination ports (host order) of IPv4/IPv6 connects, filled by the agent
+/// from `runtime_api_ports`.
+pub const WATCHED_PORTS: &str = "WATCHED_PORTS";
+/// Capacity of [`WATCHED_PORTS`].
+pub const WATCHED_PORTS_ENTRIES: u32 = 64;
 /// The read-only global holding [`crate::config::KernelConfig`].
 pub const CONFIG_GLOBAL: &str = "CONFIG";
 

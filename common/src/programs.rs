@@ -489,7 +489,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         Side::Enter,
         &[X::CONNECT],
         "connect",
-        &[K::UnixConnect],
+        &[K::UnixConnect, K::NetConnect],
     ),
     syscall(
         P::SysExitConnect,
@@ -497,7 +497,7 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         Side::Exit,
         &[X::CONNECT],
         "connect-exit",
-        &[K::UnixConnect],
+        &[K::UnixConnect, K::NetConnect],
     ),
     // The copy-on-write break itself, whatever led there (/proc/PID/mem, ptrace POKE): the
     // best hook first; the loader keeps the first of the group that attaches.
@@ -776,6 +776,7 @@ const COMPAT_KINDS: &[EventKind] = &[
     K::FileOpen,
     K::Syscall,
     K::UnixConnect,
+    K::NetConnect,
     K::MemWrite,
     K::PipeWrite,
 ];

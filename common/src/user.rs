@@ -31,6 +31,7 @@ unsafe impl aya::Pod for MemWriteEvent {}
 unsafe impl aya::Pod for SyscallEvent {}
 unsafe impl aya::Pod for PipeWriteEvent {}
 unsafe impl aya::Pod for ConnectEvent {}
+unsafe impl aya::Pod for crate::event::NetConnectEvent {}
 unsafe impl aya::Pod for CowFaultEvent {}
 unsafe impl aya::Pod for TaskChangedEvent {}
 unsafe impl aya::Pod for crate::event::InodeKey {}
@@ -79,6 +80,7 @@ pub enum RawEvent {
     Syscall(WatchedSyscall, SyscallEvent),
     PipeWrite(Box<PipeWriteEvent>),
     Connect(Box<ConnectEvent>),
+    NetConnect(Box<crate::event::NetConnectEvent>),
     CowFault(Box<CowFaultEvent>),
     /// The change, checked at decode.
     TaskChanged(TaskChange, TaskChangedEvent),
@@ -99,6 +101,7 @@ impl RawEvent {
             RawEvent::Syscall(_, e) => &e.header,
             RawEvent::PipeWrite(e) => &e.header,
             RawEvent::Connect(e) => &e.header,
+            RawEvent::NetConnect(e) => &e.header,
             RawEvent::CowFault(e) => &e.header,
             RawEvent::TaskChanged(_, e) => &e.header,
         }
@@ -118,6 +121,7 @@ impl RawEvent {
             RawEvent::Syscall(..) => EventKind::Syscall,
             RawEvent::PipeWrite(_) => EventKind::PipeWrite,
             RawEvent::Connect(_) => EventKind::UnixConnect,
+            RawEvent::NetConnect(_) => EventKind::NetConnect,
             RawEvent::CowFault(_) => EventKind::CowFault,
             RawEvent::TaskChanged(..) => EventKind::TaskChanged,
         }
@@ -189,6 +193,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         }
         EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
         EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
+        EventKind::NetConnect => RawEvent::NetConnect(Box::new(read_exact(kind, bytes)?)),
         EventKind::CowFault => RawEvent::CowFault(Box::new(read_exact(kind, bytes)?)),
         EventKind::TaskChanged => {
             let e: TaskChangedEvent = read_exact(kind, bytes)?;

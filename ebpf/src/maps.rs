@@ -6,12 +6,14 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     config::KernelConfig,
-    event::{ConnectEvent, FileOpenEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT},
+    event::{
+        ConnectEvent, FileOpenEvent, InodeKey, MountEvent, NAME_LEN, NS_COUNT, NetConnectPending,
+    },
     kind::KIND_SLOTS,
     maps::{
         ATTEMPT_BUDGET_ENTRIES, AttemptBudget, AttemptKey, PENDING_SYSCALLS_ENTRIES, PROGRAM_SLOTS,
         RING_ATTEMPTS_DEFAULT_BYTES, RING_CRITICAL_DEFAULT_BYTES, RING_LIFECYCLE_DEFAULT_BYTES,
-        RUNTIME_INODES_ENTRIES,
+        RUNTIME_INODES_ENTRIES, WATCHED_PORTS_ENTRIES,
     },
     programs::{IOURING_TAIL_SLOTS, SYSCALL_TAIL_SLOTS},
 };
@@ -92,6 +94,16 @@ pub static PENDING_MOUNT: LruHashMap<u32, MountEvent> = LruHashMap::with_max_ent
 /// connect(2) socket paths read at entry.
 #[map]
 pub static PENDING_CONNECT: LruHashMap<u32, ConnectEvent> = LruHashMap::with_max_entries(1024, 0);
+
+/// connect(2) IPv4/IPv6 destinations on a watched port, read at entry.
+#[map]
+pub static PENDING_NET_CONNECT: LruHashMap<u32, NetConnectPending> =
+    LruHashMap::with_max_entries(1024, 0);
+
+/// Destination ports (host order) whose IPv4/IPv6 connects are reported: the runtime and
+/// orchestrator API ports of the agent's config (filled by the loader).
+#[map]
+pub static WATCHED_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(WATCHED_PORTS_ENTRIES, 0);
 
 /// FileOpen records the LSM file_open hook assembled inside an open syscall; the syscall's
 /// exit completes them with the return value and sends them.

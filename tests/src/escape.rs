@@ -51,7 +51,18 @@ pub fn scenario(
     edit: impl FnOnce(Bundle) -> Bundle,
     act: impl FnOnce(&Container) -> String,
 ) -> (Agent, Value, Container) {
-    run_scenario(test, rule, edit, act, true)
+    run_scenario(test, rule, None, edit, act, true)
+}
+
+/// [`scenario`] with an agent config file holding `config` (TOML).
+pub fn scenario_with_config(
+    test: &str,
+    rule: &str,
+    config: &str,
+    edit: impl FnOnce(Bundle) -> Bundle,
+    act: impl FnOnce(&Container) -> String,
+) -> (Agent, Value, Container) {
+    run_scenario(test, rule, Some(config), edit, act, true)
 }
 
 /// [`scenario`] for an escape made through another entry than the one this kernel's hook
@@ -63,18 +74,19 @@ pub fn scenario_by_another_entry(
     edit: impl FnOnce(Bundle) -> Bundle,
     act: impl FnOnce(&Container) -> String,
 ) -> (Agent, Value, Container) {
-    run_scenario(test, rule, edit, act, false)
+    run_scenario(test, rule, None, edit, act, false)
 }
 
 fn run_scenario(
     test: &str,
     rule: &str,
+    config: Option<&str>,
     edit: impl FnOnce(Bundle) -> Bundle,
     act: impl FnOnce(&Container) -> String,
     expected_hooks: bool,
 ) -> (Agent, Value, Container) {
     let dir = work_dir(test);
-    let agent = Agent::start(&dir);
+    let agent = Agent::start_with(&dir, config);
     let c = privileged(test, edit);
     let cgroup = c.cgroup_path().expect("cgroup");
     let output = act(&c);

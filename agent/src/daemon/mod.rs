@@ -207,6 +207,9 @@ fn report_attachments(loaded: &Loaded, metrics: &Metrics, health: &Health) {
     metrics.ready.set(i64::from(health.ready().is_none()));
 }
 
+/// How often the node's addresses and runtime sockets are read again.
+const NET_FACTS_REFRESH_SECS: u32 = 10;
+
 pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     let mut sigterm = signal_stream(SignalKind::terminate(), "SIGTERM")?;
     let mut sigint = signal_stream(SignalKind::interrupt(), "SIGINT")?;
@@ -278,6 +281,7 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         host_mnt_ns: host_ns.namespaces.mnt,
         cgroup2_root: crate::enrich::cgroup::cgroup2_mount(&proc_root),
         disabled: opts.disabled_hooks(),
+        watched_ports: opts.config.runtime_api.ports.clone(),
     })?;
     let mut collector = Collector::new(&mut loaded.ebpf)?;
     // After loading, so privilege and BTF problems are reported as such. A taken port is
@@ -317,6 +321,14 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
         info!(sinks = ?sinks.names(), "output sinks");
     }
     let mut enricher = Enricher::new(host_ns, boot, system);
+    let net_facts =
+        crate::enrich::netapi::NetFacts::read(&proc_root, &opts.config.runtime_api.sockets);
+    info!(
+        node_addresses = net_facts.node_addrs.len(),
+        runtime_sockets = ?net_facts.runtime_sockets.iter().map(|s| &s.path).collect::<Vec<_>>(),
+        "runtime API endpoints of the node"
+    );
+    enricher.set_net_facts(net_facts);
     enricher.seed(procfs_scan::scan(&proc_root));
     info!(
         processes = enricher.processes_tracked(),
@@ -364,6 +376,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     // side's `submit_flags`): this timer drains them, well inside the 5 ms alert latency.
     let mut drain_tick = tokio::time::interval(DRAIN_INTERVAL);
     drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Seconds until the node's addresses and runtime sockets are read again (they change
+    // with DHCP, new interfaces, a runtime restarted with a new socket inode).
+    let mut net_refresh = NET_FACTS_REFRESH_SECS;
     loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
@@ -379,6 +394,14 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
             _ = tick.tick() => {
                 health.beat();
                 pipeline.tick(&collector);
+                net_refresh -= 1;
+                if net_refresh == 0 {
+                    net_refresh = NET_FACTS_REFRESH_SECS;
+                    pipeline.enricher.set_net_facts(crate::enrich::netapi::NetFacts::read(
+                        &proc_root,
+                        &opts.config.runtime_api.sockets,
+                    ));
+                }
                 if let Some(report) = self_check.run(&metrics, &health) {
                     pipeline.report(report);
                 }

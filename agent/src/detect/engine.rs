@@ -74,6 +74,7 @@ fn slot_of_event(e: &Event) -> usize {
         Payload::Syscall { name, .. } => syscall_slot(*name),
         Payload::PipeWrite { .. } => kind_slot(EventKind::PipeWrite),
         Payload::UnixConnect { .. } => kind_slot(EventKind::UnixConnect),
+        Payload::NetConnect { .. } => kind_slot(EventKind::NetConnect),
         Payload::CowFault { .. } => kind_slot(EventKind::CowFault),
         Payload::TaskChanged { .. } => kind_slot(EventKind::TaskChanged),
         Payload::EventsLost { .. } | Payload::EventsBudgeted { .. } => LOSS_SLOT,

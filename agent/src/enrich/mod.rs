@@ -8,6 +8,7 @@ mod creds;
 pub use creds::FULL_CAPS;
 mod held;
 pub mod host;
+pub mod netapi;
 mod owners;
 mod payload;
 pub mod probe;
@@ -152,6 +153,8 @@ pub struct Enricher<S: System> {
     /// The kernel has lost lifecycle events at some point: exec events may be missing, so
     /// names that change without an exec are looked into (see `recheck_missed_exec`).
     lossy: bool,
+    /// The node's addresses and runtime sockets (read on the host, refreshed by the daemon).
+    net: netapi::NetFacts,
     next_id: u64,
 }
 
@@ -170,6 +173,7 @@ impl<S: System> Enricher<S> {
             start_ns: held::StartNamespaces::default(),
             start_creds: creds::StartCreds::default(),
             lossy: false,
+            net: netapi::NetFacts::default(),
             next_id: 1,
         }
     }
@@ -178,6 +182,11 @@ impl<S: System> Enricher<S> {
     /// judged again.
     pub fn note_loss(&mut self) {
         self.lossy = true;
+    }
+
+    /// The node's addresses and runtime sockets, as last read on the host.
+    pub fn set_net_facts(&mut self, facts: netapi::NetFacts) {
+        self.net = facts;
     }
 
     pub fn host(&self) -> &HostNamespaces {
@@ -314,7 +323,11 @@ impl<S: System> Enricher<S> {
             }
             RawEvent::Connect(e) => {
                 self.entry(h, &ns);
-                payload::connect(e)
+                netapi::unix_connect(e, &self.net, self.host.namespaces.net)
+            }
+            RawEvent::NetConnect(e) => {
+                self.entry(h, &ns);
+                netapi::net_connect(e, &self.net, self.host.namespaces.net)
             }
             RawEvent::CowFault(e) => {
                 self.entry(h, &ns);

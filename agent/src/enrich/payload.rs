@@ -153,6 +153,9 @@ pub fn connect(e: &ConnectEvent) -> Payload {
         ret: e.ret,
         path: text(&e.path),
         peer: (e.peer_ino != 0).then(|| file_ref(e.peer_ino, e.peer_dev, &e.peer_name, &[])),
+        abstract_name: false,
+        host_net_ns: false,
+        runtime_socket: None,
     }
 }
 

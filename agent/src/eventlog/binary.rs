@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use super::super::model::{
     Container, CredsBefore, CredsBeyondStart, Event, FileRef, FsPath, JoinedNamespace, MountCall,
-    Namespaces, NsOwner, NsSyscall, NsType, OpenClass, PathOutside, Payload, Process, Runtime,
-    TargetProcess, TaskChange, WatchedSyscall,
+    Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass, PathOutside, Payload, Process,
+    Runtime, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 /// First bytes of a binary event log.
@@ -684,11 +684,38 @@ impl Enc<'_> {
                 self.opt(fd, |e, v| e.u32(*v));
                 self.file(file);
             }
-            Payload::UnixConnect { ret, path, peer } => {
-                self.u8(16);
+            // Tag 16 is the form before abstract names and socket identity (still read).
+            Payload::UnixConnect {
+                ret,
+                path,
+                peer,
+                abstract_name,
+                host_net_ns,
+                runtime_socket,
+            } => {
+                self.u8(65);
                 self.i64(*ret);
                 self.str(path);
                 self.opt(peer, Self::file);
+                self.bool(*abstract_name);
+                self.bool(*host_net_ns);
+                self.opt(runtime_socket, |e, s| e.str(s));
+            }
+            Payload::NetConnect {
+                ret,
+                addr,
+                port,
+                fd,
+                dest,
+                host_net_ns,
+            } => {
+                self.u8(66);
+                self.i64(*ret);
+                self.str(&addr.to_string());
+                self.u32(u32::from(*port));
+                self.u32(*fd);
+                self.u8(*dest as u8);
+                self.bool(*host_net_ns);
             }
             Payload::Namespace {
                 syscall,
@@ -1195,6 +1222,33 @@ impl<'a> Dec<'a> {
                 ret: self.i64()?,
                 path: self.str()?,
                 peer: self.opt(Self::file)?,
+                abstract_name: false,
+                host_net_ns: false,
+                runtime_socket: None,
+            },
+            65 => Payload::UnixConnect {
+                ret: self.i64()?,
+                path: self.str()?,
+                peer: self.opt(Self::file)?,
+                abstract_name: self.bool()?,
+                host_net_ns: self.bool()?,
+                runtime_socket: self.opt(Self::str)?,
+            },
+            66 => Payload::NetConnect {
+                ret: self.i64()?,
+                addr: self
+                    .str()?
+                    .parse()
+                    .map_err(|_| bad("net_connect address"))?,
+                port: u16::try_from(self.u32()?).map_err(|_| bad("net_connect port"))?,
+                fd: self.u32()?,
+                dest: match self.u8()? {
+                    0 => NetDest::Loopback,
+                    1 => NetDest::Node,
+                    2 => NetDest::Other,
+                    b => return Err(bad(format!("unknown net_connect destination {b}"))),
+                },
+                host_net_ns: self.bool()?,
             },
             17 => Payload::Namespace {
                 syscall: match self.u8()? {

@@ -16,7 +16,7 @@ use aya::{
 use escapewatch_common::{
     event::InodeKey,
     kind::EventKind,
-    maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES},
+    maps::{CONFIG_GLOBAL, RING_CRITICAL, RING_LIFECYCLE, RUNTIME_INODES, WATCHED_PORTS},
     programs::{Hook, IOURING_TAILS, PROGRAMS, ProgramSpec, SYS_ENTER_TAILS, SYS_EXIT_TAILS},
 };
 use tracing::{info, warn};
@@ -40,6 +40,12 @@ const VERIFIER_TAIL: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("cannot put watched port {port} into the kernel map {WATCHED_PORTS}")]
+    WatchedPort {
+        port: u16,
+        #[source]
+        source: aya::maps::MapError,
+    },
     #[error(
         "escapewatch must run as root, or with CAP_BPF and CAP_PERFMON (plus CAP_SYS_ADMIN on kernels before 5.8), to load its eBPF programs; this process has effective capabilities {caps:#x}. Run it with sudo or through the shipped systemd unit"
     )]
@@ -85,6 +91,8 @@ pub struct LoadOptions {
     pub cgroup2_root: Option<PathBuf>,
     /// Precision hook types not to try (`hooks.disable`, `--disable-hooks`).
     pub disabled: Vec<PrecisionHook>,
+    /// Destination ports of IPv4/IPv6 connects to report (`runtime_api.ports`).
+    pub watched_ports: Vec<u16>,
 }
 
 /// Why one program could not be attached. The message is this step's; the kernel's reason
@@ -592,6 +600,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         .map_max_entries(RING_LIFECYCLE, rings.lifecycle_bytes)
         .load(OBJECT)
         .map_err(|source| LoadError::Object { source })?;
+    fill_watched_ports(&mut ebpf, &opts.watched_ports)?;
     let mut attachments: Vec<Attachment> = Vec::new();
     for spec in PROGRAMS {
         let started = std::time::Instant::now();
@@ -625,6 +634,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         return Err(LoadError::Required { failed });
     }
     Ok(Loaded { ebpf, attachments })
+}
+
+/// The kernel's set of watched destination ports, before any program runs.
+fn fill_watched_ports(ebpf: &mut Ebpf, ports: &[u16]) -> Result<(), LoadError> {
+    let Some(map) = ebpf.map_mut(WATCHED_PORTS) else {
+        return Ok(());
+    };
+    let mut map: BpfHashMap<_, u16, u8> =
+        BpfHashMap::try_from(map).map_err(|source| LoadError::WatchedPort { port: 0, source })?;
+    for &port in ports {
+        map.insert(port, 1, 0)
+            .map_err(|source| LoadError::WatchedPort { port, source })?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

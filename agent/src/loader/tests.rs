@@ -4,6 +4,7 @@ use super::*;
 
 fn opts(disabled: Vec<PrecisionHook>) -> LoadOptions {
     LoadOptions {
+        watched_ports: Vec::new(),
         rings: RingBuffers::default(),
         btf: None,
         host_mnt_ns: 0,

@@ -250,6 +250,20 @@ pub enum NsSyscall {
     Clone,
 }
 
+/// What the destination address of an IPv4/IPv6 connect is to the node (enrichment: the
+/// node's addresses are read on the host, never from the event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetDest {
+    /// 127.0.0.0/8, ::1, their IPv4-mapped forms, or the unspecified address (which connect
+    /// takes for the local host): the caller's own network namespace's loopback.
+    Loopback,
+    /// One of the node's own addresses (any interface of the host's network namespace).
+    Node,
+    /// Anything else.
+    Other,
+}
+
 /// Kind-specific part of an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -456,6 +470,36 @@ pub enum Payload {
         /// path's inode and the name it was bound as.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<FileRef>,
+        /// An abstract name (sun_path began with a NUL): `path` is the name after the NUL,
+        /// looked up in the caller's network namespace, not a file.
+        #[serde(
+            default,
+            rename = "abstract",
+            skip_serializing_if = "std::ops::Not::not"
+        )]
+        abstract_name: bool,
+        /// The caller is in the host's network namespace (where the host's abstract names,
+        /// containerd-shim's among them, live).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        host_net_ns: bool,
+        /// The host runtime API socket `peer` is (same device and inode), by its host path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runtime_socket: Option<String>,
+    },
+    /// An IPv4/IPv6 connect to a watched runtime/orchestrator API port.
+    NetConnect {
+        /// 0, or -errno (-115 EINPROGRESS: a non-blocking connect under way).
+        ret: i64,
+        /// The destination as the caller passed it.
+        #[schemars(with = "String")]
+        addr: std::net::IpAddr,
+        port: u16,
+        fd: u32,
+        /// What that address is to the node.
+        dest: NetDest,
+        /// The caller is in the host's network namespace (its loopback is the host's).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        host_net_ns: bool,
     },
     Namespace {
         syscall: NsSyscall,
@@ -609,6 +653,7 @@ impl Event {
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",
+            Payload::NetConnect { .. } => "net_connect",
         }
     }
 }

@@ -10,8 +10,8 @@ use escapewatch_common::{
     SCHEMA_VERSION,
     event::{
         ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
-        MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, PipeWriteEvent, SyscallEvent,
-        SysctlEvent, TaskChangedEvent, header_program_bits,
+        MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, NetConnectEvent, PipeWriteEvent,
+        SyscallEvent, SysctlEvent, TaskChangedEvent, header_program_bits,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -83,6 +83,7 @@ record!(
     SyscallEvent,
     PipeWriteEvent,
     ConnectEvent,
+    NetConnectEvent,
     CowFaultEvent,
     TaskChangedEvent
 );

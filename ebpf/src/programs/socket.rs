@@ -1,4 +1,7 @@
-//! connect(2) to Unix socket paths from container candidates (container runtime API sockets).
+//! connect(2) from container candidates: to Unix socket paths (container runtime API sockets),
+//! to abstract Unix names (a host network namespace's containerd-shim, CVE-2020-15257), and
+//! of IPv4/IPv6 sockets to the watched runtime/orchestrator API ports ([`WATCHED_PORTS`]):
+//! the kernel keeps only the family and the port test, the address is judged in userspace.
 //! The path the caller passed is a name the container chose (a symlink, a bind mount under
 //! another name); a successful connect also names the socket it reached by the path its
 //! listener bound, which only the host chose.
@@ -9,19 +12,23 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use escapewatch_common::{
-    abi::AF_UNIX, config::OFFSET_NONE, event::ConnectEvent, kind::EventKind, programs::ProgramId,
+    abi::{AF_INET, AF_INET6, AF_UNIX},
+    config::OFFSET_NONE,
+    event::{ConnectEvent, NetConnectEvent, NetConnectPending},
+    kind::EventKind,
+    programs::ProgramId,
 };
 
 use super::{SysArgs, ret};
 use crate::{
     cfg,
     helpers::{
-        emit::run,
+        emit::{emit, run},
         files::{dentry_name, fd_file},
         pending::{self, tid},
-        task::{ERR_READ, KPtr, current, is_candidate, read_or_zero},
+        task::{CURRENT, ERR_READ, KPtr, current, is_candidate, read_or_zero},
     },
-    maps::{PENDING_CONNECT, SCRATCH_CONNECT},
+    maps::{PENDING_CONNECT, PENDING_NET_CONNECT, SCRATCH_CONNECT, WATCHED_PORTS},
 };
 
 /// `connect(int fd, struct sockaddr *uservaddr, int addrlen)`: the path is read at entry.
@@ -39,6 +46,9 @@ pub fn connect(a: &impl SysArgs) -> Result<(), i64> {
         let addr = a.arg(1)? as *const u8;
         // SAFETY: user pointer validated by the helper.
         let family: u16 = unsafe { bpf_probe_read_user(addr.cast()) }.map_err(|_| ERR_READ)?;
+        if family == AF_INET || family == AF_INET6 {
+            return inet_connect(a.arg(0)? as u32, family, addr);
+        }
         if family != AF_UNIX {
             return Ok(());
         }
@@ -55,12 +65,40 @@ pub fn connect(a: &impl SysArgs) -> Result<(), i64> {
         if unsafe { bpf_probe_read_user_buf(addr.add(2), &mut ev.path) }.is_err() {
             return Ok(());
         }
-        // Abstract sockets (leading NUL) are not filesystem paths.
-        if ev.path[0] == 0 {
-            return Ok(());
-        }
+        // An abstract name (leading NUL) is kept as it is: userspace tells it by that NUL, and
+        // judges it by the caller's network namespace (the header), where the name is looked up.
         PENDING_CONNECT.insert(tid(), ev, 0).map_err(|e| e as i64)
     }
+}
+
+/// `struct sockaddr_in` / `sockaddr_in6`: the port (network order) at byte 2, the address at
+/// byte 4 / 8. Kept only when the port is in [`WATCHED_PORTS`].
+#[inline(always)]
+fn inet_connect(fd: u32, family: u16, addr: *const u8) -> Result<(), i64> {
+    // SAFETY: user pointer validated by the helper.
+    let port: u16 = unsafe { bpf_probe_read_user(addr.add(2).cast()) }.map_err(|_| ERR_READ)?;
+    let port = u16::from_be(port);
+    // SAFETY: a plain lookup.
+    if unsafe { WATCHED_PORTS.get(port) }.is_none() {
+        return Ok(());
+    }
+    let mut p = NetConnectPending {
+        family,
+        port,
+        fd,
+        addr: [0; 16],
+    };
+    let at = if family == AF_INET { 4 } else { 8 };
+    // SAFETY: as above. An IPv4 read takes 16 bytes of `sockaddr_in` (16 bytes long itself).
+    let read = if family == AF_INET {
+        unsafe { bpf_probe_read_user_buf(addr.add(at), &mut p.addr[..4]) }
+    } else {
+        unsafe { bpf_probe_read_user_buf(addr.add(at), &mut p.addr) }
+    };
+    read.map_err(|_| ERR_READ)?;
+    PENDING_NET_CONNECT
+        .insert(tid(), p, 0)
+        .map_err(|e| e as i64)
 }
 
 #[btf_tracepoint(function = "sys_exit")]
@@ -75,18 +113,41 @@ pub fn sys_exit_connect(ctx: BtfTracePointContext) -> u32 {
 /// whether there was one.
 #[inline(always)]
 pub fn exit_connect(program: ProgramId, rc: i64) -> bool {
-    pending::emit_recorded(
-        &PENDING_CONNECT,
-        program,
-        EventKind::UnixConnect,
-        rc,
-        |ev, rc| {
+    exit_net_connect(program, rc)
+        || pending::emit_recorded(
+            &PENDING_CONNECT,
+            program,
+            EventKind::UnixConnect,
+            rc,
+            |ev, rc| {
+                ev.ret = rc;
+                if rc == 0 {
+                    fill_peer(ev);
+                }
+            },
+        )
+}
+
+/// Emit this thread's IPv4/IPv6 connect recorded at entry, if any. A failure (EINPROGRESS of a
+/// non-blocking socket included) goes as an attempt.
+#[inline(always)]
+fn exit_net_connect(program: ProgramId, rc: i64) -> bool {
+    let tid = tid();
+    // SAFETY: this thread's own entry, copied out before it is removed.
+    let Some(p) = (unsafe { PENDING_NET_CONNECT.get(tid) }).copied() else {
+        return false;
+    };
+    let _ = PENDING_NET_CONNECT.remove(tid);
+    if let Some(ring) = crate::helpers::budget::by_result(EventKind::NetConnect, rc) {
+        emit::<NetConnectEvent>(ring, program, EventKind::NetConnect, CURRENT, |ev| {
             ev.ret = rc;
-            if rc == 0 {
-                fill_peer(ev);
-            }
-        },
-    )
+            ev.family = p.family;
+            ev.port = p.port;
+            ev.fd = p.fd;
+            ev.addr = p.addr;
+        });
+    }
+    true
 }
 
 /// The socket `ev.fd` is now connected to.

@@ -62,6 +62,7 @@ const SELECTION: &[Select] = &[
     select("escapes_process", ""),
     select("entry_paths", ""),
     select("postconditions", ""),
+    select("netapi", ""),
     Select {
         binary: "",
         name: "kernel_offsets",

@@ -30,7 +30,7 @@ impl Check for RuntimeSocket {
         severity: Severity::High,
         mitre: "T1610",
         title: "Container connected to a container runtime API socket",
-        scope: "connect to a docker/containerd/cri-o/podman API socket, by the name the container used or the name its listener bound (symlinks and renamed bind mounts included)",
+        scope: "connect to a docker/containerd/cri-o/podman API socket, by the name the container used, the name its listener bound, or the host socket's device and inode (`runtime_api.sockets`; symlinks and renamed bind mounts included)",
         // Recorded alerts carry the explanation: it stays as it was, the scope says the rest.
         explanation: "A process in a container connected to the API socket of Docker, \
             containerd, CRI-O or podman (usually bind-mounted into it). Whoever talks to that \
@@ -42,12 +42,21 @@ impl Check for RuntimeSocket {
             "runtime-socket",
             "runtime-socket-renamed",
             "iouring-runtime-socket",
+            "runtime-socket-inode",
         ]),
         ..RuleInfo::BASE
     };
 
     fn check(e: &Event) -> Option<Finding> {
-        let Payload::UnixConnect { ret, path, peer } = &e.data else {
+        let Payload::UnixConnect {
+            ret,
+            path,
+            peer,
+            abstract_name: false,
+            runtime_socket,
+            ..
+        } = &e.data
+        else {
             return None;
         };
         let c = workload(e)?;
@@ -57,10 +66,15 @@ impl Check for RuntimeSocket {
             .as_ref()
             .map(|p| p.name.as_str())
             .filter(|b| *b != name && RUNTIME_SOCKETS.contains(b));
-        if *ret != 0 || !(RUNTIME_SOCKETS.contains(&name) || bound.is_some()) {
+        // The host runtime socket the peer is, by device and inode (enrichment): whatever
+        // name the listener or the container gave it.
+        let same_inode = runtime_socket.as_deref();
+        if *ret != 0
+            || !(RUNTIME_SOCKETS.contains(&name) || bound.is_some() || same_inode.is_some())
+        {
             return None;
         }
-        let (via, details) = match bound {
+        let (via, mut details) = match bound {
             // An io_uring connect passes no path: only the bound name is known.
             Some(b) if path.is_empty() => (
                 format!("bound as {b} (by io_uring)"),
@@ -70,8 +84,17 @@ impl Check for RuntimeSocket {
                 format!("{path} (bound as {b})"),
                 json!({ "socket": path, "bound_as": b }),
             ),
-            None => (path.clone(), json!({ "socket": path })),
+            None => match same_inode {
+                Some(host) if host != path => (
+                    format!("{path} (the host's {host})"),
+                    json!({ "socket": path }),
+                ),
+                _ => (path.clone(), json!({ "socket": path })),
+            },
         };
+        if let Some(host) = same_inode {
+            details["host_socket"] = json!(host);
+        }
         Some(Finding::new(
             format!(
                 "{} connected to runtime API socket {via}: it can start privileged containers on the host; find out why the socket is mounted in.",
@@ -88,6 +111,9 @@ impl Check for RuntimeSocket {
             ret,
             path: path.into(),
             peer: None,
+            abstract_name: false,
+            host_net_ns: false,
+            runtime_socket: None,
         };
         let reaching = |path: &str, bound: &str| Payload::UnixConnect {
             ret: 0,
@@ -98,6 +124,16 @@ impl Check for RuntimeSocket {
                 name: bound.into(),
                 parent: String::new(),
             }),
+            abstract_name: false,
+            host_net_ns: false,
+            runtime_socket: None,
+        };
+        let same_inode = |path: &str, host: &str| {
+            let mut p = reaching(path, "x.sock");
+            if let Payload::UnixConnect { runtime_socket, .. } = &mut p {
+                *runtime_socket = Some(host.into());
+            }
+            p
         };
         vec![
             Example::alert(
@@ -114,6 +150,17 @@ impl Check for RuntimeSocket {
                 |a| {
                     assert_eq!(a.details["socket"], "/tmp/innocent");
                     assert_eq!(a.details["bound_as"], "docker.sock");
+                },
+            ),
+            Example::alert(
+                "a runtime socket bound under another name, reached by its inode",
+                vec![in_container(
+                    "curl",
+                    same_inode("/tmp/notdocker", "/run/ewtest/x.sock"),
+                )],
+                |a| {
+                    assert_eq!(a.details["socket"], "/tmp/notdocker");
+                    assert_eq!(a.details["host_socket"], "/run/ewtest/x.sock");
                 },
             ),
             Example::silent(

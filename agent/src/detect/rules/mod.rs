@@ -16,6 +16,7 @@ mod mount;
 mod namespace;
 mod namespace_held;
 mod namespace_join_host;
+mod netapi;
 mod procfs_mount;
 mod root_outside;
 mod simple;
@@ -213,6 +214,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Bpf>(),
         check::<files::RuntimeBinary>(),
         check::<misc::RuntimeSocket>(),
+        check::<netapi::RuntimeApiNetwork>(),
+        check::<netapi::HostAbstractSocket>(),
         check::<files::KernelMemory>(),
         check::<files::BlockDevice>(),
         check::<files::ProcRoot>(),

@@ -12,6 +12,7 @@
 //!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH>
 
 mod iouring;
+mod netapi;
 
 use std::{
     ffi::CString,
@@ -1000,6 +1001,11 @@ fn main() {
         Some("open-by-handle") => open_by_handle(),
         Some("userfaultfd") => userfaultfd(),
         Some("connect") => connect(&arg(2)),
+        Some("tcp-connect") => netapi::tcp_connect(&arg(2), &arg(3)),
+        Some("tcp-own") => netapi::tcp_own(&arg(2)),
+        Some("abstract-connect") => netapi::abstract_connect(&arg(2)),
+        Some("abstract-own") => netapi::abstract_own(&arg(2)),
+        Some("unix-connect") => netapi::unix_connect(&arg(2)),
         Some("finit-module") => finit_module(),
         #[cfg(target_arch = "x86_64")]
         Some("setns32") => setns32(&arg(2), &arg(3)),
