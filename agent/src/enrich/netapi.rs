@@ -55,7 +55,7 @@ impl NetFacts {
     pub fn classify(&self, addr: IpAddr) -> NetDest {
         let addr = match addr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
+            v4 @ IpAddr::V4(_) => v4,
         };
         if addr.is_loopback() || addr.is_unspecified() {
             NetDest::Loopback
