@@ -663,6 +663,39 @@ mod tests {
     }
 
     #[test]
+    fn runtime_api_ports_and_sockets_are_validated() {
+        let c =
+            Config::parse("[runtime_api]\nports = [2375, 8080]\n", Path::new("c.toml")).unwrap();
+        assert_eq!(c.runtime_api.ports, vec![2375, 8080]);
+        assert_eq!(
+            Config::default().runtime_api.ports,
+            DEFAULT_RUNTIME_API_PORTS.to_vec()
+        );
+        for (text, want) in [
+            ("[runtime_api]\nports = [0]\n", "port 0 is not a port"),
+            (
+                "[runtime_api]\nports = [2375, 2375]\n",
+                "port 2375 is listed twice",
+            ),
+            ("[runtime_api]\nports = [70000]\n", "70000"),
+            (
+                "[runtime_api]\nsockets = [\"run/x.sock\"]\n",
+                "not an absolute host path",
+            ),
+        ] {
+            let e = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+            // A number past u16 is toml's type error (file, line, column); the rest name the key.
+            assert!(
+                want == "70000" || e.contains("`runtime_api."),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let e = Config::parse("[logs]\nevent_logg = \"x\"\n", Path::new("/etc/e.toml"))
             .unwrap_err()
