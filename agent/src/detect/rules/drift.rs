@@ -126,7 +126,7 @@ impl Check for Drifted {
             what the kernel loads, so a dropped script run by an image's shell is not seen \
             here. Check what wrote the file, the parent, and the network.",
         inputs: &[Input::Kind(EventKind::ProcessExec)],
-        fixtures: Fixtures::Recorded(&["drift-new-binary"]),
+        fixtures: Fixtures::Recorded(&["drift-new-binary", "drift-deleted"]),
         ..RuleInfo::BASE
     };
 
