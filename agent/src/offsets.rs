@@ -135,6 +135,18 @@ pub fn kernel_config(
         unix_sock_path_dentry: r.optional("unix_sock", &["path.dentry"]),
         dentry_d_inode: r.required("dentry", &["d_inode"]),
         sk_family: r.optional("sock", &["__sk_common.skc_family"]),
+        // The file an exec runs: its link count, ctime and superblock (the drift rules).
+        binprm_file: r.required("linux_binprm", &["file"]),
+        inode_i_nlink: r.required("inode", &["i_nlink", "__i_nlink"]),
+        inode_ctime_sec: r.required(
+            "inode",
+            &["i_ctime_sec", "__i_ctime.tv_sec", "i_ctime.tv_sec"],
+        ),
+        inode_ctime_nsec: r.required(
+            "inode",
+            &["i_ctime_nsec", "__i_ctime.tv_nsec", "i_ctime.tv_nsec"],
+        ),
+        vfsmount_mnt_sb: r.required("vfsmount", &["mnt_sb"]),
         ..KernelConfig::UNCONFIGURED
     };
     set_io_uring_requests(&r, &mut cfg);

@@ -99,6 +99,10 @@ pub const TRACEFS_MAGIC: u32 = 0x7472_6163;
 pub const BINFMTFS_MAGIC: u32 = 0x4249_4e4d;
 /// `super_block.s_magic` of tmpfs (include/uapi/linux/magic.h).
 pub const TMPFS_MAGIC: u32 = 0x0102_1994;
+/// `super_block.s_magic` of ramfs (include/uapi/linux/magic.h).
+pub const RAMFS_MAGIC: u32 = 0x8584_58f6;
+/// `super_block.s_magic` of hugetlbfs (include/uapi/linux/magic.h; memfd MFD_HUGETLB).
+pub const HUGETLBFS_MAGIC: u32 = 0x9584_58f6;
 /// `super_block.s_magic` of ext2/3/4 (include/uapi/linux/magic.h).
 pub const EXT4_SUPER_MAGIC: u32 = 0x0000_ef53;
 /// `super_block.s_magic` of overlayfs (include/uapi/linux/magic.h).

@@ -121,9 +121,18 @@ pub struct KernelConfig {
     pub dentry_d_inode: u32,
     /// `sock.__sk_common.skc_family`: whether a socket io_uring connected is a Unix one.
     pub sk_family: u32,
+    /// `linux_binprm.file`, `inode.i_nlink`, the seconds and nanoseconds of the inode's ctime
+    /// (`i_ctime_sec`/`i_ctime_nsec` since 6.11, `__i_ctime` in 6.6-6.10, `i_ctime` before) and
+    /// `vfsmount.mnt_sb`: the identity and age of the file an exec runs.
+    pub binprm_file: u32,
+    pub inode_i_nlink: u32,
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
+    pub vfsmount_mnt_sb: u32,
+    pub _pad_exe: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 344);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 368);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -200,5 +209,11 @@ impl KernelConfig {
         unix_sock_path_dentry: OFFSET_NONE,
         dentry_d_inode: OFFSET_NONE,
         sk_family: OFFSET_NONE,
+        binprm_file: OFFSET_NONE,
+        inode_i_nlink: OFFSET_NONE,
+        inode_ctime_sec: OFFSET_NONE,
+        inode_ctime_nsec: OFFSET_NONE,
+        vfsmount_mnt_sb: OFFSET_NONE,
+        _pad_exe: 0,
     };
 }

@@ -154,6 +154,19 @@ pub struct ExecEvent {
     /// the mount is in no namespace (detached).
     pub cwd_mnt_ns: u32,
     pub root_mnt_ns: u32,
+    /// The executed file (`bprm->file`, after the binfmt resolved it; for a script, the
+    /// script itself): inode number, ctime (CLOCK_REALTIME, kernel-set on every change of
+    /// content or metadata; utimensat cannot set it back), link count (0: a memfd or a deleted
+    /// file), `s_dev` and `s_magic` of its superblock. All 0 when unreadable.
+    pub exe_ino: u64,
+    pub exe_ctime_sec: i64,
+    pub exe_ctime_nsec: u32,
+    pub exe_nlink: u32,
+    pub exe_dev: u32,
+    pub exe_magic: u32,
+    /// `s_dev` of the superblock of the task's root directory (`fs->root.mnt->mnt_sb`).
+    pub root_dev: u32,
+    pub _pad_exe: u32,
 }
 
 /// `EventKind::ProcessFork`: the header describes the NEW process (the child).
@@ -519,7 +532,7 @@ const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 160);
 const _: () = assert!(core::mem::size_of::<CowFaultEvent>() == 112 + 56 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<PipeWriteEvent>() == 272);
 const _: () = assert!(core::mem::size_of::<ConnectEvent>() == 312);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == 896);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 936);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 120);
 const _: () = assert!(core::mem::size_of::<NamespaceEvent>() == 168);

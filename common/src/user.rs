@@ -272,6 +272,14 @@ mod tests {
             flags: 0,
             cwd_mnt_ns: 7,
             root_mnt_ns: 8,
+            exe_ino: 9,
+            exe_ctime_sec: 10,
+            exe_ctime_nsec: 11,
+            exe_nlink: 0,
+            exe_dev: 12,
+            exe_magic: 13,
+            root_dev: 14,
+            _pad_exe: 0,
         };
         assert_eq!(
             decode(as_bytes(&exec)),

@@ -5,6 +5,7 @@ mod anchors;
 pub mod cgroup;
 pub mod container;
 mod creds;
+mod drift;
 pub use creds::FULL_CAPS;
 mod held;
 pub mod host;
@@ -150,6 +151,8 @@ pub struct Enricher<S: System> {
     start_ns: held::StartNamespaces,
     /// Each container's bounding set and uid at start (the post-condition of `creds_beyond`).
     start_creds: creds::StartCreds,
+    /// Each container's start: the earliest process start the agent saw in it.
+    container_start: drift::ContainerStart,
     /// The kernel has lost lifecycle events at some point: exec events may be missing, so
     /// names that change without an exec are looked into (see `recheck_missed_exec`).
     lossy: bool,
@@ -172,6 +175,7 @@ impl<S: System> Enricher<S> {
             roots_learned: std::collections::HashSet::new(),
             start_ns: held::StartNamespaces::default(),
             start_creds: creds::StartCreds::default(),
+            container_start: drift::ContainerStart::default(),
             lossy: false,
             net: netapi::NetFacts::default(),
             next_id: 1,
@@ -205,6 +209,7 @@ impl<S: System> Enricher<S> {
                 self.learn_owner(c, &s.namespaces);
                 // The oldest pid of a container (scanned in pid order) is its first workload.
                 self.seed_start_creds(c, s.pid, &s.namespaces);
+                self.container_start.note(&c.id, s.start_time);
             }
             self.procs.insert(s.pid, entry);
         }
@@ -255,6 +260,7 @@ impl<S: System> Enricher<S> {
                     },
                     outside_mount: self.outside_mount(&ns, e.cwd_mnt_ns, e.root_mnt_ns),
                     filename,
+                    image: drift::exec_image(e),
                 }
             }
             RawEvent::Exit(e) => {
@@ -338,7 +344,8 @@ impl<S: System> Enricher<S> {
                 payload::task_changed(*change, e)
             }
         };
-        let event = self.build(h, ns, data);
+        let mut event = self.build(h, ns, data);
+        self.date_container_start(&mut event);
         self.maintain(h.ktime_ns);
         event
     }
@@ -380,6 +387,7 @@ impl<S: System> Enricher<S> {
         if let Some(c) = &container
             && !runtime_helper
         {
+            self.container_start.note(&c.id, h.start_time_ns);
             process.foreign_namespaces = self.foreign_held(c, &ns);
             process.creds_beyond_start = self.creds_beyond(c, h, &ns);
             self.learn_owner(c, &ns);

@@ -130,6 +130,14 @@ fn exec(pid: u32, cgroup_id: u64, ns: [u32; NS_COUNT], file: &str) -> RawEvent {
         flags: 0,
         cwd_mnt_ns: ns[0],
         root_mnt_ns: ns[0],
+        exe_ino: 0,
+        exe_ctime_sec: 0,
+        exe_ctime_nsec: 0,
+        exe_nlink: 1,
+        exe_dev: 0,
+        exe_magic: 0,
+        root_dev: 0,
+        _pad_exe: 0,
     }))
 }
 

@@ -30,9 +30,9 @@
 use std::collections::BTreeMap;
 
 use super::super::model::{
-    Container, CredsBefore, CredsBeyondStart, Event, FileRef, FsPath, JoinedNamespace, MountCall,
-    Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass, PathOutside, Payload, Process,
-    Runtime, TargetProcess, TaskChange, WatchedSyscall,
+    Container, CredsBefore, CredsBeyondStart, Event, ExecImage, FileRef, FsPath, JoinedNamespace,
+    MountCall, Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass, PathOutside, Payload,
+    Process, Runtime, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 /// First bytes of a binary event log.
@@ -485,8 +485,10 @@ impl Enc<'_> {
                 usermode_helper,
                 binary_container,
                 outside_mount,
+                image,
             } => {
-                self.u8(0);
+                // Tag 40: an exec with its image's kernel facts (logs before them used 0 only).
+                self.u8(if image.is_some() { 40 } else { 0 });
                 self.str(filename);
                 self.bool(*truncated);
                 self.bool(*usermode_helper);
@@ -504,6 +506,24 @@ impl Enc<'_> {
                     e.u32(*mnt_ns);
                     e.owner(owner);
                 });
+                if let Some(i) = image {
+                    let ExecImage {
+                        inode,
+                        dev,
+                        fs_magic,
+                        nlink,
+                        ctime_unix_ns,
+                        root_dev,
+                        container_start_unix_ns,
+                    } = i;
+                    self.u64(*inode);
+                    self.str(dev);
+                    self.u32(*fs_magic);
+                    self.u32(*nlink);
+                    self.i64(*ctime_unix_ns);
+                    self.str(root_dev);
+                    self.opt(container_start_unix_ns, |e, t| e.i64(*t));
+                }
             }
             Payload::ProcessFork { creator_pid } => {
                 self.u8(1);
@@ -1100,7 +1120,7 @@ impl<'a> Dec<'a> {
 
     fn payload(&mut self) -> R<Payload> {
         Ok(match self.u8()? {
-            0 => Payload::ProcessExec {
+            tag @ (0 | 40) => Payload::ProcessExec {
                 filename: self.str()?,
                 truncated: self.bool()?,
                 usermode_helper: self.bool()?,
@@ -1116,6 +1136,19 @@ impl<'a> Dec<'a> {
                         owner: d.owner()?,
                     })
                 })?,
+                image: if tag == 40 {
+                    Some(ExecImage {
+                        inode: self.u64()?,
+                        dev: self.str()?,
+                        fs_magic: self.u32()?,
+                        nlink: self.u32()?,
+                        ctime_unix_ns: self.i64()?,
+                        root_dev: self.str()?,
+                        container_start_unix_ns: self.opt(Self::i64)?,
+                    })
+                } else {
+                    None
+                },
             },
             1 => Payload::ProcessFork {
                 creator_pid: self.u32()?,

@@ -198,6 +198,29 @@ pub struct PathOutside {
     pub owner: NsOwner,
 }
 
+/// The file an exec ran, as the kernel held it (`bprm->file`): facts a container cannot
+/// choose, unlike the path it passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecImage {
+    pub inode: u64,
+    /// `major:minor` of the filesystem it lies on (the superblock's `s_dev`).
+    pub dev: String,
+    /// The superblock's magic (`statfs` f_type): tmpfs is 0x01021994.
+    pub fs_magic: u32,
+    /// Hard links: 0 for a memfd or a deleted file (run through /proc/self/fd or an fd).
+    pub nlink: u32,
+    /// The inode's ctime, ns since the Unix epoch: the kernel sets it on every change of
+    /// content or metadata (write, chmod, rename, link); no syscall sets it back.
+    pub ctime_unix_ns: i64,
+    /// `major:minor` of the filesystem of the process's root directory.
+    pub root_dev: String,
+    /// When its container started (the earliest start of a process the agent saw in it), ns
+    /// since the Unix epoch; absent outside containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_start_unix_ns: Option<i64>,
+}
+
 /// A task's two filesystem anchors (`task->fs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -284,6 +307,9 @@ pub enum Payload {
         /// own (a directory fd kept from the host, the CVE-2024-21626 class).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         outside_mount: Vec<PathOutside>,
+        /// The executed file's kernel facts (absent in logs older than them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<ExecImage>,
     },
     ProcessFork {
         /// The process that called fork/clone.

@@ -68,13 +68,42 @@ pub fn sched_process_exec(ctx: RawTracePointContext) -> u32 {
                 ev.cwd_mnt_ns = fs
                     .and_then(|fs| read_ptr(fs, cfg!(fs_pwd_mnt)))
                     .map_or(0, vfsmount_mnt_ns);
-                ev.root_mnt_ns = fs
-                    .and_then(|fs| read_ptr(fs, cfg!(fs_root_mnt)))
-                    .map_or(0, vfsmount_mnt_ns);
+                let root_mnt = fs.and_then(|fs| read_ptr(fs, cfg!(fs_root_mnt)));
+                ev.root_mnt_ns = root_mnt.map_or(0, vfsmount_mnt_ns);
+                ev.root_dev = root_mnt
+                    .and_then(|m| read_ptr(m, cfg!(vfsmount_mnt_sb)))
+                    .map_or(0, |sb| read_or_zero(sb, cfg!(sb_s_dev)));
+                exe_facts(bprm, ev);
             },
         );
         Ok(())
     })
+}
+
+/// The file the exec runs (`bprm->file`): the facts the drift rules judge, all kernel-set.
+#[inline(always)]
+fn exe_facts(bprm: KPtr, ev: &mut ExecEvent) {
+    ev.exe_ino = 0;
+    ev.exe_ctime_sec = 0;
+    ev.exe_ctime_nsec = 0;
+    ev.exe_nlink = 0;
+    ev.exe_dev = 0;
+    ev.exe_magic = 0;
+    ev._pad_exe = 0;
+    let Ok(inode) = read_ptr(bprm, cfg!(binprm_file)).and_then(|f| read_ptr(f, cfg!(file_f_inode)))
+    else {
+        return;
+    };
+    ev.exe_ino = read_or_zero(inode, cfg!(inode_i_ino));
+    ev.exe_ctime_sec = read_or_zero(inode, cfg!(inode_ctime_sec));
+    // A `long tv_nsec` before 6.11: its low half on little-endian, below 1e9.
+    ev.exe_ctime_nsec = read_or_zero(inode, cfg!(inode_ctime_nsec));
+    // Unreadable reads as "linked", never as the fileless 0.
+    ev.exe_nlink = read(inode, cfg!(inode_i_nlink)).unwrap_or(u32::MAX);
+    if let Ok(sb) = read_ptr(inode, cfg!(inode_i_sb)) {
+        ev.exe_dev = read_or_zero(sb, cfg!(sb_s_dev));
+        ev.exe_magic = read_or_zero::<u64>(sb, cfg!(sb_s_magic)) as u32;
+    }
 }
 
 /// Copy `mm->arg_start..arg_end` of `task` (the new image's argv, NUL-separated).

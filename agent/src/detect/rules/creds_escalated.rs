@@ -136,6 +136,7 @@ impl Declared for CredsEscalated {
             usermode_helper: false,
             binary_container: None,
             outside_mount: Vec::new(),
+            image: None,
         };
         let with = |data, uid, caps: u64, beyond: Option<CredsBeyondStart>| {
             let mut e = in_container("sh", data);

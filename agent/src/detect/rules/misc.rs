@@ -235,6 +235,7 @@ impl Check for UsermodeHelper {
             usermode_helper: helper,
             binary_container: container,
             outside_mount: Vec::new(),
+            image: None,
         };
         let helper = on_host(
             "helper.sh",

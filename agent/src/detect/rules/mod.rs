@@ -9,6 +9,7 @@
 
 mod creds_escalated;
 mod dirty_cow;
+mod drift;
 mod files;
 mod memory;
 mod misc;
@@ -222,6 +223,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<misc::UsermodeHelper>(),
         check::<files::DebugRecon>(),
         check::<syscalls::Userfaultfd>(),
+        check::<drift::Fileless>(),
+        check::<drift::Drifted>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),

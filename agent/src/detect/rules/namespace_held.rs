@@ -179,6 +179,7 @@ impl Declared for ForeignNamespaceHeld {
             usermode_helper: false,
             binary_container: None,
             outside_mount: Vec::new(),
+            image: None,
         };
         let exit = || Payload::ProcessExit { exit_code: 0 };
         let seen_setns = {

@@ -101,6 +101,7 @@ impl Declared for RootOutside {
             usermode_helper: false,
             binary_container: None,
             outside_mount,
+            image: None,
         };
         let outside = |which, owner| PathOutside {
             which,

@@ -9,8 +9,10 @@
 //!        bpf | open-by-handle | userfaultfd | connect PATH | finit-module | setns32 NSFILE CMD | setns NSFILE CMD |
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
 //!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS | iouring-dirtypipe FILE |
-//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH>
+//!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH |
+//!        memfd-exec execveat|fexecve | deleted-exec PATH | drift-child>
 
+mod drift;
 mod iouring;
 mod netapi;
 
@@ -1020,6 +1022,9 @@ fn main() {
         #[cfg(target_arch = "x86_64")]
         Some("int80") => int80(&arg(2), &args[3..]),
         Some("fchdir") => fchdir_exec(&arg(2), &arg(3)),
+        Some("memfd-exec") => drift::memfd_exec(&arg(2)),
+        Some("deleted-exec") => drift::deleted_exec(&arg(2)),
+        Some("drift-child") => drift::child(),
         Some("flood") => flood(
             &arg(2),
             &arg(3),
@@ -1027,7 +1032,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child>"
             );
             exit(2);
         }
