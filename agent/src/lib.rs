@@ -4,6 +4,7 @@
 //! Data moves forward only: `loader` → `collect` → `enrich` → `sink` (event log) → `detect` →
 //! `sink` (alerts). `replay` feeds recorded logs to the same `detect::Engine`.
 
+pub mod audit;
 pub mod btf;
 pub mod coalesce;
 pub mod collect;

@@ -65,6 +65,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
         format: RulesFormat,
     },
+    /// Print the security posture of every running container (privileged, host namespaces,
+    /// added capabilities, seccomp, AppArmor, sensitive host mounts) with the CIS Docker
+    /// Benchmark item each finding maps to. Reads the runtimes' state (Docker's API,
+    /// containerd's task bundles, runc/crun state directories, as config `[workload]`
+    /// names them); needs no eBPF.
+    Audit {
+        /// Config file (TOML) whose `[workload]` names the runtimes' paths.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// One JSON object (`containers`, `problems`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// For `cargo xtask bench` only: attach the raw-syscall design floor (two raw tracepoints
     /// that drop every syscall after one map lookup), print `ready`, wait for SIGINT/SIGTERM.
     #[command(hide = true)]
@@ -253,6 +266,17 @@ fn describe_allow(a: &escapewatch::detect::policy::AllowSettings, today: &str) -
     format!("{}{expiry} reason={:?}", terms.join(" "), a.reason)
 }
 
+fn audit(config: Option<&std::path::Path>, json: bool) -> anyhow::Result<()> {
+    let config = Config::load_or_default(config)?;
+    let a = escapewatch::audit::audit(&config.workload);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+    } else {
+        print!("{}", escapewatch::audit::table(&a));
+    }
+    Ok(())
+}
+
 fn print_rules(format: RulesFormat) {
     use escapewatch::rules_report::{report, report_json, report_markdown};
     match format {
@@ -275,6 +299,7 @@ fn main() -> ExitCode {
             print_rules(format);
             Ok(())
         }
+        Command::Audit { config, json } => audit(config.as_deref(), json),
         Command::BenchFloor => bench_floor::run().map_err(anyhow::Error::from),
         Command::Schema { which } => {
             print!("{}", escapewatch::schema::schema_text(which));

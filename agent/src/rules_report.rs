@@ -45,7 +45,9 @@ fn serves(p: &ProgramSpec, input: Input) -> bool {
     match input {
         Input::Kind(kind) => p.kinds.contains(&kind),
         Input::Syscall(s) => p.id == s.program(),
-        Input::LossReport | Input::DetachReport | Input::RestartReport => false,
+        Input::LossReport | Input::DetachReport | Input::RestartReport | Input::StartReport => {
+            false
+        }
     }
 }
 

@@ -258,7 +258,30 @@ impl Pipeline {
             let wall = self.wall_ns(k) as f64 / 1e9;
             self.metrics.last_event_timestamp.set(wall);
         }
+        self.report_started();
         self.flush();
+    }
+
+    /// Containers a runtime newly named (the metadata thread found them), each as a
+    /// `container_started` report into the event stream, logged with its workload and
+    /// posture and judged by the engine (`container-sensitive-mount`), so replay gives the
+    /// live alerts.
+    fn report_started(&mut self) {
+        let Some(cache) = &self.workload else {
+            return;
+        };
+        for (container, workload) in cache.take_found() {
+            let mut report = self.enricher.synthetic(
+                boottime_ns(),
+                self.agent_as_process(),
+                Payload::ContainerStarted {
+                    source: workload.source.clone(),
+                },
+            );
+            report.container = Some(container);
+            report.workload = Some(workload);
+            self.log_and_detect(&mut report);
+        }
     }
 
     /// Through the engine, into the event log, then the alerts out: the event log holds each
@@ -270,7 +293,9 @@ impl Pipeline {
     /// allowlists, so an event of an empty outcome replays to the same empty outcome without
     /// it, and the log does not repeat a container's labels on every event.
     fn log_and_detect(&mut self, event: &mut Event) {
-        if let (Some(cache), Some(c)) = (&self.workload, &event.container) {
+        // A start report carries the workload it was made from.
+        let report = matches!(event.data, Payload::ContainerStarted { .. });
+        if !report && let (Some(cache), Some(c)) = (&self.workload, &event.container) {
             event.workload = cache.get(c);
         }
         // Summaries whose window this event's time closed go out before its own alerts.
@@ -284,7 +309,7 @@ impl Pipeline {
             }
         }
         let outcome = self.engine.process(event);
-        if outcome.alerts.is_empty() && outcome.suppressed.is_empty() {
+        if outcome.alerts.is_empty() && outcome.suppressed.is_empty() && !report {
             event.workload = None;
         }
         self.logs.record(event, &self.metrics);
@@ -375,6 +400,7 @@ impl Pipeline {
         let new_losses = self.kernel.new_losses(collector, &self.metrics);
         self.kernel.new_program_errors(collector, &self.metrics);
         self.report_budgeted(collector, now);
+        self.report_started();
         if !new_losses.is_empty() {
             self.enricher.note_loss();
             // The loss report enters the event stream like any event: logged, then judged by

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Container, Event, Pod, Runtime, Workload};
+use crate::model::{Container, Event, Pod, Runtime, Workload, posture::Posture};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
@@ -53,6 +53,11 @@ pub struct AlertContainer {
     /// The Kubernetes pod, from the runtime's labels (`io.kubernetes.pod.*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod>,
+    /// The container's security posture from its runtime's configuration (privileged, host
+    /// namespaces, added capabilities, seccomp, AppArmor, sensitive mounts). Absent when the
+    /// runtime's metadata was not (yet) available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture: Option<Posture>,
 }
 
 /// Which node raised an alert, and with which agent. From the event-log header, so replay
@@ -138,6 +143,7 @@ impl AlertContainer {
             labels: BTreeMap::new(),
             pod_uid: c.pod_uid.clone(),
             pod: None,
+            posture: None,
         }
     }
 
@@ -167,6 +173,7 @@ impl AlertContainer {
         self.image_digest.clone_from(&w.image_digest);
         self.labels.clone_from(&w.labels);
         self.pod.clone_from(&w.pod);
+        self.posture.clone_from(&w.posture);
         if self.pod_uid.is_none() {
             self.pod_uid = w
                 .pod

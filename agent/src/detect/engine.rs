@@ -26,7 +26,8 @@ const SYSCALL_SLOTS: usize = 32;
 const LOSS_SLOT: usize = SYSCALL_SLOTS + 16;
 const DETACH_SLOT: usize = LOSS_SLOT + 1;
 const RESTART_SLOT: usize = LOSS_SLOT + 2;
-const SLOTS: usize = LOSS_SLOT + 3;
+const START_SLOT: usize = LOSS_SLOT + 3;
+const SLOTS: usize = LOSS_SLOT + 4;
 
 fn syscall_slot(s: WatchedSyscall) -> usize {
     SYSCALL_SLOTS
@@ -52,6 +53,7 @@ fn slots_of_input(input: Input) -> Vec<usize> {
         Input::LossReport => vec![LOSS_SLOT],
         Input::DetachReport => vec![DETACH_SLOT],
         Input::RestartReport => vec![RESTART_SLOT],
+        Input::StartReport => vec![START_SLOT],
     }
 }
 
@@ -80,6 +82,7 @@ fn slot_of_event(e: &Event) -> usize {
         Payload::EventsLost { .. } | Payload::EventsBudgeted { .. } => LOSS_SLOT,
         Payload::ProgramsDetached { .. } => DETACH_SLOT,
         Payload::AgentRestarted { .. } => RESTART_SLOT,
+        Payload::ContainerStarted { .. } => START_SLOT,
     }
 }
 
@@ -151,7 +154,8 @@ impl Engine {
             alerts: Vec::with_capacity(raised.len()),
             suppressed: Vec::new(),
         };
-        for alert in raised {
+        for mut alert in raised {
+            super::posture::apply(&mut alert);
             match self.policy.apply(alert, Some(event)) {
                 Ok(a) => out.alerts.push(a),
                 Err(s) => out.suppressed.push(s),

@@ -8,6 +8,7 @@ mod engine;
 mod floods;
 pub mod overload;
 pub mod policy;
+pub mod posture;
 pub mod rules;
 
 pub use alert::{Alert, AlertContainer, AlertNode, AlertProcess, Coalesced, Severity};

@@ -218,7 +218,13 @@ pub struct Suppressed {
     pub entry: Option<usize>,
 }
 
-/// The compiled policy. The default lets every alert through unchanged.
+/// A catalogue rule that runs only when the config turns it on.
+fn off_by_default(rule: &str) -> bool {
+    super::rules::info(rule).is_some_and(|i| i.off_by_default)
+}
+
+/// The compiled policy. The default lets every alert through unchanged, except those of rules
+/// off by default ([`RuleInfo::off_by_default`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     rules: BTreeMap<String, RulePolicy>,
@@ -363,13 +369,23 @@ impl Policy {
     }
 
     pub fn enabled(&self, rule: &str) -> bool {
-        self.rules.get(rule).is_none_or(|r| r.enabled)
+        match self.rules.get(rule) {
+            Some(r) => r.enabled,
+            None => !off_by_default(rule),
+        }
     }
 
     /// The alert as the operator wants it, or why it is held back. `event` gives the fields an
     /// alert does not carry (the cgroup path); alerts the daemon makes itself have none.
     pub fn apply(&self, mut alert: Alert, event: Option<&Event>) -> Result<Alert, Suppressed> {
         let Some(rule) = self.rules.get(&alert.rule) else {
+            if off_by_default(&alert.rule) {
+                return Err(Suppressed {
+                    rule: alert.rule.clone(),
+                    reason: SuppressReason::Disabled,
+                    entry: None,
+                });
+            }
             return Ok(alert);
         };
         let suppressed = |reason, entry| Suppressed {

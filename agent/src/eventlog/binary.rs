@@ -759,6 +759,10 @@ impl Enc<'_> {
                 self.namespaces(before);
                 self.vec(joined, Self::joined);
             }
+            Payload::ContainerStarted { source } => {
+                self.u8(18);
+                self.str(source);
+            }
         }
     }
 }
@@ -1296,6 +1300,9 @@ impl<'a> Dec<'a> {
                 fd: self.opt(Self::i32)?,
                 before: self.namespaces()?,
                 joined: self.vec(Self::joined)?,
+            },
+            18 => Payload::ContainerStarted {
+                source: self.str()?,
             },
             b => return Err(bad(format!("unknown event kind {b}"))),
         })

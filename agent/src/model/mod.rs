@@ -5,6 +5,7 @@
 //! a syscall touched. Enrichment states facts; `detect` makes the judgement.
 
 pub mod bits;
+pub mod posture;
 
 pub use escapewatch_common::{
     calls::{MountCall, TaskChange, WatchedSyscall},
@@ -527,6 +528,13 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         host_net_ns: bool,
     },
+    /// Not a kernel event: the agent learned of a new container (its runtime's state named
+    /// it) and read its posture, which the event's `workload` carries. Logged with it, so
+    /// replay judges the same posture (`container-sensitive-mount`).
+    ContainerStarted {
+        /// Where the posture was read (`docker`, `containerd`, `oci-state`).
+        source: String,
+    },
     Namespace {
         syscall: NsSyscall,
         /// Return value (for clone: the child pid; negative: -errno).
@@ -604,6 +612,10 @@ pub struct Workload {
     pub labels: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod>,
+    /// Its security posture from the runtime's configuration (absent where the source gives
+    /// none, and in logs older than it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture: Option<posture::Posture>,
 }
 
 /// A Kubernetes pod, from the labels/annotations kubelet gives its containers.
@@ -676,6 +688,7 @@ impl Event {
             Payload::EventsBudgeted { .. } => "events_budgeted",
             Payload::ProgramsDetached { .. } => "programs_detached",
             Payload::AgentRestarted { .. } => "agent_restarted",
+            Payload::ContainerStarted { .. } => "container_started",
             Payload::Syscall { .. } => "syscall",
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",

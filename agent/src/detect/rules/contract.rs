@@ -55,7 +55,9 @@ fn violations(entry: &Entry) -> Vec<String> {
         let produced = match input {
             Input::Kind(k) => PROGRAMS.iter().any(|p| p.kinds.contains(&k)),
             Input::Syscall(s) => PROGRAMS.iter().any(|p| p.id == s.program()),
-            Input::LossReport | Input::DetachReport | Input::RestartReport => true,
+            Input::LossReport | Input::DetachReport | Input::RestartReport | Input::StartReport => {
+                true
+            }
         };
         if !produced {
             out.push(format!(

@@ -18,6 +18,7 @@ mod namespace;
 mod namespace_held;
 mod namespace_join_host;
 mod netapi;
+mod posture;
 mod procfs_mount;
 mod root_outside;
 mod simple;
@@ -50,6 +51,9 @@ pub enum Input {
     DetachReport,
     /// The agent's own `agent_restarted` report, made at start from its run marker.
     RestartReport,
+    /// The agent's own `container_started` report, made when its runtime's state first
+    /// names a container (with the posture read from it).
+    StartReport,
 }
 
 impl Input {
@@ -61,6 +65,7 @@ impl Input {
             Input::LossReport => "events_lost".to_owned(),
             Input::DetachReport => "programs_detached".to_owned(),
             Input::RestartReport => "agent_restarted".to_owned(),
+            Input::StartReport => "container_started".to_owned(),
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct RuleInfo {
     /// The alert is about the agent itself (it lost events): the agent also logs it as a
     /// warning, so an operator reading the agent's log sees it.
     pub agent_warning: bool,
+    /// Off unless the config turns it on (a `[rules.<id>]` section with `enabled = true`).
+    pub off_by_default: bool,
 }
 
 impl RuleInfo {
@@ -146,6 +153,7 @@ impl RuleInfo {
         kernel: &[],
         fixtures: Fixtures::Unavailable(""),
         agent_warning: false,
+        off_by_default: false,
     };
 }
 
@@ -217,6 +225,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<misc::RuntimeSocket>(),
         check::<netapi::RuntimeApiNetwork>(),
         check::<netapi::HostAbstractSocket>(),
+        check::<posture::SensitiveMount>(),
+        check::<posture::StartedPrivileged>(),
         check::<files::KernelMemory>(),
         check::<files::BlockDevice>(),
         check::<files::ProcRoot>(),

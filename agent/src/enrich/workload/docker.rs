@@ -11,7 +11,10 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{LookupError, Source, pod_of};
+use super::{
+    LookupError, Source, pod_of,
+    posture::{HostConfig, InspectMount, from_docker},
+};
 use crate::model::{Container, Runtime, Workload};
 
 /// Largest response read (an inspect is a few KiB).
@@ -122,6 +125,12 @@ struct Inspect {
     image: String,
     #[serde(default)]
     config: Option<InspectConfig>,
+    #[serde(default)]
+    host_config: Option<HostConfig>,
+    #[serde(default)]
+    mounts: Option<Vec<InspectMount>>,
+    #[serde(default)]
+    app_armor_profile: String,
 }
 
 #[derive(Deserialize)]
@@ -148,7 +157,49 @@ pub fn from_inspect(body: &[u8]) -> Result<Workload, String> {
         image_digest: i.image,
         pod: pod_of(&labels),
         labels,
+        posture: i.host_config.as_ref().map(|h| {
+            from_docker(
+                h,
+                i.mounts.as_deref().unwrap_or_default(),
+                &i.app_armor_profile,
+            )
+        }),
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Listed {
+    id: String,
+}
+
+impl DockerApi {
+    /// Every running container Docker has, with its metadata and posture (`escapewatch
+    /// audit`). Ok(empty) when the socket does not exist.
+    pub fn running(&self) -> Result<Vec<(String, Workload)>, LookupError> {
+        if !self.socket.exists() {
+            return Ok(Vec::new());
+        }
+        let bad = |what: String, problem: String| LookupError::Bad { what, problem };
+        let (status, body) = self.get("/containers/json")?;
+        if status != 200 {
+            return Err(bad("docker ps".into(), format!("HTTP status {status}")));
+        }
+        let listed: Vec<Listed> =
+            serde_json::from_slice(&body).map_err(|e| bad("docker ps".into(), e.to_string()))?;
+        let mut out = Vec::new();
+        for l in listed {
+            let (status, body) = self.get(&format!("/containers/{}/json", l.id))?;
+            if status != 200 {
+                continue;
+            }
+            let mut w =
+                from_inspect(&body).map_err(|p| bad(format!("docker inspect {}", l.id), p))?;
+            w.container_id.clone_from(&l.id);
+            out.push((l.id, w));
+        }
+        Ok(out)
+    }
 }
 
 impl Source for DockerApi {

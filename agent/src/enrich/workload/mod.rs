@@ -11,6 +11,7 @@
 
 mod docker;
 mod oci;
+pub mod posture;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -26,7 +27,7 @@ use prometheus::IntCounterVec;
 use tracing::debug;
 
 pub use docker::DockerApi;
-pub use oci::{ContainerdBundles, OciState};
+pub use oci::{ContainerdBundles, OciState, bundle_posture};
 
 use crate::model::{Container, Pod, Workload};
 
@@ -127,7 +128,13 @@ struct Inner {
     map: HashMap<String, Entry>,
     /// Insertion order, for eviction.
     order: VecDeque<String>,
+    /// Containers whose metadata was found and not yet taken by [`WorkloadCache::take_found`]
+    /// (bounded: the oldest go first).
+    found: VecDeque<(Container, Workload)>,
 }
+
+/// Found containers kept for the pipeline's `container_started` reports.
+const MAX_FOUND: usize = 1024;
 
 /// The cache the event path reads and the lookup thread fills.
 #[derive(Clone)]
@@ -153,6 +160,7 @@ impl WorkloadCache {
             inner: Arc::new(Mutex::new(Inner {
                 map: HashMap::new(),
                 order: VecDeque::new(),
+                found: VecDeque::new(),
             })),
             requests: tx,
             config,
@@ -223,18 +231,36 @@ impl WorkloadCache {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // Evicted while it was looked up: not put back (the bound holds).
-            if let Some(e) = inner.map.get_mut(&c.id) {
-                *e = match found {
-                    Some(mut w) => {
-                        w.container_id.clone_from(&c.id);
-                        Entry::Found(Box::new(w))
-                    }
-                    None => Entry::Unknown {
-                        since: Instant::now(),
-                    },
-                };
+            if !inner.map.contains_key(&c.id) {
+                continue;
             }
+            let entry = match found {
+                Some(mut w) => {
+                    w.container_id.clone_from(&c.id);
+                    // The first time a runtime named it: the pipeline reports its start.
+                    inner.found.push_back((c.clone(), w.clone()));
+                    if inner.found.len() > MAX_FOUND {
+                        inner.found.pop_front();
+                    }
+                    Entry::Found(Box::new(w))
+                }
+                None => Entry::Unknown {
+                    since: Instant::now(),
+                },
+            };
+            inner.map.insert(c.id.clone(), entry);
         }
+    }
+
+    /// The containers found since the last call, oldest first, each with its metadata (and
+    /// posture), for the pipeline's `container_started` reports.
+    pub fn take_found(&self) -> Vec<(Container, Workload)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .found
+            .drain(..)
+            .collect()
     }
 
     /// Entries held (for tests and the metrics).

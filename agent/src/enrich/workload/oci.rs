@@ -13,8 +13,11 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{LookupError, Source, pod_of};
-use crate::model::{Container, Runtime, Workload};
+use super::{
+    LookupError, Source, pod_of,
+    posture::{OciConfig, from_oci, is_host_namespace},
+};
+use crate::model::{Container, Runtime, Workload, posture::Posture};
 
 /// Largest state or config file read.
 const MAX_FILE: u64 = 1 << 20;
@@ -50,6 +53,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, Loo
 struct Spec {
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+}
+
+/// The posture of the bundle config at `path` (None: no such file).
+pub fn bundle_posture(path: &Path) -> Result<Option<Posture>, LookupError> {
+    Ok(read_json::<OciConfig>(path)?.map(|c| from_oci(&c, true, is_host_namespace)))
 }
 
 /// A name a runtime could have given the container: a file name, no path.
@@ -100,11 +108,11 @@ impl Source for ContainerdBundles {
 
     fn lookup(&mut self, c: &Container) -> Result<Option<Workload>, LookupError> {
         for (ns, id) in containerd_candidates(c) {
-            let Some(spec) =
-                read_json::<Spec>(&self.state.join(&ns).join(&id).join("config.json"))?
-            else {
+            let config = self.state.join(&ns).join(&id).join("config.json");
+            let Some(spec) = read_json::<Spec>(&config)? else {
                 continue;
             };
+            let posture = bundle_posture(&config)?;
             let mut labels = spec.annotations;
             let mut image = labels
                 .get("io.kubernetes.cri.image-name")
@@ -140,6 +148,7 @@ impl Source for ContainerdBundles {
                 image_digest,
                 pod: pod_of(&labels),
                 labels,
+                posture,
             }));
         }
         Ok(None)
@@ -266,6 +275,71 @@ struct RuncState {
 }
 
 #[derive(Deserialize)]
+struct RuncPid {
+    #[serde(default)]
+    init_process_pid: u32,
+}
+
+/// The directory names under `dir` that are safe container ids.
+fn ids_under(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| safe_name(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+impl OciState {
+    /// The containers of the state roots whose init process runs (crun's: whose state
+    /// exists), each with its metadata and posture (`escapewatch audit`).
+    pub fn running(&mut self) -> Vec<(String, Result<Option<Workload>, LookupError>)> {
+        let mut out = Vec::new();
+        for root in self.roots.clone() {
+            for id in ids_under(&root) {
+                let runc = read_json::<RuncPid>(&root.join(&id).join("state.json"));
+                if let Ok(Some(s)) = runc
+                    && (s.init_process_pid == 0
+                        || !Path::new(&format!("/proc/{}", s.init_process_pid)).exists())
+                {
+                    continue;
+                }
+                let c = Container {
+                    id: id.clone(),
+                    runtime: Runtime::Unknown,
+                    pod_uid: None,
+                };
+                out.push((id, self.lookup(&c)));
+            }
+        }
+        out
+    }
+}
+
+impl ContainerdBundles {
+    /// containerd's tasks (`<state>/<namespace>/<id>`), each with its metadata and posture
+    /// (`escapewatch audit`).
+    pub fn running(&mut self) -> Vec<(String, Result<Option<Workload>, LookupError>)> {
+        let mut out = Vec::new();
+        for ns in ids_under(&self.state.clone()) {
+            for id in ids_under(&self.state.join(&ns)) {
+                let c = Container {
+                    id: format!("/{ns}/{id}"),
+                    runtime: Runtime::Unknown,
+                    pod_uid: None,
+                };
+                out.push((id, self.lookup(&c)));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Deserialize)]
 struct RuncConfig {
     #[serde(default)]
     labels: Vec<String>,
@@ -277,7 +351,7 @@ struct CrunStatus {
 }
 
 impl OciState {
-    fn bundle_of(&self, root: &Path, id: &str) -> Result<Option<PathBuf>, LookupError> {
+    pub fn bundle_of(&self, root: &Path, id: &str) -> Result<Option<PathBuf>, LookupError> {
         let dir = root.join(id);
         if let Some(s) = read_json::<RuncState>(&dir.join("state.json"))? {
             return Ok(s
@@ -306,9 +380,9 @@ impl Source for OciState {
             let Some(bundle) = self.bundle_of(root, id)? else {
                 continue;
             };
-            let labels = read_json::<Spec>(&bundle.join("config.json"))?
-                .unwrap_or_default()
-                .annotations;
+            let config = bundle.join("config.json");
+            let labels = read_json::<Spec>(&config)?.unwrap_or_default().annotations;
+            let posture = bundle_posture(&config)?;
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             return Ok(Some(Workload {
                 container_id: c.id.clone(),
@@ -318,6 +392,7 @@ impl Source for OciState {
                 image_digest: get("org.opencontainers.image.base.digest"),
                 pod: pod_of(&labels),
                 labels,
+                posture,
             }));
         }
         Ok(None)

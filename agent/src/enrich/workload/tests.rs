@@ -354,3 +354,188 @@ docker.io/library/ewtest:1 application/vnd.docker.distribution.manifest.v2+json 
     );
     assert_eq!(digest_from_images_ls(table, "other:1"), "");
 }
+
+mod posture_of {
+    use serde_json::json;
+
+    use super::super::posture::{OciConfig, from_docker, from_oci};
+    use crate::model::posture::{HostNamespace, MountClass, Posture, Seccomp};
+
+    /// The posture of `config` (namespace paths: `/proc/1/ns/*` is the host's).
+    fn oci(config: serde_json::Value) -> Posture {
+        let c: OciConfig = serde_json::from_value(config).unwrap();
+        from_oci(&c, false, |_, path| path.starts_with("/proc/1/"))
+    }
+
+    /// `runc spec`'s namespaces, seccomp set, runc's default capabilities.
+    fn spec(extra: impl FnOnce(&mut serde_json::Value)) -> serde_json::Value {
+        let mut v = json!({
+            "process": {
+                "capabilities": {
+                    "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                    "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+                },
+                "apparmorProfile": "docker-default"
+            },
+            "linux": {
+                "namespaces": [
+                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                    {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}
+                ],
+                "seccomp": {"defaultAction": "SCMP_ACT_ERRNO"}
+            },
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["ro"]}
+            ]
+        });
+        extra(&mut v);
+        v
+    }
+
+    #[test]
+    fn a_default_bundle_has_no_finding() {
+        let p = oci(spec(|_| {}));
+        assert_eq!(
+            p,
+            Posture {
+                privileged: false,
+                host_namespaces: vec![],
+                capabilities_added: vec![],
+                seccomp: Seccomp::Filtered,
+                apparmor: "docker-default".into(),
+                sensitive_mounts: vec![],
+            }
+        );
+        assert!(p.is_default(), "{:?}", p.findings());
+    }
+
+    #[test]
+    fn every_capability_is_privileged_and_caps_beyond_the_default_are_added() {
+        let all = super::super::posture::ALL_CAPS.to_vec();
+        let p = oci(spec(|v| {
+            v["process"]["capabilities"]["bounding"] = json!(all);
+            v["linux"]["seccomp"] = serde_json::Value::Null;
+        }));
+        assert!(p.privileged);
+        assert!(p.has_capability("CAP_SYS_ADMIN"));
+        assert_eq!(p.seccomp, Seccomp::Unconfined);
+        let cis: Vec<&str> = p.findings().iter().map(|f| f.cis).collect();
+        assert_eq!(cis, ["5.4", "5.21"]);
+        let p = oci(spec(|v| {
+            v["process"]["capabilities"]["effective"] = json!(["CAP_SYS_PTRACE", "sys_admin"]);
+        }));
+        assert!(!p.privileged);
+        assert_eq!(p.capabilities_added, ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]);
+        assert_eq!(p.findings()[0].cis, "5.3");
+        assert_eq!(p.findings()[0].detail, "CAP_SYS_ADMIN,CAP_SYS_PTRACE");
+    }
+
+    #[test]
+    fn a_missing_namespace_or_a_path_to_the_hosts_is_shared_with_the_host() {
+        let p = oci(spec(|v| {
+            v["linux"]["namespaces"] = json!([
+                {"type": "network", "path": "/proc/1/ns/net"},
+                {"type": "ipc", "path": "/proc/4242/ns/ipc"},
+                {"type": "mount"}, {"type": "cgroup"}
+            ]);
+            v["process"]["apparmorProfile"] = json!("unconfined");
+        }));
+        assert_eq!(
+            p.host_namespaces,
+            [
+                HostNamespace::Pid,
+                HostNamespace::Network,
+                HostNamespace::Uts
+            ]
+        );
+        let cis: Vec<&str> = p.findings().iter().map(|f| f.cis).collect();
+        assert_eq!(cis, ["5.1", "5.9", "5.15", "5.20"]);
+        assert_eq!(p.findings()[0].detail, "unconfined");
+    }
+
+    #[test]
+    fn sensitive_mounts_are_judged_on_the_host_side_source() {
+        let p = oci(spec(|v| {
+            let mounts = v["mounts"].as_array_mut().unwrap();
+            for (src, dst) in [
+                ("/", "/host"),
+                ("/var/run/docker.sock", "/sock"),
+                ("/srv/x/containerd.sock", "/c.sock"),
+                ("/etc/", "/hostetc"),
+                ("/var", "/v"),
+                ("/var/lib/docker/overlay2", "/o"),
+                ("/proc", "/hostproc"),
+                ("/tmp/data", "/etc"),
+                ("/var/lib/mysql", "/root"),
+                ("/home/u/docker.socket", "/var/run/docker.sock"),
+            ] {
+                mounts.push(json!({"destination": dst, "type": "bind", "source": src,
+                    "options": ["rbind", "ro"]}));
+            }
+            // Not a bind: the container's own tmpfs at a host-looking path.
+            mounts.push(json!({"destination": "/etc", "type": "tmpfs", "source": "/etc"}));
+        }));
+        let got: Vec<(&str, &str, MountClass)> = p
+            .sensitive_mounts
+            .iter()
+            .map(|m| (m.source.as_str(), m.destination.as_str(), m.class))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/", "/host", MountClass::HostRoot),
+                ("/var/run/docker.sock", "/sock", MountClass::RuntimeSocket),
+                (
+                    "/srv/x/containerd.sock",
+                    "/c.sock",
+                    MountClass::RuntimeSocket
+                ),
+                ("/etc/", "/hostetc", MountClass::HostEtc),
+                ("/var", "/v", MountClass::HostRoot),
+                ("/var/lib/docker/overlay2", "/o", MountClass::RuntimeState),
+                ("/proc", "/hostproc", MountClass::HostProc),
+            ]
+        );
+        assert!(p.sensitive_mounts.iter().all(|m| m.read_only));
+        let cis: Vec<&str> = p.findings().iter().map(|f| f.cis).collect();
+        assert_eq!(cis, ["5.5", "5.5", "5.5", "5.5", "5.5", "5.31", "5.31"]);
+    }
+
+    #[test]
+    fn docker_inspect_host_config_maps_to_the_same_posture() {
+        let h = serde_json::from_value(json!({
+            "Privileged": false,
+            "CapAdd": ["SYS_ADMIN", "NET_RAW"],
+            "SecurityOpt": ["seccomp=unconfined", "apparmor=unconfined"],
+            "PidMode": "host", "NetworkMode": "bridge", "IpcMode": "private",
+            "UTSMode": "host", "CgroupnsMode": "private"
+        }))
+        .unwrap();
+        let mounts: Vec<_> = serde_json::from_value(json!([
+            {"Type": "bind", "Source": "/var/run/docker.sock", "Destination": "/d.sock", "RW": true},
+            {"Type": "volume", "Source": "/var/lib/docker/volumes/x/_data", "Destination": "/data", "RW": true},
+            {"Type": "bind", "Source": "/srv/app", "Destination": "/app", "RW": false}
+        ]))
+        .unwrap();
+        let p = from_docker(&h, &mounts, "docker-default");
+        assert!(!p.privileged);
+        assert_eq!(p.capabilities_added, ["CAP_SYS_ADMIN"]);
+        assert_eq!(p.host_namespaces, [HostNamespace::Pid, HostNamespace::Uts]);
+        assert_eq!(p.seccomp, Seccomp::Unconfined);
+        assert_eq!(p.apparmor, "unconfined");
+        assert_eq!(p.sensitive_mounts.len(), 1);
+        assert_eq!(p.sensitive_mounts[0].class, MountClass::RuntimeSocket);
+        assert!(!p.sensitive_mounts[0].read_only);
+        let h = serde_json::from_value(json!({"Privileged": true})).unwrap();
+        let p = from_docker(&h, &[], "");
+        assert!(p.privileged && p.has_capability("CAP_SYS_MODULE"));
+        assert_eq!(
+            (p.seccomp, p.apparmor.as_str()),
+            (Seccomp::Unconfined, "unconfined")
+        );
+        let h = serde_json::from_value(json!({})).unwrap();
+        let p = from_docker(&h, &[], "docker-default");
+        assert!(p.is_default(), "{:?}", p.findings());
+    }
+}
