@@ -99,7 +99,7 @@ pub mod hex_or_empty {
 }
 
 /// Capability names by bit number (`include/uapi/linux/capability.h`, through 6.18).
-const CAP_NAMES: [&str; 41] = [
+pub const CAP_NAMES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
