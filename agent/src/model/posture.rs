@@ -7,6 +7,21 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Basenames of container runtime and orchestrator API sockets: whoever reaches one can start
+/// a privileged container or exec into any. One list for the posture (a socket bind-mounted
+/// into a container) and for `runtime-socket-access` (a connect to one).
+pub const RUNTIME_SOCKET_NAMES: [&str; 9] = [
+    "docker.sock",
+    "containerd.sock",
+    "crio.sock",
+    "podman.sock",
+    "cri-dockerd.sock",
+    "dockershim.sock",
+    "buildkitd.sock",
+    "containerd-shim.sock",
+    "kubelet.sock",
+];
+
 /// The posture of one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,20 +9,10 @@ use super::{
 };
 use crate::{
     detect::Severity,
-    model::{Event, Payload},
+    model::{Event, Payload, posture::RUNTIME_SOCKET_NAMES},
 };
 
 pub struct RuntimeSocket;
-
-const RUNTIME_SOCKETS: [&str; 7] = [
-    "docker.sock",
-    "containerd.sock",
-    "crio.sock",
-    "podman.sock",
-    "cri-dockerd.sock",
-    "dockershim.sock",
-    "containerd-shim.sock",
-];
 
 impl Check for RuntimeSocket {
     const INFO: &'static RuleInfo = &RuleInfo {
@@ -30,7 +20,7 @@ impl Check for RuntimeSocket {
         severity: Severity::High,
         mitre: "T1610",
         title: "Container connected to a container runtime API socket",
-        scope: "connect to a docker/containerd/cri-o/podman API socket, by the name the container used, the name its listener bound, or the host socket's device and inode (`runtime_api.sockets`; symlinks and renamed bind mounts included)",
+        scope: "connect to a docker/containerd/cri-o/podman/buildkit/kubelet API socket, by the name the container used, the name its listener bound, or the host socket's device and inode (`runtime_api.sockets`; symlinks and renamed bind mounts included)",
         // Recorded alerts carry the explanation: it stays as it was, the scope says the rest.
         explanation: "A process in a container connected to the API socket of Docker, \
             containerd, CRI-O or podman (usually bind-mounted into it). Whoever talks to that \
@@ -65,12 +55,12 @@ impl Check for RuntimeSocket {
         let bound = peer
             .as_ref()
             .map(|p| p.name.as_str())
-            .filter(|b| *b != name && RUNTIME_SOCKETS.contains(b));
+            .filter(|b| *b != name && RUNTIME_SOCKET_NAMES.contains(b));
         // The host runtime socket the peer is, by device and inode (enrichment): whatever
         // name the listener or the container gave it.
         let same_inode = runtime_socket.as_deref();
         if *ret != 0
-            || !(RUNTIME_SOCKETS.contains(&name) || bound.is_some() || same_inode.is_some())
+            || !(RUNTIME_SOCKET_NAMES.contains(&name) || bound.is_some() || same_inode.is_some())
         {
             return None;
         }

@@ -37,19 +37,6 @@ pub const RUNTIME_DEFAULT_CAPS: [&str; 14] = [
 /// set holding them all is `--privileged`.
 pub const ALL_CAPS: [&str; 41] = crate::model::bits::CAP_NAMES;
 
-/// Basenames of container runtime API sockets.
-const RUNTIME_SOCKETS: [&str; 9] = [
-    "docker.sock",
-    "containerd.sock",
-    "crio.sock",
-    "podman.sock",
-    "cri-dockerd.sock",
-    "dockershim.sock",
-    "buildkitd.sock",
-    "containerd-shim.sock",
-    "kubelet.sock",
-];
-
 /// Host directories whose content (at or below them) is a way out, with what they give.
 const SENSITIVE_TREES: [(&str, MountClass); 20] = [
     ("/etc", MountClass::HostEtc),
@@ -104,7 +91,7 @@ pub fn classify_source(source: &str) -> Option<MountClass> {
         return Some(MountClass::HostRoot);
     }
     let base = p.rsplit('/').next().unwrap_or_default();
-    if RUNTIME_SOCKETS.contains(&base) {
+    if crate::model::posture::RUNTIME_SOCKET_NAMES.contains(&base) {
         return Some(MountClass::RuntimeSocket);
     }
     if let Some((_, class)) = SENSITIVE_TREES.iter().find(|(d, _)| at_or_below(&p, d)) {
