@@ -45,7 +45,7 @@ fn rule_alerts(agent: &Agent) -> Vec<Value> {
 }
 
 #[test]
-fn the_hosts_root_mounted_as_a_volume_and_chrooted_into_runs_host_programs() {
+fn host_binary_the_hosts_root_mounted_as_a_volume_and_chrooted_into_runs_host_programs() {
     let (agent, alert, c) = scenario(
         "host-binary-chroot",
         RULE,
@@ -74,7 +74,7 @@ fn the_hosts_root_mounted_as_a_volume_and_chrooted_into_runs_host_programs() {
 }
 
 #[test]
-fn a_host_program_run_through_proc_pid_root_is_the_hosts() {
+fn host_binary_a_host_program_run_through_proc_pid_root_is_the_hosts() {
     // A container sharing the host's PID namespace reaches a host process's root.
     let (agent, alert, c, pid) = against_host_process("host-binary-proc-root", RULE, |pid| {
         format!("/proc/{pid}/root/usr/bin/busybox true && echo ran")
@@ -98,7 +98,7 @@ fn a_host_program_run_through_proc_pid_root_is_the_hosts() {
 }
 
 #[test]
-fn host_directories_and_files_bind_mounted_into_a_container_and_nsenter_stay_silent() {
+fn host_binary_directories_and_files_bind_mounted_into_a_container_and_nsenter_stay_silent() {
     let dir = work_dir("host-binary-benign");
     let agent = Agent::start(&dir);
     // A tools directory of the host (a subtree of its disk) and one host file (as docker
