@@ -147,6 +147,9 @@ pub fn kernel_config(
             &["i_ctime_nsec", "__i_ctime.tv_nsec", "i_ctime.tv_nsec"],
         ),
         vfsmount_mnt_sb: r.required("vfsmount", &["mnt_sb"]),
+        // Whether the exec'd file's mount shows a whole filesystem (exec-host-binary).
+        vfsmount_mnt_root: r.required("vfsmount", &["mnt_root"]),
+        sb_s_root: r.required("super_block", &["s_root"]),
         ..KernelConfig::UNCONFIGURED
     };
     set_io_uring_requests(&r, &mut cfg);

@@ -129,10 +129,14 @@ pub struct KernelConfig {
     pub inode_ctime_sec: u32,
     pub inode_ctime_nsec: u32,
     pub vfsmount_mnt_sb: u32,
+    /// `vfsmount.mnt_root` and `super_block.s_root`: whether a mount shows its whole
+    /// filesystem (its root dentry is the superblock's) or a bind-mounted subtree.
+    pub vfsmount_mnt_root: u32,
+    pub sb_s_root: u32,
     pub _pad_exe: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 368);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 376);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -214,6 +218,8 @@ impl KernelConfig {
         inode_ctime_sec: OFFSET_NONE,
         inode_ctime_nsec: OFFSET_NONE,
         vfsmount_mnt_sb: OFFSET_NONE,
+        vfsmount_mnt_root: OFFSET_NONE,
+        sb_s_root: OFFSET_NONE,
         _pad_exe: 0,
     };
 }

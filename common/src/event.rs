@@ -135,6 +135,9 @@ pub const EXEC_FLAG_ARGS_TRUNCATED: u32 = 1 << 1;
 /// Flag of [`ExecEvent::flags`]: the parent is a kernel thread: the kernel itself started this
 /// program (a usermode helper: core_pattern pipe, cgroup release_agent, modprobe, uevent helper).
 pub const EXEC_FLAG_KERNEL_PARENT: u32 = 1 << 2;
+/// Flag of [`ExecEvent::flags`]: the mount the executed file was reached through shows its
+/// whole filesystem (`mnt_root` is the superblock's root), not a bind-mounted subtree.
+pub const EXEC_FLAG_EXE_WHOLE_FS: u32 = 1 << 3;
 
 /// `EventKind::ProcessExec`: the header describes the task after the new image is in place.
 #[repr(C)]
@@ -166,7 +169,9 @@ pub struct ExecEvent {
     pub exe_magic: u32,
     /// `s_dev` of the superblock of the task's root directory (`fs->root.mnt->mnt_sb`).
     pub root_dev: u32,
-    pub _pad_exe: u32,
+    /// Mount namespace inode of the mount the executed file was reached through
+    /// (`real_mount(bprm->file->f_path.mnt)->mnt_ns`); 0 when unreadable or detached.
+    pub exe_mnt_ns: u32,
 }
 
 /// `EventKind::ProcessFork`: the header describes the NEW process (the child).

@@ -279,7 +279,7 @@ mod tests {
             exe_dev: 12,
             exe_magic: 13,
             root_dev: 14,
-            _pad_exe: 0,
+            exe_mnt_ns: 0,
         };
         assert_eq!(
             decode(as_bytes(&exec)),

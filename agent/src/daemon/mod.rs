@@ -320,7 +320,9 @@ pub async fn run(mut opts: RunOptions) -> Result<(), RunError> {
     if !sinks.is_empty() {
         info!(sinks = ?sinks.names(), "output sinks");
     }
-    let mut enricher = Enricher::new(host_ns, boot, system);
+    let host_root_dev = host::root_dev(&proc_root, host_ns.namespaces.mnt);
+    info!(dev = ?host_root_dev.map(crate::enrich::dev_name), "host root filesystem");
+    let mut enricher = Enricher::new(host_ns, boot, system).with_host_root_dev(host_root_dev);
     let net_facts =
         crate::enrich::netapi::NetFacts::read(&proc_root, &opts.config.runtime_api.sockets);
     info!(

@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use escapewatch_common::event::ExecEvent;
+use escapewatch_common::event::{EXEC_FLAG_EXE_WHOLE_FS, ExecEvent, NsType};
 
 use super::{Enricher, System, payload::dev};
-use crate::model::{Event, ExecImage, Payload};
+use crate::model::{Event, ExecImage, JoinedNamespace, Namespaces, Payload};
 
 /// The nanoseconds of an inode's ctime. Since 6.13 (multigrain timestamps) the kernel keeps
 /// a flag in bit 31 of `i_ctime_nsec` (I_CTIME_QUERIED); nanoseconds are below 2^30.
@@ -53,7 +53,7 @@ impl ContainerStart {
 }
 
 /// The executed file's facts from the kernel record; None when the kernel could not read it.
-pub(super) fn exec_image(e: &ExecEvent) -> Option<ExecImage> {
+fn kernel_image(e: &ExecEvent) -> Option<ExecImage> {
     if e.exe_ino == 0 {
         return None;
     }
@@ -68,10 +68,30 @@ pub(super) fn exec_image(e: &ExecEvent) -> Option<ExecImage> {
             .saturating_add(i64::from(e.exe_ctime_nsec & CTIME_NSEC_MASK)),
         root_dev: dev(e.root_dev),
         container_start_unix_ns: None,
+        whole_fs: e.flags & EXEC_FLAG_EXE_WHOLE_FS != 0,
+        host_root_fs: false,
+        foreign_mnt_ns: None,
     })
 }
 
 impl<S: System> Enricher<S> {
+    /// The executed file's facts (None when the kernel could not read them), with what only
+    /// the host can tell: whether the file lies on the host's root filesystem, and whose mount
+    /// namespace the mount it was reached through is in when it is not the process's own.
+    pub(super) fn exec_image(&self, e: &ExecEvent, ns: &Namespaces) -> Option<ExecImage> {
+        let mut image = kernel_image(e)?;
+        image.host_root_fs = self.host_root_dev.is_some_and(|d| d != 0 && d == e.exe_dev);
+        if ns.mnt != 0 && e.exe_mnt_ns != 0 && e.exe_mnt_ns != ns.mnt {
+            image.foreign_mnt_ns = Some(JoinedNamespace {
+                ns_type: NsType::Mnt,
+                inode: e.exe_mnt_ns,
+                previous: ns.mnt,
+                owner: self.owner(NsType::Mnt as usize, e.exe_mnt_ns),
+            });
+        }
+        Some(image)
+    }
+
     /// Put the container's start beside an exec's image (after `build` noted this process).
     pub(super) fn date_container_start(&self, event: &mut Event) {
         let Payload::ProcessExec {

@@ -87,6 +87,27 @@ pub fn host_namespaces(proc_root: &Path) -> HostNamespaces {
     }
 }
 
+/// Kernel-encoded device number (`s_dev`) of the host's root filesystem: that of PID 1's root
+/// directory; where that is unreadable (an agent without CAP_SYS_PTRACE), the agent's own root
+/// when the agent runs in the host's mount namespace `host_mnt`. None otherwise: no exec is
+/// then said to run a host file by its device.
+pub fn root_dev(proc_root: &Path, host_mnt: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let own_is_host = host_mnt != 0 && ns_inode(proc_root, "self", "mnt") == Some(host_mnt);
+    let dev = fs::metadata(proc_root.join("1").join("root"))
+        .or_else(|e| {
+            if own_is_host {
+                fs::metadata("/")
+            } else {
+                Err(e)
+            }
+        })
+        .ok()?
+        .dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    Some(escapewatch_common::abi::kernel_dev(major, minor))
+}
+
 /// Nanoseconds since the Unix epoch at which CLOCK_BOOTTIME was zero.
 pub fn boot_time_unix_ns() -> i128 {
     let read = |clock| {

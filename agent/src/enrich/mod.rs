@@ -7,6 +7,7 @@ pub mod container;
 mod creds;
 mod drift;
 pub use creds::FULL_CAPS;
+pub use payload::dev as dev_name;
 mod held;
 pub mod host;
 pub mod netapi;
@@ -158,6 +159,8 @@ pub struct Enricher<S: System> {
     lossy: bool,
     /// The node's addresses and runtime sockets (read on the host, refreshed by the daemon).
     net: netapi::NetFacts,
+    /// Kernel-encoded `s_dev` of the host's root filesystem (PID 1's root), if readable.
+    host_root_dev: Option<u32>,
     next_id: u64,
 }
 
@@ -178,8 +181,16 @@ impl<S: System> Enricher<S> {
             container_start: drift::ContainerStart::default(),
             lossy: false,
             net: netapi::NetFacts::default(),
+            host_root_dev: None,
             next_id: 1,
         }
+    }
+
+    /// The host's root filesystem (kernel-encoded `s_dev`), read once at start
+    /// ([`host::root_dev`]): which exec'd files lie on it.
+    pub fn with_host_root_dev(mut self, dev: Option<u32>) -> Self {
+        self.host_root_dev = dev;
+        self
     }
 
     /// The kernel reported lost events: from now on, a process renamed without a seen exec is
@@ -260,7 +271,7 @@ impl<S: System> Enricher<S> {
                     },
                     outside_mount: self.outside_mount(&ns, e.cwd_mnt_ns, e.root_mnt_ns),
                     filename,
-                    image: drift::exec_image(e),
+                    image: self.exec_image(e, &ns),
                 }
             }
             RawEvent::Exit(e) => {

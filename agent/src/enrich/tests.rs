@@ -137,7 +137,7 @@ fn exec(pid: u32, cgroup_id: u64, ns: [u32; NS_COUNT], file: &str) -> RawEvent {
         exe_dev: 0,
         exe_magic: 0,
         root_dev: 0,
-        _pad_exe: 0,
+        exe_mnt_ns: 0,
     }))
 }
 

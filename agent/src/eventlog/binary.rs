@@ -487,8 +487,9 @@ impl Enc<'_> {
                 outside_mount,
                 image,
             } => {
-                // Tag 40: an exec with its image's kernel facts (logs before them used 0 only).
-                self.u8(if image.is_some() { 40 } else { 0 });
+                // Tag 41: an exec with its image's kernel facts and its mount (logs before the
+                // mount facts used 40, before the image 0 only).
+                self.u8(if image.is_some() { 41 } else { 0 });
                 self.str(filename);
                 self.bool(*truncated);
                 self.bool(*usermode_helper);
@@ -515,6 +516,9 @@ impl Enc<'_> {
                         ctime_unix_ns,
                         root_dev,
                         container_start_unix_ns,
+                        whole_fs,
+                        host_root_fs,
+                        foreign_mnt_ns,
                     } = i;
                     self.u64(*inode);
                     self.str(dev);
@@ -523,6 +527,9 @@ impl Enc<'_> {
                     self.i64(*ctime_unix_ns);
                     self.str(root_dev);
                     self.opt(container_start_unix_ns, |e, t| e.i64(*t));
+                    self.bool(*whole_fs);
+                    self.bool(*host_root_fs);
+                    self.opt(foreign_mnt_ns, Self::joined);
                 }
             }
             Payload::ProcessFork { creator_pid } => {
@@ -1124,7 +1131,7 @@ impl<'a> Dec<'a> {
 
     fn payload(&mut self) -> R<Payload> {
         Ok(match self.u8()? {
-            tag @ (0 | 40) => Payload::ProcessExec {
+            tag @ (0 | 40 | 41) => Payload::ProcessExec {
                 filename: self.str()?,
                 truncated: self.bool()?,
                 usermode_helper: self.bool()?,
@@ -1140,7 +1147,9 @@ impl<'a> Dec<'a> {
                         owner: d.owner()?,
                     })
                 })?,
-                image: if tag == 40 {
+                image: if tag == 0 {
+                    None
+                } else {
                     Some(ExecImage {
                         inode: self.u64()?,
                         dev: self.str()?,
@@ -1149,9 +1158,14 @@ impl<'a> Dec<'a> {
                         ctime_unix_ns: self.i64()?,
                         root_dev: self.str()?,
                         container_start_unix_ns: self.opt(Self::i64)?,
+                        whole_fs: tag == 41 && self.bool()?,
+                        host_root_fs: tag == 41 && self.bool()?,
+                        foreign_mnt_ns: if tag == 41 {
+                            self.opt(Self::joined)?
+                        } else {
+                            None
+                        },
                     })
-                } else {
-                    None
                 },
             },
             1 => Payload::ProcessFork {
@@ -1355,6 +1369,58 @@ mod tests {
             b[i] ^= 0xff;
             let _ = decode_event(&b);
         }
+    }
+
+    #[test]
+    fn an_exec_image_round_trips_and_an_older_one_decodes_without_its_mount() {
+        let image = ExecImage {
+            inode: 77,
+            dev: "254:0".into(),
+            fs_magic: 0xef53,
+            nlink: 1,
+            ctime_unix_ns: 5,
+            root_dev: "0:50".into(),
+            container_start_unix_ns: Some(4),
+            whole_fs: true,
+            host_root_fs: true,
+            foreign_mnt_ns: Some(JoinedNamespace {
+                ns_type: NsType::Mnt,
+                inode: 4026531840,
+                previous: 4026532300,
+                owner: NsOwner::Host,
+            }),
+        };
+        let mut e = testing::setns_event(testing::container_process(), 0, Vec::new());
+        e.data = Payload::ProcessExec {
+            filename: "/bin/sh".into(),
+            truncated: false,
+            usermode_helper: false,
+            binary_container: None,
+            outside_mount: Vec::new(),
+            image: Some(image.clone()),
+        };
+        let mut out = Vec::new();
+        put_event(&mut out, &mut Vec::new(), &e);
+        let (_, body, _) = next_record(&out).unwrap();
+        assert_eq!(decode_event(body).unwrap(), e);
+        // The same exec as a log before the mount facts wrote it: tag 40, no trailing fields.
+        let mut old = image.clone();
+        old.whole_fs = false;
+        old.host_root_fs = false;
+        old.foreign_mnt_ns = None;
+        let Payload::ProcessExec { image: slot, .. } = &mut e.data else {
+            unreachable!()
+        };
+        *slot = Some(old.clone());
+        let mut out = Vec::new();
+        put_event(&mut out, &mut Vec::new(), &e);
+        let (_, body, _) = next_record(&out).unwrap();
+        let at = body.iter().position(|&b| b == 41).expect("the exec tag");
+        // Two bools and an absent option end the record.
+        assert_eq!(&body[body.len() - 3..], &[0, 0, 0]);
+        let mut older = body[..body.len() - 3].to_vec();
+        older[at] = 40;
+        assert_eq!(decode_event(&older).unwrap(), e);
     }
 
     #[test]

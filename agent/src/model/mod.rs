@@ -220,6 +220,17 @@ pub struct ExecImage {
     /// since the Unix epoch; absent outside containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_start_unix_ns: Option<i64>,
+    /// The mount the file was reached through shows its whole filesystem (its root is the
+    /// superblock's), not a bind-mounted subtree or single file.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub whole_fs: bool,
+    /// The file lies on the host's root filesystem: the superblock of PID 1's root.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_root_fs: bool,
+    /// The mount namespace of that mount, when it is not the process's own (a host file run
+    /// through /proc/PID/root lies in the host's), with its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreign_mnt_ns: Option<JoinedNamespace>,
 }
 
 /// A task's two filesystem anchors (`task->fs`).

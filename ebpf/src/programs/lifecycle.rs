@@ -11,8 +11,8 @@ use escapewatch_common::{
     ARGS_LEN, PATH_LEN,
     abi::PF_KTHREAD,
     event::{
-        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_FILENAME_TRUNCATED, EXEC_FLAG_KERNEL_PARENT, ExecEvent,
-        ExitEvent, ForkEvent,
+        EXEC_FLAG_ARGS_TRUNCATED, EXEC_FLAG_EXE_WHOLE_FS, EXEC_FLAG_FILENAME_TRUNCATED,
+        EXEC_FLAG_KERNEL_PARENT, ExecEvent, ExitEvent, ForkEvent,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -89,9 +89,24 @@ fn exe_facts(bprm: KPtr, ev: &mut ExecEvent) {
     ev.exe_nlink = 0;
     ev.exe_dev = 0;
     ev.exe_magic = 0;
-    ev._pad_exe = 0;
-    let Ok(inode) = read_ptr(bprm, cfg!(binprm_file)).and_then(|f| read_ptr(f, cfg!(file_f_inode)))
-    else {
+    ev.exe_mnt_ns = 0;
+    let Ok(file) = read_ptr(bprm, cfg!(binprm_file)) else {
+        return;
+    };
+    // The mount it was reached through: whose namespace (a host file through /proc/PID/root
+    // lies in the host's), and whether it shows a whole filesystem or a bind-mounted subtree.
+    if let Ok(mnt) = read_ptr(file, cfg!(file_path_mnt)) {
+        ev.exe_mnt_ns = vfsmount_mnt_ns(mnt);
+        let root = read_ptr(mnt, cfg!(vfsmount_mnt_root));
+        let sb_root =
+            read_ptr(mnt, cfg!(vfsmount_mnt_sb)).and_then(|sb| read_ptr(sb, cfg!(sb_s_root)));
+        if let (Ok(root), Ok(sb_root)) = (root, sb_root)
+            && root == sb_root
+        {
+            ev.flags |= EXEC_FLAG_EXE_WHOLE_FS;
+        }
+    }
+    let Ok(inode) = read_ptr(file, cfg!(file_f_inode)) else {
         return;
     };
     ev.exe_ino = read_or_zero(inode, cfg!(inode_i_ino));

@@ -19,7 +19,7 @@ use crate::{
 const MEMORY_FS: [u32; 3] = [abi::TMPFS_MAGIC, abi::RAMFS_MAGIC, abi::HUGETLBFS_MAGIC];
 
 /// The exec's image, when a container's workload ran it.
-fn container_exec(e: &Event) -> Option<(&str, &ExecImage)> {
+pub(super) fn container_exec(e: &Event) -> Option<(&str, &ExecImage)> {
     let Payload::ProcessExec {
         filename,
         image: Some(image),
@@ -165,4 +165,4 @@ impl Check for Drifted {
 
 #[cfg(test)]
 #[path = "drift/tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -11,6 +11,7 @@ mod creds_escalated;
 mod dirty_cow;
 mod drift;
 mod files;
+mod host_binary;
 mod memory;
 mod misc;
 mod mount;
@@ -235,6 +236,7 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Userfaultfd>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
+        check::<host_binary::HostBinary>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),

@@ -48,7 +48,7 @@ impl Check for SensitiveMount {
             mounts are reported too: a read-only socket still connects. Severity is critical \
             for the host root and a runtime socket.",
         inputs: &[Input::StartReport],
-        fixtures: Fixtures::Recorded(&["container-sensitive-mount"]),
+        fixtures: Fixtures::Recorded(&["container-sensitive-mount", "host-binary-chroot"]),
         ..RuleInfo::BASE
     };
 

@@ -17,10 +17,14 @@ fn image(nlink: u32, fs_magic: u32, dev: &str, ctime_unix_ns: i64) -> ExecImage 
         ctime_unix_ns,
         root_dev: "0:50".into(),
         container_start_unix_ns: Some(START),
+        whole_fs: true,
+        host_root_fs: false,
+        foreign_mnt_ns: None,
     }
 }
 
-fn exec(filename: &str, image: ExecImage) -> Payload {
+/// An exec of `filename` whose file the kernel described as `image`.
+pub(in crate::detect::rules) fn exec(filename: &str, image: ExecImage) -> Payload {
     Payload::ProcessExec {
         filename: filename.into(),
         truncated: false,
