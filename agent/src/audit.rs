@@ -74,13 +74,24 @@ impl Audit {
 pub fn audit(paths: &RuntimePaths) -> Audit {
     let timeout = std::time::Duration::from_millis(paths.timeout_ms);
     let mut out = Audit::default();
-    match DockerApi::new(paths.docker_socket.clone(), timeout).running() {
-        Ok(list) => {
-            for (id, w) in list {
-                out.add("docker", id, Ok(Some(w)));
+    for (source, api) in [
+        (
+            "docker",
+            DockerApi::new(paths.docker_socket.clone(), timeout),
+        ),
+        (
+            "podman",
+            DockerApi::podman(paths.podman_socket.clone(), timeout),
+        ),
+    ] {
+        match api.running() {
+            Ok(list) => {
+                for (id, w) in list {
+                    out.add(source, id, Ok(Some(w)));
+                }
             }
+            Err(e) => out.add(source, String::new(), Err(e)),
         }
-        Err(e) => out.add("docker", String::new(), Err(e)),
     }
     let mut containerd = ContainerdBundles::new(
         paths.containerd_tasks.clone(),

@@ -272,23 +272,26 @@ impl Runtimes {
             stop_child(&mut c, Duration::from_secs(20));
         }
         // Whatever the daemons left mounted (overlays, netns, shm) under our directories.
-        let ours = |p: &str| {
-            p.starts_with(&*self.run_dir.to_string_lossy())
-                || p.starts_with(&*self.data_dir.to_string_lossy())
-        };
-        if let Ok(text) = fs::read_to_string("/proc/self/mountinfo") {
-            let mut points: Vec<&str> = text
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4))
-                .filter(|p| ours(p))
-                .collect();
-            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-            for p in points {
-                let _ = Command::new("umount").args(["-l", p]).status();
-            }
+        unmount_and_remove(&[&self.run_dir, &self.data_dir]);
+    }
+}
+
+/// Unmount everything mounted at or below `dirs` (deepest first), then remove them.
+pub(crate) fn unmount_and_remove(dirs: &[&Path]) {
+    let ours = |p: &str| dirs.iter().any(|d| p.starts_with(&*d.to_string_lossy()));
+    if let Ok(text) = fs::read_to_string("/proc/self/mountinfo") {
+        let mut points: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| ours(p))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = Command::new("umount").args(["-l", p]).status();
         }
-        let _ = fs::remove_dir_all(&self.run_dir);
-        let _ = fs::remove_dir_all(&self.data_dir);
+    }
+    for d in dirs {
+        let _ = fs::remove_dir_all(d);
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use escapewatch_integration::{
     agent::{Agent, work_dir},
+    podman::{PODMAN_IMAGE, Podman},
     runc::unique_id,
     runtimes::{CTR_IMAGE, IMAGE, Runtimes},
     scenario::HostSetting,
@@ -268,6 +269,107 @@ fn containerd_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_si
 
 /// `p` of the `escapewatch_alert_latency_seconds` histogram: the upper bound of the first
 /// bucket holding that share of the alerts (seconds), and the count.
+#[test]
+fn podman_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent() {
+    let _restore = HostSetting::keep("/proc/sys/kernel/core_pattern");
+    let pm = Podman::start("podman").expect("start podman's API service");
+    let dir = work_dir("runtimes-podman");
+    let mut agent = Agent::start_with(&dir, Some(&pm.agent_config()));
+
+    let benign = unique_id("ewt-benign");
+    let benign_id = pm
+        .podman_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &benign,
+            "--network",
+            "none",
+            PODMAN_IMAGE,
+            "sleep",
+            "1000",
+        ])
+        .expect("podman run")
+        .trim()
+        .to_owned();
+    pm.podman_ok(&["exec", &benign, "ls", "/"])
+        .expect("podman exec");
+    pm.podman_ok(&["stop", "-t", "1", &benign])
+        .expect("podman stop");
+    pm.podman_ok(&["rm", &benign]).expect("podman rm");
+
+    let mut host = host_process();
+    let name = unique_id("ewt-escape");
+    let id = pm
+        .podman_ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--label",
+            "team=red",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "unmask=ALL",
+            "--pid=host",
+            "--network",
+            "none",
+            PODMAN_IMAGE,
+            "sleep",
+            "1000",
+        ])
+        .expect("podman run")
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_secs(2));
+    pm.podman_ok(&[
+        "exec",
+        &name,
+        "nsenter",
+        "-t",
+        &host.id().to_string(),
+        "-m",
+        "--",
+        "/bin/true",
+    ])
+    .expect("nsenter");
+    let escape = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&escape, &name, PODMAN_IMAGE, "podman", ("team", "red"));
+    pm.podman_ok(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        &format!("echo '{PATTERN}' > /proc/sys/kernel/core_pattern"),
+    ])
+    .expect("core_pattern write");
+    let write = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "core-pattern-write" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&write, &name, PODMAN_IMAGE, "podman", ("team", "red"));
+    assert_eq!(write["details"]["value"], PATTERN);
+    let noisy = alerts_about(&agent, |c| {
+        c["id"] == benign_id.as_str() || c["name"] == benign.as_str()
+    });
+    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
+    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
+    assert!(hits >= 2.0, "hits {hits}");
+    pm.podman_ok(&["rm", "-f", &name]).expect("podman rm");
+    agent.stop();
+    let _ = host.kill();
+    let _ = host.wait();
+    agent.assert_replay_reproduces_alerts("the podman scenarios");
+}
+
 fn alert_latency_quantile(agent: &mut Agent, p: f64) -> (f64, f64) {
     let text = agent.http_get("/metrics");
     let buckets: Vec<(f64, f64)> = text

@@ -29,6 +29,9 @@ const APT_PACKAGES: &[&str] = &[
     // containerd (own sockets and state) and stop them; nothing here starts them.
     "docker.io",
     "containerd",
+    // podman: the tests run its API service (`podman system service`) on their own socket and
+    // storage, and stop it.
+    "podman",
 ];
 
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

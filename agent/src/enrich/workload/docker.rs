@@ -1,5 +1,7 @@
 //! The Docker Engine API: `GET /containers/<id>/json` over its Unix socket, HTTP/1.1 by hand
-//! (one request per connection, `Connection: close`), bounded in time and size.
+//! (one request per connection, `Connection: close`), bounded in time and size. podman's API
+//! service answers the same request on its own socket (its Docker-compatible endpoints), so
+//! one client serves both, each for the containers its cgroup layout names.
 
 use std::{
     collections::BTreeMap,
@@ -23,11 +25,33 @@ const MAX_RESPONSE: u64 = 1 << 20;
 pub struct DockerApi {
     socket: PathBuf,
     timeout: Duration,
+    /// Which engine answers there: Docker, or podman's compatible service.
+    engine: Engine,
+}
+
+/// An engine that speaks the Docker Engine API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
 }
 
 impl DockerApi {
     pub fn new(socket: PathBuf, timeout: Duration) -> Self {
-        DockerApi { socket, timeout }
+        DockerApi {
+            socket,
+            timeout,
+            engine: Engine::Docker,
+        }
+    }
+
+    /// podman's API service (`podman system service`), which answers Docker's requests.
+    pub fn podman(socket: PathBuf, timeout: Duration) -> Self {
+        DockerApi {
+            socket,
+            timeout,
+            engine: Engine::Podman,
+        }
     }
 
     fn get(&self, path: &str) -> Result<(u16, Vec<u8>), LookupError> {
@@ -142,8 +166,8 @@ struct InspectConfig {
     labels: Option<BTreeMap<String, String>>,
 }
 
-/// The workload of an inspect response body.
-pub fn from_inspect(body: &[u8]) -> Result<Workload, String> {
+/// The workload of an inspect response body from `engine`.
+fn from_inspect(body: &[u8], engine: Engine) -> Result<Workload, String> {
     let i: Inspect = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let (image, labels) = i
         .config
@@ -151,7 +175,7 @@ pub fn from_inspect(body: &[u8]) -> Result<Workload, String> {
         .unwrap_or_default();
     Ok(Workload {
         container_id: String::new(),
-        source: "docker".into(),
+        source: engine.name().into(),
         name: i.name.trim_start_matches('/').to_owned(),
         image,
         image_digest: i.image,
@@ -183,18 +207,21 @@ impl DockerApi {
         let bad = |what: String, problem: String| LookupError::Bad { what, problem };
         let (status, body) = self.get("/containers/json")?;
         if status != 200 {
-            return Err(bad("docker ps".into(), format!("HTTP status {status}")));
+            return Err(bad(
+                format!("{} ps", self.engine.name()),
+                format!("HTTP status {status}"),
+            ));
         }
-        let listed: Vec<Listed> =
-            serde_json::from_slice(&body).map_err(|e| bad("docker ps".into(), e.to_string()))?;
+        let listed: Vec<Listed> = serde_json::from_slice(&body)
+            .map_err(|e| bad(format!("{} ps", self.engine.name()), e.to_string()))?;
         let mut out = Vec::new();
         for l in listed {
             let (status, body) = self.get(&format!("/containers/{}/json", l.id))?;
             if status != 200 {
                 continue;
             }
-            let mut w =
-                from_inspect(&body).map_err(|p| bad(format!("docker inspect {}", l.id), p))?;
+            let mut w = from_inspect(&body, self.engine)
+                .map_err(|p| bad(format!("{} inspect {}", self.engine.name(), l.id), p))?;
             w.container_id.clone_from(&l.id);
             out.push((l.id, w));
         }
@@ -202,21 +229,41 @@ impl DockerApi {
     }
 }
 
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+
+    /// Whether containers of `runtime` (by their cgroup layout) may be this engine's.
+    fn serves(self, runtime: Runtime) -> bool {
+        match self {
+            Engine::Docker => matches!(runtime, Runtime::Docker | Runtime::Kubernetes),
+            Engine::Podman => runtime == Runtime::Podman,
+        }
+    }
+}
+
 impl Source for DockerApi {
     fn name(&self) -> &'static str {
-        "docker"
+        self.engine.name()
     }
 
     fn lookup(&mut self, c: &Container) -> Result<Option<Workload>, LookupError> {
-        // Docker names its containers by 64 hex; under Kubernetes (cri-dockerd) too.
+        // Docker and podman name their containers by 64 hex; under Kubernetes (cri-dockerd)
+        // too.
         let id_ok = c.id.len() == 64 && c.id.bytes().all(|b| b.is_ascii_hexdigit());
-        if !id_ok || !matches!(c.runtime, Runtime::Docker | Runtime::Kubernetes) {
+        if !id_ok || !self.engine.serves(c.runtime) {
             return Ok(None);
         }
         if !self.socket.exists() {
             // A Docker container (its cgroup says so) whose daemon's socket is gone: the
             // runtime was lost or the configured path is wrong, which the operator must see.
             // A Kubernetes container may be containerd's or CRI-O's: no docker, no error.
+            // podman has no daemon: its API service runs only where it was enabled
+            // (podman.socket), and its absence is no fault.
             if c.runtime == Runtime::Docker {
                 return Err(LookupError::Io {
                     what: format!("docker socket {}", self.socket.display()),
@@ -227,15 +274,15 @@ impl Source for DockerApi {
         }
         let (status, body) = self.get(&format!("/containers/{}/json", c.id))?;
         match status {
-            200 => from_inspect(&body)
+            200 => from_inspect(&body, self.engine)
                 .map(Some)
                 .map_err(|problem| LookupError::Bad {
-                    what: format!("docker inspect {}", c.id),
+                    what: format!("{} inspect {}", self.engine.name(), c.id),
                     problem,
                 }),
             404 => Ok(None),
             s => Err(LookupError::Bad {
-                what: format!("docker inspect {}", c.id),
+                what: format!("{} inspect {}", self.engine.name(), c.id),
                 problem: format!("HTTP status {s}"),
             }),
         }

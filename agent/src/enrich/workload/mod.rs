@@ -80,6 +80,8 @@ pub struct RuntimePaths {
     /// Ask the runtimes at all.
     pub enabled: bool,
     pub docker_socket: PathBuf,
+    /// podman's API service (`podman system service`, podman.socket): Docker's API.
+    pub podman_socket: PathBuf,
     pub containerd_socket: PathBuf,
     /// containerd's task bundles (`<state>/io.containerd.runtime.v2.task`).
     pub containerd_tasks: PathBuf,
@@ -95,6 +97,7 @@ impl Default for RuntimePaths {
         RuntimePaths {
             enabled: true,
             docker_socket: PathBuf::from("/var/run/docker.sock"),
+            podman_socket: PathBuf::from("/run/podman/podman.sock"),
             containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
             containerd_tasks: PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),
             oci_state: vec![PathBuf::from("/run/runc"), PathBuf::from("/run/crun")],
@@ -103,11 +106,13 @@ impl Default for RuntimePaths {
     }
 }
 
-/// The sources of `paths`: Docker's socket, containerd's bundles, runc and crun state.
+/// The sources of `paths`: Docker's and podman's sockets, containerd's bundles, runc and crun
+/// state.
 pub fn host_sources(paths: &RuntimePaths) -> Vec<Box<dyn Source>> {
     let timeout = Duration::from_millis(paths.timeout_ms);
     vec![
         Box::new(DockerApi::new(paths.docker_socket.clone(), timeout)),
+        Box::new(DockerApi::podman(paths.podman_socket.clone(), timeout)),
         Box::new(ContainerdBundles::new(
             paths.containerd_tasks.clone(),
             Some(paths.containerd_socket.clone()),

@@ -247,6 +247,67 @@ fn an_absent_socket_is_an_error_for_docker_containers_only_and_the_cache_stays_b
     wait_until(|| counts.with_label_values(&["error"]).get() == 1);
 }
 
+#[test]
+fn podmans_api_service_is_asked_about_podman_containers_only() {
+    let dir = tempdir("podman");
+    let sock = dir.join("podman.sock");
+    let podman = Container {
+        id: "c".repeat(64),
+        runtime: Runtime::Podman,
+        pod_uid: None,
+    };
+    let want = format!("/containers/{}/json", podman.id);
+    let requests = fake_docker(&sock, move |p| {
+        Some(if p == want {
+            chunked(INSPECT)
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
+        })
+    });
+    let counts = counts();
+    let cache = WorkloadCache::start(
+        vec![
+            // Docker's socket is absent: podman containers are not Docker's error.
+            Box::new(DockerApi::new(
+                dir.join("docker.sock"),
+                Duration::from_millis(200),
+            )),
+            Box::new(DockerApi::podman(sock, Duration::from_millis(500))),
+        ],
+        WorkloadConfig::default(),
+        counts.clone(),
+    )
+    .unwrap();
+    assert_eq!(cache.get(&podman), None);
+    let w = wait_for(&cache, &podman).expect("filled");
+    assert_eq!(
+        requests.recv().unwrap(),
+        format!("/containers/{}/json", podman.id)
+    );
+    assert_eq!(w.source, "podman");
+    assert_eq!(w.name, "web-1");
+    assert_eq!(w.image, "ewtest:1");
+    assert_eq!(counts.with_label_values(&["error"]).get(), 0);
+    // A Docker container is not podman's to answer: no request reaches its socket.
+    let _ = cache.get(&docker_container('d'));
+    wait_until(|| counts.with_label_values(&["error"]).get() == 1);
+    assert!(requests.try_recv().is_err());
+    // podman's service not running is no fault.
+    let counts = self::counts();
+    let cache = WorkloadCache::start(
+        vec![Box::new(DockerApi::podman(
+            dir.join("absent.sock"),
+            Duration::from_millis(100),
+        ))],
+        WorkloadConfig::default(),
+        counts.clone(),
+    )
+    .unwrap();
+    let _ = cache.get(&podman);
+    wait_until(|| counts.with_label_values(&["unknown"]).get() >= 1);
+    assert_eq!(counts.with_label_values(&["error"]).get(), 0);
+}
+
 /// Waits (5 s at most) until `ok`, which must then hold.
 fn wait_until(ok: impl Fn() -> bool) {
     let start = std::time::Instant::now();
