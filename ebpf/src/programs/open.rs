@@ -20,8 +20,9 @@ use aya_ebpf::{
 use escapewatch_common::{
     abi::{
         BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT, ENXIO,
-        EPERM, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES, O_RDWR,
-        O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
+        EPERM, EROFS, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES,
+        O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SECURITYFS_MAGIC,
+        SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
     },
     event::{
         FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
@@ -37,8 +38,8 @@ use crate::{
         budget,
         emit::{emit, output_in_place, run},
         files::{
-            FileInfo, dentry_name, dentry_parent, fd_file, file_info, file_mnt_ns, name_is,
-            own_mnt_ns, parse_pid,
+            FileInfo, dentry_name, dentry_name_is, dentry_parent, fd_file, file_info, file_mnt_ns,
+            fs_root_walk, name_is, own_mnt_ns, parse_pid,
         },
         opaque::opaque,
         pending::{self, tgid, tid},
@@ -64,6 +65,38 @@ fn watched_missing_path(path: u64) -> bool {
     }
     let is = |lit: &[u8]| lit.len() < buf.len() && buf[..lit.len()] == *lit && buf[lit.len()] == 0;
     is(b"/proc/sysrq-trigger") || is(b"/dev/mem") || is(b"/dev/kmem") || is(b"/dev/port")
+}
+
+/// Whether the caller's absolute `path` starts with /sys/ or /proc/ (after any run of
+/// slashes): the read-only mounts a default container has there refuse writes with EROFS,
+/// which is worth reporting there and noise on a read-only root filesystem elsewhere. Only
+/// the caller's string is known (the kernel refused before any file was opened); a relative
+/// path is not resolved.
+#[inline(always)]
+fn under_sys_or_proc(path: u64) -> bool {
+    let mut buf = [0u8; 16];
+    // SAFETY: the helper validates the user pointer and bounds the copy.
+    if unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut buf) }.is_err() {
+        return false;
+    }
+    if buf[0] != b'/' {
+        return false;
+    }
+    let mut i = 1;
+    while i < 8 && buf[i] == b'/' {
+        i += 1;
+    }
+    let at = |lit: &[u8]| {
+        let mut k = 0;
+        while k < lit.len() {
+            if buf[i + k] != lit[k] {
+                return false;
+            }
+            k += 1;
+        }
+        true
+    };
+    at(b"sys/") || at(b"proc/")
 }
 
 #[inline(always)]
@@ -125,6 +158,9 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
             {
                 class |= open_class::PROC_ENTRY;
             }
+            if write && kernel_interface(info.dentry, false) {
+                class |= open_class::KERNEL_INTERFACE;
+            }
         }
         CGROUP_SUPER_MAGIC => {
             if write && (name_is(name, b"release_agent") || name_is(name, b"notify_on_release")) {
@@ -134,6 +170,12 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         DEBUGFS_MAGIC | TRACEFS_MAGIC => class |= open_class::DEBUGFS,
         BINFMTFS_MAGIC => class |= open_class::BINFMT_MISC,
         SYSFS_MAGIC if name_is(name, b"uevent_helper") => class |= open_class::UEVENT_HELPER,
+        SYSFS_MAGIC if write && kernel_interface(info.dentry, true) => {
+            class |= open_class::KERNEL_INTERFACE;
+        }
+        SELINUX_MAGIC | SECURITYFS_MAGIC | SMACK_MAGIC if write => {
+            class |= open_class::SECURITY_POLICY;
+        }
         _ => {}
     }
     match info.mode & S_IFMT {
@@ -162,6 +204,24 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         }
     }
     class
+}
+
+/// Whether `dentry` lies in a host kernel interface tree by the top directory below its
+/// filesystem's root: sysfs (`sysfs`) `kernel/`, `module/`, `firmware/`; procfs `irq/`,
+/// `bus/` but not `bus/pci/` (PCI config space has its own class).
+#[inline(always)]
+fn kernel_interface(dentry: KPtr, sysfs: bool) -> bool {
+    let walk = fs_root_walk(dentry);
+    if walk.depth == 0 {
+        return false;
+    }
+    if sysfs {
+        return dentry_name_is(walk.top, b"kernel")
+            || dentry_name_is(walk.top, b"module")
+            || dentry_name_is(walk.top, b"firmware");
+    }
+    dentry_name_is(walk.top, b"irq")
+        || (dentry_name_is(walk.top, b"bus") && !dentry_name_is(walk.second, b"pci"))
 }
 
 /// Mark a /proc/PID/mem file so the write path reports writes through it, by whatever fd
@@ -236,8 +296,19 @@ fn fill_open(
                     dentry_name(gp, &mut ev.grandparent);
                 }
             }
+            ev.depth = 0;
+            ev.top[0] = 0;
+            if class & (open_class::SECURITY_POLICY | open_class::KERNEL_INTERFACE) != 0 {
+                let walk = fs_root_walk(info.dentry);
+                ev.depth = walk.depth;
+                if walk.depth != 0 {
+                    dentry_name(walk.top, &mut ev.top);
+                }
+            }
         }
         None => {
+            ev.depth = 0;
+            ev.top[0] = 0;
             ev.fs_magic = 0;
             ev.i_mode = 0;
             ev.rdev = 0;
@@ -246,6 +317,7 @@ fn fill_open(
             ev.dev = 0;
         }
     }
+    ev._pad = 0;
     ev.path[0] = 0;
     // SAFETY: the helper validates the user pointer and bounds the copy.
     if path == 0
@@ -469,6 +541,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                 || errno == EIO
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
+                || (errno == EROFS && under_sys_or_proc(path))
             {
                 let ring = budget::attempt(EventKind::FileOpen);
                 emit_open(
