@@ -235,6 +235,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Userfaultfd>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
+        check::<files::SecurityPolicyWrite>(),
+        check::<files::KernelInterfaceWrite>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),
