@@ -114,7 +114,7 @@ fn these_rules_alerts(agent: &Agent) -> Vec<Value> {
 }
 
 #[test]
-fn security_policy_write_through_a_securityfs_the_container_mounted() {
+fn interface_security_policy_write_through_a_securityfs_the_container_mounted() {
     // AppArmor's .remove where AppArmor is active (a write-open, nothing written, removes
     // nothing); else securityfs's lsm. Never IMA's policy: closing it after a write-open
     // replaces the host's policy.
@@ -174,7 +174,7 @@ fn security_policy_write_through_a_securityfs_the_container_mounted() {
 }
 
 #[test]
-fn kernel_interface_writes_on_a_writable_sys_and_proc() {
+fn interface_kernel_writes_on_a_writable_sys_and_proc() {
     let param = module_parameter();
     let knob = kernel_knob();
     let knob_rel = knob.strip_prefix("/sys/kernel/").unwrap();
@@ -238,7 +238,7 @@ fn kernel_interface_writes_on_a_writable_sys_and_proc() {
 }
 
 #[test]
-fn a_default_containers_refused_attempts_are_reported() {
+fn interface_attempts_of_a_default_container_are_reported() {
     // runc's default container: /sys read-only, /proc/irq and /proc/bus read-only bind
     // mounts, no added capabilities. Every write-open fails with EROFS before any file is
     // opened (so before BPF LSM's file_open): the open syscall's exit reports the caller's
@@ -302,7 +302,7 @@ fn a_default_containers_refused_attempts_are_reported() {
 }
 
 #[test]
-fn reading_these_files_writing_the_containers_own_devices_and_the_host_give_no_alerts() {
+fn interface_reads_own_devices_and_host_writes_give_no_alerts() {
     let param = module_parameter();
     let knob = kernel_knob();
     let dir = work_dir("interfaces-benign");
