@@ -52,6 +52,8 @@ pub const EROFS: i64 = 30;
 
 // include/uapi/asm-generic/fcntl.h
 
+/// The `dfd` that means the caller's working directory (include/uapi/linux/fcntl.h).
+pub const AT_FDCWD: i32 = -100;
 /// `open(2)` flag (include/uapi/asm-generic/fcntl.h).
 pub const O_WRONLY: u64 = 0o1;
 /// `open(2)` flag (include/uapi/asm-generic/fcntl.h).

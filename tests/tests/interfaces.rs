@@ -242,9 +242,10 @@ fn interface_attempts_of_a_default_container_are_reported() {
     // runc's default container: /sys read-only, /proc/irq and /proc/bus read-only bind
     // mounts, no added capabilities. Every write-open fails with EROFS before any file is
     // opened (so before BPF LSM's file_open): the open syscall's exit reports the caller's
-    // path, normalised.
+    // path, normalised, and for a relative one the working directory it started from.
     let param = module_parameter();
     let knob = kernel_knob();
+    let knob_rel = knob.strip_prefix("/sys/kernel/").unwrap();
     let dir = work_dir("kernel-interface-attempt");
     let agent = Agent::start(&dir);
     let c = with_primitives(Bundle::busybox("kernel-interface-attempt").expect("bundle"))
@@ -255,7 +256,8 @@ fn interface_attempts_of_a_default_container_are_reported() {
         &c,
         &format!(
             "true >> /{param}; true >> {knob}; true >> /proc/irq/default_smp_affinity; \
-             true >> /proc/bus/pci/devices; cat {param}"
+             true >> /proc/bus/pci/devices; cat {param}; \
+             cd /sys/kernel && true >> {knob_rel}; cd /proc && true >> irq/default_smp_affinity"
         ),
     );
     assert!(out.contains("Read-only file system"), "{out}");
@@ -267,10 +269,19 @@ fn interface_attempts_of_a_default_container_are_reported() {
             "/proc/irq/default_smp_affinity".to_owned(),
             "host IRQ setting",
         ),
+        // Relative paths, joined to the working directory the kernel reported.
+        (knob, knob_rel.to_owned(), "host kernel setting"),
+        (
+            "/proc/irq/default_smp_affinity",
+            "irq/default_smp_affinity".to_owned(),
+            "host IRQ setting",
+        ),
     ];
     for (canonical, path, area) in &expected {
         let a = agent.wait_for_alert(WAIT, |a| {
-            a["rule"] == KERNEL && a["details"]["canonical"] == *canonical
+            a["rule"] == KERNEL
+                && a["details"]["canonical"] == *canonical
+                && a["details"]["path"] == path.as_str()
         });
         check_alert(&a, KERNEL, &cgroup, "unknown");
         record_latency(KERNEL, &a);

@@ -55,8 +55,16 @@ fn file_type(mode: u32) -> &'static str {
 }
 
 /// The path of an opened file from its filesystem's root, from what the kernel carried: its
-/// depth, the top directory and the last three names (`…` for the levels between).
+/// depth, the top directory and the last three names (`…` for the levels between). For a
+/// refused relative open, of the directory the path started from (`/`: the root itself).
 fn fs_path(e: &FileOpenEvent) -> String {
+    if e.depth == 0 {
+        let base = e.class & open_class::FAILED != 0 && e.fs_magic != 0;
+        return if base { "/".into() } else { String::new() };
+    }
+    if e.top[0] == 0 {
+        return String::new(); // deeper than the kernel's walk
+    }
     let (top, gp, parent, name) = (
         text(&e.top),
         text(&e.grandparent),

@@ -375,7 +375,9 @@ pub enum Payload {
         /// The file's path from the root of its filesystem, from the kernel's dentries (the
         /// same through any mount point or bind mount; `…` stands for levels not carried),
         /// e.g. `/module/printk/parameters/time` on sysfs. Only for the security-policy and
-        /// kernel-interface classes.
+        /// kernel-interface classes, and for a refused relative open whose starting directory
+        /// (working directory or dfd) is on sysfs, procfs or a security filesystem: that
+        /// directory's (`fs` is its filesystem).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         fs_path: String,
         /// For a file reached in another mount namespace: that namespace and its owner.

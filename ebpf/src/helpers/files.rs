@@ -157,8 +157,8 @@ pub fn own_mnt_ns(task: KPtr) -> u32 {
 pub const ROOT_WALK_DEPTH: u32 = 12;
 
 /// Where a dentry sits in its filesystem: the top directory below the superblock's root on
-/// its way up, the one below that, and how many components down it is (0: not reached within
-/// [`ROOT_WALK_DEPTH`] or unreadable).
+/// its way up, the one below that, and how many components down it is (0: the root itself;
+/// `top` null: not reached within [`ROOT_WALK_DEPTH`] or unreadable).
 #[derive(Clone, Copy)]
 pub struct RootWalk {
     pub top: KPtr,
@@ -180,13 +180,13 @@ pub fn fs_root_walk(dentry: KPtr) -> RootWalk {
     let mut i = 0;
     while i < ROOT_WALK_DEPTH {
         let Ok(parent) = dentry_parent(d) else {
+            walk.top = core::ptr::null();
+            walk.depth = ROOT_WALK_DEPTH + 1;
             return walk;
         };
         if parent == d {
-            // `d` is the root: the file itself when i == 0 (no components below it).
-            if i > 0 {
-                walk.depth = i;
-            }
+            // `d` is the root (the dentry itself when i == 0).
+            walk.depth = i;
             return walk;
         }
         walk.second = below;
@@ -198,6 +198,7 @@ pub fn fs_root_walk(dentry: KPtr) -> RootWalk {
     // Deeper than the walk goes: unknown.
     walk.top = core::ptr::null();
     walk.second = core::ptr::null();
+    walk.depth = ROOT_WALK_DEPTH + 1;
     walk
 }
 

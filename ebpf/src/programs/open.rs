@@ -19,11 +19,12 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     abi::{
-        BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT, ENXIO,
-        EPERM, EROFS, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES,
-        O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SECURITYFS_MAGIC,
-        SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
+        AT_FDCWD, BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT,
+        ENXIO, EPERM, EROFS, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2,
+        MEM_DEVICES, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT,
+        SECURITYFS_MAGIC, SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
     },
+    config::OFFSET_NONE,
     event::{
         FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
     },
@@ -99,12 +100,55 @@ fn under_sys_or_proc(path: u64) -> bool {
     at(b"sys/") || at(b"proc/")
 }
 
+/// `Pending::args` of an open: flags, path, [`LSM_STASHED`] or 0, dfd.
+/// For a relative user `path` opened at `dfd`: the directory it was resolved from (the
+/// caller's working directory for AT_FDCWD, else the file at `dfd`) when it lies on sysfs,
+/// procfs or a security filesystem, as a [`FileInfo`] of that directory.
 #[inline(always)]
-fn enter(flags: u64, path: u64) -> Result<(), i64> {
+fn relative_base(path: u64, dfd: u64) -> Option<FileInfo> {
+    // SAFETY: the helper validates the user pointer.
+    let first = unsafe { bpf_probe_read_user(path as *const u8) }.ok()?;
+    if first == b'/' || first == 0 {
+        return None;
+    }
+    let task = current();
+    let dentry = if dfd as i32 == AT_FDCWD {
+        // fs_struct.pwd is a struct path: its dentry follows its mnt.
+        let off = cfg!(fs_pwd_mnt);
+        if off == OFFSET_NONE {
+            return None;
+        }
+        read_ptr(read_ptr(task, cfg!(task_fs)).ok()?, off + 8).ok()?
+    } else {
+        let file = fd_file(task, u64::from(dfd as u32)).ok()?;
+        read_ptr(file, cfg!(file_path_dentry)).ok()?
+    };
+    let inode = read_ptr(dentry, cfg!(dentry_d_inode)).ok()?;
+    let sb = read_ptr(inode, cfg!(inode_i_sb)).ok()?;
+    let magic = read::<u64>(sb, cfg!(sb_s_magic)).ok()? as u32;
+    if !matches!(
+        magic,
+        SYSFS_MAGIC | PROC_SUPER_MAGIC | SECURITYFS_MAGIC | SELINUX_MAGIC | SMACK_MAGIC
+    ) {
+        return None;
+    }
+    Some(FileInfo {
+        magic,
+        mode: read_or_zero(inode, cfg!(inode_i_mode)),
+        rdev: 0,
+        ino: read_or_zero(inode, cfg!(inode_i_ino)),
+        dev: read_or_zero(sb, cfg!(sb_s_dev)),
+        f_mode: 0,
+        dentry,
+    })
+}
+
+#[inline(always)]
+fn enter(flags: u64, path: u64, dfd: u64) -> Result<(), i64> {
     if !is_candidate() {
         return Ok(());
     }
-    pending::put(EventKind::FileOpen, 0, [flags, path, 0, 0], [0; NS_COUNT])
+    pending::put(EventKind::FileOpen, 0, [flags, path, 0, dfd], [0; NS_COUNT])
 }
 
 /// `openat(int dfd, const char *filename, int flags, umode_t mode)`.
@@ -115,7 +159,7 @@ pub fn sys_enter_openat(ctx: BtfTracePointContext) -> u32 {
 
 #[inline(always)]
 pub fn openat(a: &impl SysArgs) -> Result<(), i64> {
-    enter(a.arg(2)?, a.arg(1)?)
+    enter(a.arg(2)?, a.arg(1)?, a.arg(0)?)
 }
 
 /// `openat2(int dfd, const char *filename, struct open_how *how, size_t size)`, 5.6+; the
@@ -130,7 +174,7 @@ pub fn openat2(a: &impl SysArgs) -> Result<(), i64> {
     let how = a.arg(2)? as *const u64;
     // SAFETY: user pointer validated by the helper.
     let flags = unsafe { bpf_probe_read_user(how) }.map_err(|_| ERR_READ)?;
-    enter(flags, a.arg(1)?)
+    enter(flags, a.arg(1)?, a.arg(0)?)
 }
 
 /// `open(const char *filename, int flags, umode_t mode)` (x86_64 still has it).
@@ -141,7 +185,7 @@ pub fn sys_enter_open(ctx: BtfTracePointContext) -> u32 {
 
 #[inline(always)]
 pub fn open(a: &impl SysArgs) -> Result<(), i64> {
-    enter(a.arg(1)?, a.arg(0)?)
+    enter(a.arg(1)?, a.arg(0)?, AT_FDCWD as u64)
 }
 
 /// Which watched object `info` (named `name`) is, as `open_class` bits.
@@ -212,7 +256,7 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
 #[inline(always)]
 fn kernel_interface(dentry: KPtr, sysfs: bool) -> bool {
     let walk = fs_root_walk(dentry);
-    if walk.depth == 0 {
+    if walk.top.is_null() {
         return false;
     }
     if sysfs {
@@ -298,10 +342,16 @@ fn fill_open(
             }
             ev.depth = 0;
             ev.top[0] = 0;
-            if class & (open_class::SECURITY_POLICY | open_class::KERNEL_INTERFACE) != 0 {
+            let walked =
+                open_class::SECURITY_POLICY | open_class::KERNEL_INTERFACE | open_class::FAILED;
+            if class & walked != 0 {
+                // A failed open's `info` is the directory its relative path started from.
+                if class & open_class::FAILED != 0 {
+                    dentry_name(info.dentry, &mut ev.name);
+                }
                 let walk = fs_root_walk(info.dentry);
                 ev.depth = walk.depth;
-                if walk.depth != 0 {
+                if !walk.top.is_null() {
                     dentry_name(walk.top, &mut ev.top);
                 }
             }
@@ -532,6 +582,13 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
         }
         if rc < 0 {
             let errno = -rc;
+            // A refused relative path: the directory it started from, when that is on a
+            // filesystem whose writes are watched (the path alone says nothing).
+            let base = if errno == EROFS || errno == EACCES || errno == EPERM {
+                relative_base(path, p.args[3])
+            } else {
+                None
+            };
             // errnos worth reporting: the object exists but refused (or is absent in the way
             // /dev/mem is on kernels without CONFIG_DEVMEM).
             if errno == ENXIO
@@ -541,7 +598,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                 || errno == EIO
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
-                || (errno == EROFS && under_sys_or_proc(path))
+                || (errno == EROFS && (base.is_some() || under_sys_or_proc(path)))
             {
                 let ring = budget::attempt(EventKind::FileOpen);
                 emit_open(
@@ -551,7 +608,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                     flags,
                     path,
                     open_class::FAILED,
-                    None,
+                    base,
                     0,
                     &[0u8; NAME_LEN],
                 );

@@ -7,7 +7,9 @@
 //! dentries (`fs_path`): a bind mount, symlink, other mount point or io_uring open changes
 //! none of it. A refused open (a read-only /sys or /proc/irq gives EROFS before any file is
 //! opened; EACCES, EPERM) carries only the caller's path: it is matched after lexical
-//! normalisation (`//`, `.`, `..`) when absolute; a relative one is not resolved.
+//! normalisation (`//`, `.`, `..`); a relative one is joined to the directory it started
+//! from (working directory or dfd), which the kernel reports when that lies on sysfs, procfs
+//! or a security filesystem. Symlinks in a refused path are not followed.
 
 use serde_json::{Value, json};
 
@@ -47,12 +49,32 @@ fn lexical(path: &str) -> Option<String> {
     Some(format!("/{}", parts.join("/")))
 }
 
-/// The caller's path of a refused write-open, normalised, when it is an attempt at all.
+/// Where `fs` is mounted on a host.
+fn host_mount(fs: &str) -> Option<&'static str> {
+    match fs {
+        "sysfs" => Some("/sys"),
+        "proc" => Some("/proc"),
+        _ => SECURITY_MOUNTS
+            .iter()
+            .find(|(f, _)| *f == fs)
+            .map(|(_, m)| *m),
+    }
+}
+
+/// The caller's path of a refused write-open, normalised, when it is an attempt at all. A
+/// relative path is joined to the directory it started from when the kernel gave one (on
+/// sysfs, procfs or a security filesystem: `fs` and `fs_path`); else it is not resolved.
 fn refused_path(o: &Open<'_>) -> Option<String> {
     if !(o.has(OpenClass::Failed) && o.write && REFUSED.contains(&o.ret)) {
         return None;
     }
-    lexical(o.path)
+    if o.path.starts_with('/') {
+        return lexical(o.path);
+    }
+    if o.fs_path.is_empty() || o.fs_path.contains('…') {
+        return None;
+    }
+    lexical(&format!("{}{}/{}", host_mount(o.fs)?, o.fs_path, o.path))
 }
 
 /// `/a/b/...` is under `dir` (`/a`).
@@ -323,6 +345,19 @@ mod cases {
         p
     }
 
+    /// A refused relative write-open (EROFS) from a directory on `fs` at `base`.
+    fn relative(path: &str, fs: &str, base: &str) -> Payload {
+        let mut p = open(path, &[], true, -30);
+        if let Payload::FileOpen {
+            fs: f, fs_path: fp, ..
+        } = &mut p
+        {
+            *f = fs.into();
+            *fp = base.into();
+        }
+        p
+    }
+
     fn read(p: Payload) -> Payload {
         let mut p = p;
         if let Payload::FileOpen { write, flags, .. } = &mut p {
@@ -528,6 +563,26 @@ mod cases {
                     assert_eq!(a.details["refused"], true);
                 },
             ),
+            Example::alert(
+                "a relative path from a working directory in /sys/kernel, refused",
+                vec![in_container(
+                    "sh",
+                    relative("mm/../profiling", "sysfs", "/kernel"),
+                )],
+                |a| {
+                    assert_eq!(a.details["canonical"], "/sys/kernel/profiling");
+                    assert_eq!(a.details["path"], "mm/../profiling");
+                    assert_eq!(a.details["area"], "host kernel setting");
+                },
+            ),
+            Example::alert(
+                "a relative path from procfs's root, refused",
+                vec![in_container(
+                    "sh",
+                    relative("irq/default_smp_affinity", "proc", "/"),
+                )],
+                |a| assert_eq!(a.details["canonical"], "/proc/irq/default_smp_affinity"),
+            ),
             Example::silent(
                 "reads, the container's own netns devices, uevent_helper (its own rule), PCI \
                  (its own rule), the host, a relative path, a missing file",
@@ -555,6 +610,8 @@ mod cases {
                         ),
                     ),
                     in_container("sh", open("kernel/profiling", &[], true, -30)),
+                    in_container("sh", relative("../../etc/x", "sysfs", "/kernel")),
+                    in_container("sh", relative("class/net/lo/mtu", "sysfs", "/")),
                     in_container("sh", open("/sys/kernel/nope", &[], true, -2)),
                 ],
             ),
