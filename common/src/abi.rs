@@ -47,9 +47,13 @@ pub const EFAULT: i64 = 14;
 pub const ENODEV: i64 = 19;
 /// Text file busy (include/uapi/asm-generic/errno-base.h).
 pub const ETXTBSY: i64 = 26;
+/// Read-only file system (include/uapi/asm-generic/errno-base.h).
+pub const EROFS: i64 = 30;
 
 // include/uapi/asm-generic/fcntl.h
 
+/// The `dfd` that means the caller's working directory (include/uapi/linux/fcntl.h).
+pub const AT_FDCWD: i32 = -100;
 /// `open(2)` flag (include/uapi/asm-generic/fcntl.h).
 pub const O_WRONLY: u64 = 0o1;
 /// `open(2)` flag (include/uapi/asm-generic/fcntl.h).
@@ -97,6 +101,12 @@ pub const DEBUGFS_MAGIC: u32 = 0x6462_6720;
 pub const TRACEFS_MAGIC: u32 = 0x7472_6163;
 /// `super_block.s_magic` of binfmt_misc (include/uapi/linux/magic.h).
 pub const BINFMTFS_MAGIC: u32 = 0x4249_4e4d;
+/// `super_block.s_magic` of selinuxfs (include/uapi/linux/magic.h).
+pub const SELINUX_MAGIC: u32 = 0xf97c_ff8c;
+/// `super_block.s_magic` of securityfs (AppArmor, IMA, EVM, lockdown; include/uapi/linux/magic.h).
+pub const SECURITYFS_MAGIC: u32 = 0x7363_6673;
+/// `super_block.s_magic` of smackfs (include/uapi/linux/magic.h).
+pub const SMACK_MAGIC: u32 = 0x4341_5d53;
 /// `super_block.s_magic` of tmpfs (include/uapi/linux/magic.h).
 pub const TMPFS_MAGIC: u32 = 0x0102_1994;
 /// `super_block.s_magic` of ramfs (include/uapi/linux/magic.h).
@@ -121,6 +131,9 @@ pub const FS_MAGIC_NAMES: &[(u32, &str)] = &[
     (DEBUGFS_MAGIC, "debugfs"),
     (TRACEFS_MAGIC, "tracefs"),
     (BINFMTFS_MAGIC, "binfmt_misc"),
+    (SELINUX_MAGIC, "selinuxfs"),
+    (SECURITYFS_MAGIC, "securityfs"),
+    (SMACK_MAGIC, "smackfs"),
     (TMPFS_MAGIC, "tmpfs"),
     (EXT4_SUPER_MAGIC, "ext4"),
     (OVERLAYFS_SUPER_MAGIC, "overlay"),
@@ -436,6 +449,9 @@ mod tests {
         assert_eq!(name(TRACEFS_MAGIC), Some("tracefs"));
         assert_eq!(name(BINFMTFS_MAGIC), Some("binfmt_misc"));
         assert_eq!(name(SYSFS_MAGIC), Some("sysfs"));
+        assert_eq!(name(SELINUX_MAGIC), Some("selinuxfs"));
+        assert_eq!(name(SECURITYFS_MAGIC), Some("securityfs"));
+        assert_eq!(name(SMACK_MAGIC), Some("smackfs"));
         assert_eq!(name(0), None);
     }
 }

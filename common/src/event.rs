@@ -283,6 +283,13 @@ pub mod open_class {
     pub const UEVENT_HELPER: u32 = 1 << 9;
     /// The /dev/userfaultfd device.
     pub const USERFAULTFD_DEV: u32 = 1 << 10;
+    /// Opened for writing on selinuxfs, securityfs (AppArmor, IMA, ...) or smackfs: the host's
+    /// LSM and integrity policy.
+    pub const SECURITY_POLICY: u32 = 1 << 11;
+    /// Opened for writing on sysfs under `kernel/`, `module/` or `firmware/`, or on procfs
+    /// under `irq/` or `bus/` (not `bus/pci/`), by the top directory below the
+    /// filesystem's root (`FileOpenEvent::top`).
+    pub const KERNEL_INTERFACE: u32 = 1 << 12;
 }
 
 /// `EventKind::FileOpen`: an open (openat, openat2, open) of a watched object returned.
@@ -315,6 +322,14 @@ pub struct FileOpenEvent {
     pub grandparent: [u8; NAME_LEN],
     /// The path string the caller passed.
     pub path: [u8; PATH_LEN],
+    /// Components from the root of the file's filesystem (its superblock's root dentry) down
+    /// to the file: 1 = in the root itself; 0 = not walked or deeper than the walk goes.
+    pub depth: u32,
+    pub _pad: u32,
+    /// The first of them (the top directory below the filesystem root: `kernel` for
+    /// /sys/kernel/..., `irq` for /proc/irq/...), whatever mount point or bind mount the
+    /// file was opened through; empty when `depth` is 0.
+    pub top: [u8; NAME_LEN],
 }
 
 /// `EventKind::SysctlWrite`: a write to /proc/sys seen by the cgroup/sysctl program.
@@ -529,7 +544,7 @@ const _: () = assert!(core::mem::size_of::<NetConnectEvent>() == 144);
 const _: () = assert!(core::mem::size_of::<NetConnectPending>() == 24);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
 const _: () = assert!(core::mem::size_of::<MountEvent>() == 680);
-const _: () = assert!(core::mem::size_of::<FileOpenEvent>() == 608);
+const _: () = assert!(core::mem::size_of::<FileOpenEvent>() == 608 + 8 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<SysctlEvent>() == 312);
 const _: () = assert!(core::mem::size_of::<MadviseEvent>() == 240);
 const _: () = assert!(core::mem::size_of::<MemWriteEvent>() == 224);

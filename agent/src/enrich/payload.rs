@@ -54,8 +54,35 @@ fn file_type(mode: u32) -> &'static str {
     }
 }
 
+/// The path of an opened file from its filesystem's root, from what the kernel carried: its
+/// depth, the top directory and the last three names (`…` for the levels between). For a
+/// refused relative open, of the directory the path started from (`/`: the root itself).
+fn fs_path(e: &FileOpenEvent) -> String {
+    if e.depth == 0 {
+        let base = e.class & open_class::FAILED != 0 && e.fs_magic != 0;
+        return if base { "/".into() } else { String::new() };
+    }
+    if e.top[0] == 0 {
+        return String::new(); // deeper than the kernel's walk
+    }
+    let (top, gp, parent, name) = (
+        text(&e.top),
+        text(&e.grandparent),
+        text(&e.parent),
+        text(&e.name),
+    );
+    match e.depth {
+        0 => String::new(),
+        1 => format!("/{name}"),
+        2 => format!("/{top}/{name}"),
+        3 => format!("/{top}/{parent}/{name}"),
+        4 => format!("/{top}/{gp}/{parent}/{name}"),
+        _ => format!("/{top}/…/{gp}/{parent}/{name}"),
+    }
+}
+
 /// The wire bits in the order the model lists them.
-const CLASSES: [(u32, OpenClass); 11] = [
+const CLASSES: [(u32, OpenClass); 13] = [
     (open_class::FAILED, OpenClass::Failed),
     (open_class::PROC_ENTRY, OpenClass::ProcEntry),
     (open_class::CGROUP_RELEASE, OpenClass::CgroupRelease),
@@ -67,6 +94,8 @@ const CLASSES: [(u32, OpenClass); 11] = [
     (open_class::FOREIGN_MNT_NS, OpenClass::ForeignMntNs),
     (open_class::UEVENT_HELPER, OpenClass::UeventHelper),
     (open_class::USERFAULTFD_DEV, OpenClass::UserfaultfdDevice),
+    (open_class::SECURITY_POLICY, OpenClass::SecurityPolicy),
+    (open_class::KERNEL_INTERFACE, OpenClass::KernelInterface),
 ];
 
 /// Sysctl name prefixes that belong to a namespace, with that namespace's type.
@@ -279,6 +308,7 @@ impl<S: System> Enricher<S> {
             file: (!failed).then(|| file_ref(e.ino, e.dev, &e.name, &e.parent)),
             grandparent: text(&e.grandparent),
             path,
+            fs_path: fs_path(e),
             foreign_mnt_ns: foreign,
         }
     }

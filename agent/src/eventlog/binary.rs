@@ -564,6 +564,7 @@ impl Enc<'_> {
                 self.opt(source_owner, Self::owner);
                 self.opt(device, |e, s| e.str(s));
             }
+            // Tag 4 is the form before `fs_path` (still read).
             Payload::FileOpen {
                 ret,
                 flags,
@@ -575,9 +576,10 @@ impl Enc<'_> {
                 file,
                 grandparent,
                 path,
+                fs_path,
                 foreign_mnt_ns,
             } => {
-                self.u8(4);
+                self.u8(67);
                 self.i64(*ret);
                 self.u64(*flags);
                 self.bool(*write);
@@ -589,6 +591,7 @@ impl Enc<'_> {
                 self.str(grandparent);
                 self.str(path);
                 self.opt(foreign_mnt_ns, Self::joined);
+                self.str(fs_path);
             }
             Payload::SysctlWrite {
                 name,
@@ -787,6 +790,8 @@ fn open_class_id(c: OpenClass) -> u8 {
         OpenClass::ForeignMntNs => 8,
         OpenClass::UeventHelper => 9,
         OpenClass::UserfaultfdDevice => 10,
+        OpenClass::SecurityPolicy => 11,
+        OpenClass::KernelInterface => 12,
     }
 }
 
@@ -803,6 +808,8 @@ fn open_class_of(id: u8) -> Option<OpenClass> {
         8 => OpenClass::ForeignMntNs,
         9 => OpenClass::UeventHelper,
         10 => OpenClass::UserfaultfdDevice,
+        11 => OpenClass::SecurityPolicy,
+        12 => OpenClass::KernelInterface,
         _ => return None,
     })
 }
@@ -1021,6 +1028,31 @@ impl<'a> Dec<'a> {
         })
     }
 
+    /// A FileOpen payload: tag 67, or tag 4 (before `fs_path`) when `!with_fs_path`.
+    fn file_open(&mut self, with_fs_path: bool) -> R<Payload> {
+        Ok(Payload::FileOpen {
+            ret: self.i64()?,
+            flags: self.u64()?,
+            write: self.bool()?,
+            classes: self.vec(|d| {
+                let b = d.u8()?;
+                open_class_of(b).ok_or_else(|| bad(format!("unknown open class {b}")))
+            })?,
+            fs: self.str()?,
+            file_type: self.str()?,
+            rdev: self.str()?,
+            file: self.opt(Self::file)?,
+            grandparent: self.str()?,
+            path: self.str()?,
+            foreign_mnt_ns: self.opt(Self::joined)?,
+            fs_path: if with_fs_path {
+                self.str()?
+            } else {
+                String::new()
+            },
+        })
+    }
+
     fn file(&mut self) -> R<FileRef> {
         Ok(FileRef {
             ino: self.u64()?,
@@ -1186,22 +1218,8 @@ impl<'a> Dec<'a> {
                 source_owner: self.opt(Self::owner)?,
                 device: self.opt(Self::str)?,
             },
-            4 => Payload::FileOpen {
-                ret: self.i64()?,
-                flags: self.u64()?,
-                write: self.bool()?,
-                classes: self.vec(|d| {
-                    let b = d.u8()?;
-                    open_class_of(b).ok_or_else(|| bad(format!("unknown open class {b}")))
-                })?,
-                fs: self.str()?,
-                file_type: self.str()?,
-                rdev: self.str()?,
-                file: self.opt(Self::file)?,
-                grandparent: self.str()?,
-                path: self.str()?,
-                foreign_mnt_ns: self.opt(Self::joined)?,
-            },
+            4 => self.file_open(false)?,
+            67 => self.file_open(true)?,
             5 => Payload::SysctlWrite {
                 name: self.str()?,
                 value: self.str()?,
@@ -1421,6 +1439,54 @@ mod tests {
         let mut older = body[..body.len() - 3].to_vec();
         older[at] = 40;
         assert_eq!(decode_event(&older).unwrap(), e);
+    }
+
+    #[test]
+    fn a_file_open_round_trips_and_its_form_before_fs_path_still_decodes() {
+        let mut e = testing::setns_event(testing::container_process(), 0, Vec::new());
+        let open = |fs_path: &str| Payload::FileOpen {
+            ret: 3,
+            flags: 1,
+            write: true,
+            classes: vec![OpenClass::KernelInterface],
+            fs: "sysfs".into(),
+            file_type: "regular".into(),
+            rdev: String::new(),
+            file: None,
+            grandparent: "printk".into(),
+            path: "/sys/module/printk/parameters/time".into(),
+            fs_path: fs_path.into(),
+            foreign_mnt_ns: None,
+        };
+        let body = |e: &Event| {
+            let mut out = Vec::new();
+            put_event(&mut out, &mut Vec::new(), e);
+            let (_, body, _) = next_record(&out).unwrap();
+            body.to_vec()
+        };
+        e.data = open("/module/printk/parameters/time");
+        assert_eq!(decode_event(&body(&e)).unwrap(), e);
+        // The old form: tag 4 where 67 is, no fs_path (the empty string's one length byte
+        // before the trailing workload byte).
+        e.data = open("");
+        let new = body(&e);
+        let fixed = |b: &[u8]| {
+            let heap = u32::from_le_bytes(b[..4].try_into().unwrap()) as usize;
+            4 + heap
+        };
+        let mut fork = e.clone();
+        fork.data = Payload::ProcessFork { creator_pid: 1 };
+        let fork_body = body(&fork);
+        let (at, fork_at) = (fixed(&new), fixed(&fork_body));
+        let tag = at
+            + (0..)
+                .find(|i| new[at + i] != fork_body[fork_at + i])
+                .unwrap();
+        assert_eq!(new[tag], 67);
+        let mut old = new.clone();
+        old[tag] = 4;
+        old.remove(old.len() - 2);
+        assert_eq!(decode_event(&old).unwrap(), e);
     }
 
     #[test]

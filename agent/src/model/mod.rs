@@ -383,6 +383,14 @@ pub enum Payload {
         /// The path the caller passed.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         path: String,
+        /// The file's path from the root of its filesystem, from the kernel's dentries (the
+        /// same through any mount point or bind mount; `…` stands for levels not carried),
+        /// e.g. `/module/printk/parameters/time` on sysfs. Only for the security-policy and
+        /// kernel-interface classes, and for a refused relative open whose starting directory
+        /// (working directory or dfd) is on sysfs, procfs or a security filesystem: that
+        /// directory's (`fs` is its filesystem).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        fs_path: String,
         /// For a file reached in another mount namespace: that namespace and its owner.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         foreign_mnt_ns: Option<JoinedNamespace>,
@@ -726,6 +734,10 @@ pub enum OpenClass {
     ForeignMntNs,
     UeventHelper,
     UserfaultfdDevice,
+    /// Written on selinuxfs, securityfs or smackfs (the host's LSM / integrity policy).
+    SecurityPolicy,
+    /// Written on sysfs kernel/, module/, firmware/ or procfs irq/, bus/ (not bus/pci/).
+    KernelInterface,
 }
 
 /// A file identified by device and inode, with its dentry name(s).

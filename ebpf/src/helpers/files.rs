@@ -88,7 +88,13 @@ pub fn dentry_parent(dentry: KPtr) -> Result<KPtr, i64> {
 /// Whether the NUL-terminated `buf` holds exactly `lit`.
 #[inline(always)]
 pub fn name_is(buf: &[u8; NAME_LEN], lit: &[u8]) -> bool {
-    if lit.len() >= NAME_LEN {
+    holds(buf, lit)
+}
+
+/// Whether the NUL-terminated `buf` (of any size) holds exactly `lit`.
+#[inline(always)]
+fn holds<const N: usize>(buf: &[u8; N], lit: &[u8]) -> bool {
+    if lit.len() >= N {
         return false;
     }
     let mut i = 0;
@@ -144,4 +150,71 @@ pub fn vfsmount_mnt_ns(vfsmount: KPtr) -> u32 {
 #[inline(always)]
 pub fn own_mnt_ns(task: KPtr) -> u32 {
     mnt_ns(task)
+}
+
+/// How deep [`fs_root_walk`] looks: sysfs knobs sit at most 5 levels below the root
+/// (kernel/mm/transparent_hugepage/khugepaged/defrag), /proc/irq and /proc/bus at 4.
+pub const ROOT_WALK_DEPTH: u32 = 12;
+
+/// Where a dentry sits in its filesystem: the top directory below the superblock's root on
+/// its way up, the one below that, and how many components down it is (0: the root itself;
+/// `top` null: not reached within [`ROOT_WALK_DEPTH`] or unreadable).
+#[derive(Clone, Copy)]
+pub struct RootWalk {
+    pub top: KPtr,
+    pub second: KPtr,
+    pub depth: u32,
+}
+
+/// Walk `dentry`'s parents up to its filesystem's root (the dentry that is its own parent):
+/// kernel facts, whatever mount point, bind mount or symlink led to the file.
+#[inline(always)]
+pub fn fs_root_walk(dentry: KPtr) -> RootWalk {
+    let mut walk = RootWalk {
+        top: core::ptr::null(),
+        second: core::ptr::null(),
+        depth: 0,
+    };
+    let mut d = dentry;
+    let mut below = core::ptr::null();
+    let mut i = 0;
+    while i < ROOT_WALK_DEPTH {
+        let Ok(parent) = dentry_parent(d) else {
+            walk.top = core::ptr::null();
+            walk.depth = ROOT_WALK_DEPTH + 1;
+            return walk;
+        };
+        if parent == d {
+            // `d` is the root (the dentry itself when i == 0).
+            walk.depth = i;
+            return walk;
+        }
+        walk.second = below;
+        walk.top = d;
+        below = d;
+        d = parent;
+        i += 1;
+    }
+    // Deeper than the walk goes: unknown.
+    walk.top = core::ptr::null();
+    walk.second = core::ptr::null();
+    walk.depth = ROOT_WALK_DEPTH + 1;
+    walk
+}
+
+/// Whether the name of `dentry` is exactly `lit` (at most 15 bytes).
+#[inline(always)]
+pub fn dentry_name_is(dentry: KPtr, lit: &[u8]) -> bool {
+    let mut buf = [0u8; 16];
+    if dentry.is_null() || lit.len() >= buf.len() {
+        return false;
+    }
+    let Ok(name) = read_ptr(dentry, cfg!(dentry_name)) else {
+        return false;
+    };
+    // SAFETY: probe read into a fixed buffer.
+    if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut buf) }.is_err() {
+        return false;
+    }
+    holds(&buf, lit)
 }

@@ -19,10 +19,12 @@ use aya_ebpf::{
 };
 use escapewatch_common::{
     abi::{
-        BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT, ENXIO,
-        EPERM, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2, MEM_DEVICES, O_RDWR,
-        O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT, SYSFS_MAGIC, TRACEFS_MAGIC,
+        AT_FDCWD, BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT,
+        ENXIO, EPERM, EROFS, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2,
+        MEM_DEVICES, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT,
+        SECURITYFS_MAGIC, SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
     },
+    config::OFFSET_NONE,
     event::{
         FileOpenEvent, InodeKey, MEMW_PID_IN_WRITER_NS, MEMW_SELF, NAME_LEN, NS_COUNT, open_class,
     },
@@ -37,8 +39,8 @@ use crate::{
         budget,
         emit::{emit, output_in_place, run},
         files::{
-            FileInfo, dentry_name, dentry_parent, fd_file, file_info, file_mnt_ns, name_is,
-            own_mnt_ns, parse_pid,
+            FileInfo, dentry_name, dentry_name_is, dentry_parent, fd_file, file_info, file_mnt_ns,
+            fs_root_walk, name_is, own_mnt_ns, parse_pid,
         },
         opaque::opaque,
         pending::{self, tgid, tid},
@@ -66,12 +68,87 @@ fn watched_missing_path(path: u64) -> bool {
     is(b"/proc/sysrq-trigger") || is(b"/dev/mem") || is(b"/dev/kmem") || is(b"/dev/port")
 }
 
+/// Whether the caller's absolute `path` starts with /sys/ or /proc/ (after any run of
+/// slashes): the read-only mounts a default container has there refuse writes with EROFS,
+/// which is worth reporting there and noise on a read-only root filesystem elsewhere. Only
+/// the caller's string is known (the kernel refused before any file was opened); a relative
+/// path is not resolved.
 #[inline(always)]
-fn enter(flags: u64, path: u64) -> Result<(), i64> {
+fn under_sys_or_proc(path: u64) -> bool {
+    let mut buf = [0u8; 16];
+    // SAFETY: the helper validates the user pointer and bounds the copy.
+    if unsafe { bpf_probe_read_user_str_bytes(path as *const u8, &mut buf) }.is_err() {
+        return false;
+    }
+    if buf[0] != b'/' {
+        return false;
+    }
+    let mut i = 1;
+    while i < 8 && buf[i] == b'/' {
+        i += 1;
+    }
+    let at = |lit: &[u8]| {
+        let mut k = 0;
+        while k < lit.len() {
+            if buf[i + k] != lit[k] {
+                return false;
+            }
+            k += 1;
+        }
+        true
+    };
+    at(b"sys/") || at(b"proc/")
+}
+
+/// `Pending::args` of an open: flags, path, [`LSM_STASHED`] or 0, dfd.
+/// For a relative user `path` opened at `dfd`: the directory it was resolved from (the
+/// caller's working directory for AT_FDCWD, else the file at `dfd`) when it lies on sysfs,
+/// procfs or a security filesystem, as a [`FileInfo`] of that directory.
+#[inline(always)]
+fn relative_base(path: u64, dfd: u64) -> Option<FileInfo> {
+    // SAFETY: the helper validates the user pointer.
+    let first = unsafe { bpf_probe_read_user(path as *const u8) }.ok()?;
+    if first == b'/' || first == 0 {
+        return None;
+    }
+    let task = current();
+    let dentry = if dfd as i32 == AT_FDCWD {
+        // fs_struct.pwd is a struct path: its dentry follows its mnt.
+        let off = cfg!(fs_pwd_mnt);
+        if off == OFFSET_NONE {
+            return None;
+        }
+        read_ptr(read_ptr(task, cfg!(task_fs)).ok()?, off + 8).ok()?
+    } else {
+        let file = fd_file(task, u64::from(dfd as u32)).ok()?;
+        read_ptr(file, cfg!(file_path_dentry)).ok()?
+    };
+    let inode = read_ptr(dentry, cfg!(dentry_d_inode)).ok()?;
+    let sb = read_ptr(inode, cfg!(inode_i_sb)).ok()?;
+    let magic = read::<u64>(sb, cfg!(sb_s_magic)).ok()? as u32;
+    if !matches!(
+        magic,
+        SYSFS_MAGIC | PROC_SUPER_MAGIC | SECURITYFS_MAGIC | SELINUX_MAGIC | SMACK_MAGIC
+    ) {
+        return None;
+    }
+    Some(FileInfo {
+        magic,
+        mode: read_or_zero(inode, cfg!(inode_i_mode)),
+        rdev: 0,
+        ino: read_or_zero(inode, cfg!(inode_i_ino)),
+        dev: read_or_zero(sb, cfg!(sb_s_dev)),
+        f_mode: 0,
+        dentry,
+    })
+}
+
+#[inline(always)]
+fn enter(flags: u64, path: u64, dfd: u64) -> Result<(), i64> {
     if !is_candidate() {
         return Ok(());
     }
-    pending::put(EventKind::FileOpen, 0, [flags, path, 0, 0], [0; NS_COUNT])
+    pending::put(EventKind::FileOpen, 0, [flags, path, 0, dfd], [0; NS_COUNT])
 }
 
 /// `openat(int dfd, const char *filename, int flags, umode_t mode)`.
@@ -82,7 +159,7 @@ pub fn sys_enter_openat(ctx: BtfTracePointContext) -> u32 {
 
 #[inline(always)]
 pub fn openat(a: &impl SysArgs) -> Result<(), i64> {
-    enter(a.arg(2)?, a.arg(1)?)
+    enter(a.arg(2)?, a.arg(1)?, a.arg(0)?)
 }
 
 /// `openat2(int dfd, const char *filename, struct open_how *how, size_t size)`, 5.6+; the
@@ -97,7 +174,7 @@ pub fn openat2(a: &impl SysArgs) -> Result<(), i64> {
     let how = a.arg(2)? as *const u64;
     // SAFETY: user pointer validated by the helper.
     let flags = unsafe { bpf_probe_read_user(how) }.map_err(|_| ERR_READ)?;
-    enter(flags, a.arg(1)?)
+    enter(flags, a.arg(1)?, a.arg(0)?)
 }
 
 /// `open(const char *filename, int flags, umode_t mode)` (x86_64 still has it).
@@ -108,7 +185,7 @@ pub fn sys_enter_open(ctx: BtfTracePointContext) -> u32 {
 
 #[inline(always)]
 pub fn open(a: &impl SysArgs) -> Result<(), i64> {
-    enter(a.arg(1)?, a.arg(0)?)
+    enter(a.arg(1)?, a.arg(0)?, AT_FDCWD as u64)
 }
 
 /// Which watched object `info` (named `name`) is, as `open_class` bits.
@@ -125,6 +202,9 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
             {
                 class |= open_class::PROC_ENTRY;
             }
+            if write && kernel_interface(info.dentry, false) {
+                class |= open_class::KERNEL_INTERFACE;
+            }
         }
         CGROUP_SUPER_MAGIC => {
             if write && (name_is(name, b"release_agent") || name_is(name, b"notify_on_release")) {
@@ -134,6 +214,12 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         DEBUGFS_MAGIC | TRACEFS_MAGIC => class |= open_class::DEBUGFS,
         BINFMTFS_MAGIC => class |= open_class::BINFMT_MISC,
         SYSFS_MAGIC if name_is(name, b"uevent_helper") => class |= open_class::UEVENT_HELPER,
+        SYSFS_MAGIC if write && kernel_interface(info.dentry, true) => {
+            class |= open_class::KERNEL_INTERFACE;
+        }
+        SELINUX_MAGIC | SECURITYFS_MAGIC | SMACK_MAGIC if write => {
+            class |= open_class::SECURITY_POLICY;
+        }
         _ => {}
     }
     match info.mode & S_IFMT {
@@ -162,6 +248,24 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         }
     }
     class
+}
+
+/// Whether `dentry` lies in a host kernel interface tree by the top directory below its
+/// filesystem's root: sysfs (`sysfs`) `kernel/`, `module/`, `firmware/`; procfs `irq/`,
+/// `bus/` but not `bus/pci/` (PCI config space has its own class).
+#[inline(always)]
+fn kernel_interface(dentry: KPtr, sysfs: bool) -> bool {
+    let walk = fs_root_walk(dentry);
+    if walk.top.is_null() {
+        return false;
+    }
+    if sysfs {
+        return dentry_name_is(walk.top, b"kernel")
+            || dentry_name_is(walk.top, b"module")
+            || dentry_name_is(walk.top, b"firmware");
+    }
+    dentry_name_is(walk.top, b"irq")
+        || (dentry_name_is(walk.top, b"bus") && !dentry_name_is(walk.second, b"pci"))
 }
 
 /// Mark a /proc/PID/mem file so the write path reports writes through it, by whatever fd
@@ -236,8 +340,25 @@ fn fill_open(
                     dentry_name(gp, &mut ev.grandparent);
                 }
             }
+            ev.depth = 0;
+            ev.top[0] = 0;
+            let walked =
+                open_class::SECURITY_POLICY | open_class::KERNEL_INTERFACE | open_class::FAILED;
+            if class & walked != 0 {
+                // A failed open's `info` is the directory its relative path started from.
+                if class & open_class::FAILED != 0 {
+                    dentry_name(info.dentry, &mut ev.name);
+                }
+                let walk = fs_root_walk(info.dentry);
+                ev.depth = walk.depth;
+                if !walk.top.is_null() {
+                    dentry_name(walk.top, &mut ev.top);
+                }
+            }
         }
         None => {
+            ev.depth = 0;
+            ev.top[0] = 0;
             ev.fs_magic = 0;
             ev.i_mode = 0;
             ev.rdev = 0;
@@ -246,6 +367,7 @@ fn fill_open(
             ev.dev = 0;
         }
     }
+    ev._pad = 0;
     ev.path[0] = 0;
     // SAFETY: the helper validates the user pointer and bounds the copy.
     if path == 0
@@ -460,6 +582,13 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
         }
         if rc < 0 {
             let errno = -rc;
+            // A refused relative path: the directory it started from, when that is on a
+            // filesystem whose writes are watched (the path alone says nothing).
+            let base = if errno == EROFS || errno == EACCES || errno == EPERM {
+                relative_base(path, p.args[3])
+            } else {
+                None
+            };
             // errnos worth reporting: the object exists but refused (or is absent in the way
             // /dev/mem is on kernels without CONFIG_DEVMEM).
             if errno == ENXIO
@@ -469,6 +598,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                 || errno == EIO
                 || errno == ENODEV
                 || (errno == ENOENT && watched_missing_path(path))
+                || (errno == EROFS && (base.is_some() || under_sys_or_proc(path)))
             {
                 let ring = budget::attempt(EventKind::FileOpen);
                 emit_open(
@@ -478,7 +608,7 @@ pub fn exit_open(program: ProgramId, p: &Pending, rc: i64) -> Result<(), i64> {
                     flags,
                     path,
                     open_class::FAILED,
-                    None,
+                    base,
                     0,
                     &[0u8; NAME_LEN],
                 );

@@ -131,6 +131,7 @@ pub fn open(path: &str, classes: &[OpenClass], write: bool, ret: i64) -> Payload
         file: (ret >= 0).then(|| file(parent, name)),
         grandparent: String::new(),
         path: path.into(),
+        fs_path: String::new(),
         foreign_mnt_ns: None,
     }
 }

@@ -237,6 +237,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
         check::<host_binary::HostBinary>(),
+        check::<files::SecurityPolicyWrite>(),
+        check::<files::KernelInterfaceWrite>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),

@@ -24,6 +24,7 @@ struct Open<'a> {
     path: &'a str,
     rdev: &'a str,
     fs: &'a str,
+    fs_path: &'a str,
     foreign: Option<&'a JoinedNamespace>,
 }
 
@@ -71,6 +72,7 @@ fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
         path,
         rdev,
         fs,
+        fs_path,
         foreign_mnt_ns,
         ..
     } = &e.data
@@ -88,6 +90,7 @@ fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
             path,
             rdev,
             fs,
+            fs_path,
             foreign: foreign_mnt_ns.as_ref(),
         },
     ))
@@ -438,3 +441,6 @@ pub fn userfaultfd_device(e: &Event) -> Option<Finding> {
 
 #[cfg(test)]
 mod cases;
+mod interfaces;
+
+pub use interfaces::{KernelInterfaceWrite, SecurityPolicyWrite};
