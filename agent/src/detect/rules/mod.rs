@@ -20,6 +20,7 @@ mod namespace_join_host;
 mod netapi;
 mod posture;
 mod procfs_mount;
+mod races;
 mod root_outside;
 mod simple;
 mod syscalls;
@@ -235,6 +236,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Userfaultfd>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
+        rule::<races::ExchangeLoop>(),
+        check::<races::MountRedirected>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),
