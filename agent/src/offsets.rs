@@ -150,9 +150,25 @@ pub fn kernel_config(
         // Whether the exec'd file's mount shows a whole filesystem (exec-host-binary).
         vfsmount_mnt_root: r.required("vfsmount", &["mnt_root"]),
         sb_s_root: r.required("super_block", &["s_root"]),
+        // The newest mount of a namespace (what a bind mount attached): three layouts.
+        mntns_last_node: r.optional("mnt_namespace", &["mnt_last_node"]),
+        mntns_mounts: r.optional("mnt_namespace", &["mounts"]),
+        mntns_list: r.optional("mnt_namespace", &["list"]),
+        mount_mnt_node: r.optional("mount", &["mnt_node"]),
+        mount_mnt_list: r.optional("mount", &["mnt_list"]),
+        rb_node_right: r.optional("rb_node", &["rb_right"]),
+        mount_mnt_mountpoint: r.required("mount", &["mnt_mountpoint"]),
         ..KernelConfig::UNCONFIGURED
     };
     set_io_uring_requests(&r, &mut cfg);
+    // Before 6.8 `mnt_namespace.mounts` is the count of mounts, not the rbtree: the tree is
+    // there only with `mount.mnt_node`; the list only without it.
+    if cfg.mount_mnt_node == OFFSET_NONE {
+        cfg.mntns_mounts = OFFSET_NONE;
+        cfg.mntns_last_node = OFFSET_NONE;
+    } else {
+        cfg.mntns_list = OFFSET_NONE;
+    }
     for ty in NsType::ALL {
         let (st, member) = ns_structs(ty);
         // The time namespace exists since 5.6 only.
@@ -197,6 +213,7 @@ fn set_io_uring_requests(r: &Resolver<'_>, cfg: &mut KernelConfig) {
     cfg.iomadvise_addr = member("io_madvise", "madvise", "addr");
     cfg.iomadvise_len = member("io_madvise", "madvise", "len");
     cfg.iomadvise_advice = member("io_madvise", "madvise", "advice");
+    cfg.iorename_flags = member("io_rename", "rename", "flags");
 }
 
 /// The byte offset of `field` in a tracepoint record, from the tracepoint's tracefs `format`

@@ -145,8 +145,21 @@ pub const FS_MAGIC_NAMES: &[(u32, &str)] = &[
 
 /// `mount(2)` flag (include/uapi/linux/mount.h).
 pub const MS_BIND: u64 = 0x1000;
+/// `mount(2)` flag: change an existing mount, add none (include/uapi/linux/mount.h).
+pub const MS_REMOUNT: u64 = 0x20;
+/// `mount(2)` flag: move an existing mount (include/uapi/linux/mount.h).
+pub const MS_MOVE: u64 = 0x2000;
 /// `fsconfig(2)` command, `enum fsconfig_command` (include/uapi/linux/mount.h).
 pub const FSCONFIG_SET_STRING: u64 = 1;
+
+// include/uapi/linux/fs.h
+
+/// `renameat2(2)` flag: fail if the new name exists (include/uapi/linux/fs.h).
+pub const RENAME_NOREPLACE: u64 = 1 << 0;
+/// `renameat2(2)` flag: swap the two names atomically (include/uapi/linux/fs.h).
+pub const RENAME_EXCHANGE: u64 = 1 << 1;
+/// `renameat2(2)` flag: leave a whiteout at the old name (include/uapi/linux/fs.h).
+pub const RENAME_WHITEOUT: u64 = 1 << 2;
 
 // include/uapi/asm-generic/mman-common.h
 
@@ -316,6 +329,8 @@ pub const IORING_OP_MADVISE: u8 = 25;
 /// `enum io_uring_op`: splice(2) and tee(2) (5.7 and 5.8+).
 pub const IORING_OP_SPLICE: u8 = 30;
 pub const IORING_OP_TEE: u8 = 33;
+/// `enum io_uring_op`: renameat2(2) (5.11+) (include/uapi/linux/io_uring.h).
+pub const IORING_OP_RENAMEAT: u8 = 35;
 /// `io_splice.flags` bit: `splice_fd_in` is a registered (fixed) file's index, not an fd
 /// (include/uapi/linux/io_uring.h).
 pub const SPLICE_F_FD_IN_FIXED: u32 = 1 << 31;
@@ -350,10 +365,12 @@ pub mod x86_64 {
     pub const MADVISE: u32 = 28;
     pub const CONNECT: u32 = 42;
     pub const CLONE: u32 = 56;
+    pub const RENAME: u32 = 82;
     pub const PTRACE: u32 = 101;
     pub const MOUNT: u32 = 165;
     pub const INIT_MODULE: u32 = 175;
     pub const OPENAT: u32 = 257;
+    pub const RENAMEAT: u32 = 264;
     pub const UNSHARE: u32 = 272;
     pub const SPLICE: u32 = 275;
     pub const TEE: u32 = 276;
@@ -362,6 +379,7 @@ pub mod x86_64 {
     pub const SETNS: u32 = 308;
     pub const PROCESS_VM_WRITEV: u32 = 311;
     pub const FINIT_MODULE: u32 = 313;
+    pub const RENAMEAT2: u32 = 316;
     pub const BPF: u32 = 321;
     pub const USERFAULTFD: u32 = 323;
     pub const PWRITEV2: u32 = 328;
@@ -382,6 +400,7 @@ pub mod i386 {
     pub const OPEN: u64 = 5;
     pub const MOUNT: u64 = 21;
     pub const PTRACE: u64 = 26;
+    pub const RENAME: u64 = 38;
     pub const SOCKETCALL: u64 = 102;
     pub const CLONE: u64 = 120;
     pub const INIT_MODULE: u64 = 128;
@@ -389,6 +408,7 @@ pub mod i386 {
     pub const PWRITE64: u64 = 181;
     pub const MADVISE: u64 = 219;
     pub const OPENAT: u64 = 295;
+    pub const RENAMEAT: u64 = 302;
     pub const UNSHARE: u64 = 310;
     pub const SPLICE: u64 = 313;
     pub const TEE: u64 = 315;
@@ -397,6 +417,7 @@ pub mod i386 {
     pub const SETNS: u64 = 346;
     pub const PROCESS_VM_WRITEV: u64 = 348;
     pub const FINIT_MODULE: u64 = 350;
+    pub const RENAMEAT2: u64 = 353;
     pub const BPF: u64 = 357;
     pub const CONNECT: u64 = 362;
     pub const USERFAULTFD: u64 = 374;

@@ -60,6 +60,8 @@ calls! {
         Userfaultfd = syscall_id::USERFAULTFD => "userfaultfd",
         InitModule = syscall_id::INIT_MODULE => "init_module",
         FinitModule = syscall_id::FINIT_MODULE => "finit_module",
+        /// rename, renameat, renameat2 and io_uring's renameat, counted per process.
+        Rename = syscall_id::RENAME => "rename",
     }
 }
 
@@ -97,6 +99,7 @@ impl WatchedSyscall {
             WatchedSyscall::Userfaultfd => ProgramId::SysEnterUserfaultfd,
             WatchedSyscall::InitModule => ProgramId::SysEnterInitModule,
             WatchedSyscall::FinitModule => ProgramId::SysEnterFinitModule,
+            WatchedSyscall::Rename => ProgramId::SysEnterRename,
         }
     }
 }
@@ -105,7 +108,10 @@ impl WatchedSyscall {
 const _: () = {
     let mut i = 0;
     while i < WatchedSyscall::ALL.len() {
-        let p = &crate::programs::PROGRAMS[WatchedSyscall::ALL[i].program() as usize];
+        let Some(p) = crate::programs::ProgramSpec::by_id(WatchedSyscall::ALL[i].program() as u32)
+        else {
+            panic!("a watched syscall's program is missing");
+        };
         assert!(p.kinds.len() == 1 && p.kinds[0] as u32 == crate::kind::EventKind::Syscall as u32);
         i += 1;
     }

@@ -134,9 +134,25 @@ pub struct KernelConfig {
     pub vfsmount_mnt_root: u32,
     pub sb_s_root: u32,
     pub _pad_exe: u32,
+    /// The newest mount of a mount namespace (what a bind mount just attached): the cached
+    /// last node of `mnt_namespace.mounts` (6.14+), else the rbtree itself (6.8+, walked to
+    /// its rightmost node: mounts are keyed by their increasing unique id), else the tail of
+    /// `mnt_namespace.list` (before 6.8); `mount.mnt_node` / `mount.mnt_list` turn the node
+    /// back into its mount, `rb_node.rb_right` walks the tree. `OFFSET_NONE` where absent.
+    pub mntns_last_node: u32,
+    pub mntns_mounts: u32,
+    pub mntns_list: u32,
+    pub mount_mnt_node: u32,
+    pub mount_mnt_list: u32,
+    pub rb_node_right: u32,
+    /// `mount.mnt_mountpoint` (with `vfsmount.mnt_root` above): the dentry a mount covers
+    /// and its root.
+    pub mount_mnt_mountpoint: u32,
+    /// `io_rename.flags` from the start of `io_kiocb` (IORING_OP_RENAMEAT's RENAME_* flags).
+    pub iorename_flags: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 376);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 408);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -221,5 +237,13 @@ impl KernelConfig {
         vfsmount_mnt_root: OFFSET_NONE,
         sb_s_root: OFFSET_NONE,
         _pad_exe: 0,
+        mntns_last_node: OFFSET_NONE,
+        mntns_mounts: OFFSET_NONE,
+        mntns_list: OFFSET_NONE,
+        mount_mnt_node: OFFSET_NONE,
+        mount_mnt_list: OFFSET_NONE,
+        rb_node_right: OFFSET_NONE,
+        mount_mnt_mountpoint: OFFSET_NONE,
+        iorename_flags: OFFSET_NONE,
     };
 }

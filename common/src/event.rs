@@ -257,7 +257,30 @@ pub struct MountEvent {
     pub source: [u8; PATH_LEN],
     pub target: [u8; PATH_LEN],
     pub fstype: [u8; FSTYPE_LEN],
+    /// What a bind mount that succeeded (mount(2) with MS_BIND, move_mount) attached, as the
+    /// kernel resolved it, whatever the strings said: the newest mount of the caller's mount
+    /// namespace, its root (the source: inode, `s_dev`, `s_magic`, `i_mode`, `i_rdev`, dentry
+    /// name and its parent's) and the dentry it covers. Valid when `bound` has
+    /// `BOUND_KNOWN`.
+    pub src_ino: u64,
+    pub src_dev: u32,
+    pub src_magic: u32,
+    pub src_mode: u32,
+    pub src_rdev: u32,
+    /// `BOUND_*`.
+    pub bound: u32,
+    pub _pad_bound: u32,
+    pub src_name: [u8; NAME_LEN],
+    pub src_parent: [u8; NAME_LEN],
+    /// The name of the dentry the new mount covers (the target, as the kernel resolved it).
+    pub mountpoint: [u8; NAME_LEN],
 }
+
+/// Flag of [`MountEvent::bound`]: the `src_*` and `mountpoint` fields were read.
+pub const BOUND_KNOWN: u32 = 1 << 0;
+/// Flag of [`MountEvent::bound`]: the mount's root is the very dentry it covers (a path bound
+/// onto itself, as runtimes do to make a path read-only).
+pub const BOUND_ONTO_ITSELF: u32 = 1 << 1;
 
 /// Why a [`FileOpenEvent`] was emitted (bits of `FileOpenEvent::class`).
 pub mod open_class {
@@ -461,6 +484,39 @@ pub mod syscall_id {
     pub const USERFAULTFD: u32 = 5;
     pub const INIT_MODULE: u32 = 6;
     pub const FINIT_MODULE: u32 = 7;
+    /// The rename family (rename, renameat, renameat2, io_uring's IORING_OP_RENAMEAT), counted
+    /// in the kernel per process: see [`super::rename`].
+    pub const RENAME: u32 = 12;
+}
+
+/// `Syscall` records of [`syscall_id::RENAME`] are counts, not calls: the kernel counts a
+/// process's exchanges (renameat2 with RENAME_EXCHANGE) and, apart, its plain renames onto one
+/// destination (by a hash of the name passed), per window of [`WINDOW_NS`]; a record goes out
+/// when a count reaches a power of 16 (exchanges: 1, 16, 256, …; plain renames from 256 on).
+/// `args` are [`COUNT`], [`FLAGS`], [`WINDOW_NS`] and [`ENTRY`] (the low byte an `ENTRY_*`,
+/// bits 32.. the destination hash of a plain rename).
+pub mod rename {
+    pub const COUNT: usize = 0;
+    pub const FLAGS: usize = 1;
+    /// Index of the args slot: ns from the window's first counted call to this one.
+    pub const ELAPSED: usize = 2;
+    pub const ENTRY: usize = 3;
+    pub const WINDOW_NS: u64 = 1_000_000_000;
+    /// The first count of a plain-rename destination that is reported (16^2).
+    pub const PLAIN_FIRST_REPORT: u64 = 256;
+    pub const ENTRY_RENAME: u64 = 1;
+    pub const ENTRY_RENAMEAT: u64 = 2;
+    pub const ENTRY_RENAMEAT2: u64 = 3;
+    pub const ENTRY_IOURING: u64 = 4;
+
+    /// Whether `count` is one the kernel reports: 1, 16, 256, 4096, …
+    pub const fn reported(count: u64) -> bool {
+        // One bit set, at a position that is a multiple of 4.
+        count & count.wrapping_sub(1) == 0 && count & 0x1111_1111_1111_1111 != 0
+    }
+
+    const _: () = assert!(reported(1) && reported(16) && reported(256) && reported(65536));
+    const _: () = assert!(!reported(0) && !reported(2) && !reported(32) && !reported(255));
 }
 
 /// `EventKind::Syscall`: a watched syscall returned; `args` are its first four arguments.
@@ -543,7 +599,7 @@ pub struct NetConnectPending {
 const _: () = assert!(core::mem::size_of::<NetConnectEvent>() == 144);
 const _: () = assert!(core::mem::size_of::<NetConnectPending>() == 24);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
-const _: () = assert!(core::mem::size_of::<MountEvent>() == 680);
+const _: () = assert!(core::mem::size_of::<MountEvent>() == 904);
 const _: () = assert!(core::mem::size_of::<FileOpenEvent>() == 608 + 8 + NAME_LEN);
 const _: () = assert!(core::mem::size_of::<SysctlEvent>() == 312);
 const _: () = assert!(core::mem::size_of::<MadviseEvent>() == 240);

@@ -81,6 +81,8 @@ program_ids! {
     IouringCompleteMadvise = 51,
     IouringCompleteConnect = 52,
     IouringComplete = 53,
+    SysEnterRename = 58,
+    IouringCompleteRename = 59,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -176,8 +178,17 @@ impl ProgramSpec {
         (self.hook.kind_name(), self.name)
     }
 
-    pub fn by_id(id: u32) -> Option<&'static ProgramSpec> {
-        PROGRAMS.get(id as usize).filter(|p| p.id as u32 == id)
+    pub const fn by_id(id: u32) -> Option<&'static ProgramSpec> {
+        // Ids are in increasing order but may leave gaps (numbers reserved for programs of
+        // other branches): a search, not an index.
+        let mut i = 0;
+        while i < PROGRAMS.len() {
+            if PROGRAMS[i].id as u32 == id {
+                return Some(&PROGRAMS[i]);
+            }
+            i += 1;
+        }
+        None
     }
 }
 
@@ -224,8 +235,8 @@ const fn raw(id: ProgramId, name: &'static str, kind: &'static [EventKind]) -> P
 }
 
 use crate::abi::{
-    IORING_OP_CONNECT, IORING_OP_MADVISE, IORING_OP_OPENAT, IORING_OP_OPENAT2, IORING_OP_SPLICE,
-    IORING_OP_TEE, IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV,
+    IORING_OP_CONNECT, IORING_OP_MADVISE, IORING_OP_OPENAT, IORING_OP_OPENAT2, IORING_OP_RENAMEAT,
+    IORING_OP_SPLICE, IORING_OP_TEE, IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV,
     IORING_OP_WRITEV_FIXED, x86_64 as X,
 };
 use EventKind as K;
@@ -724,10 +735,28 @@ pub const PROGRAMS: &[ProgramSpec] = &[
             K::PipeWrite,
             K::Madvise,
             K::UnixConnect,
+            K::Syscall,
         ],
         required: false,
         fallback: "",
     },
+    // The rename family, counted per process in the kernel (exchanges, and plain renames onto
+    // one destination): a swap loop racing a runtime costs a few records a second.
+    syscall(
+        P::SysEnterRename,
+        "sys_enter_rename",
+        Side::Enter,
+        &[X::RENAME, X::RENAMEAT, X::RENAMEAT2],
+        "rename",
+        SYSCALL,
+    ),
+    // io_uring's renameat, counted with the syscalls'.
+    iouring(
+        P::IouringCompleteRename,
+        "iouring_complete_rename",
+        &[IORING_OP_RENAMEAT as u32],
+        SYSCALL,
+    ),
 ];
 
 /// An io_uring request judgement, in a group of its own.
@@ -800,7 +829,8 @@ const COW_FALLBACK: &str = "the write-family syscall programs on marked /proc/PI
 const _: () = {
     let mut i = 0;
     while i < PROGRAMS.len() {
-        assert!(PROGRAMS[i].id as usize == i);
+        // Increasing ids, each once; gaps allowed (see `ProgramSpec::by_id`).
+        assert!(i == 0 || PROGRAMS[i].id as u32 > PROGRAMS[i - 1].id as u32);
         assert!((PROGRAMS[i].id as u32) < crate::maps::PROGRAM_SLOTS);
         i += 1;
     }

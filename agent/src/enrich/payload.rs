@@ -4,17 +4,17 @@
 use escapewatch_common::{
     abi,
     event::{
-        COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FD_NONE, FileOpenEvent,
-        MEMW_PID_IN_WRITER_NS, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent, PipeWriteEvent,
-        SyscallEvent, SysctlEvent, TaskChangedEvent, open_class, vma_bits,
+        BOUND_KNOWN, BOUND_ONTO_ITSELF, COW_FAULT_REMOTE_MM, ConnectEvent, CowFaultEvent, FD_NONE,
+        FileOpenEvent, MEMW_PID_IN_WRITER_NS, MEMW_SELF, MadviseEvent, MemWriteEvent, MountEvent,
+        PipeWriteEvent, SyscallEvent, SysctlEvent, TaskChangedEvent, open_class, vma_bits,
     },
     user::until_nul,
 };
 
 use super::{Enricher, System, process::Lineage};
 use crate::model::{
-    Container, CredsBefore, FileRef, JoinedNamespace, MountCall, NsOwner, NsType, OpenClass,
-    Payload, TargetProcess, TaskChange, WatchedSyscall,
+    BoundSource, Container, CredsBefore, FileRef, JoinedNamespace, MountCall, NsOwner, NsType,
+    OpenClass, Payload, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 pub fn text(buf: &[u8]) -> String {
@@ -122,6 +122,18 @@ fn mount(call: MountCall, e: &MountEvent) -> Payload {
         host_cgroup_ns: false,
         source_owner: None,
         device: (e.dev != 0).then(|| dev(e.dev)),
+        bound: (e.bound & BOUND_KNOWN != 0).then(|| BoundSource {
+            file: file_ref(e.src_ino, e.src_dev, &e.src_name, &e.src_parent),
+            fs: fs_name(e.src_magic),
+            file_type: file_type(e.src_mode).into(),
+            rdev: if matches!(e.src_mode as u16 & abi::S_IFMT, abi::S_IFCHR | abi::S_IFBLK) {
+                dev(e.src_rdev)
+            } else {
+                String::new()
+            },
+            mountpoint: text(&e.mountpoint),
+            onto_itself: e.bound & BOUND_ONTO_ITSELF != 0,
+        }),
     }
 }
 

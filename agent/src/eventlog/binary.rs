@@ -30,9 +30,9 @@
 use std::collections::BTreeMap;
 
 use super::super::model::{
-    Container, CredsBefore, CredsBeyondStart, Event, ExecImage, FileRef, FsPath, JoinedNamespace,
-    MountCall, Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass, PathOutside, Payload,
-    Process, Runtime, TargetProcess, TaskChange, WatchedSyscall,
+    BoundSource, Container, CredsBefore, CredsBeyondStart, Event, ExecImage, FileRef, FsPath,
+    JoinedNamespace, MountCall, Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass,
+    PathOutside, Payload, Process, Runtime, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 /// First bytes of a binary event log.
@@ -551,8 +551,10 @@ impl Enc<'_> {
                 host_cgroup_ns,
                 source_owner,
                 device,
+                bound,
             } => {
-                self.u8(3);
+                // Tag 70: a mount with what its bind attached (logs before it used 3 only).
+                self.u8(if bound.is_some() { 70 } else { 3 });
                 self.u32(*call as u32);
                 self.i64(*ret);
                 self.u64(*flags);
@@ -563,6 +565,22 @@ impl Enc<'_> {
                 self.bool(*host_cgroup_ns);
                 self.opt(source_owner, Self::owner);
                 self.opt(device, |e, s| e.str(s));
+                if let Some(b) = bound {
+                    let BoundSource {
+                        file,
+                        fs,
+                        file_type,
+                        rdev,
+                        mountpoint,
+                        onto_itself,
+                    } = b;
+                    self.file(file);
+                    self.str(fs);
+                    self.str(file_type);
+                    self.str(rdev);
+                    self.str(mountpoint);
+                    self.bool(*onto_itself);
+                }
             }
             // Tag 4 is the form before `fs_path` (still read).
             Payload::FileOpen {
@@ -1206,7 +1224,7 @@ impl<'a> Dec<'a> {
             2 => Payload::ProcessExit {
                 exit_code: self.i32()?,
             },
-            3 => Payload::Mount {
+            tag @ (3 | 70) => Payload::Mount {
                 call: self.call::<MountCall>("mount call")?,
                 ret: self.i64()?,
                 flags: self.u64()?,
@@ -1217,6 +1235,18 @@ impl<'a> Dec<'a> {
                 host_cgroup_ns: self.bool()?,
                 source_owner: self.opt(Self::owner)?,
                 device: self.opt(Self::str)?,
+                bound: if tag == 70 {
+                    Some(BoundSource {
+                        file: self.file()?,
+                        fs: self.str()?,
+                        file_type: self.str()?,
+                        rdev: self.str()?,
+                        mountpoint: self.str()?,
+                        onto_itself: self.bool()?,
+                    })
+                } else {
+                    None
+                },
             },
             4 => self.file_open(false)?,
             67 => self.file_open(true)?,

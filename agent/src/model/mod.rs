@@ -355,6 +355,10 @@ pub enum Payload {
         /// fsmount or open_tree returned); major 0 is a virtual filesystem.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         device: Option<String>,
+        /// For a bind mount that succeeded: what the kernel attached, whatever the strings
+        /// said (absent for other calls, and in logs older than it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bound: Option<BoundSource>,
     },
     FileOpen {
         /// The fd, or -errno.
@@ -572,6 +576,28 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         joined: Vec<JoinedNamespace>,
     },
+}
+
+/// What a bind mount attached, read in the kernel after the call (the newest mount of the
+/// caller's mount namespace): the file or directory its source resolved to, through every
+/// symlink, and the dentry it now covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoundSource {
+    /// The source: inode, `major:minor` of its filesystem, its dentry name and its parent's.
+    pub file: FileRef,
+    /// Filesystem type by its magic (proc, sysfs, tmpfs, …) or the magic in hex.
+    pub fs: String,
+    /// regular, directory, char, …
+    pub file_type: String,
+    /// `major:minor` of a device file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rdev: String,
+    /// The name of the dentry the mount covers.
+    pub mountpoint: String,
+    /// The source is the very dentry it covers (a path bound onto itself).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub onto_itself: bool,
 }
 
 /// The credentials a task had before a `task_changed` of its creds.

@@ -17,11 +17,12 @@ use aya_ebpf::{
 use escapewatch_common::{
     abi::{PT_REGS_ORIG_AX, TS_COMPAT, i386},
     config::OFFSET_NONE,
+    event::rename,
     kind::EventKind,
     programs::{COMPAT_ENTER_MADVISE, COMPAT_EXIT_OPEN, COMPAT_EXIT_WRITE, ProgramId},
 };
 
-use super::{CompatArgs, SysArgs, memory, mount, namespace, open, socket, syscalls};
+use super::{CompatArgs, SysArgs, memory, mount, namespace, open, races, socket, syscalls};
 use crate::{
     cfg,
     helpers::{
@@ -106,6 +107,9 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> u32 {
             i386::INIT_MODULE => syscalls::init_module(&a),
             i386::FINIT_MODULE => syscalls::finit_module(&a),
             i386::CONNECT => socket::connect(&a),
+            i386::RENAME => races::renames(ProgramId::SysEnter, &a, rename::ENTRY_RENAME),
+            i386::RENAMEAT => races::renames(ProgramId::SysEnter, &a, rename::ENTRY_RENAMEAT),
+            i386::RENAMEAT2 => races::renames(ProgramId::SysEnter, &a, rename::ENTRY_RENAMEAT2),
             i386::WRITE => memory::write_enter(a.arg(0)?, a.arg(2)?, None),
             // The 64-bit offset comes in two registers, low half first.
             i386::PWRITE64 => {

@@ -7,6 +7,7 @@ pub mod memory;
 pub mod mount;
 pub mod namespace;
 pub mod open;
+pub mod races;
 pub mod socket;
 pub mod syscalls;
 pub mod sysctl;

@@ -6,10 +6,13 @@ use aya_ebpf::{
     helpers::bpf_probe_read_user_str_bytes, macros::btf_tracepoint, programs::BtfTracePointContext,
 };
 use escapewatch_common::{
-    abi::FSCONFIG_SET_STRING, event::mount_call, kind::EventKind, programs::ProgramId,
+    abi::{FSCONFIG_SET_STRING, MS_BIND, MS_MOVE, MS_REMOUNT},
+    event::mount_call,
+    kind::EventKind,
+    programs::ProgramId,
 };
 
-use super::{SysArgs, ret};
+use super::{SysArgs, races::fill_bound, ret};
 use crate::{
     cfg,
     helpers::{
@@ -44,6 +47,8 @@ fn record(call: u32, flags: u64, source: u64, target: u64, fstype: u64) -> Resul
     let ev = unsafe { &mut *scratch };
     ev.call = call;
     ev.dev = 0;
+    ev.bound = 0;
+    ev._pad_bound = 0;
     ev.flags = flags;
     ev.ret = 0;
     user_str(source, &mut ev.source);
@@ -160,6 +165,15 @@ pub fn exit_mount(program: ProgramId, rc: i64) -> bool {
             if ev.fstype[0] == 0 {
                 fstype_name(sb, &mut ev.fstype);
             }
+        }
+        // A bind mount (not a remount or move of an existing one) added a mount: what the
+        // kernel resolved its source to.
+        if rc == 0
+            && ev.call == mount_call::MOUNT
+            && ev.flags & (MS_BIND | MS_REMOUNT | MS_MOVE) == MS_BIND
+            && fill_bound(ev).is_err()
+        {
+            ev.bound = 0;
         }
     })
 }

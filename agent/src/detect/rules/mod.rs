@@ -21,6 +21,7 @@ mod namespace_join_host;
 mod netapi;
 mod posture;
 mod procfs_mount;
+mod races;
 mod root_outside;
 mod simple;
 mod syscalls;
@@ -239,6 +240,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<host_binary::HostBinary>(),
         check::<files::SecurityPolicyWrite>(),
         check::<files::KernelInterfaceWrite>(),
+        rule::<races::ExchangeLoop>(),
+        check::<races::MountRedirected>(),
         rule::<super::overload::OverloadDetector>(),
         check::<tamper::DetectorTampered>(),
         check::<tamper::DetectorRestarted>(),

@@ -142,6 +142,7 @@ impl Check for MountHostDevice {
             host_cgroup_ns,
             source_owner,
             device,
+            ..
         } = &e.data
         else {
             return None;
@@ -209,6 +210,7 @@ impl Check for MountHostDevice {
             host_cgroup_ns: false,
             source_owner: None,
             device: None,
+            bound: None,
         };
         let fsmount = |fstype: &str, device: &str| {
             let mut m = mount(MountCall::Fsmount, 3, 0, "", fstype, false);

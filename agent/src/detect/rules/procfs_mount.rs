@@ -78,6 +78,7 @@ impl Check for ProcfsMount {
             host_cgroup_ns: false,
             source_owner: None,
             device: None,
+            bound: None,
         };
         vec![
             Example::alert(

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     detect::Severity,
-    model::{Event, Payload},
+    model::{Container, Event, Payload},
 };
 
 struct Write<'a> {
@@ -39,6 +39,43 @@ fn sysctl(e: &Event) -> Option<Write<'_>> {
 
 const CORE_PATTERN: &str = "kernel.core_pattern";
 
+/// Who in a container made a write of a host-global setting: its workload, or the runtime
+/// itself setting the container up (`true`). The runtime writes only the namespaced sysctls
+/// the container's config asks for (net.*, kernel.shm*, …): a host-global one written by it is
+/// a write a symlink or mount redirected (CVE-2025-52881), and is reported like the
+/// workload's.
+fn writer(e: &Event) -> Option<(&Container, bool)> {
+    match workload(e) {
+        Some(c) => Some((c, false)),
+        None if e.process.runtime_helper => e.container.as_ref().map(|c| (c, true)),
+        None => None,
+    }
+}
+
+/// The alert's details; `by_runtime` only in the runtime's own writes.
+fn details(w: &Write<'_>, runtime: bool) -> serde_json::Value {
+    let mut d = json!({ "sysctl": w.name, "value": w.value, "truncated": w.truncated });
+    if runtime {
+        d["by_runtime"] = true.into();
+    }
+    d
+}
+
+/// "nsenter (pid 42) in docker container …", or the runtime's own process setting it up.
+fn writer_name(e: &Event, c: &Container, runtime: bool) -> String {
+    if runtime {
+        format!(
+            "the container runtime ({}, pid {}) setting up {} container {}",
+            e.process.comm,
+            e.process.pid,
+            c.runtime.as_str(),
+            super::simple::short(&c.id)
+        )
+    } else {
+        who(e, c)
+    }
+}
+
 pub struct CorePattern;
 
 impl Check for CorePattern {
@@ -47,13 +84,15 @@ impl Check for CorePattern {
         severity: Severity::Critical,
         mitre: "T1611",
         title: "Container wrote kernel.core_pattern",
-        scope: "kernel.core_pattern written from a container (the value is in the alert)",
+        scope: "kernel.core_pattern written from a container, or by the runtime setting one up (a redirected write); the value is in the alert",
         explanation: "kernel.core_pattern is global: when it starts with `|`, the host kernel \
             runs that program as root for every crashing process on the machine. A container \
             that writes it (with a writable /proc/sys) and then crashes a process of its own \
             escapes — the program path usually points into the container through \
             /proc/%P/root. Check the value (details), restore the host's, and look for a \
-            usermode-helper alert that follows.",
+            usermode-helper alert that follows. The runtime itself never writes it: a write \
+            by runc or crun while setting the container up is one a symlink or mount \
+            redirected (CVE-2025-52881), and is reported as well.",
         inputs: &[Input::Kind(EventKind::SysctlWrite)],
         fixtures: Fixtures::Recorded(&["core-pattern"]),
         ..RuleInfo::BASE
@@ -64,14 +103,19 @@ impl Check for CorePattern {
         if w.name != CORE_PATTERN {
             return None;
         }
-        let c = workload(e)?;
+        let (c, runtime) = writer(e)?;
         Some(Finding::new(
             format!(
-                "{} set kernel.core_pattern to {:?}: the host kernel will run it as root on the next crash; restore the host's value now.",
-                who(e, c),
-                w.value
+                "{} set kernel.core_pattern to {:?}{}: the host kernel will run it as root on the next crash; restore the host's value now.",
+                writer_name(e, c, runtime),
+                w.value,
+                if runtime {
+                    " (a redirected write: runtimes never write it)"
+                } else {
+                    ""
+                },
             ),
-            json!({ "sysctl": w.name, "value": w.value, "truncated": w.truncated }),
+            details(&w, runtime),
         ))
     }
 
@@ -92,14 +136,27 @@ impl Check for CorePattern {
                     assert_eq!(a.details["truncated"], false);
                 },
             ),
+            Example::alert(
+                "runc itself, its write redirected (CVE-2025-52881)",
+                vec![by_runtime(write(CORE_PATTERN, "|/tmp/x", false))],
+                |a| {
+                    assert_eq!(a.details["by_runtime"], true);
+                    assert_eq!(a.details["value"], "|/tmp/x");
+                    assert!(
+                        a.summary
+                            .starts_with("the container runtime (runc:[2:INIT], pid 4242)"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
             Example::silent(
-                "systemd-coredump set by the host, runc, and another sysctl",
+                "systemd-coredump set by the host, and another sysctl",
                 vec![
                     on_host(
                         "sysctl",
                         write(CORE_PATTERN, "|/lib/systemd/systemd-coredump", false),
                     ),
-                    by_runtime(write(CORE_PATTERN, "core", false)),
                     in_container("sh", write("kernel.core_uses_pid", "1", false)),
                 ],
             ),
@@ -115,18 +172,21 @@ impl Check for SysctlWrite {
         severity: Severity::High,
         mitre: "T1611",
         title: "Container changed a host kernel setting",
-        scope: "any other host sysctl, binfmt_misc or uevent_helper write from a container (its own namespaced sysctls excepted)",
+        scope: "any other host sysctl, binfmt_misc or uevent_helper write from a container, or a host-global sysctl by the runtime setting one up (its own namespaced sysctls excepted)",
         explanation: "A process in a container wrote a kernel setting that is not namespaced: \
             /proc/sys (kernel.modprobe and kernel.hotplug name programs the kernel runs as root, \
             vm.* and kernel.* change the whole host), the binfmt_misc registry, or \
             /sys/kernel/uevent_helper. Settings of namespaces the container owns (its net.*, its \
-            hostname) are not reported. Check the value written (details) and restore the \
+            hostname) are not reported. The runtime (runc, crun) setting a container up writes \
+            only the namespaced sysctls its config asks for: a host-global one written by it \
+            (`by_runtime`) was redirected by a symlink or mount (CVE-2025-52881) or landed in \
+            a namespace of the host. Check the value written (details) and restore the \
             host's.",
         inputs: &[
             Input::Kind(EventKind::SysctlWrite),
             Input::Kind(EventKind::FileOpen),
         ],
-        fixtures: Fixtures::Recorded(&["sysctl"]),
+        fixtures: Fixtures::Recorded(&["sysctl", "runtime-sysctl"]),
         ..RuleInfo::BASE
     };
 
@@ -137,21 +197,26 @@ impl Check for SysctlWrite {
         if w.name == CORE_PATTERN || w.namespaced {
             return None;
         }
-        let c = workload(e)?;
+        let (c, runtime) = writer(e)?;
         Some(Finding::new(
             format!(
-                "{} set host kernel setting {} to {:?}; check it and restore the host's value.",
-                who(e, c),
+                "{} set host kernel setting {} to {:?}{}; check it and restore the host's value.",
+                writer_name(e, c, runtime),
                 w.name,
-                w.value
+                w.value,
+                if runtime {
+                    " (the runtime writes only the container's namespaced sysctls: a redirected or host-namespace write)"
+                } else {
+                    ""
+                },
             ),
-            json!({ "sysctl": w.name, "value": w.value, "truncated": w.truncated }),
+            details(&w, runtime),
         ))
     }
 
     #[cfg(test)]
     fn examples() -> Vec<super::examples::Example> {
-        use super::examples::{Example, in_container, on_host, open};
+        use super::examples::{Example, by_runtime, in_container, on_host, open};
         use crate::model::OpenClass;
         vec![
             Example::alert(
@@ -160,6 +225,15 @@ impl Check for SysctlWrite {
                 |a| {
                     assert_eq!(a.details["sysctl"], "vm.swappiness");
                     assert_eq!(a.details["value"], "10");
+                    assert!(a.details["by_runtime"].is_null());
+                },
+            ),
+            Example::alert(
+                "runc writing a config sysctl that landed in the host's network namespace",
+                vec![by_runtime(write("net.ipv4.ip_forward", "1", false))],
+                |a| {
+                    assert_eq!(a.details["sysctl"], "net.ipv4.ip_forward");
+                    assert_eq!(a.details["by_runtime"], true);
                 },
             ),
             Example::alert(
@@ -182,6 +256,7 @@ impl Check for SysctlWrite {
                     in_container("hostname", write("kernel.hostname", "web", true)),
                     in_container("sh", write(CORE_PATTERN, "core", false)),
                     on_host("sysctl", write("vm.swappiness", "10", false)),
+                    by_runtime(write("net.ipv4.ip_unprivileged_port_start", "0", true)),
                     in_container(
                         "cat",
                         open(

@@ -10,11 +10,14 @@
 //!        int80 NR [ARG | s:STRING]... | iouring-open PATH r|w | fsmount-read DEV FSTYPE FILE |
 //!        fchdir FD CMD | flood open|ns|ns-own|userns PATH SECS | iouring-dirtypipe FILE |
 //!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH |
-//!        memfd-exec execveat|fexecve | deleted-exec PATH | drift-child>
+//!        memfd-exec execveat|fexecve | deleted-exec PATH | drift-child |
+//!        exchange-loop DIR SECS | iouring-exchange-loop DIR SECS | exchange-few DIR N |
+//!        rotate DIR N>
 
 mod drift;
 mod iouring;
 mod netapi;
+mod races;
 
 use std::{
     ffi::CString,
@@ -1025,6 +1028,10 @@ fn main() {
         Some("memfd-exec") => drift::memfd_exec(&arg(2)),
         Some("deleted-exec") => drift::deleted_exec(&arg(2)),
         Some("drift-child") => drift::child(),
+        Some("exchange-loop") => races::exchange_loop(&arg(2), &arg(3)),
+        Some("iouring-exchange-loop") => races::iouring_exchange_loop(&arg(2), &arg(3)),
+        Some("exchange-few") => races::exchange_few(&arg(2), &arg(3)),
+        Some("rotate") => races::rotate(&arg(2), &arg(3)),
         Some("flood") => flood(
             &arg(2),
             &arg(3),
