@@ -60,6 +60,10 @@ calls! {
         Userfaultfd = syscall_id::USERFAULTFD => "userfaultfd",
         InitModule = syscall_id::INIT_MODULE => "init_module",
         FinitModule = syscall_id::FINIT_MODULE => "finit_module",
+        Iopl = syscall_id::IOPL => "iopl",
+        Ioperm = syscall_id::IOPERM => "ioperm",
+        KexecLoad = syscall_id::KEXEC_LOAD => "kexec_load",
+        KexecFileLoad = syscall_id::KEXEC_FILE_LOAD => "kexec_file_load",
     }
 }
 
@@ -97,6 +101,8 @@ impl WatchedSyscall {
             WatchedSyscall::Userfaultfd => ProgramId::SysEnterUserfaultfd,
             WatchedSyscall::InitModule => ProgramId::SysEnterInitModule,
             WatchedSyscall::FinitModule => ProgramId::SysEnterFinitModule,
+            WatchedSyscall::Iopl | WatchedSyscall::Ioperm => ProgramId::SysEnterIoport,
+            WatchedSyscall::KexecLoad | WatchedSyscall::KexecFileLoad => ProgramId::SysEnterKexec,
         }
     }
 }
@@ -105,7 +111,10 @@ impl WatchedSyscall {
 const _: () = {
     let mut i = 0;
     while i < WatchedSyscall::ALL.len() {
-        let p = &crate::programs::PROGRAMS[WatchedSyscall::ALL[i].program() as usize];
+        let Some(p) = crate::programs::ProgramSpec::by_id(WatchedSyscall::ALL[i].program() as u32)
+        else {
+            panic!("a watched syscall's program is missing");
+        };
         assert!(p.kinds.len() == 1 && p.kinds[0] as u32 == crate::kind::EventKind::Syscall as u32);
         i += 1;
     }

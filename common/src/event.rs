@@ -278,6 +278,11 @@ pub mod open_class {
     pub const UEVENT_HELPER: u32 = 1 << 9;
     /// The /dev/userfaultfd device.
     pub const USERFAULTFD_DEV: u32 = 1 << 10;
+    /// Raw hardware behind the kernel's back: an MSR device (char `MSR_MAJOR`:*, whatever its
+    /// name), a sysfs regular file named `config` or `resource<N>[_wc]` (a PCI device's
+    /// configuration space and BARs; the agent checks the parent is a PCI address) or a procfs
+    /// file named `BB.F`-like under /proc/bus/pci (the agent checks the directories).
+    pub const HARDWARE: u32 = 1 << 13;
 }
 
 /// `EventKind::FileOpen`: an open (openat, openat2, open) of a watched object returned.
@@ -441,6 +446,10 @@ pub mod syscall_id {
     pub const USERFAULTFD: u32 = 5;
     pub const INIT_MODULE: u32 = 6;
     pub const FINIT_MODULE: u32 = 7;
+    pub const IOPL: u32 = 8;
+    pub const IOPERM: u32 = 9;
+    pub const KEXEC_LOAD: u32 = 10;
+    pub const KEXEC_FILE_LOAD: u32 = 11;
 }
 
 /// `EventKind::Syscall`: a watched syscall returned; `args` are its first four arguments.

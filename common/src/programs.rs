@@ -81,6 +81,9 @@ program_ids! {
     IouringCompleteMadvise = 51,
     IouringCompleteConnect = 52,
     IouringComplete = 53,
+    SysEnterIoport = 55,
+    SysEnterKexec = 56,
+    LsmLockedDown = 57,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -176,8 +179,17 @@ impl ProgramSpec {
         (self.hook.kind_name(), self.name)
     }
 
-    pub fn by_id(id: u32) -> Option<&'static ProgramSpec> {
-        PROGRAMS.get(id as usize).filter(|p| p.id as u32 == id)
+    /// The program of id `id`. Ids are in order but may have gaps (numbers reserved by work
+    /// not merged yet), so this is a search, not an index.
+    pub const fn by_id(id: u32) -> Option<&'static ProgramSpec> {
+        let mut i = 0;
+        while i < PROGRAMS.len() {
+            if PROGRAMS[i].id as u32 == id {
+                return Some(&PROGRAMS[i]);
+            }
+            i += 1;
+        }
+        None
     }
 }
 
@@ -287,6 +299,10 @@ pub const PROGRAMS: &[ProgramSpec] = &[
             X::USERFAULTFD,
             X::INIT_MODULE,
             X::FINIT_MODULE,
+            X::IOPL,
+            X::IOPERM,
+            X::KEXEC_LOAD,
+            X::KEXEC_FILE_LOAD,
         ],
         "syscall-exit",
         NS,
@@ -728,6 +744,26 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
+    // What kernel lockdown guards, asked for by a container (attempts count: a container
+    // without the capability gets EPERM before the kernel's lockdown check): port I/O rights
+    // (iopl, ioperm) and kexec (kexec_load, kexec_file_load). One program per pair; the
+    // syscall number tells them apart.
+    syscall(
+        P::SysEnterIoport,
+        "sys_enter_ioport",
+        Side::Enter,
+        &[X::IOPL, X::IOPERM],
+        "ioport",
+        SYSCALL,
+    ),
+    syscall(
+        P::SysEnterKexec,
+        "sys_enter_kexec",
+        Side::Enter,
+        &[X::KEXEC_LOAD, X::KEXEC_FILE_LOAD],
+        "kexec",
+        SYSCALL,
+    ),
 ];
 
 /// An io_uring request judgement, in a group of its own.
@@ -800,7 +836,8 @@ const COW_FALLBACK: &str = "the write-family syscall programs on marked /proc/PI
 const _: () = {
     let mut i = 0;
     while i < PROGRAMS.len() {
-        assert!(PROGRAMS[i].id as usize == i);
+        // In increasing order (so unique); a gap is a number reserved for another branch.
+        assert!(i == 0 || PROGRAMS[i].id as u32 > PROGRAMS[i - 1].id as u32);
         assert!((PROGRAMS[i].id as u32) < crate::maps::PROGRAM_SLOTS);
         i += 1;
     }

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use escapewatch_common::{kind::EventKind, programs::PROGRAMS, user::RawEvent};
+use escapewatch_common::{kind::EventKind, programs::ProgramSpec, user::RawEvent};
 use prometheus::IntCounter;
 use tracing::{error, info, warn};
 
@@ -758,7 +758,7 @@ impl KernelCounts {
     /// Kernel reads that failed in each program since the last call: counted and warned about.
     fn new_program_errors(&mut self, collector: &Collector, metrics: &Metrics) {
         for (prog, errors, total) in increases(&mut self.errors_seen, collector.program_errors()) {
-            let name = PROGRAMS.get(prog as usize).map_or("?", |p| p.name);
+            let name = ProgramSpec::by_id(prog).map_or("?", |p| p.name);
             metrics
                 .program_errors
                 .with_label_values(&[name])

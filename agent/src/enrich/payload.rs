@@ -55,7 +55,7 @@ fn file_type(mode: u32) -> &'static str {
 }
 
 /// The wire bits in the order the model lists them.
-const CLASSES: [(u32, OpenClass); 11] = [
+const CLASSES: [(u32, OpenClass); 12] = [
     (open_class::FAILED, OpenClass::Failed),
     (open_class::PROC_ENTRY, OpenClass::ProcEntry),
     (open_class::CGROUP_RELEASE, OpenClass::CgroupRelease),
@@ -67,6 +67,7 @@ const CLASSES: [(u32, OpenClass); 11] = [
     (open_class::FOREIGN_MNT_NS, OpenClass::ForeignMntNs),
     (open_class::UEVENT_HELPER, OpenClass::UeventHelper),
     (open_class::USERFAULTFD_DEV, OpenClass::UserfaultfdDevice),
+    (open_class::HARDWARE, OpenClass::Hardware),
 ];
 
 /// Sysctl name prefixes that belong to a namespace, with that namespace's type.
@@ -241,15 +242,19 @@ impl<S: System> Enricher<S> {
         let (mut mode, mut rdev) = (e.i_mode, e.rdev);
         let path = text(&e.path);
         // A refused open of a device node names no file: look at the node itself, through the
-        // root of a live process of the same container.
+        // root of a live process of the same container. Any absolute path: a container names
+        // its nodes as it likes (an MSR node made with mknod as /tmp/x).
         if failed
-            && path.starts_with("/dev/")
+            && path.starts_with('/')
             && let Some((m, r)) = self.device_in_container(e.header.tgid, &path)
         {
             (mode, rdev) = (m, r);
             match m as u16 & abi::S_IFMT {
                 abi::S_IFBLK => class |= open_class::BLOCK_DEVICE,
                 abi::S_IFCHR if abi::MEM_DEVICES.contains(&r) => class |= open_class::MEM_DEVICE,
+                abi::S_IFCHR if abi::kernel_dev_major(r) == abi::MSR_MAJOR => {
+                    class |= open_class::HARDWARE
+                }
                 _ => {}
             }
         }

@@ -780,6 +780,7 @@ fn open_class_id(c: OpenClass) -> u8 {
         OpenClass::ForeignMntNs => 8,
         OpenClass::UeventHelper => 9,
         OpenClass::UserfaultfdDevice => 10,
+        OpenClass::Hardware => 13,
     }
 }
 
@@ -796,6 +797,7 @@ fn open_class_of(id: u8) -> Option<OpenClass> {
         8 => OpenClass::ForeignMntNs,
         9 => OpenClass::UeventHelper,
         10 => OpenClass::UserfaultfdDevice,
+        13 => OpenClass::Hardware,
         _ => return None,
     })
 }

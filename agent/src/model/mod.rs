@@ -715,6 +715,8 @@ pub enum OpenClass {
     ForeignMntNs,
     UeventHelper,
     UserfaultfdDevice,
+    /// An MSR device, a PCI device's sysfs config/resource file or a /proc/bus/pci file.
+    Hardware,
 }
 
 /// A file identified by device and inode, with its dentry name(s).

@@ -105,6 +105,9 @@ pub fn sys_enter(ctx: BtfTracePointContext) -> u32 {
             i386::USERFAULTFD => syscalls::userfaultfd(&a),
             i386::INIT_MODULE => syscalls::init_module(&a),
             i386::FINIT_MODULE => syscalls::finit_module(&a),
+            i386::IOPL => syscalls::iopl(&a),
+            i386::IOPERM => syscalls::ioperm(&a),
+            i386::KEXEC_LOAD => syscalls::kexec_load(&a),
             i386::CONNECT => socket::connect(&a),
             i386::WRITE => memory::write_enter(a.arg(0)?, a.arg(2)?, None),
             // The 64-bit offset comes in two registers, low half first.

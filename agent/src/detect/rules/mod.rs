@@ -11,6 +11,7 @@ mod creds_escalated;
 mod dirty_cow;
 mod drift;
 mod files;
+mod lockdown;
 mod memory;
 mod misc;
 mod mount;
@@ -233,6 +234,8 @@ pub fn catalogue() -> Vec<Entry> {
         check::<misc::UsermodeHelper>(),
         check::<files::DebugRecon>(),
         check::<syscalls::Userfaultfd>(),
+        check::<lockdown::KexecLoad>(),
+        check::<lockdown::RawHardware>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
         rule::<super::overload::OverloadDetector>(),
