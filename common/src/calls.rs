@@ -87,6 +87,8 @@ calls! {
         Creds = task_change::CREDS => "creds",
         /// switch_task_namespaces outside setns/unshare.
         Namespaces = task_change::NAMESPACES => "namespaces",
+        /// security_locked_down: the kernel's lockdown check for what the task asked.
+        LockedDown = task_change::LOCKED_DOWN => "locked_down",
     }
 }
 

@@ -414,6 +414,8 @@ pub struct CowFaultEvent {
 pub const COW_FAULT_REMOTE_MM: u32 = 1 << 0;
 
 /// `EventKind::TaskChanged`: the kernel is about to give a container task credentials beyond
+/// its current ones, other namespaces, or was asked by it for what lockdown guards
+/// (`task_change::LOCKED_DOWN`). For the first two: credentials beyond
 /// its current ones (`commit_creds`), or other namespaces outside a setns or unshare syscall
 /// (`switch_task_namespaces`): what a kernel exploit does, whichever bug it used. The header
 /// describes the task with what it is being given (its new uid, gid and effective
@@ -424,7 +426,9 @@ pub struct TaskChangedEvent {
     pub header: EventHeader,
     /// `task_change::*`.
     pub change: u32,
-    pub _pad: u32,
+    /// `LOCKED_DOWN`: the kernel's `enum lockdown_reason` value (its numbering differs
+    /// between kernels: the agent names it from the kernel's BTF). 0 otherwise.
+    pub reason: u32,
     /// The effective capabilities and uid the task had before (`CREDS`; 0 otherwise).
     pub old_cap_effective: u64,
     pub old_uid: u32,
@@ -435,6 +439,10 @@ pub struct TaskChangedEvent {
 pub mod task_change {
     pub const CREDS: u32 = 1;
     pub const NAMESPACES: u32 = 2;
+    /// `security_locked_down(reason)` (lsm/locked_down): the kernel asked whether lockdown
+    /// allows what the task is about to do (port I/O, MSR writes, kexec, /dev/mem, PCI
+    /// writes, ...). Nothing changes; the header is the task as it is.
+    pub const LOCKED_DOWN: u32 = 3;
 }
 
 /// Which syscall a [`SyscallEvent`] is about.

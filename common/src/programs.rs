@@ -764,6 +764,22 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         "kexec",
         SYSCALL,
     ),
+    // The kernel's own lockdown check (security_locked_down), called for everything lockdown
+    // guards whether or not lockdown is on: port I/O, MSR writes, kexec, /dev/mem and
+    // /dev/port, PCI config writes and BAR maps, debugfs, perf, bpf kernel reads, ACPI
+    // tables, hibernation, module parameters... The effect-level view of the whole class,
+    // with the kernel's reason; it sees only callers that passed their capability check.
+    ProgramSpec {
+        id: P::LsmLockedDown,
+        name: "lsm_locked_down",
+        hook: Hook::Lsm {
+            hook: "locked_down",
+        },
+        group: "locked-down",
+        kinds: &[K::TaskChanged],
+        required: false,
+        fallback: LOCKDOWN_FALLBACK,
+    },
 ];
 
 /// An io_uring request judgement, in a group of its own.
@@ -829,6 +845,7 @@ const fn dispatcher(id: ProgramId, tracepoint: &'static str) -> ProgramSpec {
     }
 }
 
+const LOCKDOWN_FALLBACK: &str = "the iopl/ioperm and kexec_load/kexec_file_load syscall programs and the open programs' hardware class (MSR devices, PCI config and BAR files): the listed entries only, without the kernel's reason";
 const CHECKPOINT_FALLBACK: &str =
     "the post-condition checks at the task's next exec, fork, exit or any other event";
 const COW_FALLBACK: &str = "the write-family syscall programs on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";

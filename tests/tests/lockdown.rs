@@ -251,7 +251,10 @@ fn an_msr_node_under_another_name_is_alerted() {
         HARDWARE,
         |b| allow_char(b.add_capabilities(&["CAP_MKNOD"]), 202, 0),
         |c| {
-            let out = sh(c, "mknod /tmp/innocent c 202 0 && primitives open /tmp/innocent r");
+            let out = sh(
+                c,
+                "mknod /tmp/innocent c 202 0 && primitives open /tmp/innocent r",
+            );
             eprintln!("msr: {out}");
             out
         },
@@ -351,4 +354,56 @@ fn lspci_cpuid_and_the_host_give_zero_alerts() {
         .filter(|a| a["rule"] == HARDWARE || a["rule"] == KEXEC)
         .collect();
     assert_eq!(hits, Vec::<Value>::new());
+}
+
+/// Where the kernel runs BPF LSM programs (the QEMU guests), a privileged container's iopl(3)
+/// and kexec_load reach the kernel's lockdown check, named by the kernel's own reason
+/// (decoded from its BTF): `ioport`, `kexec`. Where it does not (this host), the agent says
+/// lsm_locked_down did not attach and the syscall programs alone serve the class.
+#[test]
+fn the_kernel_lockdown_check_names_the_reason() {
+    let dir = work_dir("lockdown-reach");
+    let mut agent = Agent::start(&dir);
+    if !agent.attached("lsm_locked_down") {
+        agent.stop();
+        let out = Command::new(escapewatch_integration::agent::agent_bin())
+            .arg("rules")
+            .output()
+            .expect("escapewatch rules");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let section = text
+            .split("\n\n")
+            .find(|s| s.starts_with("kernel-lockdown-reach"))
+            .expect("rule listed");
+        eprintln!("lsm_locked_down not attached here:\n{section}");
+        return;
+    }
+    let c = privileged("lockdown-reach", |b| b);
+    let cgroup = c.cgroup_path().unwrap();
+    let out = sh(&c, "primitives iopl 3; primitives kexec-load");
+    eprintln!("lockdown-reach: {out}");
+    for reason in ["ioport", "kexec"] {
+        let alert = agent.wait_for_alert(WAIT, |a| {
+            a["rule"] == "kernel-lockdown-reach" && a["details"]["reason"] == reason
+        });
+        check_alert(&alert, "kernel-lockdown-reach", &cgroup, "unknown");
+        escapewatch_integration::escape::check_hooks(&agent, &alert);
+        assert_comm(&alert);
+        assert!(
+            alert["details"]["reason_value"].as_u64().is_some(),
+            "{alert:#}"
+        );
+        let upper = format!("LOCKDOWN_{}", reason.to_ascii_uppercase());
+        assert!(
+            alert["summary"].as_str().unwrap().contains(&upper),
+            "{alert:#}"
+        );
+        let hooks = escapewatch_integration::escape::cited_hooks(&agent, &alert);
+        assert!(
+            hooks.iter().any(|h| h == "lsm/lsm_locked_down"),
+            "{hooks:?}"
+        );
+    }
+    drop(c);
+    finish(agent, "lockdown-reach");
 }

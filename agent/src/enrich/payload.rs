@@ -13,8 +13,8 @@ use escapewatch_common::{
 
 use super::{Enricher, System, process::Lineage};
 use crate::model::{
-    Container, CredsBefore, FileRef, JoinedNamespace, MountCall, NsOwner, NsType, OpenClass,
-    Payload, TargetProcess, TaskChange, WatchedSyscall,
+    Container, CredsBefore, FileRef, JoinedNamespace, Lockdown, MountCall, NsOwner, NsType,
+    OpenClass, Payload, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 pub fn text(buf: &[u8]) -> String {
@@ -139,12 +139,47 @@ pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
     }
 }
 
+/// This kernel's `enum lockdown_reason` (value to name), read from its BTF at load: the
+/// numbering differs between kernels (reasons are added in the middle).
+static LOCKDOWN_REASONS: std::sync::OnceLock<Vec<(u32, String)>> = std::sync::OnceLock::new();
+
+/// Keep the kernel's lockdown reasons, `(LOCKDOWN_IOPORT, 11)`-style, named as the event log
+/// writes them (`ioport`). The first call wins.
+pub fn set_lockdown_reasons(values: &[(String, i64)]) {
+    let names = values
+        .iter()
+        .filter_map(|(n, v)| Some((u32::try_from(*v).ok()?, lockdown_name(n))))
+        .collect();
+    let _ = LOCKDOWN_REASONS.set(names);
+}
+
+/// `LOCKDOWN_PCI_ACCESS` → `pci_access`.
+fn lockdown_name(kernel: &str) -> String {
+    kernel
+        .strip_prefix("LOCKDOWN_")
+        .unwrap_or(kernel)
+        .to_ascii_lowercase()
+}
+
+/// The name of this kernel's lockdown reason `value`; `reason_N` when the kernel's BTF did not
+/// name it.
+fn lockdown_reason(value: u32) -> String {
+    LOCKDOWN_REASONS
+        .get()
+        .and_then(|r| r.iter().find(|(v, _)| *v == value))
+        .map_or_else(|| format!("reason_{value}"), |(_, n)| n.clone())
+}
+
 pub fn task_changed(change: TaskChange, e: &TaskChangedEvent) -> Payload {
     Payload::TaskChanged {
         change,
         before: (change == TaskChange::Creds).then_some(CredsBefore {
             uid: e.old_uid,
             cap_effective: e.old_cap_effective,
+        }),
+        lockdown: (change == TaskChange::LockedDown).then(|| Lockdown {
+            reason: lockdown_reason(e.reason),
+            value: e.reason,
         }),
     }
 }

@@ -471,6 +471,9 @@ pub enum Payload {
         /// `creds`: what the task had before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<CredsBefore>,
+        /// `locked_down`: what the kernel's lockdown check was asked about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lockdown: Option<Lockdown>,
     },
     Syscall {
         #[schemars(schema_with = "wire_schema::watched_syscall")]
@@ -553,6 +556,17 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         joined: Vec<JoinedNamespace>,
     },
+}
+
+/// The kernel's lockdown reason of a `task_changed` of change `locked_down`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lockdown {
+    /// The kernel's name without `LOCKDOWN_`, lower case: `ioport`, `msr`, `kexec`,
+    /// `pci_access`, `dev_mem`, ... (`reason_N` when the kernel's BTF does not name it).
+    pub reason: String,
+    /// The kernel's `enum lockdown_reason` value (numbering differs between kernels).
+    pub value: u32,
 }
 
 /// The credentials a task had before a `task_changed` of its creds.

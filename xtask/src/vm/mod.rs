@@ -64,6 +64,7 @@ const SELECTION: &[Select] = &[
     select("postconditions", ""),
     select("netapi", ""),
     select("drift", ""),
+    select("lockdown", ""),
     Select {
         binary: "",
         name: "kernel_offsets",
@@ -92,13 +93,15 @@ const LEFT_OUT: &[(&str, &str)] = &[
 /// (ETXTBSY on /proc/self/exe, runtime-binary-overwrite) is seen by the syscall programs alone.
 const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-fs-via-proc-root=lsm,\
      sysrq-trigger-write=lsm,kernel-memory-access=lsm,kernel-debug-recon=lsm,\
-     exec-fileless=raw_tracepoint,exec-drifted-binary=raw_tracepoint";
+     exec-fileless=raw_tracepoint,exec-drifted-binary=raw_tracepoint,\
+     kexec-load=syscall,raw-hardware-access=syscall|lsm,kernel-lockdown-reach=lsm";
 /// The open-family rules' fallback is the open syscall programs and, for io_uring's opens
 /// (which make no open syscall), its completion program: one tier, two entries.
 const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall|io_uring,\
      host-fs-via-proc-root=syscall|io_uring,sysrq-trigger-write=syscall|io_uring,\
      kernel-memory-access=syscall|io_uring,kernel-debug-recon=syscall|io_uring,\
-     exec-fileless=raw_tracepoint,exec-drifted-binary=raw_tracepoint";
+     exec-fileless=raw_tracepoint,exec-drifted-binary=raw_tracepoint,\
+     kexec-load=syscall,raw-hardware-access=syscall";
 
 /// The alternatives, on a kernel that has the preferred hooks: with fentry and BPF LSM
 /// disabled, dirty-cow must be served by the kprobe on handle_mm_fault and the LSM-served path

@@ -368,6 +368,123 @@ impl Check for RawHardware {
     }
 }
 
+/// Lockdown reasons the kernel checks for things an ordinary container does: reading
+/// /sys/power/state or /sys/power/disk asks whether hibernation is available.
+const ROUTINE_REASONS: [&str; 1] = ["hibernation"];
+
+/// What a reason is about, for the summary.
+fn reason_text(reason: &str) -> &str {
+    match reason {
+        "ioport" => "raw I/O port access",
+        "msr" => "writing a CPU model-specific register",
+        "kexec" => "loading a kernel with kexec",
+        "pci_access" => "writing PCI configuration space or mapping a BAR",
+        "dev_mem" => "/dev/mem, /dev/kmem or /dev/port",
+        "kcore" => "/proc/kcore",
+        "module_signature" | "module_parameters" => "a kernel module",
+        "debugfs" => "debugfs",
+        "tracefs" => "tracefs",
+        "bpf_read_kernel" => "an eBPF program reading kernel memory",
+        "bpf_write_user" => "an eBPF program writing user memory",
+        "perf" => "perf kernel data",
+        "acpi_tables" => "loading ACPI tables",
+        "mmiotrace" => "MMIO tracing",
+        _ => "an operation kernel lockdown guards",
+    }
+}
+
+pub struct LockdownReach;
+
+impl Check for LockdownReach {
+    const INFO: &'static RuleInfo = &RuleInfo {
+        id: "kernel-lockdown-reach",
+        severity: Severity::High,
+        mitre: "T1611",
+        title: "Container reached the kernel's lockdown check",
+        scope: "the kernel's lockdown check (security_locked_down, BPF LSM) asked by a container task, with the kernel's reason: port I/O, MSR writes, kexec, PCI writes, /dev/mem, debugfs, bpf kernel reads... whichever entry led there (kernels with BPF LSM)",
+        explanation: "A process in a container got as far as the kernel's lockdown check             (security_locked_down): it holds the capability for, and asked for, something             kernel lockdown exists to forbid even to root: raw I/O ports, writing CPU MSRs,             kexec, PCI configuration writes or BAR maps, /dev/mem, kernel-reading eBPF,             debugfs, ACPI tables, unsafe module parameters. The kernel names the reason, so             every entry is covered, listed or not. It is checked whether or not lockdown is             enabled: on a host without lockdown the operation went on. Reading             /sys/power/state (the hibernation check) is not alerted. Only kernels with BPF LSM             run the check's program; elsewhere `raw-hardware-access` and `kexec-load` see the             listed entries. Check the container's capabilities and what the reason says it             touched.",
+        inputs: &[Input::Kind(EventKind::TaskChanged)],
+        fixtures: Fixtures::Unavailable(
+            "BPF LSM runs only in the QEMU guests of `cargo xtask vm-test` (this host's kernel              refuses BPF LSM programs), and the guests' event logs do not leave the guest",
+        ),
+        ..RuleInfo::BASE
+    };
+
+    fn check(e: &Event) -> Option<Finding> {
+        let Payload::TaskChanged {
+            change: crate::model::TaskChange::LockedDown,
+            lockdown: Some(l),
+            ..
+        } = &e.data
+        else {
+            return None;
+        };
+        let c = workload(e)?;
+        if ROUTINE_REASONS.contains(&l.reason.as_str()) {
+            return None;
+        }
+        Some(Finding::new(
+            format!(
+                "{} reached the kernel's lockdown check for {} (LOCKDOWN_{}): it holds the capability and asked for what lockdown forbids; without lockdown on, the kernel let it through.",
+                who(e, c),
+                reason_text(&l.reason),
+                l.reason.to_ascii_uppercase()
+            ),
+            json!({ "reason": l.reason, "reason_value": l.value }),
+        ))
+    }
+
+    #[cfg(test)]
+    fn examples() -> Vec<super::examples::Example> {
+        use super::examples::{Example, by_runtime, in_container, on_host};
+        use crate::model::{Lockdown, TaskChange};
+        let check = |reason: &str, value| Payload::TaskChanged {
+            change: TaskChange::LockedDown,
+            before: None,
+            lockdown: Some(Lockdown {
+                reason: reason.into(),
+                value,
+            }),
+        };
+        vec![
+            Example::alert(
+                "iopl(3) by a privileged container",
+                vec![in_container("x", check("ioport", 11))],
+                |a| {
+                    assert_eq!(a.details["reason"], "ioport");
+                    assert_eq!(a.details["reason_value"], 11);
+                    assert!(
+                        a.summary.contains("raw I/O port access (LOCKDOWN_IOPORT)"),
+                        "{}",
+                        a.summary
+                    );
+                },
+            ),
+            Example::alert(
+                "a reason this build has no text for",
+                vec![in_container("x", check("reason_40", 40))],
+                |a| assert_eq!(a.details["reason"], "reason_40"),
+            ),
+            Example::silent(
+                "/sys/power/state read in a container, the host's kexec service, the runtime, a creds change",
+                vec![
+                    in_container("systemd", check("hibernation", 9)),
+                    on_host("kexec", check("kexec", 6)),
+                    by_runtime(check("ioport", 11)),
+                    in_container(
+                        "su",
+                        Payload::TaskChanged {
+                            change: TaskChange::Creds,
+                            before: None,
+                            lockdown: None,
+                        },
+                    ),
+                ],
+            ),
+        ]
+    }
+}
+
 #[cfg(test)]
 fn syscall(name: S, ret: i64, args: [u64; 4]) -> Payload {
     Payload::Syscall {

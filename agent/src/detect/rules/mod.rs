@@ -236,6 +236,7 @@ pub fn catalogue() -> Vec<Entry> {
         check::<syscalls::Userfaultfd>(),
         check::<lockdown::KexecLoad>(),
         check::<lockdown::RawHardware>(),
+        check::<lockdown::LockdownReach>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
         rule::<super::overload::OverloadDetector>(),
