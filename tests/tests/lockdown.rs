@@ -102,7 +102,7 @@ fn writable_sys(mut b: Bundle) -> Bundle {
 fn first_pci_device() -> String {
     let mut names: Vec<String> = fs::read_dir("/sys/bus/pci/devices")
         .expect("/sys/bus/pci/devices")
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
@@ -172,13 +172,14 @@ fn iopl_refused_in_an_unprivileged_container_is_an_attempt() {
 }
 
 /// kexec_load and kexec_file_load with arguments the kernel rejects after its permission
-/// checks (EINVAL in a privileged container, ENOSYS without kexec): two critical alerts.
+/// checks (EINVAL in a container with CAP_SYS_BOOT, ENOSYS without kexec): two critical
+/// alerts.
 #[test]
 fn kexec_from_a_privileged_container() {
     let (agent, alert, c) = scenario(
         "kexec",
         KEXEC,
-        |b| b,
+        |b| b.add_capabilities(&["CAP_SYS_BOOT"]),
         |c| sh(c, "primitives kexec-load; primitives kexec-file-load"),
     );
     let cgroup = c.cgroup_path().unwrap();
@@ -378,7 +379,7 @@ fn the_kernel_lockdown_check_names_the_reason() {
         eprintln!("lsm_locked_down not attached here:\n{section}");
         return;
     }
-    let c = privileged("lockdown-reach", |b| b);
+    let c = privileged("lockdown-reach", |b| b.add_capabilities(&["CAP_SYS_BOOT"]));
     let cgroup = c.cgroup_path().unwrap();
     let out = sh(&c, "primitives iopl 3; primitives kexec-load");
     eprintln!("lockdown-reach: {out}");

@@ -288,7 +288,7 @@ impl<S: System> Enricher<S> {
                 abi::S_IFBLK => class |= open_class::BLOCK_DEVICE,
                 abi::S_IFCHR if abi::MEM_DEVICES.contains(&r) => class |= open_class::MEM_DEVICE,
                 abi::S_IFCHR if abi::kernel_dev_major(r) == abi::MSR_MAJOR => {
-                    class |= open_class::HARDWARE
+                    class |= open_class::HARDWARE;
                 }
                 _ => {}
             }
