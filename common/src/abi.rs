@@ -287,6 +287,13 @@ pub const MEM_DEVICES: [u32; 3] = [
     kernel_dev(MEM_MAJOR, 4),
 ];
 
+/// Major of the x86 MSR character devices, /dev/cpu/N/msr (include/uapi/linux/major.h
+/// `MSR_MAJOR`; arch/x86/kernel/msr.c). The minor is the CPU.
+pub const MSR_MAJOR: u32 = 202;
+/// Major of the x86 CPUID character devices, /dev/cpu/N/cpuid (`CPUID_MAJOR`): read-only
+/// CPUID leaves, a benign look-alike of [`MSR_MAJOR`].
+pub const CPUID_MAJOR: u32 = 203;
+
 const _: () = assert!(kernel_dev_major(kernel_dev(1, 3)) == 1);
 const _: () = assert!(kernel_dev_minor(kernel_dev(1, 3)) == 3);
 const _: () = assert!(kernel_dev(0xfff, MINORMASK) == u32::MAX);
@@ -368,6 +375,8 @@ pub mod x86_64 {
     pub const RENAME: u32 = 82;
     pub const PTRACE: u32 = 101;
     pub const MOUNT: u32 = 165;
+    pub const IOPL: u32 = 172;
+    pub const IOPERM: u32 = 173;
     pub const INIT_MODULE: u32 = 175;
     pub const OPENAT: u32 = 257;
     pub const RENAMEAT: u32 = 264;
@@ -376,10 +385,12 @@ pub mod x86_64 {
     pub const TEE: u32 = 276;
     pub const PWRITEV: u32 = 296;
     pub const OPEN_BY_HANDLE_AT: u32 = 304;
+    pub const KEXEC_LOAD: u32 = 246;
     pub const SETNS: u32 = 308;
     pub const PROCESS_VM_WRITEV: u32 = 311;
     pub const FINIT_MODULE: u32 = 313;
     pub const RENAMEAT2: u32 = 316;
+    pub const KEXEC_FILE_LOAD: u32 = 320;
     pub const BPF: u32 = 321;
     pub const USERFAULTFD: u32 = 323;
     pub const PWRITEV2: u32 = 328;
@@ -401,12 +412,16 @@ pub mod i386 {
     pub const MOUNT: u64 = 21;
     pub const PTRACE: u64 = 26;
     pub const RENAME: u64 = 38;
+    pub const IOPERM: u64 = 101;
     pub const SOCKETCALL: u64 = 102;
+    pub const IOPL: u64 = 110;
     pub const CLONE: u64 = 120;
     pub const INIT_MODULE: u64 = 128;
     pub const WRITEV: u64 = 146;
     pub const PWRITE64: u64 = 181;
     pub const MADVISE: u64 = 219;
+    /// i386 has no kexec_file_load.
+    pub const KEXEC_LOAD: u64 = 283;
     pub const OPENAT: u64 = 295;
     pub const RENAMEAT: u64 = 302;
     pub const UNSHARE: u64 = 310;

@@ -62,6 +62,10 @@ calls! {
         FinitModule = syscall_id::FINIT_MODULE => "finit_module",
         /// rename, renameat, renameat2 and io_uring's renameat, counted per process.
         Rename = syscall_id::RENAME => "rename",
+        Iopl = syscall_id::IOPL => "iopl",
+        Ioperm = syscall_id::IOPERM => "ioperm",
+        KexecLoad = syscall_id::KEXEC_LOAD => "kexec_load",
+        KexecFileLoad = syscall_id::KEXEC_FILE_LOAD => "kexec_file_load",
     }
 }
 
@@ -85,6 +89,8 @@ calls! {
         Creds = task_change::CREDS => "creds",
         /// switch_task_namespaces outside setns/unshare.
         Namespaces = task_change::NAMESPACES => "namespaces",
+        /// security_locked_down: the kernel's lockdown check for what the task asked.
+        LockedDown = task_change::LOCKED_DOWN => "locked_down",
     }
 }
 
@@ -100,6 +106,8 @@ impl WatchedSyscall {
             WatchedSyscall::InitModule => ProgramId::SysEnterInitModule,
             WatchedSyscall::FinitModule => ProgramId::SysEnterFinitModule,
             WatchedSyscall::Rename => ProgramId::SysEnterRename,
+            WatchedSyscall::Iopl | WatchedSyscall::Ioperm => ProgramId::SysEnterIoport,
+            WatchedSyscall::KexecLoad | WatchedSyscall::KexecFileLoad => ProgramId::SysEnterKexec,
         }
     }
 }

@@ -313,6 +313,11 @@ pub mod open_class {
     /// under `irq/` or `bus/` (not `bus/pci/`), by the top directory below the
     /// filesystem's root (`FileOpenEvent::top`).
     pub const KERNEL_INTERFACE: u32 = 1 << 12;
+    /// Raw hardware behind the kernel's back: an MSR device (char `MSR_MAJOR`:*, whatever its
+    /// name), a sysfs regular file named `config` or `resource<N>[_wc]` (a PCI device's
+    /// configuration space and BARs; the agent checks the parent is a PCI address) or a procfs
+    /// file named `BB.F`-like under /proc/bus/pci (the agent checks the directories).
+    pub const HARDWARE: u32 = 1 << 13;
 }
 
 /// `EventKind::FileOpen`: an open (openat, openat2, open) of a watched object returned.
@@ -452,6 +457,8 @@ pub struct CowFaultEvent {
 pub const COW_FAULT_REMOTE_MM: u32 = 1 << 0;
 
 /// `EventKind::TaskChanged`: the kernel is about to give a container task credentials beyond
+/// its current ones, other namespaces, or was asked by it for what lockdown guards
+/// (`task_change::LOCKED_DOWN`). For the first two: credentials beyond
 /// its current ones (`commit_creds`), or other namespaces outside a setns or unshare syscall
 /// (`switch_task_namespaces`): what a kernel exploit does, whichever bug it used. The header
 /// describes the task with what it is being given (its new uid, gid and effective
@@ -462,7 +469,9 @@ pub struct TaskChangedEvent {
     pub header: EventHeader,
     /// `task_change::*`.
     pub change: u32,
-    pub _pad: u32,
+    /// `LOCKED_DOWN`: the kernel's `enum lockdown_reason` value (its numbering differs
+    /// between kernels: the agent names it from the kernel's BTF). 0 otherwise.
+    pub reason: u32,
     /// The effective capabilities and uid the task had before (`CREDS`; 0 otherwise).
     pub old_cap_effective: u64,
     pub old_uid: u32,
@@ -473,6 +482,10 @@ pub struct TaskChangedEvent {
 pub mod task_change {
     pub const CREDS: u32 = 1;
     pub const NAMESPACES: u32 = 2;
+    /// `security_locked_down(reason)` (lsm/locked_down): the kernel asked whether lockdown
+    /// allows what the task is about to do (port I/O, MSR writes, kexec, /dev/mem, PCI
+    /// writes, ...). Nothing changes; the header is the task as it is.
+    pub const LOCKED_DOWN: u32 = 3;
 }
 
 /// Which syscall a [`SyscallEvent`] is about.
@@ -484,6 +497,10 @@ pub mod syscall_id {
     pub const USERFAULTFD: u32 = 5;
     pub const INIT_MODULE: u32 = 6;
     pub const FINIT_MODULE: u32 = 7;
+    pub const IOPL: u32 = 8;
+    pub const IOPERM: u32 = 9;
+    pub const KEXEC_LOAD: u32 = 10;
+    pub const KEXEC_FILE_LOAD: u32 = 11;
     /// The rename family (rename, renameat, renameat2, io_uring's IORING_OP_RENAMEAT), counted
     /// in the kernel per process: see [`super::rename`].
     pub const RENAME: u32 = 12;

@@ -66,7 +66,8 @@ kinds! {
     /// A write through a /proc/PID/mem file descriptor. Payload: `MemWriteEvent`.
     MemWrite = 23 => "mem_write",
     /// A watched syscall (ptrace, process_vm_writev, bpf, open_by_handle_at, userfaultfd,
-    /// init_module, finit_module) returned. Payload: `SyscallEvent`.
+    /// init_module, finit_module, iopl, ioperm, kexec_load, kexec_file_load) returned.
+    /// Payload: `SyscallEvent`.
     Syscall = 24 => "syscall",
     /// A write into a pipe a read-only file was spliced into. Payload: `PipeWriteEvent`.
     PipeWrite = 25 => "pipe_write",
@@ -79,7 +80,8 @@ kinds! {
     /// A container task's credentials grew or its namespaces were switched outside setns and
     /// unshare, seen in the kernel function that does it (fentry on commit_creds,
     /// switch_task_namespaces). The header holds the task's new credentials or namespaces.
-    /// Payload: `TaskChangedEvent`.
+    /// Also: a container task reached the kernel's lockdown check (lsm/locked_down, with the
+    /// kernel's reason; nothing changed). Payload: `TaskChangedEvent`.
     TaskChanged = 28 => "task_changed",
     /// connect(2) of an IPv4/IPv6 socket to a watched port (runtime and orchestrator APIs,
     /// the agent's `runtime_api_ports`) returned. Payload: `NetConnectEvent`.

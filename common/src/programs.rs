@@ -81,6 +81,9 @@ program_ids! {
     IouringCompleteMadvise = 51,
     IouringCompleteConnect = 52,
     IouringComplete = 53,
+    SysEnterIoport = 55,
+    SysEnterKexec = 56,
+    LsmLockedDown = 57,
     SysEnterRename = 58,
     IouringCompleteRename = 59,
 }
@@ -298,6 +301,10 @@ pub const PROGRAMS: &[ProgramSpec] = &[
             X::USERFAULTFD,
             X::INIT_MODULE,
             X::FINIT_MODULE,
+            X::IOPL,
+            X::IOPERM,
+            X::KEXEC_LOAD,
+            X::KEXEC_FILE_LOAD,
         ],
         "syscall-exit",
         NS,
@@ -740,6 +747,42 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         required: false,
         fallback: "",
     },
+    // What kernel lockdown guards, asked for by a container (attempts count: a container
+    // without the capability gets EPERM before the kernel's lockdown check): port I/O rights
+    // (iopl, ioperm) and kexec (kexec_load, kexec_file_load). One program per pair; the
+    // syscall number tells them apart.
+    syscall(
+        P::SysEnterIoport,
+        "sys_enter_ioport",
+        Side::Enter,
+        &[X::IOPL, X::IOPERM],
+        "ioport",
+        SYSCALL,
+    ),
+    syscall(
+        P::SysEnterKexec,
+        "sys_enter_kexec",
+        Side::Enter,
+        &[X::KEXEC_LOAD, X::KEXEC_FILE_LOAD],
+        "kexec",
+        SYSCALL,
+    ),
+    // The kernel's own lockdown check (security_locked_down), called for everything lockdown
+    // guards whether or not lockdown is on: port I/O, MSR writes, kexec, /dev/mem and
+    // /dev/port, PCI config writes and BAR maps, debugfs, perf, bpf kernel reads, ACPI
+    // tables, hibernation, module parameters... The effect-level view of the whole class,
+    // with the kernel's reason; it sees only callers that passed their capability check.
+    ProgramSpec {
+        id: P::LsmLockedDown,
+        name: "lsm_locked_down",
+        hook: Hook::Lsm {
+            hook: "locked_down",
+        },
+        group: "locked-down",
+        kinds: &[K::TaskChanged],
+        required: false,
+        fallback: LOCKDOWN_FALLBACK,
+    },
     // The rename family, counted per process in the kernel (exchanges, and plain renames onto
     // one destination): a swap loop racing a runtime costs a few records a second.
     syscall(
@@ -822,6 +865,7 @@ const fn dispatcher(id: ProgramId, tracepoint: &'static str) -> ProgramSpec {
     }
 }
 
+const LOCKDOWN_FALLBACK: &str = "the iopl/ioperm and kexec_load/kexec_file_load syscall programs and the open programs' hardware class (MSR devices, PCI config and BAR files): the listed entries only, without the kernel's reason";
 const CHECKPOINT_FALLBACK: &str =
     "the post-condition checks at the task's next exec, fork, exit or any other event";
 const COW_FALLBACK: &str = "the write-family syscall programs on marked /proc/PID/mem files with bpf_find_vma, and the ptrace tracepoint";

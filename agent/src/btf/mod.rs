@@ -265,6 +265,34 @@ impl Btf {
         Ok(btf)
     }
 
+    /// The enumerators of the ENUM named `name` (the first such enum with members), as
+    /// (name, value); empty when the kernel has none.
+    pub fn enum_values(&self, name: &str) -> Vec<(String, i64)> {
+        for ty in self.types.iter().skip(1) {
+            if ty.kind() != ENUM
+                || ty.vlen() == 0
+                || self.name(ty.name_off).ok() != Some(name.as_bytes())
+            {
+                continue;
+            }
+            let signed = ty.kind_flag();
+            return (0..ty.vlen())
+                .filter_map(|i| {
+                    let off = ty.data as usize + 8 * i;
+                    let n = self.name(le32(&self.type_data, off)?).ok()?;
+                    let raw = le32(&self.type_data, off + 4)?;
+                    let value = if signed {
+                        i64::from(raw as i32)
+                    } else {
+                        i64::from(raw)
+                    };
+                    Some((String::from_utf8_lossy(n).into_owned(), value))
+                })
+                .collect();
+        }
+        Vec::new()
+    }
+
     /// Type id of the STRUCT named `name`.
     pub fn struct_id(&self, name: &str) -> Option<u32> {
         self.structs.get(name.as_bytes()).copied()

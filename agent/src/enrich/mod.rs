@@ -12,7 +12,7 @@ mod held;
 pub mod host;
 pub mod netapi;
 mod owners;
-mod payload;
+pub(crate) mod payload;
 pub mod probe;
 pub mod process;
 pub mod procfs_scan;

@@ -13,8 +13,8 @@ use escapewatch_common::{
 
 use super::{Enricher, System, process::Lineage};
 use crate::model::{
-    BoundSource, Container, CredsBefore, FileRef, JoinedNamespace, MountCall, NsOwner, NsType,
-    OpenClass, Payload, TargetProcess, TaskChange, WatchedSyscall,
+    BoundSource, Container, CredsBefore, FileRef, JoinedNamespace, Lockdown, MountCall, NsOwner,
+    NsType, OpenClass, Payload, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 pub fn text(buf: &[u8]) -> String {
@@ -82,7 +82,7 @@ fn fs_path(e: &FileOpenEvent) -> String {
 }
 
 /// The wire bits in the order the model lists them.
-const CLASSES: [(u32, OpenClass); 13] = [
+const CLASSES: [(u32, OpenClass); 14] = [
     (open_class::FAILED, OpenClass::Failed),
     (open_class::PROC_ENTRY, OpenClass::ProcEntry),
     (open_class::CGROUP_RELEASE, OpenClass::CgroupRelease),
@@ -96,6 +96,7 @@ const CLASSES: [(u32, OpenClass); 13] = [
     (open_class::USERFAULTFD_DEV, OpenClass::UserfaultfdDevice),
     (open_class::SECURITY_POLICY, OpenClass::SecurityPolicy),
     (open_class::KERNEL_INTERFACE, OpenClass::KernelInterface),
+    (open_class::HARDWARE, OpenClass::Hardware),
 ];
 
 /// Sysctl name prefixes that belong to a namespace, with that namespace's type.
@@ -179,12 +180,47 @@ pub fn pipe_write(e: &PipeWriteEvent) -> Payload {
     }
 }
 
+/// This kernel's `enum lockdown_reason` (value to name), read from its BTF at load: the
+/// numbering differs between kernels (reasons are added in the middle).
+static LOCKDOWN_REASONS: std::sync::OnceLock<Vec<(u32, String)>> = std::sync::OnceLock::new();
+
+/// Keep the kernel's lockdown reasons, `(LOCKDOWN_IOPORT, 11)`-style, named as the event log
+/// writes them (`ioport`). The first call wins.
+pub fn set_lockdown_reasons(values: &[(String, i64)]) {
+    let names = values
+        .iter()
+        .filter_map(|(n, v)| Some((u32::try_from(*v).ok()?, lockdown_name(n))))
+        .collect();
+    let _ = LOCKDOWN_REASONS.set(names);
+}
+
+/// `LOCKDOWN_PCI_ACCESS` → `pci_access`.
+fn lockdown_name(kernel: &str) -> String {
+    kernel
+        .strip_prefix("LOCKDOWN_")
+        .unwrap_or(kernel)
+        .to_ascii_lowercase()
+}
+
+/// The name of this kernel's lockdown reason `value`; `reason_N` when the kernel's BTF did not
+/// name it.
+fn lockdown_reason(value: u32) -> String {
+    LOCKDOWN_REASONS
+        .get()
+        .and_then(|r| r.iter().find(|(v, _)| *v == value))
+        .map_or_else(|| format!("reason_{value}"), |(_, n)| n.clone())
+}
+
 pub fn task_changed(change: TaskChange, e: &TaskChangedEvent) -> Payload {
     Payload::TaskChanged {
         change,
         before: (change == TaskChange::Creds).then_some(CredsBefore {
             uid: e.old_uid,
             cap_effective: e.old_cap_effective,
+        }),
+        lockdown: (change == TaskChange::LockedDown).then(|| Lockdown {
+            reason: lockdown_reason(e.reason),
+            value: e.reason,
         }),
     }
 }
@@ -282,15 +318,19 @@ impl<S: System> Enricher<S> {
         let (mut mode, mut rdev) = (e.i_mode, e.rdev);
         let path = text(&e.path);
         // A refused open of a device node names no file: look at the node itself, through the
-        // root of a live process of the same container.
+        // root of a live process of the same container. Any absolute path: a container names
+        // its nodes as it likes (an MSR node made with mknod as /tmp/x).
         if failed
-            && path.starts_with("/dev/")
+            && path.starts_with('/')
             && let Some((m, r)) = self.device_in_container(e.header.tgid, &path)
         {
             (mode, rdev) = (m, r);
             match m as u16 & abi::S_IFMT {
                 abi::S_IFBLK => class |= open_class::BLOCK_DEVICE,
                 abi::S_IFCHR if abi::MEM_DEVICES.contains(&r) => class |= open_class::MEM_DEVICE,
+                abi::S_IFCHR if abi::kernel_dev_major(r) == abi::MSR_MAJOR => {
+                    class |= open_class::HARDWARE;
+                }
                 _ => {}
             }
         }

@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use super::super::model::{
     BoundSource, Container, CredsBefore, CredsBeyondStart, Event, ExecImage, FileRef, FsPath,
-    JoinedNamespace, MountCall, Namespaces, NetDest, NsOwner, NsSyscall, NsType, OpenClass,
-    PathOutside, Payload, Process, Runtime, TargetProcess, TaskChange, WatchedSyscall,
+    JoinedNamespace, Lockdown, MountCall, Namespaces, NetDest, NsOwner, NsSyscall, NsType,
+    OpenClass, PathOutside, Payload, Process, Runtime, TargetProcess, TaskChange, WatchedSyscall,
 };
 
 /// First bytes of a binary event log.
@@ -703,7 +703,11 @@ impl Enc<'_> {
                 self.u64(*vm_end);
                 self.file(file);
             }
-            Payload::TaskChanged { change, before } => {
+            Payload::TaskChanged {
+                change,
+                before,
+                lockdown,
+            } => {
                 self.u8(13);
                 self.u32(*change as u32);
                 self.opt(before, |e, b| {
@@ -711,6 +715,13 @@ impl Enc<'_> {
                     e.u32(uid);
                     e.u64(cap_effective);
                 });
+                // Only a locked_down change carries it (older logs have none of those).
+                if *change == TaskChange::LockedDown {
+                    self.opt(lockdown, |e, l| {
+                        e.str(&l.reason);
+                        e.u32(l.value);
+                    });
+                }
             }
             Payload::Syscall {
                 name,
@@ -810,6 +821,7 @@ fn open_class_id(c: OpenClass) -> u8 {
         OpenClass::UserfaultfdDevice => 10,
         OpenClass::SecurityPolicy => 11,
         OpenClass::KernelInterface => 12,
+        OpenClass::Hardware => 13,
     }
 }
 
@@ -828,6 +840,7 @@ fn open_class_of(id: u8) -> Option<OpenClass> {
         10 => OpenClass::UserfaultfdDevice,
         11 => OpenClass::SecurityPolicy,
         12 => OpenClass::KernelInterface,
+        13 => OpenClass::Hardware,
         _ => return None,
     })
 }
@@ -1297,15 +1310,30 @@ impl<'a> Dec<'a> {
                 vm_end: self.u64()?,
                 file: self.file()?,
             },
-            13 => Payload::TaskChanged {
-                change: self.call::<TaskChange>("task change")?,
-                before: self.opt(|d| {
+            13 => {
+                let change = self.call::<TaskChange>("task change")?;
+                let before = self.opt(|d| {
                     Ok(CredsBefore {
                         uid: d.u32()?,
                         cap_effective: d.u64()?,
                     })
-                })?,
-            },
+                })?;
+                let lockdown = if change == TaskChange::LockedDown {
+                    self.opt(|d| {
+                        Ok(Lockdown {
+                            reason: d.str()?,
+                            value: d.u32()?,
+                        })
+                    })?
+                } else {
+                    None
+                };
+                Payload::TaskChanged {
+                    change,
+                    before,
+                    lockdown,
+                }
+            }
             14 => Payload::Syscall {
                 name: self.call::<WatchedSyscall>("syscall")?,
                 ret: self.i64()?,

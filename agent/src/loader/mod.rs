@@ -582,6 +582,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         source,
     })?;
     let mut config = kernel_config(&btf, std::process::id(), opts.host_mnt_ns)?;
+    crate::enrich::payload::set_lockdown_reasons(&btf.enum_values("lockdown_reason"));
     ensure_tracefs()?;
     let io_uring_format = [TRACEFS, "/sys/kernel/debug/tracing"].iter().find_map(|t| {
         std::fs::read_to_string(Path::new(t).join("events/io_uring/io_uring_complete/format")).ok()

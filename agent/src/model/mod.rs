@@ -494,6 +494,9 @@ pub enum Payload {
         /// `creds`: what the task had before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<CredsBefore>,
+        /// `locked_down`: what the kernel's lockdown check was asked about.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lockdown: Option<Lockdown>,
     },
     Syscall {
         #[schemars(schema_with = "wire_schema::watched_syscall")]
@@ -598,6 +601,17 @@ pub struct BoundSource {
     /// The source is the very dentry it covers (a path bound onto itself).
     #[serde(default, skip_serializing_if = "is_false")]
     pub onto_itself: bool,
+}
+
+/// The kernel's lockdown reason of a `task_changed` of change `locked_down`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lockdown {
+    /// The kernel's name without `LOCKDOWN_`, lower case: `ioport`, `msr`, `kexec`,
+    /// `pci_access`, `dev_mem`, ... (`reason_N` when the kernel's BTF does not name it).
+    pub reason: String,
+    /// The kernel's `enum lockdown_reason` value (numbering differs between kernels).
+    pub value: u32,
 }
 
 /// The credentials a task had before a `task_changed` of its creds.
@@ -764,6 +778,8 @@ pub enum OpenClass {
     SecurityPolicy,
     /// Written on sysfs kernel/, module/, firmware/ or procfs irq/, bus/ (not bus/pci/).
     KernelInterface,
+    /// An MSR device, a PCI device's sysfs config/resource file or a /proc/bus/pci file.
+    Hardware,
 }
 
 /// A file identified by device and inode, with its dentry name(s).

@@ -76,7 +76,7 @@ pub fn fentry_commit_creds(ctx: FEntryContext) -> i32 {
                 ev.header.cap_effective = new_caps;
                 ev.header.ns[USER] = new_userns;
                 ev.change = task_change::CREDS;
-                ev._pad = 0;
+                ev.reason = 0;
                 ev.old_cap_effective = old_caps;
                 ev.old_uid = old_uid;
                 ev._pad2 = 0;
@@ -113,7 +113,7 @@ pub fn fentry_switch_task_namespaces(ctx: FEntryContext) -> i32 {
             |ev| {
                 read_namespaces_via(task, new, &mut ev.header.ns);
                 ev.change = task_change::NAMESPACES;
-                ev._pad = 0;
+                ev.reason = 0;
                 ev.old_cap_effective = 0;
                 ev.old_uid = 0;
                 ev._pad2 = 0;

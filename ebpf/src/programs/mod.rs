@@ -3,6 +3,7 @@ pub mod effects;
 pub mod floor;
 pub mod iouring;
 pub mod lifecycle;
+pub mod lockdown;
 pub mod memory;
 pub mod mount;
 pub mod namespace;

@@ -21,8 +21,9 @@ use escapewatch_common::{
     abi::{
         AT_FDCWD, BINFMTFS_MAGIC, CGROUP_SUPER_MAGIC, DEBUGFS_MAGIC, EACCES, EIO, ENODEV, ENOENT,
         ENXIO, EPERM, EROFS, ETXTBSY, FMODE_WRITE, IORING_OP_OPENAT, IORING_OP_OPENAT2,
-        MEM_DEVICES, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR, S_IFMT,
-        SECURITYFS_MAGIC, SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
+        MEM_DEVICES, MSR_MAJOR, O_RDWR, O_TRUNC, O_WRONLY, PROC_SUPER_MAGIC, S_IFBLK, S_IFCHR,
+        S_IFMT, S_IFREG, SECURITYFS_MAGIC, SELINUX_MAGIC, SMACK_MAGIC, SYSFS_MAGIC, TRACEFS_MAGIC,
+        kernel_dev_major,
     },
     config::OFFSET_NONE,
     event::{
@@ -188,6 +189,30 @@ pub fn open(a: &impl SysArgs) -> Result<(), i64> {
     enter(a.arg(1)?, a.arg(0)?, AT_FDCWD as u64)
 }
 
+/// A sysfs or procfs regular file by which a process reaches PCI hardware: sysfs `config`,
+/// `resource<digit>...` (a PCI device's configuration space and BARs), procfs `BB.F`-shaped
+/// names (the /proc/bus/pci/BUS/ files). Neither filesystem lets a container choose a name;
+/// the agent checks the directories (a PCI address, /proc/bus/pci/BUS).
+#[inline(always)]
+fn is_hardware_file(info: &FileInfo, name: &[u8; NAME_LEN]) -> bool {
+    if info.mode & S_IFMT != S_IFREG {
+        return false;
+    }
+    match info.magic {
+        SYSFS_MAGIC => {
+            name_is(name, b"config") || (name[..8] == *b"resource" && name[8].is_ascii_digit())
+        }
+        PROC_SUPER_MAGIC => {
+            name[0].is_ascii_hexdigit()
+                && name[1].is_ascii_hexdigit()
+                && name[2] == b'.'
+                && name[3].is_ascii_digit()
+                && name[4] == 0
+        }
+        _ => false,
+    }
+}
+
 /// Which watched object `info` (named `name`) is, as `open_class` bits.
 #[inline(always)]
 fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
@@ -222,6 +247,9 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
         }
         _ => {}
     }
+    if is_hardware_file(info, name) {
+        class |= open_class::HARDWARE;
+    }
     match info.mode & S_IFMT {
         S_IFBLK => class |= open_class::BLOCK_DEVICE,
         S_IFCHR => {
@@ -229,6 +257,9 @@ fn classify(info: &FileInfo, name: &[u8; NAME_LEN], write: bool) -> u32 {
             let [mem, kmem, port] = MEM_DEVICES;
             if r == mem || r == kmem || r == port {
                 class |= open_class::MEM_DEVICE;
+            }
+            if kernel_dev_major(r) == MSR_MAJOR {
+                class |= open_class::HARDWARE;
             }
             if name_is(name, b"userfaultfd") {
                 class |= open_class::USERFAULTFD_DEV;

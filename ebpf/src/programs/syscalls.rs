@@ -1,12 +1,13 @@
 //! Watched single syscalls from container candidates (ptrace, process_vm_writev, bpf,
-//! open_by_handle_at, userfaultfd, init_module, finit_module) and the one exit program that
+//! open_by_handle_at, userfaultfd, init_module, finit_module, iopl, ioperm, kexec_load,
+//! kexec_file_load) and the one exit program that
 //! emits every syscall recorded at entry in `PENDING_SYSCALLS`.
 
 use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use escapewatch_common::{
     abi::{
         BPF_LINK_CREATE, BPF_PROG_ATTACH, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN, PTRACE_ATTACH,
-        PTRACE_POKEDATA, PTRACE_POKETEXT, PTRACE_POKEUSER, PTRACE_SEIZE,
+        PTRACE_POKEDATA, PTRACE_POKETEXT, PTRACE_POKEUSER, PTRACE_SEIZE, x86_64,
     },
     event::{NS_COUNT, NamespaceEvent, SyscallEvent, syscall_id},
     kind::EventKind,
@@ -128,6 +129,64 @@ pub fn sys_enter_finit_module(ctx: BtfTracePointContext) -> u32 {
 #[inline(always)]
 pub fn finit_module(a: &impl SysArgs) -> Result<(), i64> {
     watch::<3>(a, syscall_id::FINIT_MODULE)
+}
+
+/// `iopl(unsigned int level)` and `ioperm(unsigned long from, unsigned long num, int
+/// turn_on)`: asking for port I/O rights (what `LOCKDOWN_IOPORT` guards). Raising the level or
+/// turning ports on only; iopl(0) and ioperm(.., 0) give rights up. One program for both (the
+/// dispatcher enters it at either number; the tracepoint's `id` says which).
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_ioport(ctx: BtfTracePointContext) -> u32 {
+    run(ProgramId::SysEnterIoport, || {
+        let nr: u64 = ctx.arg(1);
+        if nr == u64::from(x86_64::IOPL) {
+            iopl(&ctx)
+        } else {
+            ioperm(&ctx)
+        }
+    })
+}
+
+#[inline(always)]
+pub fn iopl(a: &impl SysArgs) -> Result<(), i64> {
+    if a.arg(0)? as u32 == 0 {
+        return Ok(());
+    }
+    watch::<1>(a, syscall_id::IOPL)
+}
+
+#[inline(always)]
+pub fn ioperm(a: &impl SysArgs) -> Result<(), i64> {
+    if a.arg(2)? as u32 == 0 {
+        return Ok(());
+    }
+    watch::<3>(a, syscall_id::IOPERM)
+}
+
+/// `kexec_load(entry, nr_segments, segments, flags)` and `kexec_file_load(kernel_fd,
+/// initrd_fd, cmdline_len, cmdline, flags)`: loading a kernel to boot into (what
+/// `LOCKDOWN_KEXEC` guards). Every call, refused ones included.
+#[btf_tracepoint(function = "sys_enter")]
+pub fn sys_enter_kexec(ctx: BtfTracePointContext) -> u32 {
+    run(ProgramId::SysEnterKexec, || {
+        let nr: u64 = ctx.arg(1);
+        if nr == u64::from(x86_64::KEXEC_LOAD) {
+            kexec_load(&ctx)
+        } else {
+            kexec_file_load(&ctx)
+        }
+    })
+}
+
+#[inline(always)]
+pub fn kexec_load(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<4>(a, syscall_id::KEXEC_LOAD)
+}
+
+/// The four first arguments: kernel_fd, initrd_fd, cmdline_len, cmdline (flags is the fifth).
+#[inline(always)]
+pub fn kexec_file_load(a: &impl SysArgs) -> Result<(), i64> {
+    watch::<4>(a, syscall_id::KEXEC_FILE_LOAD)
 }
 
 /// Attached to the sys_exit tracepoint of every syscall above and of setns, unshare, clone and

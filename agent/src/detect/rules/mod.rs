@@ -12,6 +12,7 @@ mod dirty_cow;
 mod drift;
 mod files;
 mod host_binary;
+mod lockdown;
 mod memory;
 mod misc;
 mod mount;
@@ -235,6 +236,9 @@ pub fn catalogue() -> Vec<Entry> {
         check::<misc::UsermodeHelper>(),
         check::<files::DebugRecon>(),
         check::<syscalls::Userfaultfd>(),
+        check::<lockdown::KexecLoad>(),
+        check::<lockdown::RawHardware>(),
+        check::<lockdown::LockdownReach>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
         check::<host_binary::HostBinary>(),

@@ -12,10 +12,12 @@
 //!        iouring-procmem | iouring-dirtycow FILE | iouring-benign | iouring-connect PATH |
 //!        memfd-exec execveat|fexecve | deleted-exec PATH | drift-child |
 //!        exchange-loop DIR SECS | iouring-exchange-loop DIR SECS | exchange-few DIR N |
-//!        rotate DIR N>
+//!        rotate DIR N | iopl LEVEL | ioperm FROM NUM | kexec-load | kexec-file-load |
+//!        open PATH r|rw>
 
 mod drift;
 mod iouring;
+mod lockdown;
 mod netapi;
 mod races;
 
@@ -1032,6 +1034,11 @@ fn main() {
         Some("iouring-exchange-loop") => races::iouring_exchange_loop(&arg(2), &arg(3)),
         Some("exchange-few") => races::exchange_few(&arg(2), &arg(3)),
         Some("rotate") => races::rotate(&arg(2), &arg(3)),
+        Some("iopl") => lockdown::iopl(&arg(2)),
+        Some("ioperm") => lockdown::ioperm(&arg(2), &arg(3)),
+        Some("kexec-load") => lockdown::kexec_load(),
+        Some("kexec-file-load") => lockdown::kexec_file_load(),
+        Some("open") => lockdown::open(&arg(2), &arg(3)),
         Some("flood") => flood(
             &arg(2),
             &arg(3),
@@ -1039,7 +1046,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child|iopl LEVEL|ioperm FROM NUM|kexec-load|kexec-file-load|open PATH r|rw>"
             );
             exit(2);
         }

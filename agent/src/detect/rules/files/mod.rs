@@ -25,6 +25,7 @@ struct Open<'a> {
     rdev: &'a str,
     fs: &'a str,
     fs_path: &'a str,
+    grandparent: &'a str,
     foreign: Option<&'a JoinedNamespace>,
 }
 
@@ -73,6 +74,7 @@ fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
         rdev,
         fs,
         fs_path,
+        grandparent,
         foreign_mnt_ns,
         ..
     } = &e.data
@@ -91,6 +93,7 @@ fn open(e: &Event) -> Option<(&Container, Open<'_>)> {
             rdev,
             fs,
             fs_path,
+            grandparent,
             foreign: foreign_mnt_ns.as_ref(),
         },
     ))
@@ -436,6 +439,113 @@ pub fn userfaultfd_device(e: &Event) -> Option<Finding> {
     Some(Finding::new(
         format!("{} opened /dev/userfaultfd.", who(e, c)),
         o.details(),
+    ))
+}
+
+/// What a [`OpenClass::Hardware`] open reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hardware {
+    /// An MSR device (char 202:CPU), whatever the node's name.
+    Msr { cpu: u32 },
+    /// A PCI device's configuration space (sysfs `config`, /proc/bus/pci/BUS/DEV.FN).
+    PciConfig,
+    /// A PCI device's BAR (sysfs `resource<N>`, `resource<N>_wc`): device memory or ports.
+    PciBar,
+}
+
+/// A PCI address as sysfs names a device directory: `DDDD:BB:DD.F` (the domain may be longer).
+fn is_pci_address(name: &str) -> bool {
+    let Some((domain, rest)) = name.split_once(':') else {
+        return false;
+    };
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some((bus, devfn)) = rest.split_once(':') else {
+        return false;
+    };
+    let Some((dev, func)) = devfn.split_once('.') else {
+        return false;
+    };
+    domain.len() >= 4
+        && hex(domain, domain.len())
+        && hex(bus, 2)
+        && hex(dev, 2)
+        && func.len() == 1
+        && func.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The hardware a workload's open reached, and the open.
+fn hardware_open(e: &Event) -> Option<(&Container, Open<'_>, Hardware)> {
+    let (c, o) = open(e)?;
+    if !o.has(OpenClass::Hardware) {
+        return None;
+    }
+    let major = o
+        .rdev
+        .split_once(':')
+        .and_then(|(m, n)| Some((m.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
+    if let Some((escapewatch_common::abi::MSR_MAJOR, cpu)) = major {
+        return Some((c, o, Hardware::Msr { cpu }));
+    }
+    let f = o.file?;
+    let hw = match o.fs {
+        "sysfs" if is_pci_address(&f.parent) && f.name == "config" => Hardware::PciConfig,
+        "sysfs"
+            if is_pci_address(&f.parent)
+                && f.name
+                    .strip_prefix("resource")
+                    .is_some_and(|n| n.bytes().next().is_some_and(|b| b.is_ascii_digit())) =>
+        {
+            Hardware::PciBar
+        }
+        "proc"
+            if o.grandparent == "pci"
+                && f.parent.len() == 2
+                && f.parent.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Hardware::PciConfig
+        }
+        _ => return None,
+    };
+    Some((c, o, hw))
+}
+
+/// An open by which a workload reaches hardware past the kernel: an MSR device (any open,
+/// refused ones included), a PCI device's configuration space opened for writing, or one of
+/// its BARs opened at all. Reading configuration space is what lspci does: not alerted.
+pub fn hardware(e: &Event) -> Option<Finding> {
+    let (c, o, hw) = hardware_open(e)?;
+    let mode = if o.write { "for writing" } else { "read-only" };
+    let outcome = if o.ret < 0 { "tried to open" } else { "opened" };
+    let (what, detail) = match hw {
+        Hardware::Msr { cpu } => (
+            format!("the MSR device of CPU {cpu} ({}) {mode}", o.shown()),
+            json!({ "device": "msr", "cpu": cpu }),
+        ),
+        Hardware::PciConfig if o.write => (
+            format!("the PCI configuration space {} {mode}", o.shown()),
+            json!({ "device": "pci_config" }),
+        ),
+        Hardware::PciConfig => return None,
+        Hardware::PciBar => (
+            format!("the PCI BAR {} {mode} (device memory)", o.shown()),
+            json!({ "device": "pci_bar" }),
+        ),
+    };
+    let mut details = o.details();
+    if let (Some(d), Value::Object(extra)) = (details.as_object_mut(), detail) {
+        d.extend(extra);
+        if let Some(f) = o.file
+            && !matches!(hw, Hardware::Msr { .. })
+        {
+            d.insert("pci_device".into(), json!(f.parent));
+        }
+    }
+    Some(Finding::new(
+        format!(
+            "{} {outcome} {what}: raw hardware access, around the kernel (what kernel lockdown forbids).",
+            who(e, c)
+        ),
+        details,
     ))
 }
 
