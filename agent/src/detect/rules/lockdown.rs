@@ -229,6 +229,7 @@ impl Check for RawHardware {
                 }),
                 grandparent: gp.into(),
                 path: path.into(),
+                fs_path: String::new(),
                 foreign_mnt_ns: None,
             }
         };
