@@ -48,10 +48,16 @@ fn check_identity(a: &Value, name: &str, image: &str, runtime: &str, label: (&st
     assert_eq!(a["id"].as_str().map(str::len), Some(36), "{a:#}");
 }
 
-/// A docker container, labelled team=red, that can escape: CAP_SYS_ADMIN and CAP_SYS_PTRACE,
-/// no seccomp, AppArmor or masked paths, in the host's pid namespace, running `command`; its
-/// id.
-fn docker_escaper(rt: &Runtimes, name: &str, extra: &[&str], command: &[&str]) -> String {
+/// The `run` arguments of a container, labelled team=red, that can escape: CAP_SYS_ADMIN and
+/// CAP_SYS_PTRACE, no seccomp, AppArmor or masked paths (`unmask`: the engine's option for
+/// that), in the host's pid namespace, running `command`.
+fn escaper_args<'a>(
+    name: &'a str,
+    unmask: &'a str,
+    extra: &[&'a str],
+    image: &'a str,
+    command: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "run",
         "-d",
@@ -70,15 +76,94 @@ fn docker_escaper(rt: &Runtimes, name: &str, extra: &[&str], command: &[&str]) -
         "--security-opt",
         "apparmor=unconfined",
         "--security-opt",
-        "systempaths=unconfined",
+        unmask,
         "--pid=host",
         "--network",
         "none",
     ];
     args.extend_from_slice(extra);
-    args.push(IMAGE);
+    args.push(image);
     args.extend_from_slice(command);
+    args
+}
+
+/// A docker container that can escape ([`escaper_args`]); its id.
+fn docker_escaper(rt: &Runtimes, name: &str, extra: &[&str], command: &[&str]) -> String {
+    let args = escaper_args(name, "systempaths=unconfined", extra, IMAGE, command);
     rt.docker_ok(&args).expect("docker run").trim().to_owned()
+}
+
+/// What the docker and podman tests share, through `cli` (the engine's command, which
+/// returns stdout and panics on failure): the benign lifecycle (run, exec, stop, rm), then an
+/// escaper ([`escaper_args`] with `unmask`) entering a host process's mount namespace (not
+/// pid 1's: /proc/1/ns is unreadable on this VM) and writing core_pattern. Both alerts carry
+/// the container's name, `image`, `runtime` and label; the benign container raises none.
+fn lifecycle_and_escapes(
+    agent: &mut Agent,
+    cli: &dyn Fn(&[&str]) -> String,
+    image: &str,
+    runtime: &str,
+    unmask: &str,
+) {
+    let benign = unique_id("ewt-benign");
+    let benign_id = cli(&[
+        "run",
+        "-d",
+        "--name",
+        &benign,
+        "--network",
+        "none",
+        image,
+        "sleep",
+        "1000",
+    ])
+    .trim()
+    .to_owned();
+    cli(&["exec", &benign, "ls", "/"]);
+    cli(&["stop", "-t", "1", &benign]);
+    cli(&["rm", &benign]);
+
+    let mut host = host_process();
+    let name = unique_id("ewt-escape");
+    let id = cli(&escaper_args(&name, unmask, &[], image, &["sleep", "1000"]))
+        .trim()
+        .to_owned();
+    // The time the runtime's metadata takes to arrive: it is looked up in the background
+    // from the container's first event, and an alert before that goes out without it.
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = host.id().to_string();
+    cli(&[
+        "exec",
+        &name,
+        "nsenter",
+        "-t",
+        &pid,
+        "-m",
+        "--",
+        "/bin/true",
+    ]);
+    let escape = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "namespace-join-host" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&escape, &name, image, runtime, ("team", "red"));
+    let write_pattern = format!("echo '{PATTERN}' > /proc/sys/kernel/core_pattern");
+    cli(&["exec", &name, "sh", "-c", &write_pattern]);
+    let write = agent.wait_for_alert(WAIT, |a| {
+        a["rule"] == "core-pattern-write" && a["container"]["id"] == id.as_str()
+    });
+    check_identity(&write, &name, image, runtime, ("team", "red"));
+    assert_eq!(write["details"]["value"], PATTERN);
+
+    let noisy = alerts_about(agent, |c| {
+        c["id"] == benign_id.as_str() || c["name"] == benign.as_str()
+    });
+    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
+    // Both alerts went out with the metadata, and the metric says so.
+    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
+    assert!(hits >= 2.0, "hits {hits}");
+    cli(&["rm", "-f", &name]);
+    let _ = host.kill();
+    let _ = host.wait();
 }
 
 /// A host process whose mount namespace the escapes enter.
@@ -104,78 +189,15 @@ fn docker_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent
     let dir = work_dir("runtimes-docker");
     let mut agent = Agent::start_with(&dir, Some(&rt.agent_config()));
 
-    // The benign lifecycle first: start, exec, stop, remove.
-    let benign = unique_id("ewt-benign");
-    let benign_id = rt
-        .docker_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &benign,
-            "--network",
-            "none",
-            IMAGE,
-            "sleep",
-            "1000",
-        ])
-        .expect("docker run")
-        .trim()
-        .to_owned();
-    rt.docker_ok(&["exec", &benign, "ls", "/"])
-        .expect("docker exec");
-    rt.docker_ok(&["stop", "-t", "1", &benign])
-        .expect("docker stop");
-    rt.docker_ok(&["rm", &benign]).expect("docker rm");
-
-    // A container with CAP_SYS_ADMIN in the host's pid namespace: nsenter into a host
-    // process's mount namespace (not pid 1's: /proc/1/ns is unreadable on this VM), then a
-    // core_pattern write.
-    let mut host = host_process();
-    let name = unique_id("ewt-escape");
-    let id = docker_escaper(&rt, &name, &[], &["sleep", "1000"]);
-    // The time the runtime's metadata takes to arrive: it is looked up in the background
-    // from the container's first event, and an alert before that goes out without it.
-    std::thread::sleep(Duration::from_secs(2));
-    rt.docker_ok(&[
-        "exec",
-        &name,
-        "nsenter",
-        "-t",
-        &host.id().to_string(),
-        "-m",
-        "--",
-        "/bin/true",
-    ])
-    .expect("nsenter");
-    let escape = agent.wait_for_alert(WAIT, |a| {
-        a["rule"] == "namespace-join-host" && a["container"]["id"] == id.as_str()
-    });
-    check_identity(&escape, &name, IMAGE, "docker", ("team", "red"));
-    rt.docker_ok(&[
-        "exec",
-        &name,
-        "sh",
-        "-c",
-        &format!("echo '{PATTERN}' > /proc/sys/kernel/core_pattern"),
-    ])
-    .expect("core_pattern write");
-    let write = agent.wait_for_alert(WAIT, |a| {
-        a["rule"] == "core-pattern-write" && a["container"]["id"] == id.as_str()
-    });
-    check_identity(&write, &name, IMAGE, "docker", ("team", "red"));
-    assert_eq!(write["details"]["value"], PATTERN);
-
-    let noisy = alerts_about(&agent, |c| {
-        c["id"] == benign_id.as_str() || c["name"] == benign.as_str()
-    });
-    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
-    // Both alerts went out with the metadata, and the metric says so.
-    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
-    assert!(hits >= 2.0, "hits {hits}");
-    rt.docker_ok(&["rm", "-f", &name]).expect("docker rm");
+    let docker = |args: &[&str]| rt.docker_ok(args).expect("docker");
+    lifecycle_and_escapes(
+        &mut agent,
+        &docker,
+        IMAGE,
+        "docker",
+        "systempaths=unconfined",
+    );
     agent.stop();
-    let _ = host.kill();
-    let _ = host.wait();
     agent.assert_replay_reproduces_alerts("the docker scenarios");
 }
 
@@ -276,97 +298,9 @@ fn podman_escapes_carry_the_container_name_and_image_and_the_lifecycle_is_silent
     let dir = work_dir("runtimes-podman");
     let mut agent = Agent::start_with(&dir, Some(&pm.agent_config()));
 
-    let benign = unique_id("ewt-benign");
-    let benign_id = pm
-        .podman_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &benign,
-            "--network",
-            "none",
-            PODMAN_IMAGE,
-            "sleep",
-            "1000",
-        ])
-        .expect("podman run")
-        .trim()
-        .to_owned();
-    pm.podman_ok(&["exec", &benign, "ls", "/"])
-        .expect("podman exec");
-    pm.podman_ok(&["stop", "-t", "1", &benign])
-        .expect("podman stop");
-    pm.podman_ok(&["rm", &benign]).expect("podman rm");
-
-    let mut host = host_process();
-    let name = unique_id("ewt-escape");
-    let id = pm
-        .podman_ok(&[
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--label",
-            "team=red",
-            "--cap-add",
-            "SYS_ADMIN",
-            "--cap-add",
-            "SYS_PTRACE",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "--security-opt",
-            "unmask=ALL",
-            "--pid=host",
-            "--network",
-            "none",
-            PODMAN_IMAGE,
-            "sleep",
-            "1000",
-        ])
-        .expect("podman run")
-        .trim()
-        .to_owned();
-    std::thread::sleep(Duration::from_secs(2));
-    pm.podman_ok(&[
-        "exec",
-        &name,
-        "nsenter",
-        "-t",
-        &host.id().to_string(),
-        "-m",
-        "--",
-        "/bin/true",
-    ])
-    .expect("nsenter");
-    let escape = agent.wait_for_alert(WAIT, |a| {
-        a["rule"] == "namespace-join-host" && a["container"]["id"] == id.as_str()
-    });
-    check_identity(&escape, &name, PODMAN_IMAGE, "podman", ("team", "red"));
-    pm.podman_ok(&[
-        "exec",
-        &name,
-        "sh",
-        "-c",
-        &format!("echo '{PATTERN}' > /proc/sys/kernel/core_pattern"),
-    ])
-    .expect("core_pattern write");
-    let write = agent.wait_for_alert(WAIT, |a| {
-        a["rule"] == "core-pattern-write" && a["container"]["id"] == id.as_str()
-    });
-    check_identity(&write, &name, PODMAN_IMAGE, "podman", ("team", "red"));
-    assert_eq!(write["details"]["value"], PATTERN);
-    let noisy = alerts_about(&agent, |c| {
-        c["id"] == benign_id.as_str() || c["name"] == benign.as_str()
-    });
-    assert!(noisy.is_empty(), "the benign lifecycle alerted: {noisy:#?}");
-    let hits = agent.metric_sum("escapewatch_workload_metadata_total", "result=\"hit\"");
-    assert!(hits >= 2.0, "hits {hits}");
-    pm.podman_ok(&["rm", "-f", &name]).expect("podman rm");
+    let podman = |args: &[&str]| pm.podman_ok(args).expect("podman");
+    lifecycle_and_escapes(&mut agent, &podman, PODMAN_IMAGE, "podman", "unmask=ALL");
     agent.stop();
-    let _ = host.kill();
-    let _ = host.wait();
     agent.assert_replay_reproduces_alerts("the podman scenarios");
 }
 
