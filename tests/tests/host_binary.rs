@@ -3,7 +3,9 @@
 //! run through /proc/1/root from a container sharing the host's PID namespace. Both judged
 //! from the mount the kernel loaded the file through (sched_process_exec). Benign look-alikes:
 //! the image's programs, a host directory and a single host file bind-mounted and run from,
-//! and a host shell entering the container with nsenter.
+//! and a host shell entering the container with nsenter. The host program is Debian's
+//! static /bin/busybox, which the QEMU guests have too (a dynamic one would need the host's
+//! ld.so inside the container).
 
 use std::{fs, os::unix::fs::MetadataExt, process::Command};
 
@@ -50,24 +52,24 @@ fn host_binary_the_hosts_root_mounted_as_a_volume_and_chrooted_into_runs_host_pr
         "host-binary-chroot",
         RULE,
         |b| b.bind_mount("/", "/host", false),
-        |c| sh(c, "chroot /host /usr/bin/true && echo chrooted"),
+        |c| sh(c, "chroot /host /bin/busybox true && echo chrooted"),
     );
     let cgroup = c.cgroup_path().expect("cgroup");
     check_alert(&alert, RULE, &cgroup, "unknown");
     let d = &alert["details"];
     assert_eq!(d["reason"], "host-root-filesystem", "{alert:#}");
     assert_eq!(d["owner"], "the host", "{alert:#}");
-    assert_eq!(d["filename"], "/usr/bin/true", "{alert:#}");
-    assert_eq!(d["inode"], ino_of("/usr/bin/true"), "{alert:#}");
+    assert_eq!(d["filename"], "/bin/busybox", "{alert:#}");
+    assert_eq!(d["inode"], ino_of("/bin/busybox"), "{alert:#}");
     assert_eq!(d["dev"], dev_of("/"), "{alert:#}");
     assert_eq!(d["whole_fs"], true, "{alert:#}");
     assert_eq!(d["host_root_fs"], true, "{alert:#}");
     assert_eq!(d["mnt_ns"], Value::Null, "{alert:#}");
     // After the chroot the process's root is the host's filesystem too.
     assert_eq!(d["root_dev"], dev_of("/"), "{alert:#}");
-    assert_eq!(alert["process"]["comm"], "true", "{alert:#}");
+    assert_eq!(alert["process"]["comm"], "busybox", "{alert:#}");
     // busybox's sh and chroot came from the bundle (a directory of the host's disk, not the
-    // whole of it): only the host's /usr/bin/true is reported.
+    // whole of it): only the host's own /bin/busybox is reported.
     assert_eq!(rule_alerts(&agent).len(), 1, "{:#?}", rule_alerts(&agent));
     drop(c);
     finish(agent, "host-binary-chroot");
@@ -77,7 +79,7 @@ fn host_binary_the_hosts_root_mounted_as_a_volume_and_chrooted_into_runs_host_pr
 fn host_binary_a_host_program_run_through_proc_pid_root_is_the_hosts() {
     // A container sharing the host's PID namespace reaches a host process's root.
     let (agent, alert, c, pid) = against_host_process("host-binary-proc-root", RULE, |pid| {
-        format!("/proc/{pid}/root/usr/bin/busybox true && echo ran")
+        format!("/proc/{pid}/root/bin/busybox true && echo ran")
     });
     let cgroup = c.cgroup_path().expect("cgroup");
     check_alert(&alert, RULE, &cgroup, "unknown");
@@ -87,11 +89,11 @@ fn host_binary_a_host_program_run_through_proc_pid_root_is_the_hosts() {
     // busybox-static: a dynamic host program would need the host's ld.so in the container.
     assert_eq!(
         d["filename"],
-        format!("/proc/{pid}/root/usr/bin/busybox"),
+        format!("/proc/{pid}/root/bin/busybox"),
         "{alert:#}"
     );
     assert_eq!(d["mnt_ns"], host_mnt_ns(), "{alert:#}");
-    assert_eq!(d["inode"], ino_of("/usr/bin/busybox"), "{alert:#}");
+    assert_eq!(d["inode"], ino_of("/bin/busybox"), "{alert:#}");
     assert_eq!(d["dev"], dev_of("/"), "{alert:#}");
     drop(c);
     finish(agent, "host-binary-proc-root");
@@ -105,13 +107,10 @@ fn host_binary_directories_and_files_bind_mounted_into_a_container_and_nsenter_s
     // mounts docker-init), both run from inside.
     let tools = dir.join("tools");
     fs::create_dir_all(&tools).expect("tools dir");
-    fs::copy("/usr/bin/busybox", tools.join("true")).expect("copy busybox");
+    fs::copy("/bin/busybox", tools.join("true")).expect("copy busybox");
     let c = privileged("host-binary-benign", |b| {
-        b.bind_mount(&tools, "/tools", false).bind_mount(
-            "/usr/bin/busybox",
-            "/sbin/host-init",
-            false,
-        )
+        b.bind_mount(&tools, "/tools", false)
+            .bind_mount("/bin/busybox", "/sbin/host-init", false)
     });
     let cgroup = c.cgroup_path().expect("cgroup");
     sh(
@@ -141,7 +140,7 @@ fn host_binary_directories_and_files_bind_mounted_into_a_container_and_nsenter_s
     // benign execs above were judged before it.
     let escaper = privileged("host-binary-barrier", |b| b.bind_mount("/", "/host", false));
     let escaper_cgroup = escaper.cgroup_path().expect("cgroup");
-    sh(&escaper, "chroot /host /usr/bin/true");
+    sh(&escaper, "chroot /host /bin/busybox true");
     let alert = agent.wait_for_alert(WAIT, |a| a["rule"] == RULE);
     check_alert(&alert, RULE, &escaper_cgroup, "unknown");
     let alerts = rule_alerts(&agent);
