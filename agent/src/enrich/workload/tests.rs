@@ -93,6 +93,19 @@ fn wait_for(cache: &WorkloadCache, c: &Container) -> Option<Workload> {
     None
 }
 
+/// A fake engine at `sock` that answers [`INSPECT`] for container `c` and 404 for anything
+/// else; the requests it gets.
+fn serve_inspect(sock: &Path, c: &Container) -> std::sync::mpsc::Receiver<String> {
+    let want = format!("/containers/{}/json", c.id);
+    fake_docker(sock, move |p| {
+        Some(if p == want {
+            chunked(INSPECT)
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
+        })
+    })
+}
+
 #[test]
 fn http_responses_are_read_chunked_or_plain() {
     let (status, body) = parse_response(chunked(INSPECT).as_bytes()).unwrap();
@@ -112,14 +125,7 @@ fn docker_metadata_fills_the_cache_in_the_background() {
     let dir = tempdir("docker");
     let sock = dir.join("docker.sock");
     let c = docker_container('a');
-    let want = format!("/containers/{}/json", c.id);
-    let requests = fake_docker(&sock, move |p| {
-        Some(if p == want {
-            chunked(INSPECT)
-        } else {
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
-        })
-    });
+    let requests = serve_inspect(&sock, &c);
     let counts = counts();
     let cache = WorkloadCache::start(
         vec![Box::new(DockerApi::new(sock, Duration::from_millis(500)))],
@@ -256,14 +262,7 @@ fn podmans_api_service_is_asked_about_podman_containers_only() {
         runtime: Runtime::Podman,
         pod_uid: None,
     };
-    let want = format!("/containers/{}/json", podman.id);
-    let requests = fake_docker(&sock, move |p| {
-        Some(if p == want {
-            chunked(INSPECT)
-        } else {
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()
-        })
-    });
+    let requests = serve_inspect(&sock, &podman);
     let counts = counts();
     let cache = WorkloadCache::start(
         vec![
