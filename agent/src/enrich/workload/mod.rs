@@ -4,11 +4,13 @@
 //! The event path only ever reads the cache ([`WorkloadCache::get`]): a container not in it
 //! is queued for a background thread (a bounded queue; a full queue drops the request and
 //! counts it) and the event goes on without metadata, counted as a miss. The thread asks the
-//! sources in turn — the Docker Engine API over its Unix socket, containerd's task bundles,
+//! sources in turn — the Docker Engine API over its Unix socket, the CRI (CRI-O, containerd's
+//! CRI plugin), containerd's task bundles,
 //! runc/crun state directories — each bounded in time, and fills the cache (bounded in
 //! entries; failures are cached too and retried after a while). What an event carried is
 //! recorded with it in the event log, so replay never asks a runtime.
 
+mod cri;
 mod docker;
 mod oci;
 pub mod posture;
@@ -26,6 +28,10 @@ use std::{
 use prometheus::IntCounterVec;
 use tracing::debug;
 
+pub use cri::{
+    CONTAINER_STATUS, ContainerMetadata, ContainerStatus, ContainerStatusRequest,
+    ContainerStatusResponse, CriApi, ImageSpec, grpc_frame,
+};
 pub use docker::DockerApi;
 pub use oci::{ContainerdBundles, OciState, bundle_posture};
 
@@ -82,7 +88,10 @@ pub struct RuntimePaths {
     pub docker_socket: PathBuf,
     /// podman's API service (`podman system service`, podman.socket): Docker's API.
     pub podman_socket: PathBuf,
+    /// containerd's API socket; its CRI plugin (Kubernetes) answers CRI calls there too.
     pub containerd_socket: PathBuf,
+    /// CRI-O's CRI socket.
+    pub crio_socket: PathBuf,
     /// containerd's task bundles (`<state>/io.containerd.runtime.v2.task`).
     pub containerd_tasks: PathBuf,
     /// runc and crun state roots (`--root`); docker's is `/run/docker/runtime-runc/moby`,
@@ -99,6 +108,7 @@ impl Default for RuntimePaths {
             docker_socket: PathBuf::from("/var/run/docker.sock"),
             podman_socket: PathBuf::from("/run/podman/podman.sock"),
             containerd_socket: PathBuf::from("/run/containerd/containerd.sock"),
+            crio_socket: PathBuf::from("/run/crio/crio.sock"),
             containerd_tasks: PathBuf::from("/run/containerd/io.containerd.runtime.v2.task"),
             oci_state: vec![PathBuf::from("/run/runc"), PathBuf::from("/run/crun")],
             timeout_ms: 500,
@@ -106,13 +116,15 @@ impl Default for RuntimePaths {
     }
 }
 
-/// The sources of `paths`: Docker's and podman's sockets, containerd's bundles, runc and crun
-/// state.
+/// The sources of `paths`: Docker's and podman's sockets, the CRI (CRI-O's socket and
+/// containerd's), containerd's bundles, runc and crun state.
 pub fn host_sources(paths: &RuntimePaths) -> Vec<Box<dyn Source>> {
     let timeout = Duration::from_millis(paths.timeout_ms);
     vec![
         Box::new(DockerApi::new(paths.docker_socket.clone(), timeout)),
         Box::new(DockerApi::podman(paths.podman_socket.clone(), timeout)),
+        Box::new(CriApi::new(paths.crio_socket.clone(), timeout, true)),
+        Box::new(CriApi::new(paths.containerd_socket.clone(), timeout, false)),
         Box::new(ContainerdBundles::new(
             paths.containerd_tasks.clone(),
             Some(paths.containerd_socket.clone()),
