@@ -135,6 +135,10 @@ pub fn kernel_config(
         unix_sock_path_dentry: r.optional("unix_sock", &["path.dentry"]),
         dentry_d_inode: r.required("dentry", &["d_inode"]),
         sk_family: r.optional("sock", &["__sk_common.skc_family"]),
+        // Where an active open goes (the inet_sock_set_state program).
+        sk_dport: r.optional("sock", &["__sk_common.skc_dport"]),
+        sk_daddr: r.optional("sock", &["__sk_common.skc_daddr"]),
+        sk_v6_daddr: r.optional("sock", &["__sk_common.skc_v6_daddr"]),
         // The file an exec runs: its link count, ctime and superblock (the drift rules).
         binprm_file: r.required("linux_binprm", &["file"]),
         inode_i_nlink: r.required("inode", &["i_nlink", "__i_nlink"]),

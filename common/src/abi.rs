@@ -199,6 +199,15 @@ pub const AF_UNIX: u16 = 1;
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 
+// include/net/tcp_states.h
+
+/// `sk_state` values: a socket starting an active open leaves TCP_CLOSE for TCP_SYN_SENT.
+pub const TCP_SYN_SENT: i32 = 2;
+pub const TCP_CLOSE: i32 = 7;
+
+/// -EINPROGRESS (include/uapi/asm-generic/errno.h): a connect under way.
+pub const EINPROGRESS: i64 = -115;
+
 // include/uapi/linux/sched.h
 
 /// clone/unshare/setns namespace flag (include/uapi/linux/sched.h).

@@ -150,9 +150,15 @@ pub struct KernelConfig {
     pub mount_mnt_mountpoint: u32,
     /// `io_rename.flags` from the start of `io_kiocb` (IORING_OP_RENAMEAT's RENAME_* flags).
     pub iorename_flags: u32,
+    /// `sock.__sk_common.skc_dport`, `skc_daddr` and `skc_v6_daddr`: where an active open of
+    /// an IPv4/IPv6 socket goes (set before the socket leaves TCP_CLOSE).
+    pub sk_dport: u32,
+    pub sk_daddr: u32,
+    pub sk_v6_daddr: u32,
+    pub _pad_sk: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 408);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 424);
 
 impl KernelConfig {
     /// The value compiled into the object: everything off until the agent fills it in.
@@ -245,5 +251,9 @@ impl KernelConfig {
         rb_node_right: OFFSET_NONE,
         mount_mnt_mountpoint: OFFSET_NONE,
         iorename_flags: OFFSET_NONE,
+        sk_dport: OFFSET_NONE,
+        sk_daddr: OFFSET_NONE,
+        sk_v6_daddr: OFFSET_NONE,
+        _pad_sk: 0,
     };
 }

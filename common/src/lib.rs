@@ -20,7 +20,7 @@ pub mod programs;
 pub mod user;
 
 /// Version of the wire layout. Bump it on any change to a type in this crate.
-pub const SCHEMA_VERSION: u16 = 7;
+pub const SCHEMA_VERSION: u16 = 8;
 
 /// Length of `task_struct.comm` (TASK_COMM_LEN).
 pub const COMM_LEN: usize = 16;

@@ -86,6 +86,7 @@ program_ids! {
     LsmLockedDown = 57,
     SysEnterRename = 58,
     IouringCompleteRename = 59,
+    InetSockSetState = 61,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -800,6 +801,21 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         &[IORING_OP_RENAMEAT as u32],
         SYSCALL,
     ),
+    // The effect of every IPv4/IPv6 active open, whatever made it (connect(2), io_uring's
+    // IORING_OP_CONNECT, TCP Fast Open's sendto/sendmsg): the socket leaving TCP_CLOSE for
+    // TCP_SYN_SENT, to a watched port. connect(2)'s own programs report theirs (and the attempts
+    // refused before the socket moves); this one reports the rest.
+    ProgramSpec {
+        id: P::InetSockSetState,
+        name: "inet_sock_set_state",
+        hook: Hook::BtfTracepoint {
+            name: "inet_sock_set_state",
+        },
+        group: "inet_sock_set_state",
+        kinds: &[K::NetConnect],
+        required: false,
+        fallback: ACTIVE_OPEN_FALLBACK,
+    },
 ];
 
 /// An io_uring request judgement, in a group of its own.
@@ -865,6 +881,7 @@ const fn dispatcher(id: ProgramId, tracepoint: &'static str) -> ProgramSpec {
     }
 }
 
+const ACTIVE_OPEN_FALLBACK: &str = "connect(2) and socketcall's programs only: active opens by io_uring (IORING_OP_CONNECT) or TCP Fast Open (sendto/sendmsg with MSG_FASTOPEN) are not seen";
 const LOCKDOWN_FALLBACK: &str = "the iopl/ioperm and kexec_load/kexec_file_load syscall programs and the open programs' hardware class (MSR devices, PCI config and BAR files): the listed entries only, without the kernel's reason";
 const CHECKPOINT_FALLBACK: &str =
     "the post-condition checks at the task's next exec, fork, exit or any other event";

@@ -543,7 +543,8 @@ pub enum Payload {
     NetConnect {
         /// 0, or -errno (-115 EINPROGRESS: a non-blocking connect under way).
         ret: i64,
-        /// The destination as the caller passed it.
+        /// The destination as the caller passed it to connect(2), or as the kernel holds it for
+        /// an active open seen by its effect (io_uring, TCP Fast Open: `fd` 4294967295).
         #[schemars(with = "String")]
         addr: std::net::IpAddr,
         port: u16,

@@ -12,9 +12,9 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use escapewatch_common::{
-    abi::{AF_INET, AF_INET6, AF_UNIX},
+    abi::{AF_INET, AF_INET6, AF_UNIX, EINPROGRESS, TCP_CLOSE, TCP_SYN_SENT},
     config::OFFSET_NONE,
-    event::{ConnectEvent, NetConnectEvent, NetConnectPending},
+    event::{ConnectEvent, FD_NONE, NetConnectEvent, NetConnectPending},
     kind::EventKind,
     programs::ProgramId,
 };
@@ -183,4 +183,81 @@ pub fn is_unix_socket(file: KPtr) -> bool {
     let socket: KPtr = read_or_zero(file, cfg!(file_private_data));
     let sk: KPtr = read_or_zero(socket, cfg!(socket_sk));
     cfg!(sk_family) != OFFSET_NONE && read_or_zero::<u16>(sk, cfg!(sk_family)) == AF_UNIX
+}
+
+/// `inet_sock_set_state(const struct sock *sk, int oldstate, int newstate)` (tp_btf, 4.16+):
+/// the effect of every IPv4/IPv6 active open, whichever entry made it. The socket leaves
+/// TCP_CLOSE for TCP_SYN_SENT in the connecting task (or its io_uring worker, same process)
+/// once the kernel holds the destination (`tcp_v4_connect`/`tcp_v6_connect`): for connect(2),
+/// for io_uring's IORING_OP_CONNECT, and for TCP Fast Open (sendto/sendmsg with MSG_FASTOPEN,
+/// `tcp_sendmsg_fastopen`), which make no connect syscall. The destination is the kernel's
+/// copy (`sk->__sk_common`), not the caller's memory, so no other thread can change it after
+/// it was read.
+///
+/// Chosen over cgroup/connect4/6 on the cgroup2 root: a cgroup program sits in the connect
+/// path itself (it may refuse or rewrite; an observer should not), runs before the kernel
+/// accepted the destination, and sees only tasks of the cgroup2 hierarchy it is attached to
+/// (a host on cgroup v1, or a runtime with its own cgroup2 mount, would be missed). The
+/// tracepoint needs no attachment point, only observes, and reports opens that happen.
+///
+/// connect(2) (and i386 socketcall) keep their own programs: they also see attempts refused
+/// before the socket moves (EPERM from seccomp or an LSM, ENETUNREACH without a route), and
+/// report the result. While one of them has recorded this thread's connect to a watched port
+/// ([`PENDING_NET_CONNECT`]), the state change is that same connect and is left to it: one
+/// record per connect. Reported as a connect under way (-EINPROGRESS, no descriptor).
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> u32 {
+    run(ProgramId::InetSockSetState, || active_open(&ctx))
+}
+
+#[inline(always)]
+fn active_open(ctx: &BtfTracePointContext) -> Result<(), i64> {
+    let old: i32 = ctx.arg(1);
+    let new: i32 = ctx.arg(2);
+    if old != TCP_CLOSE || new != TCP_SYN_SENT || !is_candidate() {
+        return Ok(());
+    }
+    // SAFETY: a plain lookup of this thread's entry.
+    if unsafe { PENDING_NET_CONNECT.get(tid()) }.is_some() {
+        return Ok(());
+    }
+    let (dport_off, daddr_off, v6_off) = (cfg!(sk_dport), cfg!(sk_daddr), cfg!(sk_v6_daddr));
+    if cfg!(sk_family) == OFFSET_NONE || dport_off == OFFSET_NONE || daddr_off == OFFSET_NONE {
+        return Ok(());
+    }
+    let sk: KPtr = ctx.arg(0);
+    let family: u16 = read_or_zero(sk, cfg!(sk_family));
+    if family != AF_INET && family != AF_INET6 {
+        return Ok(());
+    }
+    let port = u16::from_be(read_or_zero::<u16>(sk, dport_off));
+    // SAFETY: a plain lookup.
+    if unsafe { WATCHED_PORTS.get(port) }.is_none() {
+        return Ok(());
+    }
+    let mut addr = [0u8; 16];
+    if family == AF_INET {
+        let v4: [u8; 4] = read_or_zero(sk, daddr_off);
+        addr[..4].copy_from_slice(&v4);
+    } else if v6_off != OFFSET_NONE {
+        addr = read_or_zero(sk, v6_off);
+    } else {
+        return Ok(());
+    }
+    if let Some(ring) = crate::helpers::budget::by_result(EventKind::NetConnect, EINPROGRESS) {
+        emit::<NetConnectEvent>(
+            ring,
+            ProgramId::InetSockSetState,
+            EventKind::NetConnect,
+            CURRENT,
+            |ev| {
+                ev.ret = EINPROGRESS;
+                ev.family = family;
+                ev.port = port;
+                ev.fd = FD_NONE;
+                ev.addr = addr;
+            },
+        );
+    }
+    Ok(())
 }

@@ -63,6 +63,7 @@ const SELECTION: &[Select] = &[
     select("entry_paths", ""),
     select("postconditions", ""),
     select("netapi", ""),
+    select("netfx", ""),
     select("drift", ""),
     select("host_binary", ""),
     select("interfaces", ""),
@@ -100,7 +101,8 @@ const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-
      exec-host-binary=raw_tracepoint,\
      host-security-policy-write=lsm,host-kernel-interface-write=lsm,\
      path-race-exchange-loop=syscall,runtime-mount-redirected=syscall,\
-     kexec-load=syscall,raw-hardware-access=syscall|lsm,kernel-lockdown-reach=lsm";
+     kexec-load=syscall,raw-hardware-access=syscall|lsm,kernel-lockdown-reach=lsm,\
+     runtime-api-network-access=syscall|tp_btf";
 /// The open-family rules' fallback is the open syscall programs and, for io_uring's opens
 /// (which make no open syscall), its completion program: one tier, two entries.
 const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall|io_uring,\
@@ -110,7 +112,8 @@ const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall|i
      exec-host-binary=raw_tracepoint,\
      host-security-policy-write=syscall|io_uring,host-kernel-interface-write=syscall|io_uring,\
      path-race-exchange-loop=syscall,runtime-mount-redirected=syscall,\
-     kexec-load=syscall,raw-hardware-access=syscall";
+     kexec-load=syscall,raw-hardware-access=syscall,\
+     runtime-api-network-access=syscall|tp_btf";
 
 /// The alternatives, on a kernel that has the preferred hooks: with fentry and BPF LSM
 /// disabled, dirty-cow must be served by the kprobe on handle_mm_fault and the LSM-served path

@@ -2,7 +2,7 @@
 //! (issue K): a container connecting to the Docker/kubelet API ports of its node, and to an
 //! abstract socket of the host's network namespace (containerd-shim, CVE-2020-15257).
 
-use escapewatch_common::kind::EventKind;
+use escapewatch_common::{event::FD_NONE, kind::EventKind};
 use serde_json::json;
 
 use super::{
@@ -25,7 +25,7 @@ impl Check for RuntimeApiNetwork {
         severity: Severity::High,
         mitre: "T1610",
         title: "Container connected to a runtime or orchestrator API port of its node",
-        scope: "IPv4/IPv6 connect (connect(2), 32-bit socketcall) to a watched API port (Docker 2375/2376, kubelet 10250/10255/10248; `runtime_api.ports`) on the node's own addresses, or on loopback from the host's network namespace; attempts and successes",
+        scope: "IPv4/IPv6 connect (connect(2), 32-bit socketcall; any other active open, io_uring's IORING_OP_CONNECT and TCP Fast Open included, by the socket leaving TCP_CLOSE for TCP_SYN_SENT) to a watched API port (Docker 2375/2376, kubelet 10250/10255/10248; `runtime_api.ports`) on the node's own addresses, or on loopback from the host's network namespace; attempts and successes",
         explanation: "A process in a container connected, or tried to connect, to a port where \
             the node serves a container runtime or orchestrator API (Docker's TCP API, the \
             kubelet), at one of the node's own addresses or, sharing the host's network \
@@ -33,7 +33,9 @@ impl Check for RuntimeApiNetwork {
             caller start a privileged container or run commands in any pod: root on the node. \
             Check whether the API is exposed without authentication, what the process sent, \
             and why the container shares the host's network (ret 0: connected; -115: a \
-            non-blocking connect under way; other negative values: refused attempts).",
+            connect under way, which is what an active open made without connect(2), by \
+            io_uring or TCP Fast Open, is reported as; other negative values: refused \
+            attempts).",
         inputs: &[Input::Kind(EventKind::NetConnect)],
         fixtures: Fixtures::Recorded(&["runtime-api-port"]),
         ..RuleInfo::BASE
@@ -44,9 +46,9 @@ impl Check for RuntimeApiNetwork {
             ret,
             addr,
             port,
+            fd,
             dest,
             host_net_ns,
-            ..
         } = &e.data
         else {
             return None;
@@ -57,6 +59,12 @@ impl Check for RuntimeApiNetwork {
             NetDest::Node => "the node's address",
             NetDest::Loopback if *host_net_ns => "the host's loopback",
             _ => return None,
+        };
+        // connect(2) names its descriptor; an active open seen by its effect has none.
+        let entry = if *fd == FD_NONE {
+            "active open"
+        } else {
+            "connect"
         };
         let outcome = match *ret {
             0 => "connected",
@@ -75,6 +83,7 @@ impl Check for RuntimeApiNetwork {
                 "connected": *ret == 0,
                 "ret": ret,
                 "host_net_ns": host_net_ns,
+                "entry": entry,
             }),
         ))
     }
@@ -100,6 +109,7 @@ impl Check for RuntimeApiNetwork {
                 |a| {
                     assert_eq!(a.details["port"], 2375);
                     assert_eq!(a.details["connected"], true);
+                    assert_eq!(a.details["entry"], "connect");
                 },
             ),
             Example::alert(
@@ -111,6 +121,24 @@ impl Check for RuntimeApiNetwork {
                 |a| {
                     assert_eq!(a.details["connected"], false);
                     assert_eq!(a.details["ret"], -115);
+                },
+            ),
+            Example::alert(
+                "the Docker API at the node's address, opened without connect(2) (io_uring, TCP Fast Open)",
+                vec![in_container(
+                    "curl",
+                    Payload::NetConnect {
+                        ret: -115,
+                        addr: "10.0.2.15".parse().unwrap(),
+                        port: 2376,
+                        fd: FD_NONE,
+                        dest: NetDest::Node,
+                        host_net_ns: false,
+                    },
+                )],
+                |a| {
+                    assert_eq!(a.details["entry"], "active open");
+                    assert_eq!(a.details["port"], 2376);
                 },
             ),
             Example::silent(

@@ -13,12 +13,14 @@
 //!        memfd-exec execveat|fexecve | deleted-exec PATH | drift-child |
 //!        exchange-loop DIR SECS | iouring-exchange-loop DIR SECS | exchange-few DIR N |
 //!        rotate DIR N | iopl LEVEL | ioperm FROM NUM | kexec-load | kexec-file-load |
-//!        open PATH r|rw>
+//!        open PATH r|rw | tcp-uring-connect ADDR PORT | tcp-fastopen ADDR PORT |
+//!        tcp-own-via uring|fastopen PORT>
 
 mod drift;
 mod iouring;
 mod lockdown;
 mod netapi;
+mod netfx;
 mod races;
 
 use std::{
@@ -1010,6 +1012,9 @@ fn main() {
         Some("connect") => connect(&arg(2)),
         Some("tcp-connect") => netapi::tcp_connect(&arg(2), &arg(3)),
         Some("tcp-own") => netapi::tcp_own(&arg(2)),
+        Some("tcp-uring-connect") => netfx::tcp_uring_connect(&arg(2), &arg(3)),
+        Some("tcp-fastopen") => netfx::tcp_fastopen(&arg(2), &arg(3)),
+        Some("tcp-own-via") => netfx::tcp_own_via(&arg(2), &arg(3)),
         Some("abstract-connect") => netapi::abstract_connect(&arg(2)),
         Some("abstract-own") => netapi::abstract_own(&arg(2)),
         Some("unix-connect") => netapi::unix_connect(&arg(2)),
@@ -1046,7 +1051,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child|iopl LEVEL|ioperm FROM NUM|kexec-load|kexec-file-load|open PATH r|rw>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child|iopl LEVEL|ioperm FROM NUM|kexec-load|kexec-file-load|open PATH r|rw|tcp-uring-connect ADDR PORT|tcp-fastopen ADDR PORT|tcp-own-via uring|fastopen PORT>"
             );
             exit(2);
         }
