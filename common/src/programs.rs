@@ -814,7 +814,10 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         group: "inet_sock_set_state",
         kinds: &[K::NetConnect],
         required: false,
-        fallback: ACTIVE_OPEN_FALLBACK,
+        // Not a precision hook (tp_btf is on every supported kernel): no stand-in is named.
+        // Without it, only connect(2) and socketcall's programs see these connects: io_uring
+        // (IORING_OP_CONNECT) and TCP Fast Open (sendto/sendmsg with MSG_FASTOPEN) opens not.
+        fallback: "",
     },
 ];
 
@@ -881,7 +884,6 @@ const fn dispatcher(id: ProgramId, tracepoint: &'static str) -> ProgramSpec {
     }
 }
 
-const ACTIVE_OPEN_FALLBACK: &str = "connect(2) and socketcall's programs only: active opens by io_uring (IORING_OP_CONNECT) or TCP Fast Open (sendto/sendmsg with MSG_FASTOPEN) are not seen";
 const LOCKDOWN_FALLBACK: &str = "the iopl/ioperm and kexec_load/kexec_file_load syscall programs and the open programs' hardware class (MSR devices, PCI config and BAR files): the listed entries only, without the kernel's reason";
 const CHECKPOINT_FALLBACK: &str =
     "the post-condition checks at the task's next exec, fork, exit or any other event";
