@@ -86,6 +86,7 @@ program_ids! {
     LsmLockedDown = 57,
     SysEnterRename = 58,
     IouringCompleteRename = 59,
+    ModuleRequest = 60,
 }
 
 /// Where a program attaches. Families with alternatives list several programs in preference
@@ -800,6 +801,20 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         &[IORING_OP_RENAMEAT as u32],
         SYSCALL,
     ),
+    // Module autoload: every request_module() the kernel makes in a task's context (socket
+    // families and protocols, line disciplines, crypto algorithms, filesystem types), the
+    // effect whichever API asked. Absent on kernels without CONFIG_MODULES, which load none.
+    ProgramSpec {
+        id: P::ModuleRequest,
+        name: "module_request",
+        hook: Hook::RawTracepoint {
+            name: "module_request",
+        },
+        group: "module_request",
+        kinds: &[K::ModuleRequest],
+        required: false,
+        fallback: "",
+    },
 ];
 
 /// An io_uring request judgement, in a group of its own.

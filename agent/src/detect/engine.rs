@@ -79,6 +79,7 @@ fn slot_of_event(e: &Event) -> usize {
         Payload::NetConnect { .. } => kind_slot(EventKind::NetConnect),
         Payload::CowFault { .. } => kind_slot(EventKind::CowFault),
         Payload::TaskChanged { .. } => kind_slot(EventKind::TaskChanged),
+        Payload::ModuleRequest { .. } => kind_slot(EventKind::ModuleRequest),
         Payload::EventsLost { .. } | Payload::EventsBudgeted { .. } => LOSS_SLOT,
         Payload::ProgramsDetached { .. } => DETACH_SLOT,
         Payload::AgentRestarted { .. } => RESTART_SLOT,
