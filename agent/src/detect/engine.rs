@@ -21,8 +21,9 @@ pub struct Engine {
     policy: Policy,
 }
 
-/// Input slots: a wire kind (its id), a watched syscall, or one of the agent's reports.
-const SYSCALL_SLOTS: usize = 32;
+/// Input slots: a wire kind (its id, below `KIND_SLOTS`), a watched syscall, or one of the
+/// agent's reports. The syscall slots start after every kind id.
+const SYSCALL_SLOTS: usize = escapewatch_common::kind::KIND_SLOTS as usize;
 const LOSS_SLOT: usize = SYSCALL_SLOTS + 16;
 const DETACH_SLOT: usize = LOSS_SLOT + 1;
 const RESTART_SLOT: usize = LOSS_SLOT + 2;
