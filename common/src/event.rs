@@ -613,6 +613,25 @@ pub struct NetConnectPending {
     pub addr: [u8; 16],
 }
 
+/// Longest module name `request_module` asks for that a record keeps (the kernel builds it in
+/// a `MODULE_NAME_LEN`, 56-byte, buffer; longer names are cut and NUL-terminated here).
+pub const MODULE_NAME_LEN: usize = 64;
+
+/// The kernel asked for a module on behalf of the current task (`request_module`: a socket
+/// family or protocol, a tty line discipline, a crypto algorithm, a filesystem type...), as
+/// the `module_request` tracepoint reports it, whether or not the module exists.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleRequestEvent {
+    pub header: EventHeader,
+    /// The name asked for (`net-pf-38`, `tty-ldisc-16`, `crypto-foo`, `fs-bar`...), NUL-ended.
+    pub name: [u8; MODULE_NAME_LEN],
+    /// 1: the caller waits for modprobe (`request_module`), 0: it does not (`_nowait`).
+    pub wait: u32,
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<ModuleRequestEvent>() == 112 + MODULE_NAME_LEN + 8);
 const _: () = assert!(core::mem::size_of::<NetConnectEvent>() == 144);
 const _: () = assert!(core::mem::size_of::<NetConnectPending>() == 24);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);

@@ -86,6 +86,10 @@ kinds! {
     /// connect(2) of an IPv4/IPv6 socket to a watched port (runtime and orchestrator APIs,
     /// the agent's `runtime_api_ports`) returned. Payload: `NetConnectEvent`.
     NetConnect = 31 => "net_connect",
+    /// The kernel asked for a module on the task's behalf (request_module: module autoload
+    /// by socket family or protocol, line discipline, crypto algorithm, filesystem type),
+    /// seen on the module_request tracepoint. Payload: `ModuleRequestEvent`.
+    ModuleRequest = 32 => "module_request",
 }
 
 /// A kind id that this build does not know (a newer kernel object, or corruption).

@@ -86,6 +86,7 @@ program_ids! {
     LsmLockedDown = 57,
     SysEnterRename = 58,
     IouringCompleteRename = 59,
+    ModuleRequest = 60,
     InetSockSetState = 61,
 }
 
@@ -801,6 +802,20 @@ pub const PROGRAMS: &[ProgramSpec] = &[
         &[IORING_OP_RENAMEAT as u32],
         SYSCALL,
     ),
+    // Module autoload: every request_module() the kernel makes in a task's context (socket
+    // families and protocols, line disciplines, crypto algorithms, filesystem types), the
+    // effect whichever API asked. Absent on kernels without CONFIG_MODULES, which load none.
+    ProgramSpec {
+        id: P::ModuleRequest,
+        name: "module_request",
+        hook: Hook::RawTracepoint {
+            name: "module_request",
+        },
+        group: "module_request",
+        kinds: &[K::ModuleRequest],
+        required: false,
+        fallback: "",
+    },
     // The effect of every IPv4/IPv6 active open, whatever made it (connect(2), io_uring's
     // IORING_OP_CONNECT, TCP Fast Open's sendto/sendmsg): the socket leaving TCP_CLOSE for
     // TCP_SYN_SENT, to a watched port. connect(2)'s own programs report theirs (and the attempts

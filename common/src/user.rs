@@ -32,6 +32,7 @@ unsafe impl aya::Pod for SyscallEvent {}
 unsafe impl aya::Pod for PipeWriteEvent {}
 unsafe impl aya::Pod for ConnectEvent {}
 unsafe impl aya::Pod for crate::event::NetConnectEvent {}
+unsafe impl aya::Pod for crate::event::ModuleRequestEvent {}
 unsafe impl aya::Pod for CowFaultEvent {}
 unsafe impl aya::Pod for TaskChangedEvent {}
 unsafe impl aya::Pod for crate::event::InodeKey {}
@@ -81,6 +82,7 @@ pub enum RawEvent {
     PipeWrite(Box<PipeWriteEvent>),
     Connect(Box<ConnectEvent>),
     NetConnect(Box<crate::event::NetConnectEvent>),
+    ModuleRequest(Box<crate::event::ModuleRequestEvent>),
     CowFault(Box<CowFaultEvent>),
     /// The change, checked at decode.
     TaskChanged(TaskChange, TaskChangedEvent),
@@ -102,6 +104,7 @@ impl RawEvent {
             RawEvent::PipeWrite(e) => &e.header,
             RawEvent::Connect(e) => &e.header,
             RawEvent::NetConnect(e) => &e.header,
+            RawEvent::ModuleRequest(e) => &e.header,
             RawEvent::CowFault(e) => &e.header,
             RawEvent::TaskChanged(_, e) => &e.header,
         }
@@ -122,6 +125,7 @@ impl RawEvent {
             RawEvent::PipeWrite(_) => EventKind::PipeWrite,
             RawEvent::Connect(_) => EventKind::UnixConnect,
             RawEvent::NetConnect(_) => EventKind::NetConnect,
+            RawEvent::ModuleRequest(_) => EventKind::ModuleRequest,
             RawEvent::CowFault(_) => EventKind::CowFault,
             RawEvent::TaskChanged(..) => EventKind::TaskChanged,
         }
@@ -194,6 +198,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         EventKind::PipeWrite => RawEvent::PipeWrite(Box::new(read_exact(kind, bytes)?)),
         EventKind::UnixConnect => RawEvent::Connect(Box::new(read_exact(kind, bytes)?)),
         EventKind::NetConnect => RawEvent::NetConnect(Box::new(read_exact(kind, bytes)?)),
+        EventKind::ModuleRequest => RawEvent::ModuleRequest(Box::new(read_exact(kind, bytes)?)),
         EventKind::CowFault => RawEvent::CowFault(Box::new(read_exact(kind, bytes)?)),
         EventKind::TaskChanged => {
             let e: TaskChangedEvent = read_exact(kind, bytes)?;

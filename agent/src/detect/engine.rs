@@ -21,8 +21,9 @@ pub struct Engine {
     policy: Policy,
 }
 
-/// Input slots: a wire kind (its id), a watched syscall, or one of the agent's reports.
-const SYSCALL_SLOTS: usize = 32;
+/// Input slots: a wire kind (its id, below `KIND_SLOTS`), a watched syscall, or one of the
+/// agent's reports. The syscall slots start after every kind id.
+const SYSCALL_SLOTS: usize = escapewatch_common::kind::KIND_SLOTS as usize;
 const LOSS_SLOT: usize = SYSCALL_SLOTS + 16;
 const DETACH_SLOT: usize = LOSS_SLOT + 1;
 const RESTART_SLOT: usize = LOSS_SLOT + 2;
@@ -79,6 +80,7 @@ fn slot_of_event(e: &Event) -> usize {
         Payload::NetConnect { .. } => kind_slot(EventKind::NetConnect),
         Payload::CowFault { .. } => kind_slot(EventKind::CowFault),
         Payload::TaskChanged { .. } => kind_slot(EventKind::TaskChanged),
+        Payload::ModuleRequest { .. } => kind_slot(EventKind::ModuleRequest),
         Payload::EventsLost { .. } | Payload::EventsBudgeted { .. } => LOSS_SLOT,
         Payload::ProgramsDetached { .. } => DETACH_SLOT,
         Payload::AgentRestarted { .. } => RESTART_SLOT,

@@ -354,6 +354,13 @@ impl<S: System> Enricher<S> {
                 self.entry(h, &ns);
                 payload::task_changed(*change, e)
             }
+            RawEvent::ModuleRequest(e) => {
+                self.entry(h, &ns);
+                Payload::ModuleRequest {
+                    module: payload::text(&e.name),
+                    wait: e.wait != 0,
+                }
+            }
         };
         let mut event = self.build(h, ns, data);
         self.date_container_start(&mut event);

@@ -723,6 +723,11 @@ impl Enc<'_> {
                     });
                 }
             }
+            Payload::ModuleRequest { module, wait } => {
+                self.u8(42);
+                self.str(module);
+                self.bool(*wait);
+            }
             Payload::Syscall {
                 name,
                 ret,
@@ -1334,6 +1339,10 @@ impl<'a> Dec<'a> {
                     lockdown,
                 }
             }
+            42 => Payload::ModuleRequest {
+                module: self.str()?,
+                wait: self.bool()?,
+            },
             14 => Payload::Syscall {
                 name: self.call::<WatchedSyscall>("syscall")?,
                 ret: self.i64()?,

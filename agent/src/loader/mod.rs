@@ -34,6 +34,10 @@ pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const SECURITYFS: &str = "/sys/kernel/security";
 const KPROBE_PMU: &str = "/sys/bus/event_source/devices/kprobe/type";
+/// Present on every kernel with loadable module support (CONFIG_MODULES).
+const PROC_MODULES: &str = "/proc/modules";
+/// The tracepoint of `request_module`, which only CONFIG_MODULES kernels have.
+const MODULE_REQUEST: &str = "module_request";
 
 /// Lines kept from the end of a verifier log in an attach error.
 const VERIFIER_TAIL: usize = 8;
@@ -119,6 +123,11 @@ pub enum AttachError {
     },
     #[error("this kernel has no kprobes ({KPROBE_PMU} is missing: CONFIG_KPROBES off)")]
     NoKprobes,
+    /// No loadable modules: the kernel never autoloads one, so there is nothing to watch.
+    #[error(
+        "this kernel has no loadable module support ({PROC_MODULES} is missing: CONFIG_MODULES off), so it never autoloads a module and has no {tracepoint} tracepoint"
+    )]
+    NoModules { tracepoint: &'static str },
     #[error(transparent)]
     Lsm(#[from] LsmError),
     #[error("the eBPF object has no map {map}")]
@@ -331,6 +340,9 @@ fn attach_one(
                 .map_err(AttachError::from)
         }
         Hook::RawTracepoint { name } => {
+            if name == MODULE_REQUEST && !Path::new(PROC_MODULES).exists() {
+                return Err(AttachError::NoModules { tracepoint: name });
+            }
             let p: &mut RawTracePoint = program.try_into()?;
             p.load()
                 .and_then(|()| p.attach(name).map(drop))
@@ -510,6 +522,7 @@ fn program_state(
     }
     match attach() {
         Ok(()) => ProgramState::Attached,
+        Err(error @ AttachError::NoModules { .. }) => ProgramState::Absent { error },
         Err(error) if hook_absent(&spec.hook) || !spec.fallback.is_empty() => {
             ProgramState::Absent { error }
         }
@@ -556,6 +569,7 @@ fn log_state(spec: &ProgramSpec, state: &ProgramState, cost: &LoadCost) {
             program,
             group,
             hook,
+            reason = %state.why_not().unwrap_or_default(),
             "not attached: this kernel does not have this hook (nothing there to watch)"
         ),
         ProgramState::Failed { error } => warn!(

@@ -117,3 +117,17 @@ fn attach_errors_read_as_one_line() {
         "program x is missing from the eBPF object"
     );
 }
+
+/// Without loadable modules the module_request program is absent, not failed, and says why.
+#[test]
+fn module_request_is_absent_without_modules() {
+    let module = spec(|s| s.name == "module_request");
+    let state = program_state(module, &[], &opts(vec![]), || {
+        Err(AttachError::NoModules {
+            tracepoint: "module_request",
+        })
+    });
+    assert!(matches!(state, ProgramState::Absent { .. }), "{state:?}");
+    let why = state.why_not().unwrap();
+    assert!(why.contains("CONFIG_MODULES off"), "{why}");
+}

@@ -498,6 +498,16 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lockdown: Option<Lockdown>,
     },
+    /// The kernel asked modprobe for a module on the task's behalf (request_module): module
+    /// autoload by socket family or protocol, line discipline, crypto algorithm, filesystem
+    /// type... Whether the module exists is not known here.
+    ModuleRequest {
+        /// The name asked for, as the kernel built it (`net-pf-38`, `tty-ldisc-16`,
+        /// `crypto-foo`, `fs-bar`, `char-major-10-200`...).
+        module: String,
+        /// The kernel waited for modprobe (`request_module`; false: `request_module_nowait`).
+        wait: bool,
+    },
     Syscall {
         #[schemars(schema_with = "wire_schema::watched_syscall")]
         name: WatchedSyscall,
@@ -753,6 +763,7 @@ impl Event {
             Payload::PipeWrite { .. } => "pipe_write",
             Payload::UnixConnect { .. } => "unix_connect",
             Payload::NetConnect { .. } => "net_connect",
+            Payload::ModuleRequest { .. } => "module_request",
         }
     }
 }

@@ -10,8 +10,9 @@ use escapewatch_common::{
     SCHEMA_VERSION,
     event::{
         ConnectEvent, CowFaultEvent, EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ForkEvent,
-        MadviseEvent, MemWriteEvent, MountEvent, NamespaceEvent, NetConnectEvent, PipeWriteEvent,
-        SyscallEvent, SysctlEvent, TaskChangedEvent, header_program_bits,
+        MadviseEvent, MemWriteEvent, ModuleRequestEvent, MountEvent, NamespaceEvent,
+        NetConnectEvent, PipeWriteEvent, SyscallEvent, SysctlEvent, TaskChangedEvent,
+        header_program_bits,
     },
     kind::EventKind,
     programs::ProgramId,
@@ -84,6 +85,7 @@ record!(
     PipeWriteEvent,
     ConnectEvent,
     NetConnectEvent,
+    ModuleRequestEvent,
     CowFaultEvent,
     TaskChangedEvent
 );

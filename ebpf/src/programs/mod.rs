@@ -5,6 +5,7 @@ pub mod iouring;
 pub mod lifecycle;
 pub mod lockdown;
 pub mod memory;
+pub mod module;
 pub mod mount;
 pub mod namespace;
 pub mod open;

@@ -69,6 +69,7 @@ const SELECTION: &[Select] = &[
     select("interfaces", ""),
     select("races", ""),
     select("lockdown", ""),
+    select("modreq", ""),
     Select {
         binary: "",
         name: "kernel_offsets",
@@ -102,7 +103,8 @@ const GUEST_HOOKS: &str = "dirty-cow=fentry,cgroup-release-agent-write=lsm,host-
      host-security-policy-write=lsm,host-kernel-interface-write=lsm,\
      path-race-exchange-loop=syscall,runtime-mount-redirected=syscall,\
      kexec-load=syscall,raw-hardware-access=syscall|lsm,kernel-lockdown-reach=lsm,\
-     runtime-api-network-access=syscall|tp_btf";
+     runtime-api-network-access=syscall|tp_btf,\
+     kernel-module-autoload=raw_tracepoint";
 /// The open-family rules' fallback is the open syscall programs and, for io_uring's opens
 /// (which make no open syscall), its completion program: one tier, two entries.
 const HOST_HOOKS: &str = "dirty-cow=syscall,cgroup-release-agent-write=syscall|io_uring,\

@@ -15,6 +15,7 @@ mod host_binary;
 mod lockdown;
 mod memory;
 mod misc;
+mod module_autoload;
 mod mount;
 mod namespace;
 mod namespace_held;
@@ -239,6 +240,7 @@ pub fn catalogue() -> Vec<Entry> {
         check::<lockdown::KexecLoad>(),
         check::<lockdown::RawHardware>(),
         check::<lockdown::LockdownReach>(),
+        check::<module_autoload::ModuleAutoload>(),
         check::<drift::Fileless>(),
         check::<drift::Drifted>(),
         check::<host_binary::HostBinary>(),

@@ -986,6 +986,25 @@ fn exec(cmd: &str) -> ! {
     fail("exec")
 }
 
+/// socket(FAMILY, TYPE, 0) with numbers: a family no module registered makes the kernel ask
+/// modprobe for `net-pf-FAMILY` before it fails (EAFNOSUPPORT). Prints the result.
+fn socket(family: &str, kind: &str) {
+    let family: i32 = family.parse().unwrap_or_else(|_| fail("family"));
+    let kind: i32 = kind.parse().unwrap_or_else(|_| fail("type"));
+    // SAFETY: plain syscall; the descriptor, if any, is closed.
+    let fd = unsafe { libc::socket(family, kind, 0) };
+    if fd < 0 {
+        println!(
+            "socket({family}, {kind}): {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(fd) };
+    println!("socket({family}, {kind}): fd {fd}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| {
@@ -1044,6 +1063,7 @@ fn main() {
         Some("kexec-load") => lockdown::kexec_load(),
         Some("kexec-file-load") => lockdown::kexec_file_load(),
         Some("open") => lockdown::open(&arg(2), &arg(3)),
+        Some("socket") => socket(&arg(2), &arg(3)),
         Some("flood") => flood(
             &arg(2),
             &arg(3),
@@ -1051,7 +1071,7 @@ fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child|iopl LEVEL|ioperm FROM NUM|kexec-load|kexec-file-load|open PATH r|rw|tcp-uring-connect ADDR PORT|tcp-fastopen ADDR PORT|tcp-own-via uring|fastopen PORT>"
+                "usage: primitives <dirtycow FILE|dirtycow-via int80|clonevm FILE|dirtycow-ptrace FILE|dirtypipe FILE|dirtypipe-via writev|fork|reopen|tee|splice|int80 FILE|procmem|procmem-dup-pwritev|procmem-inherited|benign-writes|pvwritev|ptrace PID|bpf|open-by-handle|userfaultfd|connect PATH|finit-module|setns32 NSFILE CMD|setns NSFILE CMD|int80 NR [ARG|s:STRING]...|iouring-open PATH r|w|fsmount-read DEV FSTYPE FILE|fchdir FD CMD|flood open|ns|ns-own|userns PATH SECS|iouring-dirtypipe FILE|iouring-procmem|iouring-dirtycow FILE|iouring-benign|iouring-connect PATH|memfd-exec execveat|fexecve|deleted-exec PATH|drift-child|iopl LEVEL|ioperm FROM NUM|kexec-load|kexec-file-load|open PATH r|rw|tcp-uring-connect ADDR PORT|tcp-fastopen ADDR PORT|tcp-own-via uring|fastopen PORT|socket FAMILY TYPE>"
             );
             exit(2);
         }
