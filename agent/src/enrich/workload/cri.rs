@@ -297,6 +297,14 @@ fn grpc_message(body: &[u8]) -> Result<&[u8], String> {
     Ok(b)
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// POST `path` with `request` to the gRPC server on Unix socket `socket`: the grpc-status,
 /// its message and the reply body.
 async fn unary(
@@ -308,9 +316,11 @@ async fn unary(
         .await
         .map_err(CallError::Io)?;
     let (client, connection) = h2::client::handshake(stream).await?;
-    let driver = tokio::spawn(async move {
+    // The connection's task ends with the call, however it ends (an error, or the caller's
+    // timeout dropping this future): a hung runtime leaves no connection behind.
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
-    });
+    }));
     let mut client = client.ready().await?;
     let req = http::Request::builder()
         .method("POST")
@@ -326,7 +336,6 @@ async fn unary(
     let reply = reply.await?;
     let (head, mut body) = reply.into_parts();
     if head.status != http::StatusCode::OK {
-        driver.abort();
         return Err(CallError::Bad(format!("HTTP status {}", head.status)));
     }
     let mut data = Vec::new();
@@ -335,13 +344,11 @@ async fn unary(
         let _ = body.flow_control().release_capacity(chunk.len());
         data.extend_from_slice(&chunk);
         if data.len() > MAX_RESPONSE {
-            driver.abort();
             return Err(CallError::Bad("reply larger than 4 MiB".into()));
         }
     }
     // grpc-status comes in the trailers, or in the headers of a trailers-only reply.
     let trailers = body.trailers().await?;
-    driver.abort();
     let headers = trailers.as_ref().unwrap_or(&head.headers);
     let status = headers
         .get("grpc-status")
@@ -418,5 +425,42 @@ mod tests {
         assert_eq!(&f[..], &[0, 0, 0, 0, 6, 0x0a, 2, b'a', b'b', 0x10, 1]);
         assert_eq!(grpc_message(&f).unwrap(), &f[5..]);
         assert!(grpc_message(&f[..7]).is_err());
+    }
+
+    /// A runtime that accepts and never answers: the lookup fails within its bound, counted
+    /// as an error, and leaves no connection open.
+    #[test]
+    fn a_runtime_that_never_answers_fails_the_lookup_within_its_bound() {
+        let dir = std::env::temp_dir().join(format!("ew-cri-hang-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let sock = dir.join("crio.sock");
+        let _ = std::fs::remove_file(&sock);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let held = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            // Keep the connection open, silent, until the client has given up and closed it.
+            let mut buf = [0u8; 4096];
+            let mut conn = conn;
+            while std::io::Read::read(&mut conn, &mut buf).unwrap_or(0) > 0 {}
+        });
+        let mut api = CriApi::new(sock, Duration::from_millis(200), true);
+        let c = Container {
+            id: "c".repeat(64),
+            runtime: Runtime::CriO,
+            pod_uid: None,
+        };
+        let t = std::time::Instant::now();
+        let e = api.lookup(&c).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{e} after {:?}",
+            t.elapsed()
+        );
+        assert!(e.to_string().contains("in time"), "{e}");
+        // The client's end is closed once the lookup is over: the server's read loop ends.
+        drop(api);
+        held.join().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
