@@ -138,6 +138,13 @@ fn exit_net_connect(program: ProgramId, rc: i64) -> bool {
         return false;
     };
     let _ = PENDING_NET_CONNECT.remove(tid);
+    emit_net_connect(program, rc, &p);
+    true
+}
+
+/// One IPv4/IPv6 connect record: `p` with its result `rc`, on the ring its result gives.
+#[inline(always)]
+fn emit_net_connect(program: ProgramId, rc: i64, p: &NetConnectPending) {
     if let Some(ring) = crate::helpers::budget::by_result(EventKind::NetConnect, rc) {
         emit::<NetConnectEvent>(ring, program, EventKind::NetConnect, CURRENT, |ev| {
             ev.ret = rc;
@@ -147,7 +154,6 @@ fn exit_net_connect(program: ProgramId, rc: i64) -> bool {
             ev.addr = p.addr;
         });
     }
-    true
 }
 
 /// The socket `ev.fd` is now connected to.
@@ -244,20 +250,12 @@ fn active_open(ctx: &BtfTracePointContext) -> Result<(), i64> {
     } else {
         return Ok(());
     }
-    if let Some(ring) = crate::helpers::budget::by_result(EventKind::NetConnect, EINPROGRESS) {
-        emit::<NetConnectEvent>(
-            ring,
-            ProgramId::InetSockSetState,
-            EventKind::NetConnect,
-            CURRENT,
-            |ev| {
-                ev.ret = EINPROGRESS;
-                ev.family = family;
-                ev.port = port;
-                ev.fd = FD_NONE;
-                ev.addr = addr;
-            },
-        );
-    }
+    let p = NetConnectPending {
+        family,
+        port,
+        fd: FD_NONE,
+        addr,
+    };
+    emit_net_connect(ProgramId::InetSockSetState, EINPROGRESS, &p);
     Ok(())
 }
